@@ -1,0 +1,237 @@
+"""Answer: pick the sentence(s) that answer a question, quote them exactly, cite, or abstain.
+
+The precision stage ranks candidate sentences by a linear score of the retrieval
+features (sentence and chunk dense similarity, IDF-weighted term coverage, heading
+context, exact identifiers, the expected kind of answer), with weights fitted on the
+dev question sets by ``scripts/calibrate.py``. A logistic model of the top candidate's
+features, fitted the same way, gives the confidence (the probability that the quoted
+answer is right); below ``Settings.abstain_below`` the assistant abstains and lists the
+closest passages as not answering.
+
+Every quote is cut from the stored document text by its offsets, never retyped.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant import text as tx
+from assistant.calibration import CONFIDENCE_BIAS, CONFIDENCE_WEIGHTS, SCORE_WEIGHTS
+from assistant.conversation import REPEAT_PENALTY, Conversation
+from assistant.embed import Embedder, OnnxEncoder, Tokenizer
+from assistant.errors import InputError
+from assistant.models import Answer, AnswerSpan, Citation
+from assistant.retrieve import Candidate, Query, Retriever
+from assistant.settings import Settings
+from assistant.store import OpenIndex
+
+MAX_ANSWER_CHARS = 400
+MAX_ANSWER_SENTENCES = 3
+
+_WANTS_NUMBER = re.compile(
+    r"\b(how (much|many|large|big|high|long|fast)|what (percentage|percent|share|proportion|"
+    r"fraction|cut|amount|number|price|figure)|price|cost|costs|priced)\b", re.I)
+_WANTS_DATE = re.compile(r"\b(when|what (year|date|day|month|time)|which (year|date|day|month))\b",
+                         re.I)
+_NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|"
+                     r"million|billion|half|quarter|dozen)\b", re.I)
+_DATE = re.compile(r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|"
+                   r"September|October|November|December|yesterday|today|tomorrow|last (year|"
+                   r"month|week)|next (year|month|week))\b", re.I)
+
+
+@dataclass
+class Features:
+    score: float
+    margin: float
+    lexical: float
+    dense: float
+    type_ok: float
+    identifiers_ok: float
+    unknown_share: float
+
+    def vector(self) -> list[float]:
+        return [self.score, self.margin, self.lexical, self.dense, self.type_ok,
+                self.identifiers_ok, self.unknown_share]
+
+
+def answer_type_ok(question: str, sentence: str) -> bool:
+    """Does the sentence hold the kind of thing asked for (a figure, a date)?"""
+    if _WANTS_DATE.search(question) and not _DATE.search(sentence):
+        return False
+    return not (_WANTS_NUMBER.search(question) and not _NUMBER.search(sentence))
+
+
+def rank_score(c: Candidate, query: Query, type_ok: bool) -> float:
+    w = SCORE_WEIGHTS
+    n_ident = len(query.identifiers)
+    score = (w["dense"] * c.dense + w["chunk_dense"] * c.chunk_dense + w["lexical"] * c.lexical
+             + w["context"] * c.context)
+    if n_ident:
+        score += w["identifier"] * len(c.matched_identifiers) / n_ident
+        score -= w["identifier_missing"] * len(c.missing_identifiers) / n_ident
+    if not type_ok:
+        score -= w["type_mismatch"]
+    if (c.doc_id, c.start) in query.avoid:
+        score -= REPEAT_PENALTY
+    return score
+
+
+def confidence(f: Features) -> float:
+    z = CONFIDENCE_BIAS + sum(b * x for b, x in zip(CONFIDENCE_WEIGHTS, f.vector(), strict=True))
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+class Answerer:
+    """Answers questions from one open index. Thread-compatible: one ``ask`` at a time."""
+
+    def __init__(self, index: OpenIndex, settings: Settings) -> None:
+        self.index = index
+        self.settings = settings
+        onnx = index.onnx_file
+        self.embedder = Embedder(Tokenizer(onnx.parent / "tokenizer.json"),
+                                 OnnxEncoder(onnx, threads=settings.embed_threads))
+        self.retriever = Retriever(index)
+        titles = {d.title for d in index.manifest.documents.values()}
+        self.not_covered = ("The briefing does not cover this." if len(titles) == 1
+                            else "The indexed documents do not cover this.")
+
+    def ask(self, question: str, conversation: Conversation | None = None,
+            qid: str | None = None, top_k: int | None = None) -> Answer:
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        cleaned = tx.clean_question(question)
+        if not cleaned:
+            raise InputError("the question is empty; type a question about the documents")
+        if len(cleaned) > self.settings.max_question_chars:
+            raise InputError(f"the question is {len(cleaned):,} characters long; the limit is "
+                             f"{self.settings.max_question_chars:,} (ASSISTANT_MAX_QUESTION_CHARS)")
+        conv = conversation or Conversation(id="")
+        res = conv.resolve(cleaned)
+        query = Query(text=res.text, terms=res.terms, identifiers=res.identifiers,
+                      avoid=res.avoid)
+        answer = Answer(id=qid or uuid.uuid4().hex[:12], question=cleaned,
+                        conversation=conversation.id if conversation else None,
+                        resolved_question=res.resolved, abstained=True, message=self.not_covered,
+                        confidence=0.0)
+        if not query.terms and not query.identifiers:
+            answer.message = f"{self.not_covered} (The question has no words to search for.)"
+            conv.record(cleaned, res, None, None)
+            answer.timings_ms = {"total": _ms(t0)}
+            return answer
+        t = time.perf_counter()
+        qvec = self.embedder.embed([query.text])[0]
+        timings["embed"] = _ms(t)
+        t = time.perf_counter()
+        stats = self.retriever.term_stats(list(query.terms))
+        cands = self.retriever.candidates(query, qvec, stats, self.settings.candidates)
+        timings["retrieve"] = _ms(t)
+        t = time.perf_counter()
+        for c in cands:
+            c.score = rank_score(c, query, answer_type_ok(cleaned, c.text))
+        cands.sort(key=lambda c: c.score, reverse=True)
+        ranked = _collapse_duplicates(cands)
+        k = top_k or self.settings.top_k
+        if ranked:
+            best = ranked[0]
+            second = ranked[1].score if len(ranked) > 1 else 0.0
+            total_idf = sum(stats.idf.get(t, 0.0) * w for t, w in query.terms.items()) or 1.0
+            unknown = sum(stats.idf.get(t, 0.0) * query.terms[t] for t in stats.unknown
+                          if t in query.terms)
+            feats = Features(score=best.score, margin=best.score - second, lexical=best.lexical,
+                             dense=best.dense, type_ok=float(answer_type_ok(cleaned, best.text)),
+                             identifiers_ok=float(not best.missing_identifiers),
+                             unknown_share=unknown / total_idf)
+            answer.confidence = round(confidence(feats), 4)
+            answer.abstained = answer.confidence < self.settings.abstain_below
+        if not answer.abstained:
+            span = self._answer_span(ranked[0], query)
+            answer.answer = span
+            answer.message = span.text
+        answer.citations = [self._cite(i + 1, c, is_answer=(i == 0 and not answer.abstained))
+                            for i, c in enumerate(ranked[:k])]
+        timings["rank"] = _ms(t)
+        conv.record(cleaned, res, answer.answer.text if answer.answer else None,
+                    (answer.answer.doc_id, ranked[0].start) if answer.answer else None)
+        timings["total"] = _ms(t0)
+        answer.timings_ms = timings
+        return answer
+
+    def _answer_span(self, best: Candidate, query: Query) -> AnswerSpan:
+        """The best sentence; joined with the next one(s) only when it cannot stand alone."""
+        start, end, text = best.start, best.end, best.text
+        sentences = 1
+        while (sentences < MAX_ANSWER_SENTENCES and (text.rstrip().endswith(":")
+                                                     or len(text) < 40)):
+            _, nxt = self.retriever.neighbours(best.doc_id, start, end)
+            if nxt is None or nxt[1] - start > MAX_ANSWER_CHARS:
+                break
+            end = nxt[1]
+            text = self.index.conn.execute(
+                "SELECT substr(text, ?, ?) FROM documents WHERE doc_id=?",
+                (start + 1, end - start, best.doc_id)).fetchone()[0]
+            sentences += 1
+        if len(text) > MAX_ANSWER_CHARS:
+            start, end = _best_clause(text, start, query)
+            text = text[start - best.start: end - best.start]
+        return AnswerSpan(text=text, doc_id=best.doc_id, start=start, end=end)
+
+    def _cite(self, rank: int, c: Candidate, is_answer: bool) -> Citation:
+        why = [f"dense {c.dense:.2f} (passage {c.chunk_dense:.2f})"]
+        if c.matched_terms:
+            why.append("terms: " + ", ".join(c.matched_terms[:8]))
+        if c.matched_identifiers:
+            why.append("identifiers: " + ", ".join(c.matched_identifiers))
+        if c.missing_identifiers:
+            why.append("lacks: " + ", ".join(c.missing_identifiers))
+        if not is_answer and rank == 1:
+            why.append("closest passage, not an answer")
+        return Citation(rank=rank, doc_id=c.doc_id, title=c.title, section=c.section,
+                        quote=c.text, start=c.start, end=c.end, score=round(c.score, 4),
+                        why="; ".join(why), is_answer=is_answer)
+
+
+def _best_clause(text: str, start: int, query: Query) -> tuple[int, int]:
+    """Within an over-long sentence, the window of clauses (at most 400 characters) that
+    holds most of the query's terms."""
+    cuts = [0] + [m.end() for m in re.finditer(r"[;:—–]\s+|,\s+", text)] + [len(text)]
+    best = (0, min(len(text), MAX_ANSWER_CHARS))
+    best_hits = -1
+    for i in range(len(cuts) - 1):
+        for j in range(i + 1, len(cuts)):
+            if cuts[j] - cuts[i] > MAX_ANSWER_CHARS:
+                break
+            piece = set(tx.terms(text[cuts[i]:cuts[j]]))
+            hits = sum(w for t, w in query.terms.items() if t in piece)
+            if hits > best_hits:
+                best_hits, best = hits, (cuts[i], cuts[j])
+    s, e = best
+    while e > s and text[e - 1] in " ,;:—–":
+        e -= 1
+    return start + s, start + e
+
+
+def _collapse_duplicates(ranked: list[Candidate]) -> list[Candidate]:
+    """Drop candidates that repeat a better-ranked one (same text, or nearly the same vector
+    and words: the same passage in two documents, or an overlapping chunk)."""
+    kept: list[Candidate] = []
+    seen_text: set[str] = set()
+    for c in ranked:
+        key = " ".join(tx.terms(c.text))
+        if key in seen_text:
+            continue
+        if any(float(np.dot(c.vector, k.vector)) > 0.98 for k in kept[:20]):
+            continue
+        seen_text.add(key)
+        kept.append(c)
+    return kept
+
+
+def _ms(t: float) -> float:
+    return round((time.perf_counter() - t) * 1000, 2)

@@ -1,0 +1,114 @@
+"""Batch: answer a file of questions, streaming, one record out per line in.
+
+Input is ``.txt`` (one question a line) or ``.jsonl`` (``{"question", "id"?,
+"conversation"?}``); lines sharing a conversation form one chat, asked in file order.
+A malformed line yields a ``BatchErrorRecord`` naming its line number and the rest go
+on. Records are yielded as they are answered, so a caller that writes them as they come
+keeps everything answered before an interruption.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import ValidationError
+
+from assistant.answer import Answerer
+from assistant.conversation import Conversation
+from assistant.errors import AssistantError, InputError
+from assistant.models import Answer, BatchErrorRecord, BatchQuestion
+
+
+def parse_line(raw: str, line_no: int, jsonl: bool) -> BatchQuestion | BatchErrorRecord | None:
+    """One input line as a question, an error record, or None for a blank line."""
+    text = raw.strip()
+    if not text:
+        return None
+    if not jsonl:
+        return BatchQuestion(question=text, id=str(line_no))
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return BatchErrorRecord(line=line_no, error=f"not valid JSON ({exc.msg})")
+    if not isinstance(data, dict):
+        return BatchErrorRecord(line=line_no, error="expected a JSON object with a \"question\"")
+    try:
+        q = BatchQuestion.model_validate(
+            {k: v for k, v in data.items() if k in {"question", "id", "conversation"}})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "line"
+        return BatchErrorRecord(line=line_no, id=_maybe_id(data),
+                                error=f"{where}: {first['msg'].lower()}")
+    if q.id is None:
+        q.id = str(line_no)
+    return q
+
+
+def _maybe_id(data: dict[str, object]) -> str | None:
+    value = data.get("id")
+    return value if isinstance(value, str) else None
+
+
+def open_questions(path: Path) -> tuple[TextIO, bool]:
+    if not path.is_file():
+        raise InputError(f"the batch file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in (".txt", ".jsonl"):
+        raise InputError(f"the batch file {path} must be .txt (a question a line) or .jsonl")
+    try:
+        fh = open(path, encoding="utf-8", errors="strict", newline=None)  # noqa: SIM115
+        fh.read(0)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return fh, suffix == ".jsonl"
+
+
+def run_batch(answerer: Answerer, path: Path, top_k: int | None = None
+              ) -> Iterator[Answer | BatchErrorRecord]:
+    """Answers and error records, one per non-blank input line, in input order."""
+    fh, jsonl = open_questions(path)
+    conversations: dict[str, Conversation] = {}
+    with fh:
+        line_no = 0
+        while True:
+            try:
+                raw = fh.readline()
+            except UnicodeDecodeError:
+                line_no += 1
+                yield BatchErrorRecord(line=line_no, error="not UTF-8 text")
+                continue
+            if not raw:
+                return
+            line_no += 1
+            item = parse_line(raw, line_no, jsonl)
+            if item is None:
+                continue
+            if isinstance(item, BatchErrorRecord):
+                yield item
+                continue
+            conv = None
+            if item.conversation:
+                conv = conversations.setdefault(item.conversation,
+                                                Conversation(id=item.conversation))
+            try:
+                yield answerer.ask(item.question, conv, qid=item.id, top_k=top_k)
+            except AssistantError as exc:
+                yield BatchErrorRecord(line=line_no, id=item.id, error=exc.message)
+
+
+def count_lines(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return sum(1 for _ in fh)
+
+
+def markdown_record(record: Answer | BatchErrorRecord) -> str:
+    """One record as Markdown, for ``--format md``."""
+    from assistant.render import answer_markdown
+
+    if isinstance(record, BatchErrorRecord):
+        return f"### Line {record.line}: error\n\n{record.error}\n"
+    return answer_markdown(record)

@@ -1,0 +1,560 @@
+"""Build: bring the index up to date with the corpus — incrementally, atomically, resumably.
+
+1. Scan the corpus; compare sizes and mtimes with the live manifest. Nothing changed:
+   return at once, without loading the model (well under a second).
+2. Otherwise take the build lock, and work in ``staging/``: a copy of the live
+   database, minus removed and changed documents, plus the new chunks, embedded in
+   batches and committed batch by batch. A killed build leaves ``staging/`` behind;
+   the next build with the same plan resumes from what it had embedded.
+3. Update the vector store (remove/add ids, or rebuild when its kind must change),
+   write the manifest, rename ``staging/`` to a new generation, and replace
+   ``CURRENT``. Only that last rename publishes anything.
+
+A changed model, chunk parameters or schema triggers a full rebuild, and the summary
+says why. This module never prints: it reports through the ``progress`` callback.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import shutil
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from assistant import ingest
+from assistant.chunk import CHUNKER_VERSION, SEGMENTER, chunk_document
+from assistant.embed import Embedder, OnnxEncoder, Tokenizer
+from assistant.errors import (
+    AssistantError,
+    CorpusError,
+    IndexCorruptError,
+    IndexLockedError,
+    IndexWriteError,
+)
+from assistant.model_export import ModelFiles, ensure_onnx, identify, onnx_sha256
+from assistant.models import (
+    SCHEMA_VERSION,
+    BuildSummary,
+    Chunk,
+    ChunkParams,
+    DocumentRecord,
+    IndexManifest,
+    IndexStatus,
+    ModelIdentity,
+    SkippedFile,
+    SourceDocument,
+    VectorIndexInfo,
+)
+from assistant.settings import Settings
+from assistant.vectors import FAISS_FILE
+from assistant.store import (
+    MANIFEST,
+    META_DB,
+    IndexLayout,
+    blob_vector,
+    connect_write,
+    fsync_dir,
+    generation_name,
+    iter_rows,
+    read_manifest,
+    remove_tree,
+    sections_json,
+    vector_blob,
+    next_id,
+    write_json_atomic,
+)
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): stage is "scan", "export", "embed", "vectors" or "publish"."""
+
+PLAN = "plan.json"
+BATCH_CHUNKS = 512
+
+
+def chunk_params(settings: Settings) -> ChunkParams:
+    return ChunkParams(max_tokens=settings.chunk_max_tokens,
+                       overlap_sentences=settings.chunk_overlap_sentences,
+                       segmenter=SEGMENTER, chunker_version=CHUNKER_VERSION)
+
+
+@dataclass
+class _Plan:
+    """What a build will do; saved in staging so an interrupted build can resume it."""
+
+    base_generation: int | None
+    weights_sha256: str
+    params: ChunkParams
+    store: str
+    full_reason: str | None
+    to_index: list[ingest.CorpusFile] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: list[DocumentRecord] = field(default_factory=list)
+
+    def key(self) -> str:
+        return json.dumps({"base": self.base_generation, "model": self.weights_sha256,
+                           "params": self.params.model_dump(), "store": self.store,
+                           "full": self.full_reason is not None}, sort_keys=True)
+
+
+def scan(settings: Settings) -> tuple[list[ingest.CorpusFile], list[SkippedFile]]:
+    corpus = settings.corpus_dir
+    if not corpus.is_dir():
+        raise CorpusError(f"the corpus folder {corpus} does not exist; create it and put "
+                          ".txt, .md, .html or .pdf files in it, or pass --corpus DIR")
+    files, skipped = ingest.discover(corpus)
+    if not files:
+        what = f" ({len(skipped)} other files skipped: unsupported or links)" if skipped else ""
+        raise CorpusError(f"the corpus folder {corpus} has no .txt, .md, .html or .pdf "
+                          f"documents{what}; add some and run `assistant index` again")
+    return files, skipped
+
+
+def stale_reasons(settings: Settings, manifest: IndexManifest | None,
+                  files: list[ingest.CorpusFile]) -> list[str]:
+    """Why the index no longer matches the corpus and settings (cheap: stat only, no hashing)."""
+    if manifest is None:
+        return ["no index has been built"]
+    reasons: list[str] = []
+    if manifest.chunk_params != chunk_params(settings):
+        reasons.append("chunk parameters changed")
+    if manifest.vectors.store != settings.store:
+        reasons.append(f"vector store changed ({manifest.vectors.store} → {settings.store})")
+    seen = {f.doc_id for f in files}
+    for f in files:
+        rec = manifest.documents.get(f.doc_id)
+        if rec is None:
+            reasons.append(f"new document {f.doc_id}")
+        elif rec.size != f.size or rec.mtime_ns != f.mtime_ns:
+            reasons.append(f"document changed: {f.doc_id}")
+    reasons.extend(f"document removed: {d}" for d in manifest.documents if d not in seen)
+    return reasons
+
+
+def build_index(settings: Settings, full: bool = False, progress: Progress | None = None,
+                ) -> BuildSummary:
+    """Make the index at ``settings.index_dir`` reflect ``settings.corpus_dir``."""
+    started = time.perf_counter()
+    report = progress or (lambda stage, done, total: None)
+    files, skipped = scan(settings)
+    layout = IndexLayout(settings.index_dir)
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexWriteError(f"cannot create the index folder {layout.root}: "
+                              f"{exc.strerror or exc}") from exc
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(layout.lock_file))
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            report("waiting", 0, 0)
+            lock.acquire(timeout=settings.lock_timeout_s)
+    except Timeout as exc:
+        raise IndexLockedError(
+            f"another `assistant index` is building {layout.root} (waited "
+            f"{settings.lock_timeout_s:.0f} s); try again when it has finished") from exc
+    except OSError as exc:
+        raise IndexWriteError(f"cannot write to the index folder {layout.root}: "
+                              f"{exc.strerror or exc}; fix its permissions or use --index DIR"
+                              ) from exc
+    try:
+        return _build_locked(settings, layout, files, skipped, full, report, started)
+    except OSError as exc:
+        raise _write_error(exc, layout) from exc
+    except sqlite3.OperationalError as exc:
+        if "full" in str(exc) or "disk" in str(exc) or "readonly" in str(exc):
+            raise IndexWriteError(f"cannot write the index ({exc}); the previous index is "
+                                  "intact — free some space or fix permissions, then run "
+                                  "`assistant index` again") from exc
+        raise
+    finally:
+        lock.release()
+
+
+def _write_error(exc: OSError, layout: IndexLayout) -> AssistantError:
+    if exc.errno == errno.ENOSPC:
+        return IndexWriteError(f"the disk is full while writing {layout.root}; the previous index "
+                               "is intact — free some space and run `assistant index` again")
+    return IndexWriteError(f"cannot write the index in {layout.root} ({exc.strerror or exc}); "
+                           "the previous index is intact")
+
+
+def _current_manifest(layout: IndexLayout) -> tuple[IndexManifest | None, str | None]:
+    """The live manifest, or None with the reason a full rebuild is needed."""
+    try:
+        gen = layout.current_generation()
+        if gen is None:
+            return None, None
+        return read_manifest(gen), None
+    except AssistantError as exc:
+        return None, f"the existing index is unusable ({exc.message.split(';')[0]})"
+
+
+def _build_locked(settings: Settings, layout: IndexLayout, files: list[ingest.CorpusFile],
+                  skipped: list[SkippedFile], full: bool, report: Progress, started: float
+                  ) -> BuildSummary:
+    current, broken = _current_manifest(layout)
+    model = identify(settings.resolved_model_path(), layout.models_dir)
+    params = chunk_params(settings)
+    reason: str | None = None
+    if full:
+        reason = "--full was requested"
+    elif broken:
+        reason = broken
+    elif current is not None:
+        if current.model.weights_sha256 != model.weights_sha256:
+            reason = (f"the embedding model changed ({current.model.name} "
+                      f"{current.model.weights_sha256[:12]} → {settings.model_name} "
+                      f"{model.weights_sha256[:12]})")
+        elif current.chunk_params != params:
+            diffs = [f"{k} {getattr(current.chunk_params, k)} → {getattr(params, k)}"
+                     for k in params.model_fields if getattr(current.chunk_params, k) !=
+                     getattr(params, k)]
+            reason = "chunk parameters changed (" + ", ".join(diffs) + ")"
+        elif current.vectors.store != settings.store:
+            reason = f"the vector store changed ({current.vectors.store} → {settings.store})"
+    base = None if (reason or current is None) else current
+    plan = _Plan(base_generation=base.generation if base else None,
+                 weights_sha256=model.weights_sha256, params=params, store=settings.store,
+                 full_reason=reason)
+    prev_docs = base.documents if base else {}
+    ids = {f.doc_id for f in files}
+    for f in files:
+        rec = prev_docs.get(f.doc_id)
+        if rec is not None and rec.size == f.size and rec.mtime_ns == f.mtime_ns:
+            plan.unchanged.append(rec)
+        else:
+            plan.to_index.append(f)
+    plan.removed = sorted(d for d in prev_docs if d not in ids)
+    had_index = current is not None or broken is not None
+    summary = BuildSummary(index_dir=str(layout.root), corpus_dir=str(settings.corpus_dir),
+                           up_to_date=False, full_rebuild_reason=reason if had_index else None,
+                           skipped=list(skipped))
+    if base is not None and not plan.to_index and not plan.removed:
+        summary.up_to_date = True
+        summary.unchanged = len(plan.unchanged)
+        summary.documents = len(base.documents)
+        summary.chunk_count = base.chunk_count
+        summary.generation = base.generation
+        summary.seconds = time.perf_counter() - started
+        return summary
+    return _rebuild(settings, layout, plan, model, base, summary, report, started)
+
+
+def _open_staging(layout: IndexLayout, plan: _Plan, base: IndexManifest | None
+                  ) -> sqlite3.Connection:
+    staging = layout.staging
+    plan_file = staging / PLAN
+    if staging.is_dir():
+        try:
+            resumable = plan_file.read_text() == plan.key() and (staging / META_DB).is_file()
+        except OSError:
+            resumable = False
+        if resumable:
+            try:
+                conn = connect_write(staging / META_DB)
+                conn.execute("PRAGMA quick_check").fetchone()
+                return conn
+            except sqlite3.DatabaseError:
+                pass
+        remove_tree(staging)
+    staging.mkdir(parents=True)
+    if base is not None:
+        shutil.copyfile(layout.generation_dir(base.generation) / META_DB, staging / META_DB)
+    conn = connect_write(staging / META_DB)
+    write_json_atomic(plan_file, plan.key())
+    return conn
+
+
+def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelFiles,
+             base: IndexManifest | None, summary: BuildSummary, report: Progress,
+             started: float) -> BuildSummary:
+    report("export", 0, 1)
+    onnx_file = ensure_onnx(layout.models_dir, model, settings.embed_threads)
+    report("export", 1, 1)
+    tokenizer = Tokenizer(onnx_file.parent / "tokenizer.json")
+    embedder = Embedder(tokenizer, OnnxEncoder(onnx_file, settings.embed_threads),
+                        batch_size=settings.embed_batch_size)
+    conn = _open_staging(layout, plan, base)
+    prev_docs = base.documents if base else {}
+    try:
+        # Which documents the staging database already holds, complete (resumed work).
+        held = {str(d): (str(h), int(c)) for d, h, c in
+                conn.execute("SELECT doc_id, content_hash, complete FROM documents")}
+        conn.execute("BEGIN")
+        for doc_id in plan.removed:
+            _delete_document(conn, doc_id)
+        for doc_id, (_, complete) in held.items():
+            if not complete:
+                _delete_document(conn, doc_id)
+        conn.execute("COMMIT")
+        records: dict[str, DocumentRecord] = {r.doc_id: r for r in plan.unchanged}
+        pending: list[tuple[SourceDocument, ingest.CorpusFile, list[Chunk]]] = []
+        pending_chunks = 0
+        total = len(plan.to_index)
+        for n, f in enumerate(plan.to_index, start=1):
+            report("embed", n - 1, total)
+            try:
+                raw = ingest.read_raw(f)
+                digest = ingest.content_hash(raw)
+                after = f.path.stat()
+            except (ingest.UnreadableDocument, OSError) as exc:
+                summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
+                _drop_if_held(conn, f.doc_id, held)
+                continue
+            mtime = f.mtime_ns
+            if after.st_mtime_ns != f.mtime_ns or after.st_size != f.size:
+                summary.warnings.append(f"{f.doc_id} changed while it was being indexed; the "
+                                        "version read is indexed, the next build takes the rest")
+                mtime = 0  # forces a re-read next time
+            prev = prev_docs.get(f.doc_id)
+            if prev is not None and prev.content_hash == digest and f.doc_id in held:
+                records[f.doc_id] = prev.model_copy(update={"size": f.size, "mtime_ns": mtime})
+                summary.unchanged += 1
+                continue
+            if f.doc_id in held and held[f.doc_id] == (digest, 1):
+                count = conn.execute("SELECT chunk_count FROM documents WHERE doc_id=?",
+                                     (f.doc_id,)).fetchone()[0]
+                records[f.doc_id] = _record(f, digest, mtime, count, conn)
+                summary.chunks_reused += int(count)
+                (summary.changed if prev else summary.added).append(f.doc_id)
+                continue
+            _drop_if_held(conn, f.doc_id, held)
+            try:
+                doc = ingest.extract(f, raw)
+            except ingest.UnreadableDocument as exc:
+                summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
+                continue
+            summary.warnings.extend(f"{f.doc_id}: {w}" for w in doc.warnings)
+            chunks = list(chunk_document(doc, tokenizer.count, tokenizer.split_points,
+                                         settings.chunk_max_tokens,
+                                         settings.chunk_overlap_sentences))
+            pending.append((doc, f, chunks))
+            records[f.doc_id] = DocumentRecord(doc_id=f.doc_id, title=doc.title, format=doc.format,
+                                               content_hash=digest, size=f.size, mtime_ns=mtime,
+                                               chunks=len(chunks))
+            (summary.changed if prev else summary.added).append(f.doc_id)
+            pending_chunks += len(chunks)
+            if pending_chunks >= BATCH_CHUNKS:
+                summary.chunks_embedded += _embed_and_store(conn, embedder, pending)
+                pending, pending_chunks = [], 0
+        if pending:
+            summary.chunks_embedded += _embed_and_store(conn, embedder, pending)
+        report("embed", total, total)
+        if not records:
+            raise CorpusError(f"none of the documents in {settings.corpus_dir} could be read "
+                              f"({len(summary.skipped)} skipped); nothing was changed")
+        stale = set(str(r[0]) for r in conn.execute("SELECT doc_id FROM documents")) - set(records)
+        if stale:
+            conn.execute("BEGIN")
+            for doc_id in stale:
+                _delete_document(conn, doc_id)
+            conn.execute("COMMIT")
+        report("vectors", 0, 1)
+        vectors = _update_vectors(settings, layout, conn, base)
+        report("vectors", 1, 1)
+        chunk_count = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        sentence_count = conn.execute("SELECT count(*) FROM sentences").fetchone()[0]
+    finally:
+        conn.close()
+    report("publish", 0, 1)
+    generation = max([base.generation if base else 0] +
+                     [int(p.name[4:]) for p in layout.generations() if p.name[4:].isdigit()]) + 1
+    manifest = IndexManifest(
+        schema_version=SCHEMA_VERSION, generation=generation,
+        model=ModelIdentity(name=settings.model_name, path=model.model_path,
+                            weights_sha256=model.weights_sha256, dimension=model.dimension,
+                            onnx_file=str(onnx_file.relative_to(layout.root)),
+                            onnx_sha256=onnx_sha256(onnx_file)),
+        chunk_params=plan.params, vectors=vectors, documents=dict(sorted(records.items())),
+        chunk_count=int(chunk_count), sentence_count=int(sentence_count),
+        built_at=datetime.now(UTC), build_seconds=round(time.perf_counter() - started, 3),
+        corpus_dir=str(settings.corpus_dir))
+    _publish(layout, manifest)
+    report("publish", 1, 1)
+    summary.unchanged += len(plan.unchanged)
+    summary.removed = list(plan.removed)
+    summary.documents = len(records)
+    summary.chunk_count = int(chunk_count)
+    summary.generation = generation
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _record(f: ingest.CorpusFile, digest: str, mtime: int, count: int,
+            conn: sqlite3.Connection) -> DocumentRecord:
+    title, fmt = conn.execute("SELECT title, format FROM documents WHERE doc_id=?",
+                              (f.doc_id,)).fetchone()
+    return DocumentRecord(doc_id=f.doc_id, title=title, format=fmt, content_hash=digest,
+                          size=f.size, mtime_ns=mtime, chunks=int(count))
+
+
+def _drop_if_held(conn: sqlite3.Connection, doc_id: str, held: dict[str, tuple[str, int]]
+                  ) -> None:
+    if doc_id in held:
+        conn.execute("BEGIN")
+        _delete_document(conn, doc_id)
+        conn.execute("COMMIT")
+        held.pop(doc_id, None)
+
+
+def _delete_document(conn: sqlite3.Connection, doc_id: str) -> None:
+    conn.execute("DELETE FROM sentence_fts WHERE rowid IN "
+                 "(SELECT id FROM sentences WHERE doc_id=?)", (doc_id,))
+    conn.execute("DELETE FROM sentences WHERE doc_id=?", (doc_id,))
+    conn.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+    conn.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
+
+
+def _embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
+                     pending: list[tuple[SourceDocument, ingest.CorpusFile, list[Chunk]]]) -> int:
+    """Embed the chunks of some documents and commit them, documents marked complete."""
+    all_chunks = [c for _, _, chunks in pending for c in chunks]
+    texts = [c.embed_prefix + c.text for c in all_chunks]
+    spans = [[(len(c.embed_prefix) + s.start - c.start, len(c.embed_prefix) + s.end - c.start)
+              for s in c.sentences[c.first_owned:]] for c in all_chunks]
+    chunk_vecs, sentence_vecs = embedder.embed_with_spans(texts, spans)
+    next_chunk = next_id(conn, "chunks")
+    next_sentence = next_id(conn, "sentences")
+    chunk_rows, sentence_rows, fts_rows = [], [], []
+    k = 0
+    for doc, _, chunks in pending:
+        context = ""
+        for c in chunks:
+            cid = next_chunk
+            next_chunk += 1
+            chunk_rows.append((cid, c.doc_id, c.ordinal, c.section, c.start, c.end, c.first_owned,
+                               vector_blob(chunk_vecs[k])))
+            context = f"{doc.title}\n{c.section}"
+            for s, vec in zip(c.sentences[c.first_owned:], sentence_vecs[k], strict=True):
+                sentence_rows.append((next_sentence, cid, c.doc_id, s.start, s.end,
+                                      vector_blob(vec)))
+                fts_rows.append((next_sentence, doc.text[s.start:s.end], context))
+                next_sentence += 1
+            k += 1
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO documents(doc_id, title, format, content_hash, size, mtime_ns, text, sections,"
+        " chunk_count, complete) VALUES (?,?,?,?,?,?,?,?,?,1)",
+        [(doc.doc_id, doc.title, doc.format, doc.content_hash, f.size, f.mtime_ns, doc.text,
+          sections_json(doc.sections), len(chunks)) for doc, f, chunks in pending])
+    conn.executemany("INSERT INTO chunks(id, doc_id, ordinal, section, start, end, first_owned, "
+                     "vector) VALUES (?,?,?,?,?,?,?,?)", chunk_rows)
+    conn.executemany("INSERT INTO sentences(id, chunk_id, doc_id, start, end, vector) "
+                     "VALUES (?,?,?,?,?,?)", sentence_rows)
+    conn.executemany("INSERT INTO sentence_fts(rowid, body, context) VALUES (?,?,?)", fts_rows)
+    conn.execute("COMMIT")
+    return len(all_chunks)
+
+
+def _all_chunk_vectors(conn: sqlite3.Connection, dim: int
+                       ) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+    ids: list[int] = []
+    vecs: list[np.ndarray] = []  # type: ignore[type-arg]
+    for cid, blob in iter_rows(conn, "SELECT id, vector FROM chunks ORDER BY id"):
+        ids.append(int(cid))  # type: ignore[call-overload]
+        vecs.append(blob_vector(blob))  # type: ignore[arg-type]
+    arr = np.stack(vecs) if vecs else np.zeros((0, dim), dtype=np.float32)
+    return np.asarray(ids, dtype=np.int64), arr.astype(np.float32)
+
+
+def _update_vectors(settings: Settings, layout: IndexLayout, conn: sqlite3.Connection,
+                    base: IndexManifest | None) -> VectorIndexInfo:
+    """Write the staging generation's vector store: the base's, with ids that left the
+    database removed and new ones added (ids are never reused); or a fresh one."""
+    from assistant.vectors import FaissVectors, build_faiss
+
+    if settings.store == "qdrant":
+        from assistant.qdrant_store import update_qdrant
+
+        return update_qdrant(settings, layout, conn, base)
+    dim = 384
+    count = int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
+    want_kind = "ivf" if count > settings.ann_threshold else "flat"
+    target = layout.staging / FAISS_FILE
+    if base is not None and base.vectors.kind == want_kind:
+        store = FaissVectors.open(layout.generation_dir(base.generation) / FAISS_FILE,
+                                  base.vectors)
+        stored = set(store.ids().tolist())
+        in_db = {int(r[0]) for r in conn.execute("SELECT id FROM chunks")}
+        store.remove(np.asarray(sorted(stored - in_db), dtype=np.int64))
+        new_ids = sorted(in_db - stored)
+        if new_ids:
+            vecs = [blob_vector(conn.execute("SELECT vector FROM chunks WHERE id=?",
+                                             (i,)).fetchone()[0]) for i in new_ids]
+            store.add(np.asarray(new_ids, dtype=np.int64), np.stack(vecs))
+        if store.count != count:
+            raise IndexCorruptError("the vector index disagrees with the database; "
+                                    "run `assistant index --full`")
+        store.save(target)
+        return store.info
+    ids, vecs = _all_chunk_vectors(conn, dim)
+    store = build_faiss(ids, vecs, dim, settings.ann_threshold)
+    store.save(target)
+    return store.info
+
+
+def _publish(layout: IndexLayout, manifest: IndexManifest) -> None:
+    """Name the staging folder a generation and point CURRENT at it; keep two generations."""
+    staging = layout.staging
+    (staging / PLAN).unlink(missing_ok=True)
+    write_json_atomic(staging / MANIFEST, manifest.model_dump_json(indent=2))
+    for p in staging.iterdir():
+        if p.is_file():
+            with open(p, "rb+") as fh:
+                import os
+
+                os.fsync(fh.fileno())
+    fsync_dir(staging)
+    name = generation_name(manifest.generation)
+    target = layout.root / name
+    if target.exists():
+        remove_tree(target)
+    staging.rename(target)
+    fsync_dir(layout.root)
+    write_json_atomic(layout.current_file, name + "\n")
+    keep = {name}
+    gens = [p for p in layout.generations() if p.name != name]
+    if gens:
+        keep.add(gens[-1].name)
+    for p in layout.generations():
+        if p.name not in keep:
+            remove_tree(p)
+
+
+def index_status(settings: Settings) -> IndexStatus:
+    """What the index holds and whether it is stale against the corpus (stat only, fast)."""
+    layout = IndexLayout(settings.index_dir)
+    status = IndexStatus(index_dir=str(settings.index_dir), corpus_dir=str(settings.corpus_dir),
+                         exists=False)
+    gen = layout.current_generation() if settings.index_dir.is_dir() else None
+    if gen is None:
+        status.stale_reasons = ["no index has been built"]
+        return status
+    manifest = read_manifest(gen)
+    status.exists = True
+    status.documents = list(manifest.documents.values())
+    status.chunk_count = manifest.chunk_count
+    status.sentence_count = manifest.sentence_count
+    status.model = f"{manifest.model.name} ({manifest.model.weights_sha256[:12]})"
+    status.built_at = manifest.built_at
+    status.generation = manifest.generation
+    status.vectors = manifest.vectors
+    try:
+        files, _ = scan(settings)
+    except CorpusError as exc:
+        status.stale_reasons = [exc.message.split(";")[0]]
+        status.stale = True
+        return status
+    status.stale_reasons = stale_reasons(settings, manifest, files)
+    status.stale = bool(status.stale_reasons)
+    return status

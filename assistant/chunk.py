@@ -1,0 +1,182 @@
+"""Chunk: cut a document's text into sentences, and sentences into model-sized chunks.
+
+Sentences come from sentencex (Wikimedia's rule-based segmenter: knows "e.g."/"eg.",
+"U.S.", decimals and percentages, keeps every character so offsets are exact, and
+is orders of magnitude faster than pysbd). Before segmenting, the text is cut into
+blocks at blank lines, bullets, headings and lines that end a sentence, so a sentence
+never spans a bullet or a heading; hard-wrapped lines are joined into one block.
+
+A chunk is consecutive whole sentences of one section whose word pieces, with the
+title/section prefix used for embedding, fit ``max_tokens`` of the model's own
+tokenizer. Only a single sentence longer than the window is cut, at word boundaries.
+
+Invariant (property-tested): for every chunk and sentence, ``text[start:end]`` is
+exactly the chunk's or sentence's text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import sentencex
+
+from assistant.ingest import BULLET, is_rule_line, iter_lines_with_offsets
+from assistant.models import Chunk, Section, SourceDocument, Span
+
+CHUNKER_VERSION = 1
+
+def _segmenter_id() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"sentencex {version('sentencex')}"
+    except PackageNotFoundError:
+        return "sentencex"
+
+
+SEGMENTER = _segmenter_id()
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+"""Word-piece counts of texts, by the embedding model's tokenizer (no special tokens)."""
+
+TokenSplitter = Callable[[str, int], list[int]]
+"""Character offsets at which to cut a text so each piece has at most N word pieces."""
+
+_ENDS_SENTENCE = re.compile(r"[.!?:;…\"”’)\]]\s*$")
+_HAS_WORD = re.compile(r"\w")
+
+
+@dataclass(frozen=True)
+class Region:
+    title: str
+    start: int
+    end: int
+    heading_in_text: bool
+
+
+def regions(doc: SourceDocument) -> list[Region]:
+    """The document cut by its sections; text before the first heading is its own region."""
+    out: list[Region] = []
+    secs = sorted(doc.sections, key=lambda s: s.start)
+    if not secs or secs[0].start > 0:
+        out.append(Region(title="", start=0, end=secs[0].start if secs else len(doc.text),
+                          heading_in_text=False))
+    for s in secs:
+        first_line = doc.text[s.start:s.end].split("\n", 1)[0].strip()
+        out.append(Region(title=s.title, start=s.start, end=s.end,
+                          heading_in_text=first_line == s.title))
+    return out
+
+
+def blocks(text: str, region: Region) -> Iterator[tuple[int, int]]:
+    """Paragraph-like blocks (start, end) of a region: a sentence never crosses a block."""
+    cur_start: int | None = None
+    cur_end = 0
+    first = True
+    for off, line in iter_lines_with_offsets(text, region.start, region.end):
+        skip_heading = first and region.heading_in_text
+        first = False
+        stripped = line.strip()
+        if skip_heading or not stripped or is_rule_line(line):
+            if cur_start is not None:
+                yield cur_start, cur_end
+                cur_start = None
+            continue
+        if cur_start is not None and BULLET.match(line):
+            yield cur_start, cur_end
+            cur_start = None
+        if cur_start is None:
+            cur_start = off + (len(line) - len(line.lstrip()))
+        cur_end = off + len(line.rstrip())
+        if _ENDS_SENTENCE.search(line):
+            yield cur_start, cur_end
+            cur_start = None
+    if cur_start is not None:
+        yield cur_start, cur_end
+
+
+def sentences(text: str, start: int, end: int) -> list[Span]:
+    """Sentence spans of one block, stripped of surrounding space and a leading bullet."""
+    m = BULLET.match(text, start, end)
+    if m:
+        start = m.end()
+    out: list[Span] = []
+    pos = start
+    for piece in sentencex.segment("en", text[start:end]):
+        s, e = pos, pos + len(piece)
+        pos = e
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if s < e and _HAS_WORD.search(text, s, e):
+            out.append(Span(start=s, end=e))
+    return out
+
+
+def embed_prefix(title: str, section: str) -> str:
+    if section and section != title:
+        return f"{title}\n{section}\n"
+    return f"{title}\n" if title else ""
+
+
+def chunk_document(doc: SourceDocument, count_tokens: TokenCounter, split_tokens: TokenSplitter,
+                   max_tokens: int, overlap: int) -> Iterator[Chunk]:
+    """The chunks of a document, in order, each within ``max_tokens`` including its prefix."""
+    text = doc.text
+    ordinal = 0
+    for region in regions(doc):
+        prefix = embed_prefix(doc.title, region.title)
+        budget = max(8, max_tokens - count_tokens([prefix])[0])
+        spans = [sp for b0, b1 in blocks(text, region) for sp in sentences(text, b0, b1)]
+        spans = _cut_overlong(text, spans, count_tokens, split_tokens, budget)
+        if not spans:
+            continue
+        counts = count_tokens([text[sp.start:sp.end] for sp in spans])
+        i = 0
+        carried: list[int] = []  # indices of overlap sentences at the head of the next chunk
+        while i < len(spans):
+            members = list(carried)
+            used = sum(counts[j] for j in members)
+            while i < len(spans) and (used + counts[i] <= budget or len(members) == len(carried)):
+                if used + counts[i] > budget and members:
+                    members = []  # overlap does not fit beside this sentence: drop it
+                    used = 0
+                members.append(i)
+                used += counts[i]
+                i += 1
+            first_owned = len([j for j in members if j in carried])
+            s0, s1 = spans[members[0]].start, spans[members[-1]].end
+            yield Chunk(doc_id=doc.doc_id, ordinal=ordinal, section=region.title, start=s0,
+                        end=s1, text=text[s0:s1], sentences=[spans[j] for j in members],
+                        first_owned=first_owned, embed_prefix=prefix)
+            ordinal += 1
+            owned = members[first_owned:]
+            carried = owned[-overlap:] if overlap and len(owned) > overlap else []
+
+
+def _cut_overlong(text: str, spans: list[Span], count_tokens: TokenCounter,
+                  split_tokens: TokenSplitter, budget: int) -> list[Span]:
+    """Cut any sentence longer than the budget at word boundaries (the only split allowed)."""
+    counts = count_tokens([text[sp.start:sp.end] for sp in spans]) if spans else []
+    out: list[Span] = []
+    for sp, n in zip(spans, counts, strict=True):
+        if n <= budget:
+            out.append(sp)
+            continue
+        s = sp.start
+        for cut in [*split_tokens(text[sp.start:sp.end], budget), sp.end - sp.start]:
+            e = sp.start + cut
+            while e > s and text[e - 1].isspace():
+                e -= 1
+            if e > s and _HAS_WORD.search(text, s, e):
+                out.append(Span(start=s, end=e))
+            s = sp.start + cut
+            while s < sp.end and text[s].isspace():
+                s += 1
+    return out
+
+
+__all__ = ["CHUNKER_VERSION", "SEGMENTER", "Section", "chunk_document", "regions", "sentences"]

@@ -1,0 +1,286 @@
+"""The command line: ``assistant`` (the chat), ``index``, ``info``, ``ask``, ``batch``, ``eval``.
+
+A thin face over the core: it parses flags into ``Settings``, calls one core function,
+and prints. Results go to stdout; progress, warnings and errors to stderr. An
+``AssistantError`` becomes one line ``error: ...`` and its exit code — never a
+traceback. Heavy modules are imported inside the commands that need them, so
+``assistant --help`` and ``assistant info`` start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from assistant.errors import AssistantError, InputError, SettingsError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_CODES_HELP = """Exit codes: 0 ok; 1 unexpected; 2 bad settings; 3 corpus problem; 4 index
+missing/damaged/incompatible; 5 index busy (another build); 6 cannot write the index;
+7 model cannot load; 8 bad question or input file (batch: some lines failed); 130 interrupted."""
+
+
+def _settings(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from assistant.settings import Settings
+
+    values = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise SettingsError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+    except ValueError as exc:  # e.g. a malformed assistant.toml
+        raise SettingsError(f"cannot read the settings: {exc}") from exc
+
+
+def _location_options(f: F) -> F:
+    f = click.option("--index", "index_dir", type=click.Path(path_type=Path),
+                     help="Index folder (default: ./index or ASSISTANT_INDEX_DIR).")(f)
+    f = click.option("--corpus", "corpus_dir", type=click.Path(path_type=Path),
+                     help="Corpus folder (default: ./corpus or ASSISTANT_CORPUS_DIR).")(f)
+    return f
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _progress_bar(enabled: bool) -> Callable[[str, int, int], None]:
+    """A tqdm bar on stderr for the embedding stage, when stderr is a terminal."""
+    if not enabled:
+        return lambda stage, done, total: None
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+    labels = {"export": "exporting the model (once)", "embed": "indexing documents",
+              "vectors": "writing vectors", "publish": "publishing"}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage == "waiting":
+            _err("another build holds the index; waiting for it to finish…")
+            return
+        if stage != "embed":
+            if done == 0 and stage in labels:
+                _err(labels[stage] + "…")
+            return
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=labels[stage], unit="doc", file=sys.stderr,
+                                     leave=False, dynamic_ncols=True)
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report
+
+
+class DefaultGroup(click.Group):
+    """``assistant`` with no command opens the chat (like datasette's default command)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0].startswith("-") and args[0] not in ("--help", "-h",
+                                                                    "--version")):
+            args = ["chat", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultGroup, epilog=EXIT_CODES_HELP,
+             context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="briefing-assistant")
+def cli() -> None:
+    """Ask questions of a folder of briefings; every answer is a verbatim, cited quote,
+    or an honest "the briefing does not cover this".
+
+    With no command, opens the chat."""
+
+
+@cli.command()
+@_location_options
+def chat(corpus_dir: Path | None, index_dir: Path | None) -> None:
+    """Open the terminal chat (builds or refreshes the index first, inside the app)."""
+    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
+    from assistant.tui.app import run_app  # textual: ~0.3 s, only for the chat
+
+    run_app(settings)
+
+
+@cli.command("index")
+@_location_options
+@click.option("--full", is_flag=True, help="Rebuild everything, even unchanged documents.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--store", type=click.Choice(["faiss", "qdrant"]), default=None,
+              help="Vector store (default faiss; qdrant needs qdrant-client).")
+@click.option("--qdrant-url", default=None, help="Qdrant server URL (default: local mode).")
+def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_json: bool,
+              store: str | None, qdrant_url: str | None) -> None:
+    """Build or update the index from the corpus (incremental, atomic, resumable)."""
+    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, store=store,
+                         qdrant_url=qdrant_url)
+    from assistant.build import build_index
+
+    summary = build_index(settings, full=full, progress=_progress_bar(sys.stderr.isatty()))
+    for s in summary.skipped:
+        _err(f"warning: skipped {s.path}: {s.reason}")
+    for w in summary.warnings:
+        _err(f"warning: {w}")
+    if as_json:
+        click.echo(summary.model_dump_json())
+        return
+    if summary.up_to_date:
+        click.echo(f"Index is up to date: {summary.documents} documents, {summary.chunk_count} "
+                   f"chunks ({summary.seconds:.2f} s).")
+        return
+    if summary.full_rebuild_reason:
+        click.echo(f"Full rebuild: {summary.full_rebuild_reason}.")
+    click.echo(f"Indexed {summary.documents} documents into {summary.index_dir} "
+               f"(generation {summary.generation}): {len(summary.added)} added, "
+               f"{len(summary.changed)} changed, {len(summary.removed)} removed, "
+               f"{summary.unchanged} unchanged, {len(summary.skipped)} skipped; "
+               f"{summary.chunks_embedded} chunks embedded, {summary.chunk_count} in all; "
+               f"{summary.seconds:.1f} s.")
+
+
+@cli.command()
+@_location_options
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool) -> None:
+    """Say what the index holds and whether it is stale against the corpus."""
+    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
+    from assistant.build import index_status
+
+    st = index_status(settings)
+    if as_json:
+        click.echo(st.model_dump_json())
+        return
+    if not st.exists:
+        click.echo(f"No index in {st.index_dir}. Run `assistant index` to build it from "
+                   f"{st.corpus_dir}.")
+        return
+    click.echo(f"Index:     {st.index_dir} (generation {st.generation})")
+    click.echo(f"Built at:  {st.built_at:%Y-%m-%d %H:%M:%S %Z}" if st.built_at else "")
+    click.echo(f"Model:     {st.model}")
+    vec = st.vectors
+    click.echo(f"Vectors:   {vec.store} {vec.kind}" if vec else "Vectors:   ?")
+    click.echo(f"Contents:  {len(st.documents)} documents, {st.chunk_count} chunks, "
+               f"{st.sentence_count} sentences")
+    for d in st.documents:
+        click.echo(f"  - {d.doc_id}: {d.title} ({d.chunks} chunks)")
+    if st.stale:
+        click.echo(f"Stale:     yes — {'; '.join(st.stale_reasons[:5])}"
+                   + (" …" if len(st.stale_reasons) > 5 else "") + "; run `assistant index`")
+    else:
+        click.echo("Stale:     no (matches the corpus)")
+
+
+def _open_answerer(settings: Any) -> Any:
+    from assistant.answer import Answerer
+    from assistant.store import open_index
+
+    return Answerer(open_index(settings.index_dir), settings)
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
+@click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Citations to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
+def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool) -> None:
+    """Answer one QUESTION with a verbatim quote and its citations."""
+    settings = _settings(index_dir=index_dir)
+    answerer = _open_answerer(settings)
+    answer = answerer.ask(question, top_k=top_k)
+    if as_json:
+        click.echo(answer.model_dump_json())
+        return
+    from assistant.render import answer_text
+
+    click.echo(answer_text(answer))
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Write here instead of stdout (written as answers come).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "md"]), default="jsonl")
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
+@click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Citations per answer.")
+def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
+          top_k: int | None) -> None:
+    """Answer every question in FILE (.txt: one a line; .jsonl: {"question", "id",
+    "conversation"}), one record out per line in."""
+    settings = _settings(index_dir=index_dir)
+    from assistant.batch import count_lines, markdown_record, open_questions, run_batch
+    from assistant.models import BatchErrorRecord
+
+    open_questions(file)[0].close()  # fail early on a missing or unreadable file
+    answerer = _open_answerer(settings)
+    out = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=count_lines(file), unit="q", file=sys.stderr, leave=False)
+    failures = 0
+    try:
+        for record in run_batch(answerer, file, top_k=top_k):
+            if isinstance(record, BatchErrorRecord):
+                failures += 1
+            out.write(markdown_record(record) + "\n" if fmt == "md"
+                      else record.model_dump_json() + "\n")
+            out.flush()
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        if output:
+            out.close()
+    if failures:
+        raise InputError(f"{failures} line(s) of {file} could not be answered; "
+                         "see the error records in the output")
+
+
+@cli.command("eval")
+@click.argument("gold", type=click.Path(path_type=Path))
+@click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def eval_cmd(gold: Path, index_dir: Path | None, as_json: bool) -> None:
+    """Measure answer quality on a GOLD.jsonl question set."""
+    settings = _settings(index_dir=index_dir)
+    from assistant.evaluate import evaluate, load_gold, report_text
+
+    questions = load_gold(gold)
+    rep = evaluate(_open_answerer(settings), questions)
+    click.echo(rep.model_dump_json() if as_json else report_text(rep))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning every user error into one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="assistant", standalone_mode=False)
+    except AssistantError as exc:
+        _err(f"error: {exc.message}")
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _err("interrupted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        _err(f"error: {exc.format_message()}")
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

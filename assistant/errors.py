@@ -1,0 +1,82 @@
+"""Every error the assistant reports to a user.
+
+The faces (CLI, TUI) print an ``AssistantError`` as one readable line (and a
+title in the TUI) and exit with its ``exit_code``; anything else is a bug.
+
+    AssistantError                 exit 1
+    ├── SettingsError              exit 2   bad configuration or arguments
+    ├── CorpusError                exit 3   empty corpus, nothing indexable
+    ├── IndexError_                exit 4   the index cannot be used
+    │   ├── IndexMissingError               never built
+    │   ├── IndexCorruptError               files damaged or unreadable
+    │   ├── IndexIncompatibleError          other schema or model
+    │   └── IndexLockedError       exit 5   another build holds the lock
+    ├── IndexWriteError            exit 6   disk full, read-only directory
+    ├── ModelError                 exit 7   the embedding model cannot load
+    └── InputError                 exit 8   an unusable question or batch file
+
+This module must never import anything heavy: the CLI imports it at start-up.
+"""
+
+from __future__ import annotations
+
+
+class AssistantError(Exception):
+    """A problem the user can act on: ``message`` says what and how to fix it."""
+
+    title = "Error"
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class SettingsError(AssistantError):
+    title = "Settings"
+    exit_code = 2
+
+
+class CorpusError(AssistantError):
+    title = "Corpus"
+    exit_code = 3
+
+
+class IndexError_(AssistantError):  # noqa: N801 - the builtin IndexError is a different thing
+    title = "Index"
+    exit_code = 4
+
+
+class IndexMissingError(IndexError_):
+    title = "No index"
+
+
+class IndexCorruptError(IndexError_):
+    title = "Damaged index"
+
+
+class IndexIncompatibleError(IndexError_):
+    title = "Incompatible index"
+
+
+class IndexLockedError(IndexError_):
+    title = "Index busy"
+    exit_code = 5
+
+
+class IndexWriteError(AssistantError):
+    title = "Cannot write the index"
+    exit_code = 6
+
+
+class ModelError(AssistantError):
+    title = "Embedding model"
+    exit_code = 7
+
+
+class InputError(AssistantError):
+    title = "Input"
+    exit_code = 8

@@ -1,0 +1,128 @@
+"""Evaluate: measure answer quality on a gold question set (``assistant eval``).
+
+A gold line is ``{question, expect_any: [phrases], conversation?, answerable?, id?}``.
+An answer is right at top-1 when the quoted answer contains one of the phrases
+(case-insensitive); hit@3 when the answer or one of the first three citations does;
+the reciprocal rank is that of the first citation that does. Abstention precision and
+recall treat "abstained" as the prediction of "unanswerable".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from assistant.answer import Answerer
+from assistant.conversation import Conversation
+from assistant.errors import InputError
+from assistant.models import Answer, EvalItem, EvalReport, GoldQuestion
+
+
+def load_gold(path: Path) -> list[GoldQuestion]:
+    if not path.is_file():
+        raise InputError(f"the gold file {path} does not exist")
+    gold: list[GoldQuestion] = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                gold.append(GoldQuestion.model_validate(json.loads(line)))
+            except (ValueError, ValidationError) as exc:
+                raise InputError(f"{path} line {n} is not a gold question "
+                                 f"({str(exc).splitlines()[0]})") from exc
+    if not gold:
+        raise InputError(f"the gold file {path} has no questions")
+    return gold
+
+
+def _contains(text: str | None, phrases: list[str]) -> bool:
+    if not text:
+        return False
+    low = text.lower()
+    return any(p.lower() in low for p in phrases)
+
+
+def score_answer(g: GoldQuestion, a: Answer, latency_ms: float, qid: str) -> EvalItem:
+    texts = [a.answer.text if a.answer else None] + [c.quote for c in a.citations]
+    top1 = g.answerable and not a.abstained and _contains(texts[0], g.expect_any)
+    hit3 = g.answerable and any(_contains(t, g.expect_any) for t in texts[:4])
+    rr = 0.0
+    if g.answerable:
+        for rank, c in enumerate(a.citations, start=1):
+            if _contains(c.quote, g.expect_any):
+                rr = 1.0 / rank
+                break
+    return EvalItem(id=qid, question=g.question, answerable=g.answerable, abstained=a.abstained,
+                    correct_top1=top1, hit_at_3=hit3, reciprocal_rank=rr,
+                    confidence=a.confidence, answer=a.answer.text if a.answer else None,
+                    latency_ms=round(latency_ms, 2))
+
+
+def evaluate(answerer: Answerer, gold: list[GoldQuestion]) -> EvalReport:
+    conversations: dict[str, Conversation] = {}
+    items: list[EvalItem] = []
+    for n, g in enumerate(gold, start=1):
+        conv = conversations.setdefault(g.conversation, Conversation(id=g.conversation)) \
+            if g.conversation else None
+        t = time.perf_counter()
+        a = answerer.ask(g.question, conv, qid=g.id or str(n))
+        items.append(score_answer(g, a, (time.perf_counter() - t) * 1000, g.id or str(n)))
+    return report(items)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return round(s[lo] + (s[hi] - s[lo]) * (k - lo), 2)
+
+
+def report(items: list[EvalItem]) -> EvalReport:
+    ans = [i for i in items if i.answerable]
+    una = [i for i in items if not i.answerable]
+    abstained = [i for i in items if i.abstained]
+    lat = [i.latency_ms for i in items]
+    return EvalReport(
+        questions=len(items), answerable=len(ans), unanswerable=len(una),
+        top1_accuracy=_ratio(sum(i.correct_top1 for i in ans), len(ans)),
+        hit_at_3=_ratio(sum(i.hit_at_3 for i in ans), len(ans)),
+        mrr=_ratio(sum(i.reciprocal_rank for i in ans), len(ans)),
+        abstention_precision=_ratio(sum(not i.answerable for i in abstained), len(abstained)),
+        abstention_recall=_ratio(sum(i.abstained for i in una), len(una)),
+        answerable_abstained_rate=_ratio(sum(i.abstained for i in ans), len(ans)),
+        latency_p50_ms=_percentile(lat, 0.5), latency_p95_ms=_percentile(lat, 0.95),
+        items=items)
+
+
+def _ratio(a: float, b: int) -> float:
+    return round(a / b, 4) if b else 1.0
+
+
+def report_text(r: EvalReport) -> str:
+    rows = [
+        ("questions", f"{r.questions} ({r.answerable} answerable, {r.unanswerable} not)"),
+        ("top-1 accuracy", f"{r.top1_accuracy:.1%}"),
+        ("hit@3", f"{r.hit_at_3:.1%}"),
+        ("MRR", f"{r.mrr:.3f}"),
+        ("abstention precision", f"{r.abstention_precision:.1%}"),
+        ("abstention recall", f"{r.abstention_recall:.1%}"),
+        ("answerable abstained", f"{r.answerable_abstained_rate:.1%}"),
+        ("latency p50 / p95", f"{r.latency_p50_ms:.1f} ms / {r.latency_p95_ms:.1f} ms"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    out = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    misses = [i for i in r.items if (i.answerable and not i.correct_top1) or
+              (not i.answerable and not i.abstained)]
+    if misses:
+        out.append("")
+        out.append("misses:")
+        for i in misses:
+            got = "abstained" if i.abstained else repr((i.answer or "")[:80])
+            out.append(f"  {i.id}: {i.question[:70]!r} -> {got}")
+    return "\n".join(out)

@@ -1,0 +1,383 @@
+"""Ingest: find the corpus's documents and extract their text and section structure.
+
+Each supported file becomes a ``SourceDocument`` whose ``text`` is what every
+offset in the index points into. Plain text and Markdown keep their text
+verbatim (newlines normalised); HTML and PDF are reduced to their visible
+text by well-kept extractors (selectolax's Lexbor engine: fast, strict HTML5
+parsing; pypdf: pure Python, handles encrypted and broken files gracefully).
+
+This module must never follow a symbolic link, never read a file twice for one
+document (so a file that changes while it is read is indexed as one version),
+and never raise anything but ``UnreadableDocument`` for a bad file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import io
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.models import Section, SkippedFile, SourceDocument
+
+SUPPORTED_SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html",
+                      ".htm": "html", ".pdf": "pdf"}
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
+
+
+class UnreadableDocument(Exception):
+    """A file that cannot be indexed; the message says why, for the build's warnings."""
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    doc_id: str
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[SkippedFile]]:
+    """Every supported regular file under ``corpus_dir``, sorted by id; and what was passed over.
+
+    Hidden files and folders are ignored silently; symbolic links are never followed
+    (a link may point outside the corpus, or into a loop) and are reported as skipped.
+    """
+    files: list[CorpusFile] = []
+    skipped: list[SkippedFile] = []
+    for root, dirs, names in os.walk(corpus_dir, followlinks=False):
+        root_path = Path(root)
+        kept_dirs = []
+        for d in sorted(dirs):
+            if d.startswith("."):
+                continue
+            if (root_path / d).is_symlink():
+                skipped.append(SkippedFile(path=_rel(root_path / d, corpus_dir),
+                                           reason="symbolic link, not followed"))
+                continue
+            kept_dirs.append(d)
+        dirs[:] = kept_dirs
+        for name in sorted(names):
+            if name.startswith(".") or name == "README.index.md":
+                continue
+            path = root_path / name
+            rel = _rel(path, corpus_dir)
+            if path.is_symlink():
+                skipped.append(SkippedFile(path=rel, reason="symbolic link, not followed"))
+                continue
+            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+                skipped.append(SkippedFile(path=rel, reason="unsupported file type"))
+                continue
+            try:
+                st = path.stat()
+            except OSError as exc:
+                skipped.append(SkippedFile(path=rel, reason=f"cannot read: {exc.strerror}"))
+                continue
+            if not path.is_file():
+                skipped.append(SkippedFile(path=rel, reason="not a regular file"))
+                continue
+            files.append(CorpusFile(doc_id=rel, path=path, size=st.st_size,
+                                    mtime_ns=st.st_mtime_ns))
+    files.sort(key=lambda f: f.doc_id)
+    return files, skipped
+
+
+def _rel(path: Path, base: Path) -> str:
+    return path.relative_to(base).as_posix()
+
+
+def read_raw(file: CorpusFile) -> bytes:
+    """The file's bytes, read once; the content hash and the text both come from them."""
+    if file.size > MAX_DOCUMENT_BYTES:
+        raise UnreadableDocument(
+            f"larger than {MAX_DOCUMENT_BYTES // (1024 * 1024)} MB; split it into smaller files")
+    try:
+        with open(file.path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise UnreadableDocument(f"cannot read: {exc.strerror or exc}") from exc
+
+
+def content_hash(raw: bytes) -> str:
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+def extract(file: CorpusFile, raw: bytes) -> SourceDocument:
+    """Turn a file's bytes into a ``SourceDocument`` (text, title, sections)."""
+    fmt = SUPPORTED_SUFFIXES[file.path.suffix.lower()]
+    warnings: list[str] = []
+    if fmt == "pdf":
+        text, sections, title = _extract_pdf(raw)
+    else:
+        decoded, note = decode_text(raw)
+        if note:
+            warnings.append(note)
+        if fmt == "html":
+            text, sections, title = _extract_html(decoded)
+        elif fmt == "md":
+            text = normalise_newlines(decoded)
+            sections, title = _markdown_sections(text)
+        else:
+            text = normalise_newlines(decoded)
+            sections, title = plain_text_sections(text)
+    if not text.strip():
+        raise UnreadableDocument("no text to index")
+    return SourceDocument(doc_id=file.doc_id, title=title or file.path.stem, format=fmt,  # type: ignore[arg-type]
+                          text=text, sections=sections, content_hash=content_hash(raw),
+                          warnings=warnings)
+
+
+# --- text decoding ------------------------------------------------------------------------
+
+_BINARY_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+
+
+def decode_text(raw: bytes) -> tuple[str, str | None]:
+    """Decode bytes as UTF-8 (or a BOM's encoding); refuse binary; fall back to Windows-1252.
+
+    Returns the text and, when it was not UTF-8, a note saying how it was read.
+    """
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32-le"),
+                          (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF16_LE, "utf-16-le"),
+                          (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if raw.startswith(bom):
+            try:
+                return raw[len(bom):].decode(encoding), (
+                    None if encoding == "utf-8" else f"read as {encoding.upper()} (byte-order mark)")
+            except UnicodeDecodeError as exc:
+                raise UnreadableDocument(f"invalid {encoding.upper()} text") from exc
+    head = raw[:65536]
+    if head.count(b"\x00") > 0:
+        guess = _utf16_without_bom(head)
+        if guess:
+            try:
+                return raw.decode(guess), f"read as {guess.upper()} (no byte-order mark)"
+            except UnicodeDecodeError:
+                pass
+        raise UnreadableDocument("binary file, not text")
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError:
+        pass
+    if len(_BINARY_CONTROL.findall(head)) > max(8, len(head) // 200):
+        raise UnreadableDocument("binary file, not text")
+    try:
+        return raw.decode("cp1252"), "not UTF-8; read as Windows-1252 (Latin-1)"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "not UTF-8; read as Latin-1"
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    even, odd = head[0::2], head[1::2]
+    if not even or not odd:
+        return None
+    if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
+        return "utf-16-be"
+    return None
+
+
+def normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --- plain text structure -----------------------------------------------------------------
+
+_UNDERLINE = re.compile(r"^\s*([=\-*~^\"#+_])\1{2,}\s*$")
+BULLET = re.compile(r"\s*(?:[-*•‣◦–]|\d{1,3}[.)])\s+")
+"""A list-item marker; used with ``match`` (anchored at the position given)."""
+_SENTENCE_END = re.compile(r"[.,;:]$")
+
+
+def is_rule_line(line: str) -> bool:
+    """A line of one repeated punctuation character: an underline or a separator."""
+    return bool(_UNDERLINE.match(line))
+
+
+def _looks_like_heading(line: str, next_line: str | None) -> bool:
+    s = line.strip()
+    if not (2 <= len(s) <= 70) or next_line is None:
+        return False
+    if BULLET.match(line) or _SENTENCE_END.search(s) or "://" in s:
+        return False
+    if not (s[0].isupper() or s[0].isdigit()) or len(s.split()) > 9:
+        return False
+    nxt = next_line.strip()
+    return len(nxt) > len(s) or bool(BULLET.match(next_line))
+
+
+def plain_text_sections(text: str) -> tuple[list[Section], str]:
+    """Title (first non-blank line) and headings of a plain-text document.
+
+    A heading is a line underlined with a repeated punctuation character (reST style),
+    or a short capitalised line with no closing punctuation followed by a longer line
+    or a bullet list — never a list of known heading names.
+    """
+    lines = text.split("\n")
+    starts: list[int] = []
+    pos = 0
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    title = ""
+    heads: list[tuple[int, int, str]] = []  # (start, level, title)
+    nonblank = [i for i, line in enumerate(lines) if line.strip()]
+    for k, i in enumerate(nonblank):
+        line = lines[i]
+        nxt_i = nonblank[k + 1] if k + 1 < len(nonblank) else None
+        nxt = lines[nxt_i] if nxt_i is not None else None
+        if not title:
+            if len(line.strip()) <= 200 and not is_rule_line(line):
+                title = line.strip()
+                heads.append((starts[i], 0, title))
+                continue
+        if is_rule_line(line):
+            continue
+        if nxt is not None and nxt_i == i + 1 and is_rule_line(nxt) and len(line.strip()) <= 120:
+            heads.append((starts[i], 1, line.strip()))
+        elif _looks_like_heading(line, nxt):
+            heads.append((starts[i], 2, line.strip()))
+    return _sections_from_heads(heads, len(text)), title
+
+
+def _sections_from_heads(heads: list[tuple[int, int, str]], length: int) -> list[Section]:
+    sections = []
+    for j, (start, level, name) in enumerate(heads):
+        end = heads[j + 1][0] if j + 1 < len(heads) else length
+        sections.append(Section(title=name, level=level, start=start, end=end))
+    return sections
+
+
+def _markdown_sections(text: str) -> tuple[list[Section], str]:
+    from markdown_it import MarkdownIt  # ships with rich; ~20 ms
+
+    lines = text.split("\n")
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line) + 1)
+    heads: list[tuple[int, int, str]] = []
+    tokens = MarkdownIt("commonmark").parse(text)
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.map is not None:
+            inline = tokens[i + 1]
+            heads.append((starts[tok.map[0]], int(tok.tag[1:]), inline.content.strip()))
+    title = next((h[2] for h in heads if h[1] == 1), "")
+    if not title:
+        title = next((ln.strip() for ln in lines if ln.strip()), "")[:200]
+    return _sections_from_heads(heads, len(text)), title
+
+
+# --- HTML ---------------------------------------------------------------------------------
+
+_BLOCK_TAGS = {"p", "div", "section", "article", "header", "footer", "main", "aside", "nav",
+               "li", "ul", "ol", "dl", "dt", "dd", "table", "tr", "td", "th", "blockquote",
+               "pre", "br", "hr", "figure", "figcaption", "form", "h1", "h2", "h3", "h4", "h5",
+               "h6", "address", "details", "summary"}
+_DROP_TAGS = ["script", "style", "noscript", "template", "svg", "head", "iframe", "object"]
+_WS = re.compile(r"\s+")
+
+
+def _extract_html(html: str) -> tuple[str, list[Section], str]:
+    from selectolax.lexbor import LexborHTMLParser  # ~10 ms
+
+    tree = LexborHTMLParser(html)
+    title_node = tree.css_first("title")
+    title = _WS.sub(" ", title_node.text()).strip() if title_node else ""
+    for tag in _DROP_TAGS:
+        for node in tree.css(tag):
+            node.decompose()
+    root = tree.body or tree.root
+    out = io.StringIO()
+    heads: list[tuple[int, int, str]] = []
+    line: list[str] = []
+    length = 0
+
+    def flush() -> None:
+        nonlocal length
+        s = _WS.sub(" ", "".join(line)).strip()
+        line.clear()
+        if s:
+            out.write(s + "\n")
+            length += len(s) + 1
+
+    if root is not None:
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            tag = node.tag
+            if tag == "-text":
+                line.append(node.text_content or "")
+                continue
+            if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+                flush()
+                name = _WS.sub(" ", node.text(deep=True)).strip()
+                if name:
+                    heads.append((length, int(tag[1]), name))
+                    line.append(name)
+                    flush()
+                continue
+            if tag in _BLOCK_TAGS:
+                flush()
+            children = list(node.iter(include_text=True))
+            stack.extend(reversed(children))
+        flush()
+    text = out.getvalue()
+    if not title:
+        title = next((h[2] for h in heads), "")
+    if heads and heads[0][0] > 0:
+        heads.insert(0, (0, 0, title))
+    return text, _sections_from_heads(heads, len(text)), title
+
+
+# --- PDF ----------------------------------------------------------------------------------
+
+def _extract_pdf(raw: bytes) -> tuple[str, list[Section], str]:
+    import logging
+
+    from pypdf import PdfReader  # ~60 ms
+    from pypdf.errors import PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise UnreadableDocument("encrypted PDF (needs a password)")
+        pages = [normalise_newlines(p.extract_text() or "") for p in reader.pages]
+        meta_title = (reader.metadata.title if reader.metadata else None) or ""
+    except UnreadableDocument:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:
+        raise UnreadableDocument(f"malformed PDF ({type(exc).__name__})") from exc
+    except Exception as exc:  # pypdf raises assorted errors on hostile files
+        raise UnreadableDocument(f"malformed PDF ({type(exc).__name__})") from exc
+    out = io.StringIO()
+    heads: list[tuple[int, int, str]] = []
+    length = 0
+    for n, page in enumerate(pages, start=1):
+        page = page.strip("\n")
+        if not page.strip():
+            continue
+        heads.append((length, 1, f"Page {n}"))
+        out.write(page + "\n\n")
+        length += len(page) + 2
+    text = out.getvalue()
+    title = meta_title.strip() or next((ln.strip() for ln in text.split("\n") if ln.strip()), "")
+    return text, _sections_from_heads(heads, len(text)), title[:200]
+
+
+def iter_lines_with_offsets(text: str, start: int = 0, end: int | None = None
+                            ) -> Iterator[tuple[int, str]]:
+    """(offset, line) for each line of ``text[start:end]``, without the newline."""
+    end = len(text) if end is None else end
+    pos = start
+    while pos < end:
+        nl = text.find("\n", pos, end)
+        if nl == -1:
+            nl = end
+        yield pos, text[pos:nl]
+        pos = nl + 1

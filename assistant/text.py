@@ -1,0 +1,97 @@
+"""Word-level text handling shared by retrieval, answering and follow-ups.
+
+Terms are lower-cased, diacritics removed and split on anything that is not a letter
+or digit — exactly what the index's FTS5 ``unicode61 remove_diacritics 2`` tokenizer
+does — so a term found here is a term the index can look up. Identifiers (tokens with a
+digit, like "H200" or "25%", or all-capital acronyms) are kept whole and compared
+exactly: "H20" never matches "H200".
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_TERM = re.compile(r"[^\W_]+", re.UNICODE)
+_IDENT = re.compile(r"(?<![\w.])(?:[A-Za-z]*\d[\w.]*%?|\d+(?:[.,]\d+)*%?|[A-Z]{2,}[a-z]?s?)(?!\w)")
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+STOPWORDS = frozenset("""
+a about above after again against all also am an and any are aren as at be because been before
+being below between both but by can cannot could couldn did didn do does doesn doing don down
+during each few for from further get gets got had has have having he her here hers herself him
+himself his how i if in into is isn it its itself just let me more most much my myself no nor
+not of off on once only or other ought our ours ourselves out over own same shall she should so
+some such than that the their theirs them themselves then there these they this those through
+to too under until up upon very was wasn we were weren what when where which while who whom why
+will with won would you your yours yourself yourselves s t does tell say says said according
+mention mentioned mentions describe described explain explained give given name named please
+kind thing things whose etc e g ie eg vs via
+""".split())
+
+QUESTION_WORDS = frozenset("what which who whom whose when where why how".split())
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics, as the index's tokenizer sees it."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def terms(text: str) -> list[str]:
+    """All word tokens of ``text`` (folded), in order, repeats kept."""
+    return _TERM.findall(fold(text))
+
+
+def content_terms(text: str) -> list[str]:
+    """Distinct terms that carry meaning (no stop words, no single letters), in order."""
+    seen: dict[str, None] = {}
+    for t in terms(text):
+        if t not in STOPWORDS and (len(t) > 1 or t.isdigit()):
+            seen.setdefault(t, None)
+    return list(seen)
+
+
+def variants(term: str) -> list[str]:
+    """The term and its simple singular/plural forms, for matching without a stemmer."""
+    out = [term]
+    if term.isdigit() or len(term) < 3:
+        return out
+    if term.endswith("ies") and len(term) > 4:
+        out.append(term[:-3] + "y")
+    elif term.endswith("es") and len(term) > 4 and term[-3] in "sxzh":
+        out.append(term[:-2])
+    elif term.endswith("s") and not term.endswith("ss"):
+        out.append(term[:-1])
+    else:
+        out.append(term + "s")
+        if term.endswith("y") and len(term) > 3 and term[-2] not in "aeiou":
+            out.append(term[:-1] + "ies")
+    return out
+
+
+def identifiers(text: str) -> list[str]:
+    """Model numbers, figures and acronyms as written ("H200", "25%", "US"), folded, distinct."""
+    seen: dict[str, None] = {}
+    for m in _IDENT.finditer(text):
+        tok = fold(m.group(0)).rstrip(".")
+        if tok and tok not in STOPWORDS:
+            seen.setdefault(tok, None)
+    return list(seen)
+
+
+def identifier_present(ident: str, text_identifiers: set[str]) -> bool:
+    """Exact match, allowing a plural "s" either way ("H200" ~ "H200s"), never a prefix."""
+    if ident in text_identifiers:
+        return True
+    if ident.endswith("s") and ident[:-1] in text_identifiers:
+        return True
+    return ident + "s" in text_identifiers
+
+
+def clean_question(text: str) -> str:
+    """The question with terminal escapes and control characters removed, spaces folded."""
+    text = _ANSI.sub(" ", text)
+    text = _CONTROL.sub(" ", text)
+    return re.sub(r"\s+", " ", text).strip()

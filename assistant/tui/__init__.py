@@ -1,0 +1,1 @@
+"""The Textual chat: a thin face over the core (``assistant.answer``, ``assistant.build``)."""
