@@ -102,11 +102,53 @@ def onnx_path(models_dir: Path, files: ModelFiles) -> Path:
     return models_dir / f"{files.weights_sha256[:16]}-v{EXPORT_VERSION}" / "model.onnx"
 
 
+def shared_cache_dir() -> Path:
+    """Where exports are kept across index folders (``ASSISTANT_MODEL_CACHE`` overrides), so
+    a second index of the same model costs a copy, not a 10 s export."""
+    env = os.environ.get("ASSISTANT_MODEL_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "briefing-assistant"
+
+
 def ensure_onnx(models_dir: Path, files: ModelFiles, threads: int = 0) -> Path:
-    """The ONNX export of the model, made and verified now if it does not exist yet."""
+    """The ONNX export of the model inside ``models_dir``; copied from the shared cache, or
+    made and verified now if no export of these weights exists yet."""
     target = onnx_path(models_dir, files)
-    if target.is_file() and (target.parent / "verified.json").is_file():
+    if _complete(target):
         return target
+    cached = onnx_path(shared_cache_dir() / "models", files)
+    if not _complete(cached):
+        try:
+            _export_verified(cached, files, threads)
+        except IndexWriteError:
+            _export_verified(target, files, threads)  # no writable cache: export in place
+            return target
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".copy-", dir=models_dir))
+        for name in ("model.onnx", "tokenizer.json", "verified.json"):
+            try:
+                os.link(cached.parent / name, work / name)
+            except OSError:
+                shutil.copyfile(cached.parent / name, work / name)
+        work.chmod(0o755)
+        if target.parent.exists():
+            shutil.rmtree(target.parent)
+        os.replace(work, target.parent)
+    except OSError as exc:
+        raise IndexWriteError(f"cannot write the model export under {models_dir}: "
+                              f"{exc.strerror or exc}") from exc
+    return target
+
+
+def _complete(onnx_file: Path) -> bool:
+    return all((onnx_file.parent / n).is_file() for n in ("model.onnx", "tokenizer.json",
+                                                          "verified.json"))
+
+
+def _export_verified(target: Path, files: ModelFiles, threads: int) -> None:
+    models_dir = target.parent.parent
     try:
         models_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".export-", dir=models_dir))
@@ -131,7 +173,6 @@ def ensure_onnx(models_dir: Path, files: ModelFiles, threads: int = 0) -> Path:
         raise IndexWriteError(f"cannot write the model export: {exc.strerror or exc}") from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return target
 
 
 def onnx_sha256(onnx_file: Path) -> str:
