@@ -17,17 +17,17 @@ import math
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from assistant import text as tx
 from assistant.calibration import CONFIDENCE_BIAS, CONFIDENCE_WEIGHTS, SCORE_WEIGHTS
-from assistant.conversation import REPEAT_PENALTY, Conversation
+from assistant.conversation import REPEAT_PENALTY, Conversation, Resolution
 from assistant.embed import Embedder, OnnxEncoder, Tokenizer
 from assistant.errors import InputError
 from assistant.models import Answer, AnswerSpan, Citation
-from assistant.retrieve import Candidate, Query, Retriever
+from assistant.retrieve import Candidate, Query, Retriever, TermStats
 from assistant.settings import Settings
 from assistant.store import OpenIndex
 
@@ -36,7 +36,11 @@ MAX_ANSWER_SENTENCES = 3
 
 _WANTS_NUMBER = re.compile(
     r"\b(how (much|many|large|big|high|long|fast)|what (percentage|percent|share|proportion|"
-    r"fraction|cut|amount|number|price|figure)|price|cost|costs|priced)\b", re.I)
+    r"fraction|cut|amount|number|figure))\b", re.I)
+_WANTS_MONEY = re.compile(r"\b(price[sd]?|pricing|cost[s]?|how much (does|do|did|is|are|was|"
+                          r"were) .{0,40}(cost|sell for|charge|pay))\b", re.I)
+_MONEY = re.compile(r"[$€£¥]\s?\d|\b\d[\d.,]*\s?(dollars?|usd|eur|euros?|yuan|rmb|pounds?|"
+                    r"bn|billion|million|m|k)\b", re.I)
 _WANTS_DATE = re.compile(r"\b(when|what (year|date|day|month|time)|which (year|date|day|month))\b",
                          re.I)
 _NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|"
@@ -65,11 +69,13 @@ def answer_type_ok(question: str, sentence: str) -> bool:
     """Does the sentence hold the kind of thing asked for (a figure, a date)?"""
     if _WANTS_DATE.search(question) and not _DATE.search(sentence):
         return False
+    if _WANTS_MONEY.search(question) and not _MONEY.search(sentence):
+        return False
     return not (_WANTS_NUMBER.search(question) and not _NUMBER.search(sentence))
 
 
-def rank_score(c: Candidate, query: Query, type_ok: bool) -> float:
-    w = SCORE_WEIGHTS
+def rank_score(c: Candidate, query: Query, type_ok: bool,
+               w: dict[str, float] = SCORE_WEIGHTS) -> float:
     n_ident = len(query.identifiers)
     score = (w["dense"] * c.dense + w["chunk_dense"] * c.chunk_dense + w["lexical"] * c.lexical
              + w["context"] * c.context)
@@ -88,6 +94,39 @@ def confidence(f: Features) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
+@dataclass
+class Analysis:
+    """A question taken as far as retrieval: what ranking works on."""
+
+    question: str
+    resolution: Resolution
+    query: Query
+    stats: TermStats | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def rank(a: Analysis, weights: dict[str, float]) -> tuple[list[Candidate], Features | None]:
+    """Candidates best first (duplicates collapsed), and the features of the best one."""
+    for c in a.candidates:
+        c.score = rank_score(c, a.query, answer_type_ok(a.question, c.text), weights)
+    ranked = _collapse_duplicates(sorted(a.candidates, key=lambda c: c.score, reverse=True))
+    if not ranked or a.stats is None:
+        return ranked, None
+    best = ranked[0]
+    second = ranked[1].score if len(ranked) > 1 else 0.0
+    terms = a.query.terms
+    total_idf = sum(a.stats.idf.get(t, 0.0) * w for t, w in terms.items()) or 1.0
+    softly_found = {m.split("≈")[0] for c in ranked[:20] for m in c.matched_terms}
+    unknown = sum(a.stats.idf.get(t, 0.0) * terms[t] for t in a.stats.unknown
+                  if t in terms and t not in softly_found)
+    return ranked, Features(score=best.score, margin=best.score - second, lexical=best.lexical,
+                            dense=best.dense,
+                            type_ok=float(answer_type_ok(a.question, best.text)),
+                            identifiers_ok=float(not best.missing_identifiers),
+                            unknown_share=unknown / total_idf)
+
+
 class Answerer:
     """Answers questions from one open index. Thread-compatible: one ``ask`` at a time."""
 
@@ -102,10 +141,9 @@ class Answerer:
         self.not_covered = ("The briefing does not cover this." if len(titles) == 1
                             else "The indexed documents do not cover this.")
 
-    def ask(self, question: str, conversation: Conversation | None = None,
-            qid: str | None = None, top_k: int | None = None) -> Answer:
-        t0 = time.perf_counter()
-        timings: dict[str, float] = {}
+    def analyse(self, question: str, conversation: Conversation | None = None
+                ) -> Analysis:
+        """Validate, resolve in the conversation, embed and retrieve: everything but ranking."""
         cleaned = tx.clean_question(question)
         if not cleaned:
             raise InputError("the question is empty; type a question about the documents")
@@ -116,51 +154,52 @@ class Answerer:
         res = conv.resolve(cleaned)
         query = Query(text=res.text, terms=res.terms, identifiers=res.identifiers,
                       avoid=res.avoid)
-        answer = Answer(id=qid or uuid.uuid4().hex[:12], question=cleaned,
-                        conversation=conversation.id if conversation else None,
-                        resolved_question=res.resolved, abstained=True, message=self.not_covered,
-                        confidence=0.0)
+        analysis = Analysis(question=cleaned, resolution=res, query=query)
         if not query.terms and not query.identifiers:
+            return analysis
+        t = time.perf_counter()
+        qterms = list(query.terms)
+        vecs = self.embedder.embed([query.text, *qterms])
+        analysis.timings["embed"] = _ms(t)
+        t = time.perf_counter()
+        analysis.stats = self.retriever.term_stats(qterms)
+        analysis.candidates = self.retriever.candidates(
+            query, vecs[0], analysis.stats, self.settings.candidates,
+            dict(zip(qterms, vecs[1:], strict=True)))
+        analysis.timings["retrieve"] = _ms(t)
+        return analysis
+
+    def ask(self, question: str, conversation: Conversation | None = None,
+            qid: str | None = None, top_k: int | None = None) -> Answer:
+        t0 = time.perf_counter()
+        a = self.analyse(question, conversation)
+        answer = Answer(id=qid or uuid.uuid4().hex[:12], question=a.question,
+                        conversation=conversation.id if conversation else None,
+                        resolved_question=a.resolution.resolved, abstained=True,
+                        message=self.not_covered, confidence=0.0)
+        conv = conversation or Conversation(id="")
+        if a.stats is None:
             answer.message = f"{self.not_covered} (The question has no words to search for.)"
-            conv.record(cleaned, res, None, None)
+            conv.record(a.question, a.resolution, None, None)
             answer.timings_ms = {"total": _ms(t0)}
             return answer
         t = time.perf_counter()
-        qvec = self.embedder.embed([query.text])[0]
-        timings["embed"] = _ms(t)
-        t = time.perf_counter()
-        stats = self.retriever.term_stats(list(query.terms))
-        cands = self.retriever.candidates(query, qvec, stats, self.settings.candidates)
-        timings["retrieve"] = _ms(t)
-        t = time.perf_counter()
-        for c in cands:
-            c.score = rank_score(c, query, answer_type_ok(cleaned, c.text))
-        cands.sort(key=lambda c: c.score, reverse=True)
-        ranked = _collapse_duplicates(cands)
-        k = top_k or self.settings.top_k
-        if ranked:
-            best = ranked[0]
-            second = ranked[1].score if len(ranked) > 1 else 0.0
-            total_idf = sum(stats.idf.get(t, 0.0) * w for t, w in query.terms.items()) or 1.0
-            unknown = sum(stats.idf.get(t, 0.0) * query.terms[t] for t in stats.unknown
-                          if t in query.terms)
-            feats = Features(score=best.score, margin=best.score - second, lexical=best.lexical,
-                             dense=best.dense, type_ok=float(answer_type_ok(cleaned, best.text)),
-                             identifiers_ok=float(not best.missing_identifiers),
-                             unknown_share=unknown / total_idf)
+        ranked, feats = rank(a, SCORE_WEIGHTS)
+        if feats is not None:
             answer.confidence = round(confidence(feats), 4)
             answer.abstained = answer.confidence < self.settings.abstain_below
         if not answer.abstained:
-            span = self._answer_span(ranked[0], query)
+            span = self._answer_span(ranked[0], a.query)
             answer.answer = span
             answer.message = span.text
+        k = top_k or self.settings.top_k
         answer.citations = [self._cite(i + 1, c, is_answer=(i == 0 and not answer.abstained))
                             for i, c in enumerate(ranked[:k])]
-        timings["rank"] = _ms(t)
-        conv.record(cleaned, res, answer.answer.text if answer.answer else None,
+        a.timings["rank"] = _ms(t)
+        conv.record(a.question, a.resolution, answer.answer.text if answer.answer else None,
                     (answer.answer.doc_id, ranked[0].start) if answer.answer else None)
-        timings["total"] = _ms(t0)
-        answer.timings_ms = timings
+        a.timings["total"] = _ms(t0)
+        answer.timings_ms = a.timings
         return answer
 
     def _answer_span(self, best: Candidate, query: Query) -> AnswerSpan:
@@ -202,13 +241,13 @@ def _best_clause(text: str, start: int, query: Query) -> tuple[int, int]:
     holds most of the query's terms."""
     cuts = [0] + [m.end() for m in re.finditer(r"[;:—–]\s+|,\s+", text)] + [len(text)]
     best = (0, min(len(text), MAX_ANSWER_CHARS))
-    best_hits = -1
+    best_hits = -1.0
     for i in range(len(cuts) - 1):
         for j in range(i + 1, len(cuts)):
             if cuts[j] - cuts[i] > MAX_ANSWER_CHARS:
                 break
             piece = set(tx.terms(text[cuts[i]:cuts[j]]))
-            hits = sum(w for t, w in query.terms.items() if t in piece)
+            hits = float(sum(w for t, w in query.terms.items() if t in piece))
             if hits > best_hits:
                 best_hits, best = hits, (cuts[i], cuts[j])
     s, e = best

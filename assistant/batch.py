@@ -31,7 +31,7 @@ def parse_line(raw: str, line_no: int, jsonl: bool) -> BatchQuestion | BatchErro
         return BatchQuestion(question=text, id=str(line_no))
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return BatchErrorRecord(line=line_no, error=f"not valid JSON ({exc.msg})")
     if not isinstance(data, dict):
         return BatchErrorRecord(line=line_no, error="expected a JSON object with a \"question\"")

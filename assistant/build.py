@@ -24,11 +24,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from assistant import ingest
+from assistant import text as tx
 from assistant.chunk import CHUNKER_VERSION, SEGMENTER, chunk_document
 from assistant.embed import Embedder, OnnxEncoder, Tokenizer
 from assistant.errors import (
@@ -53,7 +54,6 @@ from assistant.models import (
     VectorIndexInfo,
 )
 from assistant.settings import Settings
-from assistant.vectors import FAISS_FILE
 from assistant.store import (
     MANIFEST,
     META_DB,
@@ -63,13 +63,14 @@ from assistant.store import (
     fsync_dir,
     generation_name,
     iter_rows,
+    next_id,
     read_manifest,
     remove_tree,
     sections_json,
     vector_blob,
-    next_id,
     write_json_atomic,
 )
+from assistant.vectors import FAISS_FILE
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stage is "scan", "export", "embed", "vectors" or "publish"."""
@@ -452,18 +453,41 @@ def _embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
     conn.executemany("INSERT INTO sentences(id, chunk_id, doc_id, start, end, vector) "
                      "VALUES (?,?,?,?,?,?)", sentence_rows)
     conn.executemany("INSERT INTO sentence_fts(rowid, body, context) VALUES (?,?,?)", fts_rows)
+    _add_term_vectors(conn, embedder, {t for _, body, ctx in fts_rows
+                                       for t in tx.content_terms(f"{body} {ctx}")})
     conn.execute("COMMIT")
     return len(all_chunks)
 
 
+def _add_term_vectors(conn: sqlite3.Connection, embedder: Embedder, words: set[str]) -> None:
+    """Embed the words the index has not seen yet (single words are a few word pieces, so
+    this costs little); the answer stage uses them to match "money" with "revenue"."""
+    words = {w for w in words if not w.isdigit()}
+    if not words:
+        return
+    todo = sorted(words)
+    known: set[str] = set()
+    for i in range(0, len(todo), 500):
+        part = todo[i:i + 500]
+        marks = ",".join("?" * len(part))
+        known.update(str(r[0]) for r in conn.execute(
+            f"SELECT term FROM term_vectors WHERE term IN ({marks})", part))
+    new = [w for w in todo if w not in known]
+    if not new:
+        return
+    vecs = embedder.embed(new)
+    conn.executemany("INSERT INTO term_vectors(term, vector) VALUES (?, ?)",
+                     [(w, vector_blob(v)) for w, v in zip(new, vecs, strict=True)])
+
+
 def _all_chunk_vectors(conn: sqlite3.Connection, dim: int
-                       ) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+                       ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
     ids: list[int] = []
-    vecs: list[np.ndarray] = []  # type: ignore[type-arg]
+    rows: list[npt.NDArray[np.float32]] = []
     for cid, blob in iter_rows(conn, "SELECT id, vector FROM chunks ORDER BY id"):
         ids.append(int(cid))  # type: ignore[call-overload]
-        vecs.append(blob_vector(blob))  # type: ignore[arg-type]
-    arr = np.stack(vecs) if vecs else np.zeros((0, dim), dtype=np.float32)
+        rows.append(blob_vector(blob))  # type: ignore[arg-type]
+    arr = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
     return np.asarray(ids, dtype=np.int64), arr.astype(np.float32)
 
 
@@ -476,7 +500,8 @@ def _update_vectors(settings: Settings, layout: IndexLayout, conn: sqlite3.Conne
     if settings.store == "qdrant":
         from assistant.qdrant_store import update_qdrant
 
-        return update_qdrant(settings, layout, conn, base)
+        info: VectorIndexInfo = update_qdrant(settings, layout, conn, base)
+        return info
     dim = 384
     count = int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
     want_kind = "ivf" if count > settings.ann_threshold else "flat"
@@ -497,8 +522,8 @@ def _update_vectors(settings: Settings, layout: IndexLayout, conn: sqlite3.Conne
                                     "run `assistant index --full`")
         store.save(target)
         return store.info
-    ids, vecs = _all_chunk_vectors(conn, dim)
-    store = build_faiss(ids, vecs, dim, settings.ann_threshold)
+    all_ids, all_vecs = _all_chunk_vectors(conn, dim)
+    store = build_faiss(all_ids, all_vecs, dim, settings.ann_threshold)
     store.save(target)
     return store.info
 

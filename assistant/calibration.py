@@ -20,3 +20,6 @@ SCORE_WEIGHTS: dict[str, float] = {
 
 CONFIDENCE_BIAS: float = -6.0
 CONFIDENCE_WEIGHTS: list[float] = [6.0, 4.0, 3.0, 2.0, 1.5, 1.5, -4.0]
+
+ABSTAIN_BELOW: float = 0.5
+"""Calibrated default for Settings.abstain_below."""

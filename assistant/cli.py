@@ -9,7 +9,6 @@ traceback. Heavy modules are imported inside the commands that need them, so
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path

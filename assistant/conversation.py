@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 from assistant import text as tx
 
-_PRONOUNS = frozenset("it its they them their theirs this that these those he she him his "
-                      "her hers there such former latter".split())
+_PRONOUNS = frozenset("""
+it its they them their theirs this that these those he she him his her hers there such former
+latter
+""".split())  # noqa: SIM905 - a word list reads best as text
 _GENERIC = re.compile(
     r"\b(?:the|that|this|these|those)\s+(?:company|companies|firm|firms|country|countries|"
     r"government|administration|vendor|vendors|chip|chips|policy|decision|move|deal|article|"

@@ -144,15 +144,17 @@ class TorchEncoder:
                          mask: npt.NDArray[np.int64]) -> Vectors:
         torch = self._torch
         with torch.inference_mode():
-            out = self.transformer(input_ids=torch.from_numpy(ids),
-                                   attention_mask=torch.from_numpy(mask),
-                                   token_type_ids=torch.zeros_like(torch.from_numpy(ids)))
-        return np.asarray(out.last_hidden_state.numpy(), dtype=np.float32)
+            out = self.transformer(  # type: ignore[operator]
+                input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
+                token_type_ids=torch.zeros_like(torch.from_numpy(ids)))
+        hidden: Vectors = np.asarray(out.last_hidden_state.numpy(), dtype=np.float32)
+        return hidden
 
 
 def _normalise(v: Vectors) -> Vectors:
     norms = np.linalg.norm(v, axis=-1, keepdims=True)
-    return (v / np.maximum(norms, 1e-12)).astype(np.float32)
+    out: Vectors = (v / np.maximum(norms, 1e-12)).astype(np.float32)
+    return out
 
 
 @dataclass

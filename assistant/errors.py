@@ -45,7 +45,7 @@ class CorpusError(AssistantError):
     exit_code = 3
 
 
-class IndexError_(AssistantError):  # noqa: N801 - the builtin IndexError is a different thing
+class IndexError_(AssistantError):
     title = "Index"
     exit_code = 4
 

@@ -21,11 +21,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from assistant.models import Section, SkippedFile, SourceDocument
 
-SUPPORTED_SUFFIXES = {".txt": "txt", ".md": "md", ".markdown": "md", ".html": "html",
-                      ".htm": "html", ".pdf": "pdf"}
+Format = Literal["txt", "md", "html", "pdf"]
+SUPPORTED_SUFFIXES: dict[str, Format] = {".txt": "txt", ".md": "md", ".markdown": "md",
+                                         ".html": "html", ".htm": "html", ".pdf": "pdf"}
 MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 
 
@@ -108,7 +110,7 @@ def content_hash(raw: bytes) -> str:
 
 def extract(file: CorpusFile, raw: bytes) -> SourceDocument:
     """Turn a file's bytes into a ``SourceDocument`` (text, title, sections)."""
-    fmt = SUPPORTED_SUFFIXES[file.path.suffix.lower()]
+    fmt: Format = SUPPORTED_SUFFIXES[file.path.suffix.lower()]
     warnings: list[str] = []
     if fmt == "pdf":
         text, sections, title = _extract_pdf(raw)
@@ -126,7 +128,7 @@ def extract(file: CorpusFile, raw: bytes) -> SourceDocument:
             sections, title = plain_text_sections(text)
     if not text.strip():
         raise UnreadableDocument("no text to index")
-    return SourceDocument(doc_id=file.doc_id, title=title or file.path.stem, format=fmt,  # type: ignore[arg-type]
+    return SourceDocument(doc_id=file.doc_id, title=title or file.path.stem, format=fmt,
                           text=text, sections=sections, content_hash=content_hash(raw),
                           warnings=warnings)
 
@@ -146,8 +148,9 @@ def decode_text(raw: bytes) -> tuple[str, str | None]:
                           (codecs.BOM_UTF16_BE, "utf-16-be")):
         if raw.startswith(bom):
             try:
-                return raw[len(bom):].decode(encoding), (
-                    None if encoding == "utf-8" else f"read as {encoding.upper()} (byte-order mark)")
+                note = (None if encoding == "utf-8"
+                        else f"read as {encoding.upper()} (byte-order mark)")
+                return raw[len(bom):].decode(encoding), note
             except UnicodeDecodeError as exc:
                 raise UnreadableDocument(f"invalid {encoding.upper()} text") from exc
     head = raw[:65536]
@@ -231,11 +234,10 @@ def plain_text_sections(text: str) -> tuple[list[Section], str]:
         line = lines[i]
         nxt_i = nonblank[k + 1] if k + 1 < len(nonblank) else None
         nxt = lines[nxt_i] if nxt_i is not None else None
-        if not title:
-            if len(line.strip()) <= 200 and not is_rule_line(line):
-                title = line.strip()
-                heads.append((starts[i], 0, title))
-                continue
+        if not title and len(line.strip()) <= 200 and not is_rule_line(line):
+            title = line.strip()
+            heads.append((starts[i], 0, title))
+            continue
         if is_rule_line(line):
             continue
         if nxt is not None and nxt_i == i + 1 and is_rule_line(nxt) and len(line.strip()) <= 120:
@@ -309,7 +311,7 @@ def _extract_html(html: str) -> tuple[str, list[Section], str]:
         stack = [root]
         while stack:
             node = stack.pop()
-            tag = node.tag
+            tag = node.tag or ""
             if tag == "-text":
                 line.append(node.text_content or "")
                 continue
@@ -348,7 +350,7 @@ def _extract_pdf(raw: bytes) -> tuple[str, list[Section], str]:
         if reader.is_encrypted and not reader.decrypt(""):
             raise UnreadableDocument("encrypted PDF (needs a password)")
         pages = [normalise_newlines(p.extract_text() or "") for p in reader.pages]
-        meta_title = (reader.metadata.title if reader.metadata else None) or ""
+        meta_title = str((reader.metadata.title if reader.metadata else None) or "")
     except UnreadableDocument:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, AttributeError) as exc:

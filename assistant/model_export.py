@@ -197,11 +197,14 @@ def _export(encoder: TorchEncoder, out: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            encoder.transformer, (), kwargs={"input_ids": ids, "attention_mask": mask,
-                                             "token_type_ids": torch.zeros_like(ids)},
+            encoder.transformer, (),  # type: ignore[arg-type]
+            kwargs={"input_ids": ids, "attention_mask": mask,
+                    "token_type_ids": torch.zeros_like(ids)},
             input_names=["input_ids", "attention_mask", "token_type_ids"],
             output_names=["last_hidden_state"], dynamic_shapes=shapes, dynamo=True,
             verbose=False)
+        if program is None:
+            raise ModelError("the ONNX exporter returned nothing")
         program.save(str(out), external_data=False)
 
 

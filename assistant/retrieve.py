@@ -17,7 +17,7 @@ the features the answer stage ranks by:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +27,10 @@ from assistant import text as tx
 from assistant.store import OpenIndex, blob_vector
 
 Vector = npt.NDArray[np.float32]
+SOFT_MIN = 0.5
+"""Word-embedding similarity from which two different words count as a partial match."""
+SOFT_SCALE = 0.8
+"""A soft match is worth at most this much of an exact one."""
 
 
 @dataclass
@@ -92,7 +96,8 @@ class Retriever:
         return TermStats(idf=idf, unknown=[t for t, d in df.items() if d == 0])
 
     def candidates(self, query: Query, query_vector: Vector, stats: TermStats,
-                   limit: int) -> list[Candidate]:
+                   limit: int, term_vectors: dict[str, Vector] | None = None
+                   ) -> list[Candidate]:
         dense_hits = self.index.vectors.search(query_vector, limit)
         chunk_score = {cid: s for cid, s in dense_hits}
         chunk_rank = {cid: r for r, (cid, _) in enumerate(dense_hits)}
@@ -105,8 +110,11 @@ class Retriever:
         qterms = list(query.terms)
         weights = np.array([query.terms[t] * stats.idf.get(t, 0.0) for t in qterms])
         total = float(weights.sum()) or 1.0
+        bodies = [tx.terms(r[8]) for r in rows]
+        soft = self._soft_matcher(qterms, term_vectors or {}, bodies)
         out: list[Candidate] = []
-        for sid, cid, doc_id, start, end, blob, section, title, body in rows:
+        for (sid, cid, doc_id, start, end, blob, section, title, body), words in zip(
+                rows, bodies, strict=True):
             vec = blob_vector(blob)
             c = Candidate(sentence_id=sid, chunk_id=cid, doc_id=doc_id, start=start, end=end,
                           section=section, title=title, text=body, vector=vec)
@@ -114,19 +122,64 @@ class Retriever:
             c.chunk_dense = chunk_score.get(cid) or float(chunk_vecs[cid] @ query_vector)
             c.dense_rank = chunk_rank.get(cid)
             c.lexical_rank = lex_rank.get(sid)
-            sent_terms = set(tx.terms(body))
+            sent_terms = set(words)
             ctx_terms = set(tx.terms(f"{title} {section}"))
-            hit = np.array([any(v in sent_terms for v in tx.variants(t)) for t in qterms])
+            exact = np.array([any(v in sent_terms for v in tx.variants(t)) for t in qterms])
             ctx = np.array([any(v in ctx_terms for v in tx.variants(t)) for t in qterms])
-            c.lexical = float((weights * hit).sum()) / total if qterms else 0.0
+            credit, near = soft(sent_terms)
+            credit = np.where(exact, 1.0, credit) if qterms else credit
+            c.lexical = float((weights * credit).sum()) / total if qterms else 0.0
             c.context = float((weights * ctx).sum()) / total if qterms else 0.0
-            c.matched_terms = [t for t, h in zip(qterms, hit, strict=True) if h]
+            c.matched_terms = [t for t, h in zip(qterms, exact, strict=True) if h]
+            c.matched_terms += [f"{t}≈{near[i]}" for i, t in enumerate(qterms)
+                                if not exact[i] and near[i]]
             idents = set(tx.identifiers(body))
             for ident in query.identifiers:
                 (c.matched_identifiers if tx.identifier_present(ident, idents)
                  else c.missing_identifiers).append(ident)
             out.append(c)
         return out
+
+    def _soft_matcher(self, qterms: list[str], term_vectors: dict[str, Vector],
+                      bodies: list[list[str]]
+                      ) -> Callable[[set[str]], tuple[npt.NDArray[np.float64], list[str]]]:
+        """Per query term, the best similarity (>= SOFT_MIN) to any word of a sentence, by
+        the words' own embeddings: "money" finds "revenue", "Washington" finds "US"."""
+        usable = [i for i, t in enumerate(qterms) if t in term_vectors]
+        words = sorted({w for b in bodies for w in b if w not in tx.STOPWORDS and len(w) > 1
+                        and not w.isdigit()})
+        vocab: dict[str, Vector] = {}
+        if usable and words:
+            try:
+                for i in range(0, len(words), 900):
+                    part = words[i:i + 900]
+                    marks = ",".join("?" * len(part))
+                    for term, blob in self.conn.execute(
+                            f"SELECT term, vector FROM term_vectors WHERE term IN ({marks})", part):
+                        vocab[str(term)] = blob_vector(blob)
+            except Exception:  # an index without word vectors: exact matching only
+                vocab = {}
+        names = list(vocab)
+        col = {w: j for j, w in enumerate(names)}
+        sims = (np.stack([term_vectors[qterms[i]] for i in usable]) @ np.stack(
+            [vocab[w] for w in names]).T) if usable and names else np.zeros((0, 0))
+
+        def match(sentence_terms: set[str]) -> tuple[npt.NDArray[np.float64], list[str]]:
+            credit = np.zeros(len(qterms))
+            near = [""] * len(qterms)
+            cols = [col[w] for w in sentence_terms if w in col]
+            if not cols or not len(sims):
+                return credit, near
+            sub = sims[:, cols]
+            best = sub.argmax(axis=1)
+            for row, i in enumerate(usable):
+                value = float(sub[row, best[row]])
+                if value >= SOFT_MIN:
+                    credit[i] = value * SOFT_SCALE
+                    near[i] = names[cols[best[row]]]
+            return credit, near
+
+        return match
 
     def _lexical(self, query: Query, stats: TermStats, limit: int) -> list[int]:
         forms = sorted({v for t in query.terms if stats.idf.get(t, 0) > 0 and t not in
@@ -177,4 +230,4 @@ class Retriever:
             "SELECT start, end, substr(d.text, s.start + 1, s.end - s.start) FROM sentences s "
             "JOIN documents d USING(doc_id) WHERE s.doc_id=? AND s.start >= ? "
             "ORDER BY s.start LIMIT 1", (doc_id, end)).fetchone()
-        return (tuple(prev) if prev else None, tuple(nxt) if nxt else None)  # type: ignore[return-value]
+        return (tuple(prev) if prev else None, tuple(nxt) if nxt else None)

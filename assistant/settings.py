@@ -20,6 +20,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from assistant.calibration import ABSTAIN_BELOW
+
 
 def _config_file() -> Path:
     return Path(os.environ.get("ASSISTANT_CONFIG", "assistant.toml"))
@@ -55,10 +57,10 @@ class Settings(BaseSettings):
     """Threads for the embedding runtime; 0 means one per core."""
 
     store: Literal["faiss", "qdrant"] = "faiss"
-    """Vector store: embedded FAISS, or Qdrant (local folder, or a server given by ``qdrant_url``)."""
+    """Vector store: embedded FAISS, or Qdrant (local folder, or a server at ``qdrant_url``)."""
 
     qdrant_url: str | None = None
-    """URL of a Qdrant server or cluster; unset means Qdrant's local mode inside the index folder."""
+    """URL of a Qdrant server or cluster; unset means Qdrant's local mode in the index folder."""
 
     ann_threshold: int = Field(default=50_000, ge=1)
     """Above this many chunks the FAISS index is approximate (IVF) instead of exact."""
@@ -69,8 +71,9 @@ class Settings(BaseSettings):
     candidates: int = Field(default=40, ge=5, le=500)
     """Chunks fetched from each retriever before reranking."""
 
-    abstain_below: float = Field(default=0.5, ge=0.0, le=1.0)
-    """Answer only when the calibrated confidence reaches this; below it, abstain."""
+    abstain_below: float = Field(default=ABSTAIN_BELOW, ge=0.0, le=1.0)
+    """Answer only when the calibrated confidence reaches this; below it, abstain
+    (default fitted by scripts/calibrate.py on the dev question sets)."""
 
     lock_timeout_s: float = Field(default=30.0, ge=0.0)
     """How long a build waits for another build's lock before giving up."""

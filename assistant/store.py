@@ -81,6 +81,10 @@ CREATE VIRTUAL TABLE IF NOT EXISTS sentence_fts USING fts5(
     body, context, tokenize = "unicode61 remove_diacritics 2"
 );
 CREATE VIRTUAL TABLE IF NOT EXISTS sentence_vocab USING fts5vocab(sentence_fts, 'row');
+CREATE TABLE IF NOT EXISTS term_vectors (  -- one vector per distinct word, for soft matching
+    term TEXT PRIMARY KEY,
+    vector BLOB NOT NULL
+) WITHOUT ROWID;
 """
 
 

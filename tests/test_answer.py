@@ -1,0 +1,151 @@
+"""Answers: verbatim quotes, exact offsets, identifiers, abstention, follow-ups, quality targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant.conversation import Conversation, is_follow_up
+from assistant.errors import InputError
+from assistant.evaluate import evaluate, load_gold
+from assistant.models import Answer
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _check_offsets(answerer: Any, answer: Answer) -> None:
+    """The answer and every citation are the stored document text at their offsets."""
+    if answer.answer is not None:
+        text = answerer.index.document_text(answer.answer.doc_id)
+        assert text[answer.answer.start:answer.answer.end] == answer.answer.text
+    for c in answer.citations:
+        text = answerer.index.document_text(c.doc_id)
+        assert text[c.start:c.end] == c.quote
+
+
+def test_direct_question_quotes_the_answer_sentence(answerer: Any) -> None:
+    a = answerer.ask("What revenue share does the US get from H200 sales?")
+    assert not a.abstained
+    assert a.answer is not None and "25%" in a.answer.text
+    assert a.citations[0].is_answer and a.citations[0].quote == a.answer.text
+    assert a.citations[0].section in ("Summary", "Key Points")
+    assert 0.5 <= a.confidence <= 1.0
+    _check_offsets(answerer, a)
+
+
+def test_answer_is_one_sentence_not_the_whole_passage(answerer: Any) -> None:
+    a = answerer.ask("Which Chinese vendors are mentioned?")
+    assert a.answer is not None
+    assert "Huawei, Baidu, Cambricon, Biren, MetaX" in a.answer.text
+    assert len(a.answer.text) <= 400
+    assert "\n" not in a.answer.text
+    assert not a.answer.text.startswith("-"), "the bullet marker is not part of the quote"
+
+
+def test_paraphrase_with_few_shared_words(answerer: Any) -> None:
+    a = answerer.ask("How much of the money ends up with Washington?")
+    assert not a.abstained, a.citations[:2]
+    assert a.answer is not None and "25%" in a.answer.text
+
+
+@pytest.mark.parametrize("question", [
+    "What is the price of an H200?",
+    "How much memory does the H200 have?",
+    "What is the H20?",
+    "What's the weather in Paris tomorrow?",
+    "Give me a recipe for banana bread.",
+])
+def test_uncovered_questions_abstain_but_list_closest_passages(answerer: Any,
+                                                              question: str) -> None:
+    a = answerer.ask(question)
+    assert a.abstained, (question, a.answer)
+    assert a.answer is None
+    assert "does not cover" in a.message
+    assert a.citations and not any(c.is_answer for c in a.citations)
+    _check_offsets(answerer, a)
+
+
+def test_identifier_h200_is_not_h20(answerer: Any) -> None:
+    a = answerer.ask("Who can buy the H20?")
+    assert a.abstained
+    b = answerer.ask("Who can buy the H200?")
+    assert not b.abstained and b.answer is not None
+    assert "H200" in b.answer.text
+
+
+def test_near_duplicate_passages_are_collapsed(answerer: Any) -> None:
+    a = answerer.ask("What does the US get from H200 sales to China?", top_k=10)
+    quotes = [" ".join(c.quote.lower().split()) for c in a.citations]
+    assert len(quotes) == len(set(quotes))
+    assert [c.rank for c in a.citations] == list(range(1, len(a.citations) + 1))
+
+
+@pytest.mark.parametrize("first,follow,expect", [
+    ("Which Chinese vendors are mentioned?", "Which of them are deploying rack-scale systems?",
+     "Huawei and Baidu are deploying rack-scale systems"),
+    ("Why did the Trump administration let Nvidia sell H200s to China?",
+     "What does the US get out of it?", "25%"),
+    ("What did the Trump administration decide about Nvidia?", "And how did the company respond?",
+     "Nvidia welcomed the policy change"),
+])
+def test_follow_up_is_understood_from_the_conversation(answerer: Any, first: str, follow: str,
+                                                       expect: str) -> None:
+    conv = Conversation(id="t")
+    answerer.ask(first, conv)
+    a = answerer.ask(follow, conv)
+    assert a.resolved_question is not None
+    assert not a.abstained and a.answer is not None, a.citations[:2]
+    assert expect in a.answer.text
+    assert a.conversation == "t"
+
+
+def test_follow_up_detection() -> None:
+    assert is_follow_up("Which of them are deploying rack-scale systems?")
+    assert is_follow_up("And how did the company respond?")
+    assert not is_follow_up("Which Chinese vendors build rack-scale AI systems?")
+
+
+def test_same_question_without_conversation_is_not_resolved(answerer: Any) -> None:
+    a = answerer.ask("Which of them are deploying rack-scale systems?")
+    assert a.resolved_question is None
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "\x1b[31m\x07"])
+def test_empty_question_is_an_input_error(answerer: Any, bad: str) -> None:
+    with pytest.raises(InputError):
+        answerer.ask(bad)
+
+
+def test_overlong_question_is_refused(answerer: Any) -> None:
+    with pytest.raises(InputError, match="limit"):
+        answerer.ask("why " * 3000)
+
+
+def test_answer_round_trips_as_json(answerer: Any) -> None:
+    a = answerer.ask("Which Chinese vendors are mentioned?")
+    again = Answer.model_validate(json.loads(a.model_dump_json()))
+    assert again == a
+    assert set(a.timings_ms) >= {"embed", "retrieve", "rank", "total"}
+
+
+def test_every_dev_answer_and_citation_is_verbatim(answerer: Any) -> None:
+    """The offsets invariant over every question of the dev set."""
+    convs: dict[str, Conversation] = {}
+    for g in load_gold(DATA / "dev_questions.jsonl"):
+        conv = convs.setdefault(g.conversation, Conversation(id=g.conversation)) \
+            if g.conversation else None
+        _check_offsets(answerer, answerer.ask(g.question, conv))
+
+
+def test_dev_set_meets_quality_targets(answerer: Any) -> None:
+    report = evaluate(answerer, load_gold(DATA / "dev_questions.jsonl"))
+    misses = [(i.question, i.answer) for i in report.items
+              if i.answerable != (i.correct_top1 or not i.answerable) or
+              (not i.answerable and not i.abstained)]
+    assert report.top1_accuracy >= 0.90, misses
+    assert report.hit_at_3 >= 0.97, misses
+    assert report.abstention_recall >= 0.90, misses
+    assert report.answerable_abstained_rate <= 0.05, misses

@@ -1,0 +1,109 @@
+"""`assistant ask`, `batch` and `eval` as a user runs them: outputs, files and exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from assistant.models import Answer, BatchErrorRecord, EvalReport
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+def test_ask_prints_quote_and_citations(briefing_index: Path) -> None:
+    r = run("ask", "Which Chinese vendors are mentioned?", "--index", str(briefing_index))
+    assert r.returncode == 0, r.stderr
+    assert "Huawei, Baidu, Cambricon, Biren, MetaX" in r.stdout
+    assert "[1]" in r.stdout and "characters" in r.stdout
+    assert r.stderr == ""
+
+
+def test_ask_json_is_an_answer(briefing_index: Path) -> None:
+    r = run("ask", "What revenue share does the US get?", "--json", "--top-k", "2",
+            "--index", str(briefing_index))
+    assert r.returncode == 0, r.stderr
+    a = Answer.model_validate_json(r.stdout)
+    assert a.answer is not None and "25%" in a.answer.text
+    assert len(a.citations) == 2
+
+
+def test_ask_abstains_plainly(briefing_index: Path) -> None:
+    r = run("ask", "What is the price of an H200?", "--index", str(briefing_index))
+    assert r.returncode == 0
+    assert "does not cover this" in r.stdout
+    assert "do not answer" in r.stdout
+
+
+def test_ask_without_index_is_one_clear_line(tmp_path: Path) -> None:
+    r = run("ask", "anything", "--index", str(tmp_path / "none"))
+    assert r.returncode == 4
+    assert r.stderr.strip().count("\n") == 0
+    assert "assistant index" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ask_empty_question_exits_8(briefing_index: Path) -> None:
+    r = run("ask", "  ", "--index", str(briefing_index))
+    assert r.returncode == 8
+    assert r.stderr.startswith("error: the question is empty")
+
+
+def test_batch_jsonl_conversations_and_bad_lines(briefing_index: Path, tmp_path: Path) -> None:
+    src = tmp_path / "q.jsonl"
+    src.write_text("\n".join([
+        json.dumps({"id": "a", "question": "Which Chinese vendors are mentioned?",
+                    "conversation": "c1"}),
+        "{not json",
+        json.dumps({"id": "b", "question": "Which of them are deploying rack-scale systems?",
+                    "conversation": "c1"}),
+        "",
+        json.dumps({"id": "c", "text": "missing question field"}),
+        json.dumps({"question": "What is the price of an H200?"}),
+    ]) + "\n")
+    out = tmp_path / "out.jsonl"
+    r = run("batch", str(src), "-o", str(out), "--index", str(briefing_index))
+    assert r.returncode == 8, r.stderr
+    assert "2 line(s)" in r.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == 5
+    first, bad, follow, missing, unanswerable = (json.loads(x) for x in lines)
+    assert Answer.model_validate(first).id == "a"
+    assert BatchErrorRecord.model_validate(bad).line == 2
+    fa = Answer.model_validate(follow)
+    assert fa.answer is not None and "Huawei and Baidu are deploying" in fa.answer.text
+    assert BatchErrorRecord.model_validate(missing).line == 5
+    un = Answer.model_validate(unanswerable)
+    assert un.abstained and un.id == "6"
+
+
+def test_batch_txt_markdown(briefing_index: Path, tmp_path: Path) -> None:
+    src = tmp_path / "q.txt"
+    src.write_text("Which Chinese vendors are mentioned?\n\nWhat is the price of an H200?\n")
+    r = run("batch", str(src), "--format", "md", "--index", str(briefing_index))
+    assert r.returncode == 0, r.stderr
+    assert "### Which Chinese vendors are mentioned?" in r.stdout
+    assert "> Chinese vendors (Huawei" in r.stdout
+    assert "does not cover this" in r.stdout
+
+
+def test_batch_missing_file(briefing_index: Path, tmp_path: Path) -> None:
+    r = run("batch", str(tmp_path / "nope.jsonl"), "--index", str(briefing_index))
+    assert r.returncode == 8 and "does not exist" in r.stderr
+
+
+def test_eval_reports_metrics(briefing_index: Path) -> None:
+    r = run("eval", str(DATA / "dev_questions.jsonl"), "--json", "--index", str(briefing_index))
+    assert r.returncode == 0, r.stderr
+    rep = EvalReport.model_validate_json(r.stdout)
+    assert rep.questions >= 40
+    assert rep.top1_accuracy >= 0.9
+    text = run("eval", str(DATA / "dev_questions.jsonl"), "--index", str(briefing_index))
+    assert "top-1 accuracy" in text.stdout and "latency p50" in text.stdout
