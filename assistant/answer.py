@@ -159,13 +159,16 @@ class Answerer:
             return analysis
         t = time.perf_counter()
         qterms = list(query.terms)
-        vecs = self.embedder.embed([query.text, *qterms])
+        qvec = self.embedder.embed([query.text])[0]
+        term_vectors = self.retriever.stored_term_vectors(qterms)
+        missing = [w for w in qterms if w not in term_vectors]
+        if missing:  # words the corpus never uses: embed them (short: one small batch)
+            term_vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
         analysis.timings["embed"] = _ms(t)
         t = time.perf_counter()
         analysis.stats = self.retriever.term_stats(qterms)
         analysis.candidates = self.retriever.candidates(
-            query, vecs[0], analysis.stats, self.settings.candidates,
-            dict(zip(qterms, vecs[1:], strict=True)))
+            query, qvec, analysis.stats, self.settings.candidates, term_vectors)
         analysis.timings["retrieve"] = _ms(t)
         return analysis
 
@@ -261,14 +264,19 @@ def _collapse_duplicates(ranked: list[Candidate]) -> list[Candidate]:
     and words: the same passage in two documents, or an overlapping chunk)."""
     kept: list[Candidate] = []
     seen_text: set[str] = set()
+    kept_vectors = np.zeros((0, 0), dtype=np.float32)
     for c in ranked:
         key = " ".join(tx.terms(c.text))
         if key in seen_text:
             continue
-        if any(float(np.dot(c.vector, k.vector)) > 0.98 for k in kept[:20]):
+        if len(kept_vectors) and float((kept_vectors @ c.vector).max()) > 0.98:
             continue
         seen_text.add(key)
         kept.append(c)
+        if len(kept) <= 20:
+            kept_vectors = np.stack([k.vector for k in kept])
+        if len(kept) >= 60:  # no one reads further; the rest cannot matter
+            break
     return kept
 
 

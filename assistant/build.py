@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -38,8 +39,16 @@ from assistant.errors import (
     IndexCorruptError,
     IndexLockedError,
     IndexWriteError,
+    ModelError,
 )
-from assistant.model_export import ModelFiles, ensure_onnx, identify, onnx_sha256
+from assistant.model_export import (
+    ModelFiles,
+    ensure_onnx,
+    identify,
+    onnx_path,
+    onnx_sha256,
+    shared_cache_dir,
+)
 from assistant.models import (
     SCHEMA_VERSION,
     BuildSummary,
@@ -64,6 +73,7 @@ from assistant.store import (
     generation_name,
     iter_rows,
     next_id,
+    open_index,
     read_manifest,
     remove_tree,
     sections_json,
@@ -195,7 +205,12 @@ def _current_manifest(layout: IndexLayout) -> tuple[IndexManifest | None, str | 
         gen = layout.current_generation()
         if gen is None:
             return None, None
-        return read_manifest(gen), None
+        manifest = read_manifest(gen)
+        if manifest.vectors.store == "faiss":
+            # Every part present and agreeing, not only the manifest: a damaged database or
+            # vector file makes even an incremental run rebuild in full (~0.2 s to check).
+            open_index(layout.root).close()
+        return manifest, None
     except AssistantError as exc:
         return None, f"the existing index is unusable ({exc.message.split(';')[0]})"
 
@@ -280,11 +295,9 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
              base: IndexManifest | None, summary: BuildSummary, report: Progress,
              started: float) -> BuildSummary:
     report("export", 0, 1)
-    onnx_file = ensure_onnx(layout.models_dir, model, settings.embed_threads)
+    onnx_file, tokenizer, encoder, onnx_digest = _load_model(layout, model, settings)
     report("export", 1, 1)
-    tokenizer = Tokenizer(onnx_file.parent / "tokenizer.json")
-    embedder = Embedder(tokenizer, OnnxEncoder(onnx_file, settings.embed_threads),
-                        batch_size=settings.embed_batch_size)
+    embedder = Embedder(tokenizer, encoder, batch_size=settings.embed_batch_size)
     conn = _open_staging(layout, plan, base)
     prev_docs = base.documents if base else {}
     try:
@@ -299,7 +312,7 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                 _delete_document(conn, doc_id)
         conn.execute("COMMIT")
         records: dict[str, DocumentRecord] = {r.doc_id: r for r in plan.unchanged}
-        pending: list[tuple[SourceDocument, ingest.CorpusFile, list[Chunk]]] = []
+        pending: list[_Piece] = []
         pending_chunks = 0
         total = len(plan.to_index)
         for n, f in enumerate(plan.to_index, start=1):
@@ -336,18 +349,26 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                 summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
                 continue
             summary.warnings.extend(f"{f.doc_id}: {w}" for w in doc.warnings)
-            chunks = list(chunk_document(doc, tokenizer.count, tokenizer.split_points,
-                                         settings.chunk_max_tokens,
-                                         settings.chunk_overlap_sentences))
-            pending.append((doc, f, chunks))
+            # Chunks are embedded and committed in batches as they come, even inside one
+            # document, so a 50 MB file never holds all its chunks and vectors in memory.
+            piece = _Piece(doc, f)
+            done = 0
+            for chunk in chunk_document(doc, tokenizer.count, tokenizer.split_points,
+                                        settings.chunk_max_tokens,
+                                        settings.chunk_overlap_sentences):
+                piece.chunks.append(chunk)
+                pending_chunks += 1
+                if pending_chunks >= BATCH_CHUNKS:
+                    summary.chunks_embedded += _embed_and_store(conn, embedder, [*pending, piece])
+                    done += len(piece.chunks)
+                    pending, pending_chunks = [], 0
+                    piece = _Piece(doc, f, first=False)
+            piece.last, piece.total = True, done + len(piece.chunks)
+            pending.append(piece)
             records[f.doc_id] = DocumentRecord(doc_id=f.doc_id, title=doc.title, format=doc.format,
                                                content_hash=digest, size=f.size, mtime_ns=mtime,
-                                               chunks=len(chunks))
+                                               chunks=piece.total)
             (summary.changed if prev else summary.added).append(f.doc_id)
-            pending_chunks += len(chunks)
-            if pending_chunks >= BATCH_CHUNKS:
-                summary.chunks_embedded += _embed_and_store(conn, embedder, pending)
-                pending, pending_chunks = [], 0
         if pending:
             summary.chunks_embedded += _embed_and_store(conn, embedder, pending)
         report("embed", total, total)
@@ -375,7 +396,7 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
         model=ModelIdentity(name=settings.model_name, path=model.model_path,
                             weights_sha256=model.weights_sha256, dimension=model.dimension,
                             onnx_file=str(onnx_file.relative_to(layout.root)),
-                            onnx_sha256=onnx_sha256(onnx_file)),
+                            onnx_sha256=onnx_digest),
         chunk_params=plan.params, vectors=vectors, documents=dict(sorted(records.items())),
         chunk_count=int(chunk_count), sentence_count=int(sentence_count),
         built_at=datetime.now(UTC), build_seconds=round(time.perf_counter() - started, 3),
@@ -389,6 +410,25 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
     summary.generation = generation
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _load_model(layout: IndexLayout, model: ModelFiles, settings: Settings
+                ) -> tuple[Path, Tokenizer, OnnxEncoder, str]:
+    """The index's export of the model, loaded. A damaged export is replaced from the shared
+    cache, and if that is damaged too, exported again: `assistant index --full` repairs it."""
+    for attempt in range(3):
+        onnx_file = ensure_onnx(layout.models_dir, model, settings.embed_threads)
+        try:
+            digest = onnx_sha256(onnx_file)
+            return (onnx_file, Tokenizer(onnx_file.parent / "tokenizer.json"),
+                    OnnxEncoder(onnx_file, settings.embed_threads), digest)
+        except (ModelError, OSError, ValueError, KeyError):
+            if attempt == 2:
+                raise
+            remove_tree(onnx_file.parent)
+            if attempt == 1:
+                remove_tree(onnx_path(shared_cache_dir() / "models", model).parent)
+    raise AssertionError("unreachable")
 
 
 def _record(f: ingest.CorpusFile, digest: str, mtime: int, count: int,
@@ -416,10 +456,24 @@ def _delete_document(conn: sqlite3.Connection, doc_id: str) -> None:
     conn.execute("DELETE FROM documents WHERE doc_id=?", (doc_id,))
 
 
+@dataclass
+class _Piece:
+    """Consecutive chunks of one document in an embedding batch: the document's first piece
+    inserts its row (incomplete until its last piece is committed)."""
+
+    doc: SourceDocument
+    file: ingest.CorpusFile
+    chunks: list[Chunk] = field(default_factory=list)
+    first: bool = True
+    last: bool = False
+    total: int = 0
+    """The document's chunk count, known on its last piece."""
+
+
 def _embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
-                     pending: list[tuple[SourceDocument, ingest.CorpusFile, list[Chunk]]]) -> int:
-    """Embed the chunks of some documents and commit them, documents marked complete."""
-    all_chunks = [c for _, _, chunks in pending for c in chunks]
+                     pending: list[_Piece]) -> int:
+    """Embed some chunks and commit them; a document is marked complete with its last piece."""
+    all_chunks = [c for p in pending for c in p.chunks]
     texts = [c.embed_prefix + c.text for c in all_chunks]
     spans = [[(len(c.embed_prefix) + s.start - c.start, len(c.embed_prefix) + s.end - c.start)
               for s in c.sentences[c.first_owned:]] for c in all_chunks]
@@ -428,9 +482,10 @@ def _embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
     next_sentence = next_id(conn, "sentences")
     chunk_rows, sentence_rows, fts_rows = [], [], []
     k = 0
-    for doc, _, chunks in pending:
+    for p in pending:
+        doc = p.doc
         context = ""
-        for c in chunks:
+        for c in p.chunks:
             cid = next_chunk
             next_chunk += 1
             chunk_rows.append((cid, c.doc_id, c.ordinal, c.section, c.start, c.end, c.first_owned,
@@ -445,9 +500,12 @@ def _embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO documents(doc_id, title, format, content_hash, size, mtime_ns, text, sections,"
-        " chunk_count, complete) VALUES (?,?,?,?,?,?,?,?,?,1)",
-        [(doc.doc_id, doc.title, doc.format, doc.content_hash, f.size, f.mtime_ns, doc.text,
-          sections_json(doc.sections), len(chunks)) for doc, f, chunks in pending])
+        " chunk_count, complete) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [(p.doc.doc_id, p.doc.title, p.doc.format, p.doc.content_hash, p.file.size,
+          p.file.mtime_ns, p.doc.text, sections_json(p.doc.sections), p.total, int(p.last))
+         for p in pending if p.first])
+    conn.executemany("UPDATE documents SET chunk_count=?, complete=1 WHERE doc_id=?",
+                     [(p.total, p.doc.doc_id) for p in pending if p.last and not p.first])
     conn.executemany("INSERT INTO chunks(id, doc_id, ordinal, section, start, end, first_owned, "
                      "vector) VALUES (?,?,?,?,?,?,?,?)", chunk_rows)
     conn.executemany("INSERT INTO sentences(id, chunk_id, doc_id, start, end, vector) "

@@ -44,7 +44,8 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 TokenSplitter = Callable[[str, int], list[int]]
 """Character offsets at which to cut a text so each piece has at most N word pieces."""
 
-_ENDS_SENTENCE = re.compile(r"[.!?:;…\"”’)\]]\s*$")
+_ENDS_SENTENCE = re.compile(r"[.!?:;…][\"”’'»)\]]*\s*$")
+"""A line ending like this ends its sentence; otherwise the next line continues it."""
 _HAS_WORD = re.compile(r"\w")
 
 

@@ -112,6 +112,8 @@ class Retriever:
         total = float(weights.sum()) or 1.0
         bodies = [tx.terms(r[8]) for r in rows]
         soft = self._soft_matcher(qterms, term_vectors or {}, bodies)
+        forms = [tx.variants(t) for t in qterms]
+        ctx_cache: dict[tuple[str, str], npt.NDArray[np.bool_]] = {}
         out: list[Candidate] = []
         for (sid, cid, doc_id, start, end, blob, section, title, body), words in zip(
                 rows, bodies, strict=True):
@@ -123,9 +125,12 @@ class Retriever:
             c.dense_rank = chunk_rank.get(cid)
             c.lexical_rank = lex_rank.get(sid)
             sent_terms = set(words)
-            ctx_terms = set(tx.terms(f"{title} {section}"))
-            exact = np.array([any(v in sent_terms for v in tx.variants(t)) for t in qterms])
-            ctx = np.array([any(v in ctx_terms for v in tx.variants(t)) for t in qterms])
+            exact = np.array([any(v in sent_terms for v in f) for f in forms], dtype=bool)
+            ctx = ctx_cache.get((title, section))
+            if ctx is None:
+                ctx_terms = set(tx.terms(f"{title} {section}"))
+                ctx = ctx_cache[(title, section)] = np.array(
+                    [any(v in ctx_terms for v in f) for f in forms], dtype=bool)
             credit, near = soft(sent_terms)
             credit = np.where(exact, 1.0, credit) if qterms else credit
             c.lexical = float((weights * credit).sum()) / total if qterms else 0.0
@@ -180,6 +185,17 @@ class Retriever:
             return credit, near
 
         return match
+
+    def stored_term_vectors(self, words: Sequence[str]) -> dict[str, Vector]:
+        """Vectors the index already holds for these words (embedded at build time)."""
+        if not words:
+            return {}
+        marks = ",".join("?" * len(words))
+        try:
+            return {str(t): blob_vector(b) for t, b in self.conn.execute(
+                f"SELECT term, vector FROM term_vectors WHERE term IN ({marks})", list(words))}
+        except Exception:  # an index without word vectors
+            return {}
 
     def _lexical(self, query: Query, stats: TermStats, limit: int) -> list[int]:
         forms = sorted({v for t in query.terms if stats.idf.get(t, 0) > 0 and t not in

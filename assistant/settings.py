@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     top_k: int = Field(default=5, ge=1, le=50)
     """Citations listed with an answer."""
 
-    candidates: int = Field(default=40, ge=5, le=500)
+    candidates: int = Field(default=24, ge=5, le=500)
     """Chunks fetched from each retriever before reranking."""
 
     abstain_below: float = Field(default=ABSTAIN_BELOW, ge=0.0, le=1.0)

@@ -35,6 +35,8 @@ QUESTION_WORDS = frozenset(["what", "which", "who", "whom", "whose", "when", "wh
 
 def fold(text: str) -> str:
     """Lower case without diacritics, as the index's tokenizer sees it."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
