@@ -77,8 +77,12 @@ def answer_type_ok(question: str, sentence: str) -> bool:
 def rank_score(c: Candidate, query: Query, type_ok: bool,
                w: dict[str, float] = SCORE_WEIGHTS) -> float:
     n_ident = len(query.identifiers)
-    score = (w["dense"] * c.dense + w["chunk_dense"] * c.chunk_dense + w["lexical"] * c.lexical
+    lexical = c.lexical_score(w["soft_min"], w["soft_scale"])
+    score = (w["dense"] * c.dense + w["chunk_dense"] * c.chunk_dense + w["lexical"] * lexical
              + w["context"] * c.context)
+    score += w["bm25"] / (1 + c.lexical_rank) if c.lexical_rank is not None else 0.0
+    score += w["section_start"] * c.first_in_section
+    score -= w["short"] * max(0.0, 1.0 - len(c.text) / 80)
     if n_ident:
         score += w["identifier"] * len(c.matched_identifiers) / n_ident
         score -= w["identifier_missing"] * len(c.missing_identifiers) / n_ident

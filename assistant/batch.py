@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO
 
 from pydantic import ValidationError
 
@@ -33,6 +33,8 @@ def parse_line(raw: str, line_no: int, jsonl: bool) -> BatchQuestion | BatchErro
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         return BatchErrorRecord(line=line_no, error=f"not valid JSON ({exc.msg})")
+    except (ValueError, RecursionError) as exc:  # a number too long, nesting too deep
+        return BatchErrorRecord(line=line_no, error=f"not valid JSON ({type(exc).__name__})")
     if not isinstance(data, dict):
         return BatchErrorRecord(line=line_no, error="expected a JSON object with a \"question\"")
     try:
@@ -53,15 +55,16 @@ def _maybe_id(data: dict[str, object]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def open_questions(path: Path) -> tuple[TextIO, bool]:
+def open_questions(path: Path) -> tuple[BinaryIO, bool]:
+    """The batch file opened as bytes (each line is decoded alone, so one bad line cannot
+    cost the others), and whether it is JSON Lines."""
     if not path.is_file():
         raise InputError(f"the batch file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix not in (".txt", ".jsonl"):
         raise InputError(f"the batch file {path} must be .txt (a question a line) or .jsonl")
     try:
-        fh = open(path, encoding="utf-8", errors="strict", newline=None)  # noqa: SIM115
-        fh.read(0)
+        fh = open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
     return fh, suffix == ".jsonl"
@@ -73,17 +76,12 @@ def run_batch(answerer: Answerer, path: Path, top_k: int | None = None
     fh, jsonl = open_questions(path)
     conversations: dict[str, Conversation] = {}
     with fh:
-        line_no = 0
-        while True:
+        for line_no, data in enumerate(fh, start=1):
             try:
-                raw = fh.readline()
-            except UnicodeDecodeError:
-                line_no += 1
-                yield BatchErrorRecord(line=line_no, error="not UTF-8 text")
+                raw = data.decode("utf-8-sig" if line_no == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield BatchErrorRecord(line=line_no, error=f"not UTF-8 text (byte {exc.start + 1})")
                 continue
-            if not raw:
-                return
-            line_no += 1
             item = parse_line(raw, line_no, jsonl)
             if item is None:
                 continue

@@ -80,7 +80,7 @@ from assistant.store import (
     vector_blob,
     write_json_atomic,
 )
-from assistant.vectors import FAISS_FILE
+from assistant.vectors import FAISS_FILE, FaissVectors
 
 Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stage is "scan", "export", "embed", "vectors" or "publish"."""
@@ -92,7 +92,8 @@ BATCH_CHUNKS = 512
 def chunk_params(settings: Settings) -> ChunkParams:
     return ChunkParams(max_tokens=settings.chunk_max_tokens,
                        overlap_sentences=settings.chunk_overlap_sentences,
-                       segmenter=SEGMENTER, chunker_version=CHUNKER_VERSION)
+                       segmenter=SEGMENTER, chunker_version=CHUNKER_VERSION,
+                       sentence_vectors=settings.sentence_vectors)
 
 
 @dataclass
@@ -107,6 +108,9 @@ class _Plan:
     to_index: list[ingest.CorpusFile] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     unchanged: list[DocumentRecord] = field(default_factory=list)
+    known: dict[str, DocumentRecord] = field(default_factory=dict)
+    """The live index's documents, even when it is rebuilt in full: what the summary calls
+    added, changed, unchanged or removed."""
 
     def key(self) -> str:
         return json.dumps({"base": self.base_generation, "model": self.weights_sha256,
@@ -137,6 +141,8 @@ def stale_reasons(settings: Settings, manifest: IndexManifest | None,
         reasons.append("chunk parameters changed")
     if manifest.vectors.store != settings.store:
         reasons.append(f"vector store changed ({manifest.vectors.store} → {settings.store})")
+    elif _qdrant_moved(settings, manifest):
+        reasons.append("Qdrant location changed")
     seen = {f.doc_id for f in files}
     for f in files:
         rec = manifest.documents.get(f.doc_id)
@@ -148,12 +154,22 @@ def stale_reasons(settings: Settings, manifest: IndexManifest | None,
     return reasons
 
 
+def _qdrant_moved(settings: Settings, manifest: IndexManifest) -> bool:
+    """A new --qdrant-url (or none, for local mode): the vectors move, nothing is re-embedded."""
+    want = settings.qdrant_url.rstrip("/") if settings.qdrant_url else None
+    return settings.store == "qdrant" and manifest.vectors.qdrant_url != want
+
+
 def build_index(settings: Settings, full: bool = False, progress: Progress | None = None,
                 ) -> BuildSummary:
     """Make the index at ``settings.index_dir`` reflect ``settings.corpus_dir``."""
     started = time.perf_counter()
     report = progress or (lambda stage, done, total: None)
     files, skipped = scan(settings)
+    if settings.store == "qdrant":  # fail before embedding, not after
+        from assistant.qdrant_store import require_client
+
+        require_client()
     layout = IndexLayout(settings.index_dir)
     try:
         layout.root.mkdir(parents=True, exist_ok=True)
@@ -196,7 +212,8 @@ def _write_error(exc: OSError, layout: IndexLayout) -> AssistantError:
         return IndexWriteError(f"the disk is full while writing {layout.root}; the previous index "
                                "is intact — free some space and run `assistant index` again")
     return IndexWriteError(f"cannot write the index in {layout.root} ({exc.strerror or exc}); "
-                           "the previous index is intact")
+                           "the previous index is intact — fix the folder's permissions (or "
+                           "use --index DIR) and run `assistant index` again")
 
 
 def _current_manifest(layout: IndexLayout) -> tuple[IndexManifest | None, str | None]:
@@ -233,7 +250,7 @@ def _build_locked(settings: Settings, layout: IndexLayout, files: list[ingest.Co
                       f"{model.weights_sha256[:12]})")
         elif current.chunk_params != params:
             diffs = [f"{k} {getattr(current.chunk_params, k)} → {getattr(params, k)}"
-                     for k in params.model_fields if getattr(current.chunk_params, k) !=
+                     for k in type(params).model_fields if getattr(current.chunk_params, k) !=
                      getattr(params, k)]
             reason = "chunk parameters changed (" + ", ".join(diffs) + ")"
         elif current.vectors.store != settings.store:
@@ -241,7 +258,7 @@ def _build_locked(settings: Settings, layout: IndexLayout, files: list[ingest.Co
     base = None if (reason or current is None) else current
     plan = _Plan(base_generation=base.generation if base else None,
                  weights_sha256=model.weights_sha256, params=params, store=settings.store,
-                 full_reason=reason)
+                 full_reason=reason, known=dict(current.documents) if current else {})
     prev_docs = base.documents if base else {}
     ids = {f.doc_id for f in files}
     for f in files:
@@ -254,8 +271,10 @@ def _build_locked(settings: Settings, layout: IndexLayout, files: list[ingest.Co
     had_index = current is not None or broken is not None
     summary = BuildSummary(index_dir=str(layout.root), corpus_dir=str(settings.corpus_dir),
                            up_to_date=False, full_rebuild_reason=reason if had_index else None,
-                           skipped=list(skipped))
-    if base is not None and not plan.to_index and not plan.removed:
+                           skipped=list(skipped),
+                           removed=sorted(d for d in plan.known if d not in ids))
+    if (base is not None and not plan.to_index and not plan.removed
+            and not _qdrant_moved(settings, base)):
         summary.up_to_date = True
         summary.unchanged = len(plan.unchanged)
         summary.documents = len(base.documents)
@@ -331,7 +350,8 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                                         "version read is indexed, the next build takes the rest")
                 mtime = 0  # forces a re-read next time
             prev = prev_docs.get(f.doc_id)
-            if prev is not None and prev.content_hash == digest and f.doc_id in held:
+            if prev is not None and prev.content_hash == digest and held.get(f.doc_id) == (
+                    digest, 1):
                 records[f.doc_id] = prev.model_copy(update={"size": f.size, "mtime_ns": mtime})
                 summary.unchanged += 1
                 continue
@@ -340,7 +360,7 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                                      (f.doc_id,)).fetchone()[0]
                 records[f.doc_id] = _record(f, digest, mtime, count, conn)
                 summary.chunks_reused += int(count)
-                (summary.changed if prev else summary.added).append(f.doc_id)
+                _classify(summary, plan.known, f.doc_id, digest)
                 continue
             _drop_if_held(conn, f.doc_id, held)
             try:
@@ -359,7 +379,8 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                 piece.chunks.append(chunk)
                 pending_chunks += 1
                 if pending_chunks >= BATCH_CHUNKS:
-                    summary.chunks_embedded += _embed_and_store(conn, embedder, [*pending, piece])
+                    summary.chunks_embedded += _embed_and_store(conn, embedder, [*pending, piece],
+                                                                    settings.sentence_vectors)
                     done += len(piece.chunks)
                     pending, pending_chunks = [], 0
                     piece = _Piece(doc, f, first=False)
@@ -368,13 +389,16 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
             records[f.doc_id] = DocumentRecord(doc_id=f.doc_id, title=doc.title, format=doc.format,
                                                content_hash=digest, size=f.size, mtime_ns=mtime,
                                                chunks=piece.total)
-            (summary.changed if prev else summary.added).append(f.doc_id)
+            _classify(summary, plan.known, f.doc_id, digest)
         if pending:
-            summary.chunks_embedded += _embed_and_store(conn, embedder, pending)
+            summary.chunks_embedded += _embed_and_store(conn, embedder, pending,
+                                                          settings.sentence_vectors)
         report("embed", total, total)
         if not records:
+            why = "; ".join(f"{s.path}: {s.reason}" for s in summary.skipped[:3])
+            more = f"; and {len(summary.skipped) - 3} more" if len(summary.skipped) > 3 else ""
             raise CorpusError(f"none of the documents in {settings.corpus_dir} could be read "
-                              f"({len(summary.skipped)} skipped); nothing was changed")
+                              f"({why}{more}); nothing was changed")
         stale = set(str(r[0]) for r in conn.execute("SELECT doc_id FROM documents")) - set(records)
         if stale:
             conn.execute("BEGIN")
@@ -400,11 +424,10 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
         chunk_params=plan.params, vectors=vectors, documents=dict(sorted(records.items())),
         chunk_count=int(chunk_count), sentence_count=int(sentence_count),
         built_at=datetime.now(UTC), build_seconds=round(time.perf_counter() - started, 3),
-        corpus_dir=str(settings.corpus_dir))
+        corpus_dir=str(settings.corpus_dir.resolve()))
     _publish(layout, manifest)
     report("publish", 1, 1)
     summary.unchanged += len(plan.unchanged)
-    summary.removed = list(plan.removed)
     summary.documents = len(records)
     summary.chunk_count = int(chunk_count)
     summary.generation = generation
@@ -429,6 +452,19 @@ def _load_model(layout: IndexLayout, model: ModelFiles, settings: Settings
             if attempt == 1:
                 remove_tree(onnx_path(shared_cache_dir() / "models", model).parent)
     raise AssertionError("unreachable")
+
+
+def _classify(summary: BuildSummary, known: dict[str, DocumentRecord], doc_id: str,
+              digest: str) -> None:
+    """Count a document indexed in this build as added, changed, or (its content the same,
+    re-embedded by a full rebuild) unchanged."""
+    old = known.get(doc_id)
+    if old is None:
+        summary.added.append(doc_id)
+    elif old.content_hash == digest:
+        summary.unchanged += 1
+    else:
+        summary.changed.append(doc_id)
 
 
 def _record(f: ingest.CorpusFile, digest: str, mtime: int, count: int,
@@ -471,13 +507,23 @@ class _Piece:
 
 
 def _embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
-                     pending: list[_Piece]) -> int:
+                     pending: list[_Piece], sentence_vectors: str = "standalone") -> int:
     """Embed some chunks and commit them; a document is marked complete with its last piece."""
     all_chunks = [c for p in pending for c in p.chunks]
     texts = [c.embed_prefix + c.text for c in all_chunks]
     spans = [[(len(c.embed_prefix) + s.start - c.start, len(c.embed_prefix) + s.end - c.start)
               for s in c.sentences[c.first_owned:]] for c in all_chunks]
-    chunk_vecs, sentence_vecs = embedder.embed_with_spans(texts, spans)
+    if sentence_vectors == "late":
+        chunk_vecs, sentence_vecs = embedder.embed_with_spans(texts, spans)
+    else:
+        chunk_vecs = embedder.embed(texts)
+        owned = [[c.text[s.start - c.start:s.end - c.start] for s in c.sentences[c.first_owned:]]
+                 for c in all_chunks]
+        flat = embedder.embed([t for group in owned for t in group])
+        sentence_vecs, k = [], 0
+        for group in owned:
+            sentence_vecs.append(flat[k:k + len(group)])
+            k += len(group)
     next_chunk = next_id(conn, "chunks")
     next_sentence = next_id(conn, "sentences")
     chunk_rows, sentence_rows, fts_rows = [], [], []
@@ -553,7 +599,7 @@ def _update_vectors(settings: Settings, layout: IndexLayout, conn: sqlite3.Conne
                     base: IndexManifest | None) -> VectorIndexInfo:
     """Write the staging generation's vector store: the base's, with ids that left the
     database removed and new ones added (ids are never reused); or a fresh one."""
-    from assistant.vectors import FaissVectors, build_faiss
+    from assistant.vectors import build_faiss
 
     if settings.store == "qdrant":
         from assistant.qdrant_store import update_qdrant
@@ -578,12 +624,22 @@ def _update_vectors(settings: Settings, layout: IndexLayout, conn: sqlite3.Conne
         if store.count != count:
             raise IndexCorruptError("the vector index disagrees with the database; "
                                     "run `assistant index --full`")
-        store.save(target)
+        _save_vectors(store, target)
         return store.info
     all_ids, all_vecs = _all_chunk_vectors(conn, dim)
     store = build_faiss(all_ids, all_vecs, dim, settings.ann_threshold)
-    store.save(target)
+    _save_vectors(store, target)
     return store.info
+
+
+def _save_vectors(store: FaissVectors, target: Path) -> None:
+    """FAISS reports a failed write (a full disk) as a RuntimeError; make it an OSError."""
+    try:
+        store.save(target)
+    except RuntimeError as exc:
+        err = OSError(errno.ENOSPC if "No space" in str(exc) else errno.EIO,
+                      f"cannot write {target.name}")
+        raise err from exc
 
 
 def _publish(layout: IndexLayout, manifest: IndexManifest) -> None:
@@ -641,3 +697,15 @@ def index_status(settings: Settings) -> IndexStatus:
     status.stale_reasons = stale_reasons(settings, manifest, files)
     status.stale = bool(status.stale_reasons)
     return status
+
+
+def documents_changed(manifest: IndexManifest) -> list[str]:
+    """Documents of the corpus an index was built from that changed since (stat only)."""
+    corpus = Path(manifest.corpus_dir)
+    if not corpus.is_dir():
+        return []
+    files, _ = ingest.discover(corpus)
+    changed = [f.doc_id for f in files if (rec := manifest.documents.get(f.doc_id)) is None
+               or rec.size != f.size or rec.mtime_ns != f.mtime_ns]
+    seen = {f.doc_id for f in files}
+    return changed + [d for d in manifest.documents if d not in seen]

@@ -25,7 +25,7 @@ import sentencex
 from assistant.ingest import BULLET, is_rule_line, iter_lines_with_offsets
 from assistant.models import Chunk, Section, SourceDocument, Span
 
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2  # 2: bullet markers and long prefixes count against the window
 
 def _segmenter_id() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -47,6 +47,8 @@ TokenSplitter = Callable[[str, int], list[int]]
 _ENDS_SENTENCE = re.compile(r"[.!?:;…][\"”’'»)\]]*\s*$")
 """A line ending like this ends its sentence; otherwise the next line continues it."""
 _HAS_WORD = re.compile(r"\w")
+_ODD_SPACE = re.compile(r"[^\S\n\t ]")
+_ATX_MARKS = re.compile(r"^#{1,6}[ \t]*|[ \t]+#+[ \t]*$")
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,9 @@ def regions(doc: SourceDocument) -> list[Region]:
                           heading_in_text=False))
     for s in secs:
         first_line = doc.text[s.start:s.end].split("\n", 1)[0].strip()
-        out.append(Region(title=s.title, start=s.start, end=s.end,
-                          heading_in_text=first_line == s.title))
+        # A Markdown ATX heading ("## Title ##") is the title in markup: structure, not prose.
+        in_text = s.title in (first_line, _ATX_MARKS.sub("", first_line))
+        out.append(Region(title=s.title, start=s.start, end=s.end, heading_in_text=in_text))
     return out
 
 
@@ -105,7 +108,7 @@ def sentences(text: str, start: int, end: int) -> list[Span]:
         start = m.end()
     out: list[Span] = []
     pos = start
-    for piece in sentencex.segment("en", text[start:end]):
+    for piece in _segment(text[start:end]):
         s, e = pos, pos + len(piece)
         pos = e
         while s < e and text[s].isspace():
@@ -115,6 +118,23 @@ def sentences(text: str, start: int, end: int) -> list[Span]:
         if s < e and _HAS_WORD.search(text, s, e):
             out.append(Span(start=s, end=e))
     return out
+
+
+def _segment(block: str) -> list[str]:
+    """sentencex's pieces of a block (their lengths add up to the block's).
+
+    sentencex panics (a Rust panic, a ``BaseException``) on a capital letter followed by a
+    non-ASCII space and a full stop ("Plan B\u00a0."): such spaces are read as ASCII spaces,
+    one character for one, so offsets are unchanged; should it still panic, or not give back
+    every character, the block is one sentence rather than a failed build.
+    """
+    try:
+        pieces = list(sentencex.segment("en", _ODD_SPACE.sub(" ", block)))
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        return [block]
+    return pieces if sum(map(len, pieces)) == len(block) else [block]
 
 
 def embed_prefix(title: str, section: str) -> str:
@@ -129,25 +149,40 @@ def chunk_document(doc: SourceDocument, count_tokens: TokenCounter, split_tokens
     text = doc.text
     ordinal = 0
     for region in regions(doc):
-        prefix = embed_prefix(doc.title, region.title)
-        budget = max(8, max_tokens - count_tokens([prefix])[0])
+        prefix = _fit_prefix(embed_prefix(doc.title, region.title), count_tokens, split_tokens,
+                             max_tokens // 2)
+        budget = max_tokens - count_tokens([prefix])[0]
         spans = [sp for b0, b1 in blocks(text, region) for sp in sentences(text, b0, b1)]
         spans = _cut_overlong(text, spans, count_tokens, split_tokens, budget)
         if not spans:
             continue
-        counts = count_tokens([text[sp.start:sp.end] for sp in spans])
+        # A sentence costs its own word pieces and those of what precedes it since the last
+        # sentence (bullet markers, word-less lines): a chunk's text holds them too.
+        counts = count_tokens([text[spans[k - 1].end if k else sp.start:sp.end]
+                               for k, sp in enumerate(spans)])
         i = 0
         carried: list[int] = []  # indices of overlap sentences at the head of the next chunk
         while i < len(spans):
             members = list(carried)
             used = sum(counts[j] for j in members)
-            while i < len(spans) and (used + counts[i] <= budget or len(members) == len(carried)):
-                if used + counts[i] > budget and members:
+            fresh = 0  # sentences this chunk owns; it owns at least one
+            while i < len(spans) and (used + counts[i] <= budget or fresh == 0):
+                if used + counts[i] > budget:
                     members = []  # overlap does not fit beside this sentence: drop it
                     used = 0
                 members.append(i)
                 used += counts[i]
                 i += 1
+                fresh += 1
+            # The sum of parts may miss a few pieces (a word cut in two): measure the chunk
+            # as the model will read it, and hand back sentences until it fits.
+            while len(members) > 1 and count_tokens(
+                    [prefix + text[spans[members[0]].start:spans[members[-1]].end]])[0] > max_tokens:
+                if members[-2] in carried:
+                    members = members[-1:]  # the overlap does not fit: drop it
+                else:
+                    members.pop()
+                    i -= 1
             first_owned = len([j for j in members if j in carried])
             s0, s1 = spans[members[0]].start, spans[members[-1]].end
             yield Chunk(doc_id=doc.doc_id, ordinal=ordinal, section=region.title, start=s0,
@@ -156,6 +191,16 @@ def chunk_document(doc: SourceDocument, count_tokens: TokenCounter, split_tokens
             ordinal += 1
             owned = members[first_owned:]
             carried = owned[-overlap:] if overlap and len(owned) > overlap else []
+
+
+def _fit_prefix(prefix: str, count_tokens: TokenCounter, split_tokens: TokenSplitter,
+                limit: int) -> str:
+    """The embedding prefix, cut to ``limit`` word pieces: a very long title or heading must
+    leave room for the chunk's own text."""
+    if not prefix or count_tokens([prefix])[0] <= limit:
+        return prefix
+    cuts = split_tokens(prefix, limit)
+    return prefix[:cuts[0]].rstrip() + "\n" if cuts else prefix
 
 
 def _cut_overlong(text: str, spans: list[Span], count_tokens: TokenCounter,
@@ -167,16 +212,32 @@ def _cut_overlong(text: str, spans: list[Span], count_tokens: TokenCounter,
         if n <= budget:
             out.append(sp)
             continue
-        s = sp.start
-        for cut in [*split_tokens(text[sp.start:sp.end], budget), sp.end - sp.start]:
-            e = sp.start + cut
-            while e > s and text[e - 1].isspace():
-                e -= 1
-            if e > s and _HAS_WORD.search(text, s, e):
-                out.append(Span(start=s, end=e))
-            s = sp.start + cut
-            while s < sp.end and text[s].isspace():
-                s += 1
+        # A cut inside a run without spaces (a URL, CJK) can give a piece more word pieces
+        # alone than it had in the run: cut again with a lower limit until every piece fits.
+        limit = budget
+        while True:
+            pieces = _pieces(text, sp, split_tokens(text[sp.start:sp.end], limit))
+            worst = max(count_tokens([text[p.start:p.end] for p in pieces]), default=0)
+            if worst <= budget or limit == 1:
+                break
+            limit = max(1, limit - (worst - budget))
+        out.extend(pieces)
+    return out
+
+
+def _pieces(text: str, sp: Span, cuts: list[int]) -> list[Span]:
+    """The pieces of a sentence between cuts, stripped of space; word-less pieces dropped."""
+    out: list[Span] = []
+    s = sp.start
+    for cut in [*cuts, sp.end - sp.start]:
+        e = sp.start + cut
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s and _HAS_WORD.search(text, s, e):
+            out.append(Span(start=s, end=e))
+        s = sp.start + cut
+        while s < sp.end and text[s].isspace():
+            s += 1
     return out
 
 

@@ -181,9 +181,27 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool) -> None
 
 def _open_answerer(settings: Any) -> Any:
     from assistant.answer import Answerer
+    from assistant.errors import IndexCorruptError, ModelError
     from assistant.store import open_index
 
-    return Answerer(open_index(settings.index_dir), settings)
+    index = open_index(settings.index_dir)
+    try:
+        return Answerer(index, settings)
+    except ModelError as exc:  # the index's own copy of the model is damaged
+        index.close()
+        raise IndexCorruptError(f"the index's copy of the model cannot be loaded "
+                                f"({exc.message.split(';')[0]}); "
+                                "run `assistant index --full` to restore it") from exc
+
+
+def _warn_if_stale(answerer: Any) -> None:
+    """A note on stderr when the corpus the index was built from has changed since."""
+    from assistant.build import documents_changed
+
+    changed = documents_changed(answerer.index.manifest)
+    if changed:
+        _err(f"note: the index is stale ({len(changed)} document(s) changed since it was built, "
+             f"e.g. {changed[0]}); run `assistant index` to update it")
 
 
 @cli.command()
@@ -196,6 +214,7 @@ def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool)
     settings = _settings(index_dir=index_dir)
     answerer = _open_answerer(settings)
     answer = answerer.ask(question, top_k=top_k)
+    _warn_if_stale(answerer)
     if as_json:
         click.echo(answer.model_dump_json())
         return
@@ -221,7 +240,8 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
 
     open_questions(file)[0].close()  # fail early on a missing or unreadable file
     answerer = _open_answerer(settings)
-    out = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+    # One unbuffered write per record: an interrupted batch leaves whole lines behind.
+    out = open(output, "wb", buffering=0) if output else None  # noqa: SIM115
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
@@ -232,15 +252,21 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
         for record in run_batch(answerer, file, top_k=top_k):
             if isinstance(record, BatchErrorRecord):
                 failures += 1
-            out.write(markdown_record(record) + "\n" if fmt == "md"
-                      else record.model_dump_json() + "\n")
-            out.flush()
+            line = (markdown_record(record) + "\n" if fmt == "md"
+                    else record.model_dump_json() + "\n")
+            if out is not None:
+                data = memoryview(line.encode("utf-8"))
+                while data:  # a regular file takes it in one write; loop on a short one
+                    data = data[out.write(data) or 0:]
+            else:
+                sys.stdout.write(line)
+                sys.stdout.flush()
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-        if output:
+        if out is not None:
             out.close()
     if failures:
         raise InputError(f"{failures} line(s) of {file} could not be answered; "
@@ -266,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="assistant", standalone_mode=False)
     except AssistantError as exc:
-        _err(f"error: {exc.message}")
+        _err("error: " + " ".join(exc.message.split()))  # always one line
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         _err("interrupted")
@@ -279,6 +305,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # a bug: still one line for the user, the traceback on request
+        import os
+
+        if os.environ.get("ASSISTANT_DEBUG"):
+            raise
+        _err(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+             "(a bug; set ASSISTANT_DEBUG=1 to see where)")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

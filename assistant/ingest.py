@@ -202,16 +202,44 @@ def is_rule_line(line: str) -> bool:
     return bool(_UNDERLINE.match(line))
 
 
-def _looks_like_heading(line: str, next_line: str | None) -> bool:
+_INNER_SENTENCE_END = re.compile(r"[.!?][\"”’)\]]*\s")
+_ENDS_PARAGRAPH = re.compile(r"[.!?:][\"”’)\]]*$")
+
+
+def _looks_like_heading(line: str, next_line: str | None, prev_line: str | None,
+                        blank_before: bool) -> bool:
+    """A short capitalised line standing alone: not the first line of a hard-wrapped
+    paragraph (no sentence ends inside it, the line before it ends a paragraph, and the
+    line after it starts a new sentence or a list)."""
     s = line.strip()
-    if not (2 <= len(s) <= 70) or next_line is None:
-        return False
+    if not (2 <= len(s) <= 70) or next_line is None or line[:1].isspace():
+        return False  # an indented line is code or a quotation, not a heading
     if BULLET.match(line) or _SENTENCE_END.search(s) or "://" in s:
         return False
     if not (s[0].isupper() or s[0].isdigit()) or len(s.split()) > 9:
         return False
+    if _INNER_SENTENCE_END.search(s):
+        return False
+    if prev_line is not None and not blank_before and \
+            not _ENDS_PARAGRAPH.search(prev_line.strip()) and not _is_title_like(prev_line):
+        return False
+    if s.split()[-1].lower() in _CONNECTIVES:  # "… the implementation of" runs on
+        return False
     nxt = next_line.strip()
-    return len(nxt) > len(s) or bool(BULLET.match(next_line))
+    if BULLET.match(next_line):
+        return True
+    first_letter = next((ch for ch in nxt if ch.isalpha()), "")
+    return len(nxt) > len(s) and not first_letter.islower()
+
+
+_CONNECTIVES = frozenset("""
+a an and as at by for from in into of on or than that the to which with without
+""".split())  # noqa: SIM905 - a word list reads best as text
+
+
+def _is_title_like(line: str) -> bool:
+    s = line.strip()
+    return bool(s) and len(s) <= 200 and not _SENTENCE_END.search(s) and s[:1].isupper()
 
 
 def plain_text_sections(text: str) -> tuple[list[Section], str]:
@@ -236,13 +264,19 @@ def plain_text_sections(text: str) -> tuple[list[Section], str]:
         nxt = lines[nxt_i] if nxt_i is not None else None
         if not title and len(line.strip()) <= 200 and not is_rule_line(line):
             title = line.strip()
-            heads.append((starts[i], 0, title))
-            continue
+            # A first line that ends a sentence, or runs on into the next, is prose that
+            # names the document, not a heading: it stays content to quote.
+            if nxt_i == i + 1 and nxt is not None and nxt.lstrip()[:1].islower():
+                continue
+            if not _SENTENCE_END.search(title):
+                heads.append((starts[i], 0, title))
+                continue
         if is_rule_line(line):
             continue
         if nxt is not None and nxt_i == i + 1 and is_rule_line(nxt) and len(line.strip()) <= 120:
             heads.append((starts[i], 1, line.strip()))
-        elif _looks_like_heading(line, nxt):
+        elif _looks_like_heading(line, nxt, lines[nonblank[k - 1]] if k else None,
+                                 k > 0 and nonblank[k - 1] < i - 1):
             heads.append((starts[i], 2, line.strip()))
     return _sections_from_heads(heads, len(text)), title
 

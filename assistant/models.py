@@ -92,15 +92,19 @@ class ChunkParams(BaseModel):
     overlap_sentences: int
     segmenter: str
     chunker_version: int
+    sentence_vectors: Literal["standalone", "late"] = "standalone"
 
 
 class VectorIndexInfo(BaseModel):
     store: Literal["faiss", "qdrant"] = "faiss"
-    kind: Literal["flat", "ivf"] = "flat"
+    kind: Literal["flat", "ivf", "hnsw"] = "flat"
     nlist: int = 0
     nprobe: int = 0
     qdrant_url: str | None = None
     qdrant_collection: str | None = None
+    qdrant_version: int = 0
+    """Qdrant server mode: this generation sees the points added at or before this version
+    and not removed by it (see assistant.qdrant_store)."""
 
 
 class IndexManifest(BaseModel):

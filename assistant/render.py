@@ -67,3 +67,11 @@ def answer_text(answer: Answer) -> str:
         out.append(f"    “{c.quote}”")
         out.append(f"    why: {c.why}")
     return printable("\n".join(out))
+
+
+def conversation_markdown(answers: list[Answer], title: str = "Conversation") -> str:
+    """A whole chat as Markdown, each turn as ``answer_markdown`` renders it (the TUI's
+    export), so an exported chat reads exactly like ``assistant batch --format md``."""
+    parts = [f"# {title}", ""]
+    parts += [answer_markdown(a) for a in answers]
+    return "\n".join(parts)

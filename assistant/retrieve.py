@@ -31,6 +31,8 @@ SOFT_MIN = 0.5
 """Word-embedding similarity from which two different words count as a partial match."""
 SOFT_SCALE = 0.8
 """A soft match is worth at most this much of an exact one."""
+SOFT_FLOOR = 0.4
+"""Similarities below this are not even recorded."""
 
 
 @dataclass
@@ -66,7 +68,21 @@ class Candidate:
     missing_identifiers: list[str] = field(default_factory=list)
     dense_rank: int | None = None
     lexical_rank: int | None = None
+    first_in_section: bool = False
+    term_weights: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    """Per query term: its weight times IDF (the lexical score's denominators)."""
+    exact: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    soft: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    """Per query term: the best word-vector similarity to a word of the sentence."""
     score: float = 0.0
+
+    def lexical_score(self, soft_min: float = 0.5, soft_scale: float = 0.8) -> float:
+        """IDF-weighted share of the query's terms found, soft matches partly counted."""
+        total = float(self.term_weights.sum())
+        if not total:
+            return 0.0
+        soft = np.where(self.soft >= soft_min, self.soft * soft_scale, 0.0)
+        return float((self.term_weights * np.where(self.exact, 1.0, soft)).sum()) / total
 
 
 @dataclass
@@ -131,9 +147,9 @@ class Retriever:
                 ctx_terms = set(tx.terms(f"{title} {section}"))
                 ctx = ctx_cache[(title, section)] = np.array(
                     [any(v in ctx_terms for v in f) for f in forms], dtype=bool)
-            credit, near = soft(sent_terms)
-            credit = np.where(exact, 1.0, credit) if qterms else credit
-            c.lexical = float((weights * credit).sum()) / total if qterms else 0.0
+            c.soft, near = soft(sent_terms)
+            c.exact, c.term_weights = exact, weights
+            c.lexical = c.lexical_score(SOFT_MIN, SOFT_SCALE)
             c.context = float((weights * ctx).sum()) / total if qterms else 0.0
             c.matched_terms = [t for t, h in zip(qterms, exact, strict=True) if h]
             c.matched_terms += [f"{t}≈{near[i]}" for i, t in enumerate(qterms)
@@ -143,7 +159,21 @@ class Retriever:
                 (c.matched_identifiers if tx.identifier_present(ident, idents)
                  else c.missing_identifiers).append(ident)
             out.append(c)
+        self._mark_section_starts(out)
         return out
+
+    def _mark_section_starts(self, cands: list[Candidate]) -> None:
+        """Flag sentences that open their section: they tend to state what it is about."""
+        docs = sorted({c.doc_id for c in cands})
+        if not docs:
+            return
+        marks = ",".join("?" * len(docs))
+        first = {(str(d), str(s)): int(m) for d, s, m in self.conn.execute(
+            f"SELECT c.doc_id, c.section, min(s.start) FROM chunks c JOIN sentences s "
+            f"ON s.chunk_id = c.id WHERE c.doc_id IN ({marks}) GROUP BY c.doc_id, c.section",
+            docs)}
+        for c in cands:
+            c.first_in_section = first.get((c.doc_id, c.section)) == c.start
 
     def _soft_matcher(self, qterms: list[str], term_vectors: dict[str, Vector],
                       bodies: list[list[str]]
@@ -179,8 +209,9 @@ class Retriever:
             best = sub.argmax(axis=1)
             for row, i in enumerate(usable):
                 value = float(sub[row, best[row]])
+                if value >= SOFT_FLOOR:
+                    credit[i] = value
                 if value >= SOFT_MIN:
-                    credit[i] = value * SOFT_SCALE
                     near[i] = names[cols[best[row]]]
             return credit, near
 

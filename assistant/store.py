@@ -271,6 +271,9 @@ class OpenIndex:
 
     def close(self) -> None:
         self.conn.close()
+        release = getattr(self.vectors, "close", None)  # Qdrant's local mode holds a lock
+        if release is not None:
+            release()
 
 
 class VectorSearchLike:  # a structural stand-in; see assistant.vectors.VectorSearch
@@ -285,9 +288,30 @@ def open_index(index_dir: Path) -> OpenIndex:
     layout = IndexLayout(index_dir)
     if not index_dir.is_dir():
         raise IndexMissingError(f"no index in {index_dir}; run `assistant index` to build it")
-    gen = require_index(layout)
+    for _ in range(3):
+        gen = require_index(layout)
+        try:
+            return _open_generation(layout, gen)
+        except IndexCorruptError:
+            # A build published twice between reading CURRENT and opening the files, and
+            # removed this generation: open the new one instead of reporting damage.
+            if layout.current_generation() == gen:
+                raise
+    return _open_generation(layout, require_index(layout))
+
+
+def _open_generation(layout: IndexLayout, gen: Path) -> OpenIndex:
     manifest = read_manifest(gen)
     conn = connect_read(gen / META_DB)
+    try:
+        return _check_generation(layout, gen, manifest, conn)
+    except BaseException:
+        conn.close()
+        raise
+
+
+def _check_generation(layout: IndexLayout, gen: Path, manifest: IndexManifest,
+                      conn: sqlite3.Connection) -> OpenIndex:
     try:
         n = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         conn.execute("SELECT count(*) FROM sentence_fts").fetchone()
@@ -298,14 +322,15 @@ def open_index(index_dir: Path) -> OpenIndex:
         raise IndexCorruptError(f"{gen / META_DB} holds {n} chunks, the manifest says "
                                 f"{manifest.chunk_count}; run `assistant index --full`")
     onnx = layout.root / manifest.model.onnx_file
-    if not onnx.is_file() or not (onnx.parent / "tokenizer.json").is_file():
-        raise IndexCorruptError(f"the exported model {onnx} is missing; "
-                                "run `assistant index --full`")
+    for part in (onnx, onnx.parent / "tokenizer.json"):
+        if not part.is_file():
+            raise IndexCorruptError(f"the exported model file {part} is missing; "
+                                    "run `assistant index --full`")
     vectors: VectorSearchLike
     if manifest.vectors.store == "qdrant":
         from assistant.qdrant_store import QdrantVectors
 
-        vectors = QdrantVectors.open(layout, manifest.vectors)  # type: ignore[assignment]
+        vectors = QdrantVectors.open(layout, manifest.vectors, gen)  # type: ignore[assignment]
     else:
         from assistant.vectors import FAISS_FILE, FaissVectors
 

@@ -96,4 +96,5 @@ def clean_question(text: str) -> str:
     """The question with terminal escapes and control characters removed, spaces folded."""
     text = _ANSI.sub(" ", text)
     text = _CONTROL.sub(" ", text)
+    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates crash the tokenizer
     return re.sub(r"\s+", " ", text).strip()

@@ -69,7 +69,7 @@ def ranking_quality(samples: list[Sample], w: dict[str, float]) -> tuple[float, 
 def fit_weights(samples: list[Sample]) -> dict[str, float]:
     w = dict(SCORE_WEIGHTS)
     best = ranking_quality(samples, w)
-    grid = [0.0, 0.5, 0.8, 1.25, 2.0]
+    grid = [0.0, 0.5, 0.8, 0.9, 1.1, 1.25, 2.0]
     for _ in range(3):
         improved = False
         for key, factor in itertools.product(list(w), grid):
@@ -147,7 +147,7 @@ def main() -> None:
         return
     target = Path(__file__).resolve().parent.parent / "assistant" / "calibration.py"
     text = target.read_text()
-    head = text[: text.index("SCORE_WEIGHTS")]
+    head = text[: text.index("SCORE_WEIGHTS: dict")]
     body = "SCORE_WEIGHTS: dict[str, float] = {\n" + "".join(
         f'    "{k}": {v!r},\n' for k, v in w.items()) + "}\n\n"
     body += f"CONFIDENCE_BIAS: float = {bias!r}\n"

@@ -1,12 +1,523 @@
-"""Placeholder until the chat lands: prints what ``assistant info`` prints."""
+"""The chat app: ask, read the quote inside its passage, open the source, follow up, rebuild.
+
+The app paints its first frame before anything heavy is imported: the index is checked,
+built if missing or stale, and opened in a thread worker (group ``index``), and every
+question is answered in another (group ``ask``), one at a time, in the order asked.
+Questions typed while the index loads wait in a queue. A rebuild builds and opens the
+new generation in a worker while the chat keeps answering from the old one, then swaps
+them. Every ``AssistantError`` becomes a card in the conversation that says what to do.
+
+    BriefingApp
+    ├── Header
+    ├── #main
+    │   ├── SidePanel          index status, documents (Enter opens one)
+    │   └── #chat
+    │       ├── ConversationView   QuestionCard, AnswerCard (PassageView, CitationLine…),
+    │       │                      MessageCard (errors, notices)
+    │       ├── StatusLine         what is happening, build progress
+    │       └── QuestionInput      history on ↑/↓
+    └── Footer
+    DocumentScreen (a source, its quote highlighted) and HelpScreen are pushed over it.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from textual import on
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input
+from textual.worker import Worker, WorkerState
+
+from assistant.conversation import Conversation
+from assistant.errors import AssistantError
 from assistant.settings import Settings
+from assistant.tui.history import InputHistory, default_history_path
+from assistant.tui.messages import BuildProgress, SourceRequested
+from assistant.tui.passage import answer_clip, citation_clip
+from assistant.tui.screens.document import DocumentScreen
+from assistant.tui.screens.help import HelpScreen
+from assistant.tui.widgets.conversation import (
+    AnswerCard,
+    CitationLine,
+    ConversationView,
+    MessageCard,
+    PendingCard,
+    QuestionCard,
+)
+from assistant.tui.widgets.question_input import QuestionInput
+from assistant.tui.widgets.side_panel import SidePanel
+from assistant.tui.widgets.status_line import STAGES, StatusLine
+
+if TYPE_CHECKING:
+    from assistant.models import Answer
+    from assistant.tui.engine import Engine, IndexOutcome, Reply
+
+CHAT_ACTIONS = frozenset({"new_conversation", "open_source", "copy_answer", "export",
+                          "rebuild", "toggle_panel"})
+"""Actions of the chat screen, disabled while a document or the help is shown."""
+
+
+@dataclass
+class Pending:
+    """A question asked and not yet answered, with the cards that show it."""
+
+    number: int
+    question: str
+    conversation: Conversation
+    question_card: QuestionCard
+    card: PendingCard
+    engine: Engine | None = None
+
+
+class BriefingApp(App[None]):
+    """The terminal chat over one index; build it with ``create_app``."""
+
+    TITLE = "Briefing assistant"
+    CSS = """
+    #main { height: 1fr; }
+    #chat { width: 1fr; height: 1fr; }
+    QuestionInput { margin-bottom: 0; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help"),
+        Binding("ctrl+n", "new_conversation", "New chat", priority=True),
+        Binding("ctrl+o", "open_source", "Source", tooltip="Open the latest answer's source",
+                priority=True),
+        Binding("ctrl+y", "copy_answer", "Copy", tooltip="Copy the latest answer",
+                priority=True),
+        Binding("ctrl+s", "export", "Export", tooltip="Export the conversation to Markdown",
+                priority=True),
+        Binding("ctrl+r", "rebuild", "Rebuild", tooltip="Rebuild the index", priority=True),
+        Binding("ctrl+b", "toggle_panel", "Panel", priority=True),
+        Binding("ctrl+t", "change_theme", "Theme", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(self, settings: Settings, history: InputHistory) -> None:
+        super().__init__()
+        self.settings = settings
+        self.history = history
+        self.engine: Engine | None = None
+        self.conversation = Conversation(id=uuid.uuid4().hex[:12])
+        self.answers: list[Answer] = []
+        self.queue: deque[Pending] = deque()
+        self.asking: Pending | None = None
+        self.building: str | None = None
+        """"load" or "rebuild" while an index worker runs."""
+        self.index_error: AssistantError | None = None
+        self._retired: list[Engine] = []
+        self._asked = 0
+
+    # ---- layout ------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="main"):
+            yield SidePanel(id="side")
+            with Vertical(id="chat"):
+                yield ConversationView(id="conversation")
+                yield StatusLine()
+                yield QuestionInput(self.history, id="question",
+                                    placeholder="Ask a question about the documents…  "
+                                                "(↑↓ history · F1 keys)")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(QuestionInput).focus()
+        if self.history.problem:
+            self.notify(self.history.problem, title="History", severity="warning",
+                        markup=False)
+        self._start_index_job("load")
+
+    @property
+    def conversation_view(self) -> ConversationView:
+        return self.query_one(ConversationView)
+
+    @property
+    def status_line(self) -> StatusLine:
+        return self.query_one(StatusLine)
+
+    @property
+    def busy(self) -> bool:
+        """Anything still to do: loading, building, answering or questions queued."""
+        return bool(self.building or self.asking or (self.queue and self.engine))
+
+    # ---- the index ---------------------------------------------------------------------
+
+    def _start_index_job(self, kind: str, full: bool = False) -> None:
+        self.building = kind
+        status = self.status_line
+        if kind == "load":
+            status.say("Opening the index…", "busy")
+        elif self.engine is not None:
+            status.say("Rebuilding the index — answering from the current one meanwhile…",
+                       "busy")
+        else:
+            status.say("Building the index…", "busy")
+        status.progress(0, None)
+        settings = self.settings
+
+        def progress(stage: str, done: int, total: int) -> None:
+            self.post_message(BuildProgress(stage, done, total))
+
+        def job() -> IndexOutcome:
+            from assistant.tui import engine  # numpy, FAISS, onnxruntime: ~0.5 s, off the UI
+
+            if kind == "load":
+                return engine.load(settings, progress)
+            return engine.rebuild(settings, progress, full=full)
+
+        self.run_worker(job, name=kind, group="index", exclusive=True, thread=True,
+                        description=f"{kind} the index {settings.index_dir}",
+                        exit_on_error=False)
+
+    def on_build_progress(self, message: BuildProgress) -> None:
+        if self.building is None:
+            return
+        label = STAGES.get(message.stage, message.stage)
+        status = self.status_line
+        verb = "Rebuilding" if self.building == "rebuild" and self.engine else "Building"
+        if message.stage == "embed" and message.total:
+            status.say(f"{verb} the index: {label} {message.done}/{message.total}", "busy")
+            status.progress(message.done, message.total)
+        else:
+            status.say(f"{verb} the index: {label}…",
+                       "warning" if message.stage == "waiting" else "busy")
+            status.progress(0, None)
+
+    async def _finish_index_job(self, kind: str, outcome: IndexOutcome) -> None:
+        self.building = None
+        status = self.status_line
+        status.hide_progress()
+        side = self.query_one(SidePanel)
+        side.show_status(outcome.status)
+        view = self.conversation_view
+        if outcome.engine is not None:
+            self._swap_engine(outcome.engine)
+            self.index_error = None
+            summary = outcome.summary
+            if summary is not None and not summary.up_to_date:
+                self.notify(f"Indexed {summary.documents} documents ({summary.chunk_count} "
+                            f"chunks; {summary.chunks_embedded} embedded) in "
+                            f"{summary.seconds:.1f} s.", title="Index built", markup=False)
+            elif kind == "rebuild":
+                self.notify("The index was already up to date; reopened it.",
+                            title="Index", markup=False)
+            if outcome.warnings:
+                await self._add_card(MessageCard.notice("Index warnings", outcome.warnings,
+                                                        warning=True))
+            manifest = outcome.engine.index.manifest
+            docs = len(manifest.documents)
+            self.sub_title = f"{docs} document{'s' * (docs != 1)}"
+            status.say(f"Ready — {docs} document{'s' * (docs != 1)}, "
+                       f"{manifest.chunk_count:,} chunks. Ask a question.", "ready")
+        elif outcome.error is not None:
+            await self._add_card(MessageCard.error(outcome.error, str(self.settings.corpus_dir),
+                                                   also=outcome.also))
+            if self.engine is not None:
+                status.say(f"{outcome.error.title}: the rebuild failed; still answering from "
+                           "the current index", "warning")
+            else:
+                self.index_error = outcome.error
+                status.say(f"{outcome.error.title}: no index to answer from — see above",
+                           "error")
+                for p in self.queue:
+                    p.card.update("Waiting for a usable index (see the message above; "
+                                  "Ctrl+R builds it).")
+        if outcome.engine is None and outcome.error is None:  # cannot happen; be safe
+            status.say("The index could not be opened.", "error")
+        view.scroll_end(animate=False)
+        self._pump()
+
+    def _swap_engine(self, new: Engine) -> None:
+        old, self.engine = self.engine, new
+        if old is None:
+            return
+        if self.asking is not None and self.asking.engine is old:
+            self._retired.append(old)  # closed when its question is answered
+        else:
+            old.close()
+
+    # ---- asking ------------------------------------------------------------------------
+
+    @on(Input.Submitted, "#question")
+    async def ask_question(self, event: Input.Submitted) -> None:
+        question = event.value
+        if not question.strip():
+            return
+        event.input.value = ""
+        self.history.add(question)
+        await self.submit(question)
+
+    async def submit(self, question: str) -> None:
+        """Show the question at once; it is answered when the index is ready."""
+        self._asked += 1
+        qcard = QuestionCard(question)
+        if self.engine is not None:
+            note = "Answering…"
+        elif self.index_error is not None:
+            note = "Waiting for a usable index (see the message above; Ctrl+R builds it)."
+        else:
+            note = "Waiting for the index to load; this question will be answered then."
+        card = PendingCard(note, markup=False)
+        view = self.conversation_view
+        for welcome in view.query("#welcome"):
+            await welcome.remove()
+        await view.mount_all([qcard, card])
+        view.scroll_end(animate=False)
+        self.queue.append(Pending(self._asked, question, self.conversation, qcard, card))
+        self._pump()
+
+    def _pump(self) -> None:
+        """Start answering the next queued question, if the engine is free."""
+        if self.asking is not None or not self.queue:
+            return
+        if self.engine is None:
+            if self.building:
+                self.status_line.say(f"{len(self.queue)} question(s) waiting for the index…",
+                                     "busy")
+            return
+        pending = self.queue.popleft()
+        pending.engine = engine = self.engine
+        self.asking = pending
+        pending.card.update("Answering…")
+        self.status_line.say("Answering…", "busy")
+
+        def job() -> Reply | AssistantError:
+            from assistant.tui.engine import ask
+
+            return ask(engine, pending.question, pending.conversation)
+
+        self.run_worker(job, name=f"ask-{pending.number}", group="ask", thread=True,
+                        description=f"answer question {pending.number}", exit_on_error=False)
+
+    async def _finish_ask(self, result: Reply | AssistantError) -> None:
+        pending, self.asking = self.asking, None
+        for old in [e for e in self._retired if pending is None or e is not pending.engine]:
+            old.close()
+            self._retired.remove(old)
+        if pending is not None and pending.engine in self._retired:
+            pending.engine.close()
+            self._retired.remove(pending.engine)
+        if pending is None or pending.conversation is not self.conversation:
+            self._pump()  # asked in a conversation since cleared: drop the reply
+            return
+        view = self.conversation_view
+        card: AnswerCard | MessageCard
+        if isinstance(result, AssistantError):
+            card = MessageCard.error(result, str(self.settings.corpus_dir))
+            self.status_line.say(f"{result.title}: {result.message}", "warning")
+        else:
+            answer = result.answer
+            if answer.resolved_question:
+                pending.question_card.understood_as(answer.resolved_question)
+            card = AnswerCard(answer, result.passage)
+            self.answers.append(answer)
+            if answer.abstained:
+                self.status_line.say("Not covered by the documents · the closest passages "
+                                     "are listed", "ready")
+            else:
+                self.status_line.say(f"Answered (confidence {answer.confidence:.2f}) · Ctrl+O "
+                                     "opens the source", "ready")
+        await view.mount(card, after=pending.card)
+        await pending.card.remove()
+        self.call_after_refresh(view.scroll_to_widget, pending.question_card, top=True,
+                                animate=False)
+        self._pump()
+
+    async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker: Worker[Any] = event.worker
+        if event.state == WorkerState.ERROR:  # the jobs catch everything; a last resort
+            from assistant.tui.engine import UnexpectedError
+
+            error = UnexpectedError.wrap(worker.error or RuntimeError("worker failed"))
+            if worker.group == "ask":
+                await self._finish_ask(error)
+            elif worker.group == "index":
+                self.building = None
+                await self._add_card(MessageCard.error(error, str(self.settings.corpus_dir)))
+            return
+        if event.state != WorkerState.SUCCESS:
+            return
+        if worker.group == "ask":
+            await self._finish_ask(cast("Reply | AssistantError", worker.result))
+        elif worker.group == "index":
+            await self._finish_index_job(worker.name, cast("IndexOutcome", worker.result))
+
+    async def _add_card(self, card: MessageCard) -> None:
+        view = self.conversation_view
+        await view.mount(card)
+        view.scroll_end(animate=False)
+
+    # ---- sources -----------------------------------------------------------------------
+
+    def on_source_requested(self, message: SourceRequested) -> None:
+        if self.engine is None:
+            self.notify("The index is not open yet.", severity="warning", markup=False)
+            return
+        try:
+            view = self.engine.document(message.doc_id)
+        except AssistantError as exc:
+            self.notify(exc.message, title=exc.title, severity="error", markup=False)
+            return
+        self.push_screen(DocumentScreen(view, message.start, message.end))
+
+    # ---- actions -----------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in CHAT_ACTIONS and self.screen is not self.screen_stack[0])
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    async def action_new_conversation(self) -> None:
+        self.conversation = Conversation(id=uuid.uuid4().hex[:12])
+        self.answers = []
+        self.queue.clear()
+        await self.conversation_view.reset()
+        self.query_one(QuestionInput).focus()
+        if self.engine is not None:
+            self.status_line.say("New conversation. Ask a question.", "ready")
+
+    def _latest(self) -> AnswerCard | None:
+        card = self.conversation_view.latest_answer()
+        if card is None:
+            self.notify("No answer yet: ask a question first.", severity="warning",
+                        markup=False)
+        return card
+
+    def action_open_source(self, n: int = 1) -> None:
+        card = self._latest()
+        if card is not None:
+            card.action_open_citation(n)
+
+    def action_copy_answer(self) -> None:
+        card = self._latest()
+        if card is not None:
+            self.copy_to_clipboard(answer_clip(card.answer))
+            self.notify("Copied the answer and its source.", markup=False)
+
+    def action_copy_citation(self, n: int) -> None:
+        card = self._latest()
+        if card is None:
+            return
+        if not 1 <= n <= len(card.answer.citations):
+            self.notify(f"The latest answer has no citation [{n}].", severity="warning",
+                        markup=False)
+            return
+        self.copy_to_clipboard(citation_clip(card.answer.citations[n - 1]))
+        self.notify(f"Copied citation [{n}].", markup=False)
+
+    def action_export(self) -> None:
+        if not self.answers:
+            self.notify("Nothing to export yet: ask a question first.", severity="warning",
+                        markup=False)
+            return
+        try:
+            path = export_conversation(self.answers, export_dir())
+        except OSError as exc:
+            self.notify(f"Cannot write the export: {exc.strerror or exc}", title="Export",
+                        severity="error", markup=False)
+            return
+        self.notify(f"Saved the conversation to {path}", title="Exported", markup=False)
+
+    def action_rebuild(self, full: bool = False) -> None:
+        if self.building is not None:
+            self.notify("The index is already being built.", severity="warning", markup=False)
+            return
+        self._start_index_job("rebuild", full=full)
+
+    def action_toggle_panel(self) -> None:
+        side = self.query_one(SidePanel)
+        side.display = not side.display
+
+    def action_clear_history(self) -> None:
+        self.history.clear()
+        message = self.history.problem or "Cleared the question history."
+        self.notify(message, markup=False)
+
+    def action_focus_sources(self) -> None:
+        card = self.conversation_view.latest_answer()
+        lines = list(card.query(CitationLine)) if card else []
+        if lines:
+            lines[0].focus()
+
+    def action_focus_question(self) -> None:
+        self.query_one(QuestionInput).focus()
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if screen is not self.screen_stack[0]:
+            return
+        commands: list[tuple[str, str, Callable[[], Any]]] = [
+            ("New conversation", "Clear the chat; follow-ups start afresh (Ctrl+N)",
+             self.action_new_conversation),
+            ("Rebuild index", "Bring the index up to date with the corpus (Ctrl+R)",
+             self.action_rebuild),
+            ("Rebuild index from scratch", "Re-embed every document",
+             lambda: self.action_rebuild(full=True)),
+            ("Export conversation", "Save the chat as Markdown with its citations (Ctrl+S)",
+             self.action_export),
+            ("Copy answer", "The latest answer and its source, to the clipboard (Ctrl+Y)",
+             self.action_copy_answer),
+            ("Open source", "The latest answer's document at the quote (Ctrl+O)",
+             self.action_open_source),
+            ("Toggle side panel", "Show or hide the index and documents (Ctrl+B)",
+             self.action_toggle_panel),
+            ("Clear question history", "Forget the questions kept for ↑/↓",
+             self.action_clear_history),
+            ("Help", "Every key of the chat (F1)", self.action_help),
+        ]
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)
+        latest = self.conversation_view.latest_answer()
+        for c in latest.answer.citations if latest else []:
+            yield SystemCommand(f"Copy citation [{c.rank}]",
+                                f"{c.section or c.title}, characters {c.start}–{c.end}",
+                                lambda n=c.rank: self.action_copy_citation(n))
+
+
+def export_dir() -> Path:
+    return Path(os.environ.get("ASSISTANT_EXPORT_DIR") or Path.cwd())
+
+
+def export_conversation(answers: list[Answer], directory: Path) -> Path:
+    """Write the conversation as Markdown to a new file in ``directory``; its path."""
+    from assistant.render import conversation_markdown
+
+    stamp = datetime.now()
+    body = conversation_markdown(answers, f"Conversation of {stamp:%Y-%m-%d %H:%M}")
+    directory.mkdir(parents=True, exist_ok=True)
+    base = f"conversation-{stamp:%Y%m%d-%H%M%S}"
+    path = directory / f"{base}.md"
+    n = 1
+    while path.exists():
+        n += 1
+        path = directory / f"{base}-{n}.md"
+    with open(path, "x", encoding="utf-8") as fh:
+        fh.write(body)
+    return path
+
+
+def create_app(settings: Settings, history_file: Path | None = None) -> BriefingApp:
+    """The app for ``settings`` (the CLI and the tests build it the same way); the history
+    lives in ``history_file`` (default: ``ASSISTANT_HISTORY_FILE`` or the user data dir)."""
+    history = InputHistory(history_file or default_history_path())
+    return BriefingApp(settings, history)
 
 
 def run_app(settings: Settings) -> None:
-    from assistant.cli import cli
-
-    cli.main(args=["info", "--index", str(settings.index_dir), "--corpus",
-                   str(settings.corpus_dir)], prog_name="assistant", standalone_mode=False)
+    """``assistant`` / ``assistant chat``: run the chat until the user quits."""
+    create_app(settings).run()

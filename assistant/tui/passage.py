@@ -1,0 +1,129 @@
+"""Where a quote sits in its document: the passage around it, and its literal rendering.
+
+The chat shows every answer inside the lines it comes from, so the reader sees its
+context before trusting it. This module never imports ``textual`` (only ``rich``'s
+``Text``), and never builds markup from document text: every piece is appended to a
+``Text`` as plain characters, after control characters are made visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from assistant.models import Answer, Citation, Section
+from assistant.render import citation_line, printable
+
+PASSAGE_RADIUS = 300
+"""Characters of context kept on each side of a quote before clipping at a line."""
+
+
+@dataclass(frozen=True)
+class Passage:
+    """``text == document[start:end]``; the quote is ``document[quote_start:quote_end]``."""
+
+    doc_id: str
+    section: str
+    text: str
+    start: int
+    end: int
+    quote_start: int
+    quote_end: int
+    cut_before: bool = False
+    """The passage starts in the middle of a line (shown with a leading ellipsis)."""
+    cut_after: bool = False
+
+
+def section_of(sections: list[Section], offset: int) -> Section | None:
+    """The innermost section whose span holds ``offset``."""
+    holding = [s for s in sections if s.start <= offset < s.end]
+    return max(holding, key=lambda s: (s.start, -s.end)) if holding else None
+
+
+def passage_around(doc_id: str, text: str, quote_start: int, quote_end: int,
+                   section: Section | None = None, radius: int = PASSAGE_RADIUS) -> Passage:
+    """The quote with up to ``radius`` characters either side, within its section (its
+    heading line left out), clipped at line boundaries, or at a word when one line runs
+    longer than ``radius``."""
+    quote_start = max(0, min(quote_start, len(text)))
+    quote_end = max(quote_start, min(quote_end, len(text)))
+    lo_limit, hi_limit = 0, len(text)
+    if section is not None:
+        lo_limit, hi_limit = max(0, section.start), min(len(text), section.end)
+        heading_end = lo_limit + len(section.title)
+        if text.startswith(section.title, lo_limit) and heading_end <= quote_start:
+            lo_limit = heading_end
+    lo_limit, hi_limit = min(lo_limit, quote_start), max(hi_limit, quote_end)
+
+    lo, cut_before = max(lo_limit, quote_start - radius), False
+    if lo > lo_limit and text[lo - 1] != "\n":
+        newline = text.find("\n", lo, quote_start)
+        if newline != -1:
+            lo = newline + 1
+        else:
+            space = text.find(" ", lo, quote_start)
+            lo = space + 1 if space != -1 else quote_start
+            cut_before = lo > lo_limit and text[lo - 1] != "\n"
+    while lo < quote_start and text[lo].isspace():
+        lo += 1
+
+    hi, cut_after = min(hi_limit, quote_end + radius), False
+    if hi < hi_limit and text[hi] != "\n":
+        newline = text.rfind("\n", quote_end, hi)
+        if newline != -1:
+            hi = newline
+        else:
+            space = text.rfind(" ", quote_end, hi)
+            hi = space if space != -1 else quote_end
+            cut_after = hi < hi_limit and text[hi] != "\n"
+    while hi > quote_end and text[hi - 1].isspace():
+        hi -= 1
+    return Passage(doc_id=doc_id, section=section.title if section else "", text=text[lo:hi],
+                   start=lo, end=hi, quote_start=quote_start, quote_end=quote_end,
+                   cut_before=cut_before, cut_after=cut_after)
+
+
+def highlighted(text: str, start: int, end: int, quote_style: str, base_style: str = "",
+                offset: int = 0) -> Text:
+    """``text`` as a literal ``Text`` with ``text[start-offset:end-offset]`` styled as the
+    quote. Each piece is made printable on its own, so offsets never drift."""
+    a = max(0, min(len(text), start - offset))
+    b = max(a, min(len(text), end - offset))
+    out = Text(style=base_style, no_wrap=False)
+    out.append(printable(text[:a]))
+    out.append(printable(text[a:b]), style=quote_style)
+    out.append(printable(text[b:]))
+    return out
+
+
+def passage_text(p: Passage, quote_style: str, base_style: str = "") -> Text:
+    """A passage for the conversation view: context dimmed by the caller's style, the
+    quote highlighted, ellipses where a line was cut."""
+    body = highlighted(p.text, p.quote_start, p.quote_end, quote_style, base_style,
+                       offset=p.start)
+    if p.cut_before:
+        body = Text("…", style=base_style) + body
+    if p.cut_after:
+        body.append("…")
+    return body
+
+
+def literal(text: str, style: str = "") -> Text:
+    """Untrusted text (a question, a title, a path) as a literal, printable ``Text``."""
+    return Text(printable(text), style=style)
+
+
+def citation_clip(c: Citation) -> str:
+    """What "copy citation" puts on the clipboard: the citation line and its quote."""
+    return f"{citation_line(c)}\n“{c.quote}”"
+
+
+def answer_clip(answer: Answer) -> str:
+    """What "copy answer" puts on the clipboard: the quote and where it comes from, or the
+    abstention."""
+    if answer.answer is None:
+        return f"{answer.question}\n{answer.message}"
+    source = next((c for c in answer.citations if c.is_answer), None)
+    where = citation_line(source) if source else answer.answer.doc_id
+    return f"“{answer.answer.text}”\n— {where} (confidence {answer.confidence:.2f})"

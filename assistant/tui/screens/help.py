@@ -1,0 +1,73 @@
+"""The help screen: every key of the chat, in one place (also in the command palette)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS: list[tuple[str, list[tuple[str, str]]]] = [
+    ("Asking", [
+        ("Enter", "ask the question typed"),
+        ("↑ / ↓", "earlier / later questions (history kept across runs)"),
+        ("Ctrl+N", "new conversation (follow-ups start afresh)"),
+    ]),
+    ("Sources", [
+        ("Ctrl+O", "open the latest answer's source, the quote highlighted"),
+        ("Tab / Shift+Tab", "move between the sources listed under the answers"),
+        ("Enter or click", "open the focused source"),
+        ("1 – 9", "open source n of the answer in focus"),
+        ("y", "copy the focused source (or, in a document, its quote)"),
+        ("Esc", "back from a document; from the sources, back to the question box"),
+    ]),
+    ("Chat", [
+        ("Ctrl+Y", "copy the latest answer with its source"),
+        ("Ctrl+S", "export the conversation to Markdown, with citations"),
+        ("Ctrl+R", "rebuild the index (answers continue from the old one meanwhile)"),
+        ("Ctrl+B", "show / hide the side panel"),
+        ("Ctrl+T", "switch theme"),
+        ("Ctrl+P", "command palette: every action, plus clearing the history"),
+        ("F1", "this help"),
+        ("Ctrl+Q", "quit"),
+    ]),
+]
+
+
+def keys_table() -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for i, (group, rows) in enumerate(KEYS):
+        if i:
+            table.add_row("", "")
+        table.add_row(Text(group, style="bold italic"), "")
+        for key, what in rows:
+            table.add_row(key, what)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 82; max-width: 95%; height: auto; max-height: 90%;
+        border: round $accent; border-title-color: $accent; background: $surface;
+        padding: 1 2;
+    }
+    HelpScreen .hint { color: $text-muted; margin-top: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,q", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll() as box:
+            box.border_title = "Keys"
+            yield Static(keys_table())
+            yield Static("Every answer is a verbatim quote from the indexed documents; when "
+                         "none answers, the assistant says so. Esc closes this help.",
+                         classes="hint", markup=False)

@@ -1,0 +1,1 @@
+"""The chat's widgets, one file per screen area: conversation, side panel, input, status."""

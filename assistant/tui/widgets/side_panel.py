@@ -1,0 +1,99 @@
+"""The side panel: the index's status (model, chunks, built at, stale or not) and its
+documents; choosing a document opens it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from assistant.tui.messages import SourceRequested
+from assistant.tui.passage import literal
+
+if TYPE_CHECKING:
+    from assistant.models import IndexStatus
+
+
+def short_path(path: str, width: int = 24) -> str:
+    """A path that fits the panel: its end, which tells folders apart."""
+    return path if len(path) <= width else "…" + path[-(width - 1):]
+
+
+def status_text(status: IndexStatus | None, note: str | None = None) -> Text:
+    """The index block: every value literal (paths and names come from the user)."""
+    text = Text()
+
+    def row(label: str, value: str, style: str = "") -> None:
+        if text:
+            text.append("\n")
+        text.append(f"{label:<8}", style="dim")
+        text.append(literal(value, style))
+
+    if status is None:
+        row("state", note or "opening…", "italic")
+        return text
+    row("index", short_path(status.index_dir))
+    row("corpus", short_path(status.corpus_dir))
+    if not status.exists:
+        row("state", "not built", "bold")
+    else:
+        row("model", (status.model or "?").replace("sentence-transformers/", "").split(" (")[0])
+        row("chunks", f"{status.chunk_count:,} · {status.sentence_count:,} sentences")
+        row("built", f"{status.built_at:%Y-%m-%d %H:%M}" if status.built_at else "?")
+        if status.generation is not None:
+            row("gen", str(status.generation))
+        if status.stale:
+            reasons = status.stale_reasons
+            more = f" (+{len(reasons) - 2} more)" if len(reasons) > 2 else ""
+            row("state", "stale: " + "; ".join(reasons[:2]) + more, "bold")
+        else:
+            row("state", "up to date")
+    if note:
+        row("", note, "italic")
+    return text
+
+
+class SidePanel(Vertical):
+    DEFAULT_CSS = """
+    SidePanel {
+        width: 34; height: 1fr; padding: 0 1;
+        border-right: vkey $foreground 15%; background: $surface;
+    }
+    SidePanel .heading { text-style: bold; color: $accent; margin-top: 1; }
+    SidePanel #index-status { height: auto; }
+    SidePanel #documents { height: 1fr; border: none; padding: 0; background: $surface; }
+    SidePanel #documents:focus { background-tint: $foreground 5%; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("Index", classes="heading", markup=False)
+        yield Static(status_text(None), id="index-status")
+        yield Static("Documents", classes="heading", id="documents-heading", markup=False)
+        yield OptionList(id="documents")
+
+    def show_status(self, status: IndexStatus | None, note: str | None = None) -> None:
+        self.query_one("#index-status", Static).update(status_text(status, note))
+        documents = self.query_one("#documents", OptionList)
+        docs = sorted(status.documents, key=lambda d: d.title.casefold()) if status else []
+        highlighted = documents.highlighted
+        documents.set_options(self._option(d.doc_id, d.title, d.chunks) for d in docs)
+        if highlighted is not None and highlighted < len(docs):
+            documents.highlighted = highlighted
+        heading = f"Documents ({len(docs)})" if status else "Documents"
+        self.query_one("#documents-heading", Static).update(heading)
+
+    @staticmethod
+    def _option(doc_id: str, title: str, chunks: int) -> Option:
+        prompt = literal(title, "bold")
+        prompt.append("\n")
+        prompt.append(literal(f"{doc_id} · {chunks} chunks", "dim"))
+        return Option(prompt, id=doc_id)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id is not None:
+            self.post_message(SourceRequested(event.option.id))

@@ -1,0 +1,1 @@
+"""Shared tools for the hostile-input, damage and fault tests (issue 6)."""

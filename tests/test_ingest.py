@@ -1,0 +1,285 @@
+"""Ingest: documents found, decoded and given structure (title, sections, bullets) in general.
+
+Fixtures in tests/data/ingest/ are small documents of each format with headings other
+than the briefing's, so that structure is recognised by its form, never by a list of names.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from assistant import ingest
+from assistant.models import SourceDocument
+
+ROOT = Path(__file__).resolve().parent.parent
+BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
+DATA = Path(__file__).resolve().parent / "data" / "ingest"
+
+
+def extract_bytes(raw: bytes, name: str) -> SourceDocument:
+    return ingest.extract(ingest.CorpusFile(doc_id=name, path=Path(name), size=len(raw),
+                                            mtime_ns=0), raw)
+
+
+def extract_file(path: Path, base: Path = DATA) -> SourceDocument:
+    f = ingest.CorpusFile(doc_id=path.relative_to(base).as_posix(), path=path,
+                          size=path.stat().st_size, mtime_ns=path.stat().st_mtime_ns)
+    return ingest.extract(f, ingest.read_raw(f))
+
+
+def section_titles(doc: SourceDocument) -> list[tuple[int, str]]:
+    return [(s.level, s.title) for s in doc.sections]
+
+
+def assert_sections_tile_the_text(doc: SourceDocument) -> None:
+    """Sections are in order, do not overlap, and each starts where its heading is."""
+    prev_end = 0
+    for s in doc.sections:
+        assert prev_end <= s.start <= s.end <= len(doc.text)
+        prev_end = s.end
+    if doc.sections:
+        assert doc.sections[-1].end == len(doc.text)
+
+
+def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
+    """A minimal valid PDF (Helvetica text, one content stream a page), built by hand."""
+    objs = [b"<< /Type /Catalog /Pages 2 0 R >>",
+            ("<< /Type /Pages /Kids [" + " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
+             + f"] /Count {len(pages)} >>").encode(),
+            b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    for i, lines in enumerate(pages):
+        body = "".join("(" + ln.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+                       + ") Tj T*\n" for ln in lines)
+        stream = ("BT /F1 12 Tf 72 720 Td 14 TL\n" + body + "ET").encode("latin-1")
+        objs.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font "
+                    f"<< /F1 3 0 R >> >> /Contents {5 + 2 * i} 0 R >>".encode())
+        objs.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    if title is not None:
+        objs.append(f"<< /Title ({title}) >>".encode())
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for k, obj in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % k + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % off for off in offsets)
+    info = f" /Info {len(objs)} 0 R" if title is not None else ""
+    out += f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R{info} >>\n".encode()
+    out += b"startxref\n%d\n%%%%EOF\n" % xref
+    return bytes(out)
+
+
+# --- the briefing -----------------------------------------------------------------------------
+
+def test_briefing_title_sections_and_text() -> None:
+    doc = extract_file(BRIEFING, BRIEFING.parent)
+    raw = BRIEFING.read_bytes()
+    assert doc.doc_id == "nvidia-h200-china.txt" and doc.format == "txt"
+    assert doc.text == raw.decode("utf-8")  # plain text is kept verbatim: offsets are exact
+    assert doc.title == ("Letting Nvidia sell H200s to China is closing the door after the "
+                         "horse has bolted")
+    assert [t for _, t in section_titles(doc)][1:] == [
+        "Summary", "Key Points", "Context and relevance", "Why should I read this?",
+        "Author style", "Source"]
+    for s in doc.sections:
+        assert doc.text[s.start:].startswith(s.title + "\n")
+    assert_sections_tile_the_text(doc)
+    assert doc.warnings == []
+
+
+def test_bullets_are_never_headings() -> None:
+    text = ("Notes\nFindings\n- Short\n- A much longer bullet line follows the short one.\n"
+            "* Star item\nA longer closing line of ordinary prose, ending here.\n")
+    doc = extract_bytes(text.encode(), "notes.txt")
+    assert [t for _, t in section_titles(doc)] == ["Notes", "Findings"]
+    assert ingest.BULLET.match("- Cell prices fell.") and ingest.BULLET.match("• x")
+    assert ingest.BULLET.match("12) twelfth") and not ingest.BULLET.match("-minus sign")
+
+
+# --- other formats and headings ---------------------------------------------------------------
+
+def test_plain_text_with_other_headings() -> None:
+    doc = extract_file(DATA / "grid-outlook.txt")
+    assert doc.title == "Grid storage outlook for 2026"
+    assert section_titles(doc) == [(0, "Grid storage outlook for 2026"), (2, "Background"),
+                                   (2, "What changed"), (2, "Risks to watch"), (2, "Outlook")]
+    assert_sections_tile_the_text(doc)
+
+
+def test_rest_underlined_headings() -> None:
+    doc = extract_file(DATA / "release-notes.txt")
+    assert doc.title == "Release Notes"
+    assert [t for _, t in section_titles(doc)] == ["Release Notes", "Installation",
+                                                    "Known issues"]
+    assert all(lvl == 1 for lvl, _ in section_titles(doc)[1:])
+    assert_sections_tile_the_text(doc)
+
+
+def test_markdown_headings() -> None:
+    doc = extract_file(DATA / "market-report.md")
+    raw = (DATA / "market-report.md").read_text(encoding="utf-8")
+    assert doc.format == "md" and doc.text == raw  # Markdown kept verbatim, markup and all
+    assert doc.title == "Semiconductor Market Report"
+    assert section_titles(doc) == [(1, "Semiconductor Market Report"), (2, "Supply"),
+                                   (3, "Equipment"), (2, "Demand")]
+    assert doc.text[doc.sections[2].start:].startswith("### Equipment ###\n")
+    assert_sections_tile_the_text(doc)
+
+
+def test_html_headings_and_visible_text_only() -> None:
+    doc = extract_file(DATA / "chip-policy.html")
+    assert doc.format == "html" and doc.title == "Chip Policy Explained"
+    assert [(lvl, t) for lvl, t in section_titles(doc) if lvl] == [
+        (1, "Chip Policy Explained"), (2, "Who is affected"), (3, "Exemptions")]
+    for secret in ("SECRET", "tracking", "font-family", "console.log", "<", "&amp;"):
+        assert secret not in doc.text
+    assert "Export rules changed twice in 2024 & again in 2025." in doc.text
+    assert "Makers of high-end accelerators.\nCloud providers renting them abroad.\n" in doc.text
+    for s in doc.sections[1:]:
+        assert doc.text[s.start:].startswith(s.title + "\n")
+    assert_sections_tile_the_text(doc)
+
+
+def test_pdf_pages_are_sections() -> None:
+    raw = make_pdf([["Quarterly Chip Report", "Exports fell by 25% in the U.S. market."],
+                    [], ["Outlook", "Capacity in Arizona will double by 2027."]],
+                   title="Chip Report Q3")
+    doc = extract_bytes(raw, "q3.pdf")
+    assert doc.format == "pdf" and doc.title == "Chip Report Q3"
+    assert [t for _, t in section_titles(doc)] == ["Page 1", "Page 3"]  # the blank page: none
+    page1 = doc.text[doc.sections[0].start:doc.sections[0].end]
+    page3 = doc.text[doc.sections[1].start:doc.sections[1].end]
+    assert "Exports fell by 25% in the U.S. market." in page1 and "Arizona" not in page1
+    assert "Capacity in Arizona will double by 2027." in page3
+    assert_sections_tile_the_text(doc)
+    untitled = extract_bytes(make_pdf([["First line names it", "Body text."]]), "x.pdf")
+    assert untitled.title == "First line names it"
+
+
+def test_the_fixture_pdf_reads() -> None:
+    doc = extract_file(DATA / "chip-report.pdf")
+    assert doc.title == "Quarterly Chip Report"
+    assert "Foundry capacity in Arizona will double by 2027." in doc.text
+
+
+@pytest.mark.parametrize("raw", [b"%PDF-1.4\nthis is not a pdf at all", b"",
+                                 make_pdf([["x"]])[:200]], ids=["garbage", "empty", "truncated"])
+def test_a_broken_pdf_is_unreadable_not_a_crash(raw: bytes) -> None:
+    with pytest.raises(ingest.UnreadableDocument):
+        extract_bytes(raw, "broken.pdf")
+
+
+def test_a_first_line_that_is_a_sentence_stays_content() -> None:
+    """A document with no title line must not lose its first sentence to the title."""
+    doc = extract_bytes(b"The board met on Monday.\nIt approved the budget.\n", "minutes.txt")
+    assert doc.title == "The board met on Monday."
+    assert all(s.level != 0 for s in doc.sections)
+    wrapped = extract_bytes(b"The board met on Monday to discuss\nthe budget for next year.\n",
+                            "wrapped.txt")
+    assert all(s.level != 0 for s in wrapped.sections)
+
+
+# --- decoding ---------------------------------------------------------------------------------
+
+def test_non_utf8_text_is_read_as_windows_1252_with_a_note() -> None:
+    doc = extract_file(DATA / "cafe-cp1252.txt")
+    assert "The café sold crème brûlée for €10 – a bargain." in doc.text
+    assert doc.warnings and "not UTF-8" in doc.warnings[0]
+
+
+@pytest.mark.parametrize("codec,bom", [("utf-16-le", codecs.BOM_UTF16_LE),
+                                       ("utf-16-be", codecs.BOM_UTF16_BE),
+                                       ("utf-8", codecs.BOM_UTF8)])
+def test_byte_order_marks(codec: str, bom: bytes) -> None:
+    doc = extract_bytes(bom + "Título\nEl café — 25% más.\n".encode(codec), "bom.txt")
+    assert doc.title == "Título" and "El café — 25% más." in doc.text
+    assert not doc.text.startswith("\ufeff")
+
+
+def test_crlf_and_cr_newlines_are_normalised() -> None:
+    doc = extract_bytes(b"Title\r\nBody line one.\r\nBody line two.\rEnd.\r\n", "crlf.txt")
+    assert "\r" not in doc.text and doc.text == "Title\nBody line one.\nBody line two.\nEnd.\n"
+
+
+@pytest.mark.parametrize("raw,why", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4, "binary"),
+    ((bytes(range(1, 9)) + bytes(range(0x80, 0x100))) * 20, "binary"),  # no NUL, not UTF-8
+    (b"", "no text"),
+    (b"  \n\n\t \n", "no text"),
+], ids=["png", "control-bytes", "empty", "blank"])
+def test_binary_and_empty_files_are_unreadable(raw: bytes, why: str) -> None:
+    with pytest.raises(ingest.UnreadableDocument, match=why):
+        extract_bytes(raw, "bad.txt")
+
+
+# --- discovery, ids and hashes ----------------------------------------------------------------
+
+def _corpus(tmp: Path) -> Path:
+    corpus = tmp / "corpus"
+    (corpus / "policy" / "2025").mkdir(parents=True)
+    (corpus / ".hidden").mkdir()
+    shutil.copy(BRIEFING, corpus / BRIEFING.name)
+    shutil.copy(DATA / "market-report.md", corpus / "policy" / "market-report.md")
+    shutil.copy(DATA / "chip-policy.html", corpus / "policy" / "2025" / "Chip Policy.HTML")
+    (corpus / ".hidden" / "secret.txt").write_text("Hidden.\n")
+    (corpus / ".draft.txt").write_text("Hidden too.\n")
+    (corpus / "notes.docx").write_bytes(b"PK\x03\x04")
+    (corpus / "link.txt").symlink_to(corpus / BRIEFING.name)
+    return corpus
+
+
+def test_discover_gives_stable_ids_relative_to_the_corpus(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path)
+    files, skipped = ingest.discover(corpus)
+    ids = [f.doc_id for f in files]
+    assert ids == ["nvidia-h200-china.txt", "policy/2025/Chip Policy.HTML",
+                   "policy/market-report.md"]
+    assert {s.path: s.reason for s in skipped} == {
+        "notes.docx": "unsupported file type", "link.txt": "symbolic link, not followed"}
+    # The same corpus elsewhere (moved, or checked out on another machine): the same ids.
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(corpus, moved, symlinks=True)
+    assert [f.doc_id for f in ingest.discover(moved)[0]] == ids
+    assert [f.doc_id for f in ingest.discover(corpus)[0]] == ids
+
+
+def test_content_hash_follows_the_bytes(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path)
+    files = {f.doc_id: f for f in ingest.discover(corpus)[0]}
+    f = files["nvidia-h200-china.txt"]
+    doc = ingest.extract(f, ingest.read_raw(f))
+    assert doc.content_hash == ingest.content_hash(BRIEFING.read_bytes())
+    assert len(doc.content_hash) >= 32
+    # Touching a file does not change its hash; one changed byte does.
+    os.utime(f.path, ns=(1, 1))
+    assert ingest.extract(f, ingest.read_raw(f)).content_hash == doc.content_hash
+    f.path.write_bytes(BRIEFING.read_bytes().replace(b"25%", b"26%"))
+    f2 = next(x for x in ingest.discover(corpus)[0] if x.doc_id == f.doc_id)
+    assert ingest.extract(f2, ingest.read_raw(f2)).content_hash != doc.content_hash
+
+
+def test_extracted_text_is_stored_in_the_index(briefing_index: Path) -> None:
+    """Citations are shown and verified from the index alone, without the source file."""
+    from assistant.store import open_index
+
+    doc = extract_file(BRIEFING, BRIEFING.parent)
+    idx = open_index(briefing_index)
+    try:
+        assert idx.document_text(doc.doc_id) == doc.text
+        assert idx.document_sections(doc.doc_id) == doc.sections
+        rec = idx.manifest.documents[doc.doc_id]
+        assert rec.content_hash == doc.content_hash and rec.title == doc.title
+        rows = idx.conn.execute("SELECT s.start, s.end, f.body FROM sentences s JOIN "
+                                "sentence_fts f ON f.rowid = s.id WHERE s.doc_id=?",
+                                (doc.doc_id,)).fetchall()
+        assert len(rows) == idx.manifest.sentence_count == 19
+        for start, end, body in rows:
+            assert doc.text[start:end] == body
+    finally:
+        idx.close()

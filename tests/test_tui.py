@@ -1,0 +1,565 @@
+"""The Textual chat, driven by Pilot on the real model and real indexes.
+
+Functional tests run the whole app (``create_app``) headless at 120x40: ask and read the
+cited answer inside its passage, follow up, open a source, export, copy, rebuild while
+answering, build a missing index in the UI, survive a document made of markup and escape
+sequences, and show every index error as a card that says what to do. Unit tests cover
+the pure parts (passages, history). pytest-asyncio is not installed: each test runs its
+coroutine with ``asyncio.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from rich.segment import Segment
+from textual.geometry import Region
+from textual.pilot import Pilot
+from textual.widget import Widget
+from textual.widgets import Static
+
+from assistant.build import build_index
+from assistant.models import Section
+from assistant.settings import Settings
+from assistant.tui.app import BriefingApp, create_app
+from assistant.tui.history import InputHistory
+from assistant.tui.passage import highlighted, passage_around
+from assistant.tui.screens.document import DocumentScreen
+from assistant.tui.screens.help import HelpScreen
+from assistant.tui.widgets.conversation import (
+    QUOTE_STYLE,
+    AnswerCard,
+    CitationLine,
+    MessageCard,
+    PassageView,
+    PendingCard,
+    QuestionCard,
+)
+from assistant.tui.widgets.question_input import QuestionInput
+from assistant.tui.widgets.side_panel import SidePanel
+from assistant.tui.widgets.status_line import StatusLine
+
+SIZE = (120, 40)
+VENDORS = "Huawei, Baidu, Cambricon, Biren, MetaX"
+RACK_SCALE = "Huawei and Baidu are deploying rack-scale systems"
+QUOTE_BG = QUOTE_STYLE.split(" on ")[1]
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(coro_fn())  # type: ignore[arg-type]
+
+
+async def settle(pilot: Pilot[None], timeout: float = 180.0) -> None:
+    """Wait until the app has nothing left to do: loading, building, answering."""
+    app = pilot.app
+    assert isinstance(app, BriefingApp)
+    deadline = time.monotonic() + timeout
+    await pilot.pause()
+    while app.busy or any(w.is_running for w in app.workers):
+        assert time.monotonic() < deadline, "the chat did not settle"
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+    await pilot.pause()
+
+
+async def ask(pilot: Pilot[None], question: str, wait: bool = True) -> None:
+    box = pilot.app.query_one(QuestionInput)
+    box.focus()
+    box.value = question
+    await pilot.press("enter")
+    if wait:
+        await settle(pilot)
+
+
+def lines_of(widget: Widget) -> list[list[Segment]]:
+    """The widget's own rendered lines (what the terminal shows), as segments."""
+    width, height = widget.outer_size
+    return [list(strip) for strip in widget.render_lines(Region(0, 0, width, height))]
+
+
+def text_of(widget: Widget) -> str:
+    """The rendered text of a widget and of every widget inside it that draws its own
+    content, line by line, without the border characters."""
+    parts = [w for w in [widget, *widget.query("*")] if not w.children]
+    text = "\n".join("".join(seg.text for seg in line).rstrip()
+                     for part in parts for line in lines_of(part))
+    return re.sub(r"[│╭╮╰╯─]", " ", text)
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def highlighted_text(widget: Widget) -> str:
+    """The characters drawn with the quote's highlight."""
+    def quoted(seg: Segment) -> bool:
+        bg = seg.style.bgcolor if seg.style is not None else None
+        return bg is not None and bg.triplet is not None and bg.triplet.hex == QUOTE_BG
+
+    return flat(" ".join("".join(seg.text for seg in line if quoted(seg))
+                         for line in lines_of(widget)))
+
+
+def make_app(tmp_path: Path, corpus: Path, index: Path, **settings: object) -> BriefingApp:
+    return create_app(Settings(corpus_dir=corpus, index_dir=index, **settings),
+                      history_file=tmp_path / "history")
+
+
+@pytest.fixture()
+def briefing(briefing_index: Path, tmp_path: Path) -> Callable[[], BriefingApp]:
+    """A factory of apps on the session's briefing index (read-only)."""
+    corpus = briefing_index.parent / "corpus"
+    return lambda: make_app(tmp_path, corpus, briefing_index)
+
+
+# ---- the conversation ----------------------------------------------------------------------
+
+
+def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) -> None:
+    """The answer is quoted inside its passage with numbered citations; a follow-up is
+    understood in context; Ctrl+O and the number keys open the document at the quote."""
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.engine is not None
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            card = app.query(AnswerCard).last()
+            assert not card.answer.abstained
+            passage = card.query_one(PassageView)
+            assert VENDORS in highlighted_text(passage)
+            # the passage shows context beyond the quote, and the quote is only part of it
+            assert len(flat(text_of(passage))) > len(highlighted_text(passage)) + 40
+            cites = list(card.query(CitationLine))
+            assert len(cites) >= 2
+            label = flat(text_of(cites[0]))
+            assert label.startswith("[1]") and "characters" in label and "score" in label
+            assert "confidence" in str(card.border_subtitle)
+
+            await ask(pilot, "Which of them are deploying rack-scale systems?")
+            follow = app.query(AnswerCard).last()
+            assert follow is not card
+            assert RACK_SCALE in highlighted_text(follow.query_one(PassageView))
+            assert follow.answer.resolved_question
+            assert "understood as" in text_of(app.query(QuestionCard).last())
+
+            await pilot.press("ctrl+o")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, DocumentScreen)
+            quote = screen.query_one("#doc-quote", Static)
+            assert RACK_SCALE in highlighted_text(quote)
+            assert "Letting Nvidia sell H200s" in text_of(screen.query_one("#doc-header"))
+            body = screen.query_one("#doc-body")
+            assert body.scroll_offset.y <= quote.virtual_region.y  # the quote is in view
+            assert quote.virtual_region.bottom <= body.scroll_offset.y + body.size.height + 1
+            await pilot.press("y")
+            assert RACK_SCALE in app.clipboard
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, DocumentScreen)
+
+            # keys: Escape moves to the sources, 2 opens the second one
+            await pilot.press("escape")
+            assert isinstance(app.focused, CitationLine)
+            await pilot.press("2")
+            await pilot.pause()
+            assert isinstance(app.screen, DocumentScreen)
+            second = follow.answer.citations[1]
+            assert app.screen.quote == (second.start, second.end)
+            await pilot.press("escape")
+            await pilot.pause()
+            # a click on a citation opens it too
+            await pilot.click(follow.query(CitationLine).first())
+            await pilot.pause()
+            assert isinstance(app.screen, DocumentScreen)
+
+    run(go)
+
+
+def test_abstention_looks_different(briefing: Callable[[], BriefingApp]) -> None:
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await ask(pilot, "What is the capital of France?")
+            card = app.query(AnswerCard).last()
+            assert card.answer.abstained and card.has_class("abstained")
+            assert card.border_title == "Not covered"
+            shown = flat(text_of(card))
+            assert "does not cover this" in shown
+            assert "these do not answer the question" in shown
+            assert not card.query(PassageView)  # no passage pretends to answer
+            assert all(not c.citation.is_answer for c in card.query(CitationLine))
+
+    run(go)
+
+
+def test_export_and_copy(briefing: Callable[[], BriefingApp], tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "exports"
+    monkeypatch.setenv("ASSISTANT_EXPORT_DIR", str(out))
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("ctrl+s")  # nothing to export yet: a warning, no file
+            assert not out.exists()
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            await ask(pilot, "What is the capital of France?")
+            await pilot.press("ctrl+y")
+            assert app.clipboard.startswith("What is the capital of France?")
+            await ask(pilot, "Which of them are deploying rack-scale systems?")
+            await pilot.press("ctrl+y")
+            assert RACK_SCALE in app.clipboard and "characters" in app.clipboard
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+
+    run(go)
+    files = list(out.glob("conversation-*.md"))
+    assert len(files) == 1
+    md = files[0].read_text(encoding="utf-8")
+    assert md.startswith("# Conversation")
+    assert "### Which Chinese vendors are mentioned?" in md
+    assert VENDORS in md and RACK_SCALE in md
+    assert "does not cover this" in md and "Closest passages (not an answer)" in md
+    assert md.count("Citations:") == 2
+    assert "*Understood as:*" in md
+    assert "nvidia-h200-china.txt characters" in md
+
+
+def test_command_palette_runs_the_chat_actions(briefing: Callable[[], BriefingApp],
+                                               tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSISTANT_EXPORT_DIR", str(tmp_path / "exports"))
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            assert {"New conversation", "Rebuild index", "Export conversation", "Copy answer",
+                    "Clear question history", "Help", "Theme"} <= titles
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            assert "Copy citation [2]" in titles
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.3)
+            await pilot.press(*"Export conversation")
+            await pilot.pause(0.5)
+            await pilot.press("enter")
+            await pilot.pause(0.3)
+            assert list((tmp_path / "exports").glob("conversation-*.md"))
+            await pilot.press("f1")
+            await pilot.pause()
+            assert isinstance(app.screen, HelpScreen)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, HelpScreen)
+            await pilot.press("ctrl+n")  # new conversation: the chat is cleared
+            await pilot.pause()
+            assert not app.query(AnswerCard) and not app.answers
+            await ask(pilot, "Which of them are deploying rack-scale systems?")
+            assert app.query(AnswerCard).last().answer.resolved_question is None
+
+    run(go)
+
+
+def test_history_is_kept_across_runs_and_clearable(briefing: Callable[[], BriefingApp],
+                                                   tmp_path: Path) -> None:
+    async def first() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            await ask(pilot, "What is the capital of France?")
+
+    async def second() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            box = app.query_one(QuestionInput)
+            box.value = "draft"
+            await pilot.press("up")
+            assert box.value == "What is the capital of France?"
+            await pilot.press("up")
+            assert box.value == "Which Chinese vendors are mentioned?"
+            await pilot.press("down", "down")
+            assert box.value == "draft"
+            app.action_clear_history()
+            box.value = ""
+            await pilot.press("up")
+            assert box.value == ""
+
+    run(first)
+    assert len((tmp_path / "history").read_text().splitlines()) == 2
+    run(second)
+    assert (tmp_path / "history").read_text() == ""
+
+
+# ---- the index: building, rebuilding, errors -----------------------------------------------
+
+
+def test_missing_index_is_built_in_the_ui_and_early_questions_wait(
+        workspace: tuple[Path, Path], tmp_path: Path) -> None:
+    corpus, index = workspace
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index)
+        said: list[str] = []
+        async with app.run_test(size=SIZE) as pilot:
+            status = app.query_one(StatusLine)
+            say = status.say
+            status.say = lambda text, kind="ready": (said.append(text), say(text, kind))[1]
+            await ask(pilot, "Which Chinese vendors are mentioned?", wait=False)
+            pending = app.query_one(PendingCard)
+            assert "Waiting for the index" in text_of(pending)
+            assert app.engine is None and app.building == "load"
+            await settle(pilot)
+            assert VENDORS in highlighted_text(app.query(PassageView).last())
+            assert not app.query(PendingCard)
+            assert any(s.startswith("Building the index: embedding documents") for s in said)
+            assert "Ready" in status.text
+            panel = text_of(app.query_one(SidePanel))
+            assert "up to date" in panel and "nvidia-h200-china.txt" in panel
+
+    run(go)
+
+
+def test_rebuild_answers_from_the_old_index_until_the_new_one_is_in(
+        workspace: tuple[Path, Path], tmp_path: Path) -> None:
+    corpus, index = workspace
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            old = app.engine
+            assert old is not None
+            (corpus / "zebras.txt").write_text(
+                "Zebra migration\nEvery year the Serengeti zebra herds migrate roughly 500 "
+                "kilometres in search of fresh grazing.\n", encoding="utf-8")
+            app.action_rebuild()  # Ctrl+R; Pilot's press would wait out the short build
+            assert app.building == "rebuild" and app.engine is old
+            await app.submit("Which Chinese vendors are mentioned?")
+            assert app.asking is not None and app.asking.engine is old
+            await settle(pilot)
+            assert VENDORS in highlighted_text(app.query(PassageView).last())
+            assert app.engine is not old and app.engine is not None
+            assert app.engine.generation > old.generation
+            with pytest.raises(sqlite3.ProgrammingError):  # the old one was closed
+                old.index.conn.execute("SELECT 1")
+            assert "Documents (2)" in text_of(app.query_one(SidePanel))
+            await ask(pilot, "How far do the zebra herds migrate?")
+            assert "500" in highlighted_text(app.query(PassageView).last())
+
+    run(go)
+
+
+def test_empty_corpus_and_missing_index_show_what_to_do(tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.is_running and app.engine is None
+            card = app.query_one(MessageCard)
+            assert card.border_title == "Corpus"
+            shown = flat(text_of(card))
+            assert "has no .txt, .md, .html or .pdf documents" in shown
+            assert "press Ctrl+R to build the index" in shown
+            assert "Traceback" not in shown
+            assert app.query_one(StatusLine).kind == "error"
+            # a question waits; once documents are added, Ctrl+R builds and answers it
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            assert "Waiting for a usable index" in text_of(app.query_one(PendingCard))
+            shutil.copy(Path(__file__).parent.parent / "corpus" / "nvidia-h200-china.txt",
+                        corpus)
+            await pilot.press("ctrl+r")
+            await settle(pilot)
+            assert VENDORS in highlighted_text(app.query(PassageView).last())
+
+    run(go)
+
+
+def test_corrupt_index_with_empty_corpus(tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    (index / "gen-000001").mkdir(parents=True)
+    (index / "gen-000001" / "manifest.json").write_text("{not json", encoding="utf-8")
+    (index / "CURRENT").write_text("gen-000001\n", encoding="utf-8")
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.is_running and app.engine is None
+            shown = flat(text_of(app.query_one(MessageCard)))
+            assert "has no .txt" in shown
+            assert "Also:" in shown and "not valid JSON" in shown
+            await pilot.press("ctrl+o")  # nothing to open: a warning, not a crash
+            await pilot.press("ctrl+y", "ctrl+s")
+            assert app.is_running
+
+    run(go)
+
+
+def test_failed_model_load_is_shown(workspace: tuple[Path, Path], tmp_path: Path) -> None:
+    corpus, index = workspace
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index, model_path=tmp_path / "no-such-model")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.is_running and app.engine is None
+            card = app.query_one(MessageCard)
+            assert card.border_title == "Embedding model"
+            assert "ASSISTANT_MODEL_PATH" in flat(text_of(card))
+
+    run(go)
+
+
+# ---- safety: markup, escapes and control characters are shown, never obeyed ----------------
+
+HOSTILE = ("[bold red]Flux[/] manual [@click=app.quit]quit[/]\n"
+           "Operating notes\n"
+           "The flux capacitor needs [bold red]1.21 gigawatts[/] of power "
+           "[@click=app.quit]click me[/] before \x1b[31mred\x1b[0m time travel "
+           "\x1b]52;c;aGk=\x07 works [link=https://example.com]link[/link] \\[escaped].\n"
+           "A second line with a stray [/] closing tag and [on red]colour[/on red].\n")
+
+
+def test_markup_and_escape_sequences_are_shown_literally(tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    (corpus / "hostile.txt").write_text(HOSTILE, encoding="utf-8")
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            question = "[bold]How many gigawatts[/bold] does the flux capacitor need?"
+            await ask(pilot, question)
+            assert app.is_running
+            assert question in text_of(app.query(QuestionCard).last())
+            card = app.query(AnswerCard).last()
+            assert not card.answer.abstained
+            quote = highlighted_text(card.query_one(PassageView))
+            assert "[bold red]1.21 gigawatts[/]" in quote
+            assert "[@click=app.quit]click me[/]" in quote
+            assert "\\x1b[31mred\\x1b[0m" in quote  # the escape made visible, not sent
+            everything = [seg for w in app.screen.query(Static) for line in lines_of(w)
+                          for seg in line]
+            assert not any("\x1b" in seg.text or "\x07" in seg.text for seg in everything)
+            assert not any(seg.style and seg.style.meta.get("@click") for seg in everything)
+            assert not any(seg.style and seg.style.link for seg in everything)
+            await pilot.click(PassageView)  # a click on "[@click=app.quit]" opens the source
+            await pilot.pause()
+            assert app.is_running and isinstance(app.screen, DocumentScreen)
+            doc = text_of(app.screen.query_one("#doc-body"))
+            assert "[@click=app.quit]quit[/]" in doc and "[on red]colour[/on red]" in doc
+            header = text_of(app.screen.query_one("#doc-header"))
+            assert "[bold red]Flux[/] manual" in header
+            await pilot.press("escape")
+            await pilot.pause()
+            assert "[bold red]Flux[/] manual" in text_of(app.query_one(SidePanel))
+            await pilot.click(card.query(CitationLine).first(), offset=(20, 0))
+            await pilot.pause()
+            assert app.is_running
+
+    run(go)
+
+
+# ---- pure parts ----------------------------------------------------------------------------
+
+DOC = ("Title line\n"
+       "Section A\n"
+       "First line of A.\n"
+       "Second line of A holds the quote: THE QUOTE. And more after it.\n"
+       "Third line of A.\n"
+       "Section B\n"
+       "Other text.\n")
+
+
+def test_passage_keeps_whole_lines_of_the_section() -> None:
+    start = DOC.index("THE QUOTE")
+    end = start + len("THE QUOTE.")
+    a = DOC.index("Section A")
+    section = Section(title="Section A", level=2, start=a, end=DOC.index("Section B"))
+    p = passage_around("d", DOC, start, end, section)
+    assert p.text == "First line of A.\nSecond line of A holds the quote: THE QUOTE. And " \
+                     "more after it.\nThird line of A."
+    assert DOC[p.start:p.end] == p.text and DOC[p.quote_start:p.quote_end] == "THE QUOTE."
+    assert not p.cut_before and not p.cut_after
+    small = passage_around("d", DOC, start, end, section, radius=12)
+    assert small.text == "the quote: THE QUOTE. And more"
+    assert small.cut_before and small.cut_after
+    whole = passage_around("d", DOC, start, end, None, radius=10_000)
+    assert whole.text == DOC.strip()
+
+
+def test_highlighted_makes_control_characters_visible_without_shifting() -> None:
+    text = "a\x1b[31mb QUOTE\x07 c"
+    start = text.index("QUOTE")
+    out = highlighted(text, start, start + len("QUOTE\x07"), "bold")
+    assert out.plain == "a\\x1b[31mb QUOTE\\x07 c"
+    spans = [out.plain[s.start:s.end] for s in out.spans if s.style == "bold"]
+    assert spans == ["QUOTE\\x07"]
+
+
+def test_history_file(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "history"
+    h = InputHistory(path, limit=3)
+    for q in ["one", "two", "two", "multi\nline", "four"]:
+        h.add(q)
+    assert h.entries == ["two", "multi\nline", "four"]
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write("{damaged\n")
+    again = InputHistory(path, limit=3)
+    assert again.entries == ["two", "multi\nline", "four"]
+    assert again.previous("typing") == "four"
+    assert again.next() == "typing"
+    again.clear()
+    assert InputHistory(path).entries == []
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    broken = InputHistory(blocked / "history")
+    broken.add("q")
+    assert broken.entries == ["q"] and broken.problem
+
+
+# ---- the core never imports the UI ---------------------------------------------------------
+
+
+def test_core_imports_without_textual() -> None:
+    code = ("import sys, assistant.answer, assistant.build, assistant.cli, assistant.batch, "
+            "assistant.render; assert 'textual' not in sys.modules, "
+            "sorted(m for m in sys.modules if m.startswith('textual'))")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_the_ui_starts_without_the_engine() -> None:
+    """The chat module paints before numpy, FAISS or onnxruntime are imported."""
+    code = ("import sys, assistant.tui.app; heavy = [m for m in ('numpy', 'faiss', "
+            "'onnxruntime', 'torch', 'sentence_transformers', 'assistant.answer') "
+            "if m in sys.modules]; assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)

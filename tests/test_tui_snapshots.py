@@ -1,0 +1,133 @@
+"""Snapshot tests of the chat (pytest-textual-snapshot) at 100x32, cursor blink off.
+
+The frames are made deterministic: the app runs in a temporary working directory on
+relative paths (``corpus``, ``index``), the side panel's "built at" is pinned, and the
+answer shown is a recorded one (the bundled briefing's sentences, located in the real
+index), so that tuning the answer engine changes the Pilot tests' scores, not these
+pictures. The passage, the highlighting and the document screen come from the real index.
+
+Update after an intended change of the UI: ``pytest tests/test_tui_snapshots.py
+--snapshot-update``, then look at the SVGs in ``tests/__snapshots__/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_tui import ask, settle
+from textual.pilot import Pilot
+
+from assistant.build import index_status
+from assistant.conversation import Conversation
+from assistant.models import Answer, AnswerSpan, Citation
+from assistant.settings import Settings
+from assistant.tui.app import BriefingApp, create_app
+from assistant.tui.widgets.question_input import QuestionInput
+from assistant.tui.widgets.side_panel import SidePanel
+
+SIZE = (100, 32)
+DOC = "nvidia-h200-china.txt"
+RECORDED = [  # (section, quote, score) as answered for "Which Chinese vendors are mentioned?"
+    ("Key Points", "Chinese vendors (Huawei, Baidu, Cambricon, Biren, MetaX) are rapidly "
+     "improving accelerators and large rack systems to meet local demand.", 0.7458),
+    ("Summary", "China has already accelerated domestic development — firms such as Huawei "
+     "and Baidu are deploying rack-scale systems and new accelerators; other vendors like "
+     "Biren and Cambricon are advancing quickly.", 0.6252),
+    ("Summary", "Historical precedents and recent moves by Chinese regulators and companies "
+     "show momentum toward self-sufficiency despite earlier reliance on Western chips.",
+     0.5318),
+]
+
+Snap = Callable[..., bool]
+
+
+class RecordedAnswerer:
+    """Answers every question with the recorded citations, placed in the real text."""
+
+    def __init__(self, text: str, title: str) -> None:
+        self.text = text
+        self.title = title
+
+    def ask(self, question: str, conversation: Conversation | None = None, **_: Any) -> Answer:
+        cites = []
+        for rank, (section, quote, score) in enumerate(RECORDED, start=1):
+            start = self.text.index(quote)
+            cites.append(Citation(rank=rank, doc_id=DOC, title=self.title, section=section,
+                                  quote=quote, start=start, end=start + len(quote),
+                                  score=score, why="recorded", is_answer=rank == 1))
+        first = cites[0]
+        return Answer(id="recorded", question=question, abstained=False, message=first.quote,
+                      answer=AnswerSpan(text=first.quote, doc_id=DOC, start=first.start,
+                                        end=first.end), confidence=0.9978, citations=cites)
+
+
+@pytest.fixture()
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ASSISTANT_CONFIG", raising=False)
+    return tmp_path
+
+
+@pytest.fixture()
+def stable_app(briefing_index: Path, here: Path) -> BriefingApp:
+    """The chat on a copy of the briefing index, at relative paths (mtimes kept: not stale)."""
+    shutil.copytree(briefing_index.parent / "corpus", here / "corpus")
+    shutil.copytree(briefing_index, here / "index")
+    return create_app(Settings(corpus_dir=Path("corpus"), index_dir=Path("index")),
+                      history_file=here / "history")
+
+
+async def ready(pilot: Pilot[None]) -> None:
+    """Loaded, the volatile "built at" pinned, the recorded answerer in place, no blink."""
+    app = pilot.app
+    assert isinstance(app, BriefingApp)
+    await settle(pilot)
+    assert app.engine is not None
+    status = index_status(app.settings)
+    status.built_at = datetime(2025, 12, 10, 9, 30, tzinfo=UTC)
+    app.query_one(SidePanel).show_status(status)
+    index = app.engine.index
+    recorded = RecordedAnswerer(index.document_text(DOC), index.manifest.documents[DOC].title)
+    app.engine.answerer = recorded  # type: ignore[assignment]
+    app.query_one(QuestionInput).cursor_blink = False
+    await pilot.pause()
+
+
+async def answered(pilot: Pilot[None]) -> None:
+    await ready(pilot)
+    await ask(pilot, "Which Chinese vendors are mentioned?")
+
+
+def test_snapshot_ready(snap_compare: Snap, stable_app: BriefingApp) -> None:
+    assert snap_compare(stable_app, terminal_size=SIZE, run_before=ready)
+
+
+def test_snapshot_answer(snap_compare: Snap, stable_app: BriefingApp) -> None:
+    assert snap_compare(stable_app, terminal_size=SIZE, run_before=answered)
+
+
+def test_snapshot_document(snap_compare: Snap, stable_app: BriefingApp) -> None:
+    assert snap_compare(stable_app, terminal_size=SIZE, run_before=answered,
+                        press=["ctrl+o"])
+
+
+def test_snapshot_help(snap_compare: Snap, stable_app: BriefingApp) -> None:
+    assert snap_compare(stable_app, terminal_size=SIZE, run_before=ready, press=["f1"])
+
+
+def test_snapshot_empty_corpus_error(snap_compare: Snap, here: Path) -> None:
+    (here / "corpus").mkdir()
+    app = create_app(Settings(corpus_dir=Path("corpus"), index_dir=Path("index")),
+                     history_file=here / "history")
+
+    async def failed(pilot: Pilot[None]) -> None:
+        await settle(pilot)
+        pilot.app.query_one(QuestionInput).cursor_blink = False
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=failed)
