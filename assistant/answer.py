@@ -41,8 +41,15 @@ _WANTS_MONEY = re.compile(r"\b(price[sd]?|pricing|cost[s]?|how much (does|do|did
                           r"were) .{0,40}(cost|sell for|charge|pay))\b", re.I)
 _MONEY = re.compile(r"[$€£¥]\s?\d|\b\d[\d.,]*\s?(dollars?|usd|eur|euros?|yuan|rmb|pounds?|"
                     r"bn|billion|million|m|k)\b", re.I)
-_WANTS_DATE = re.compile(r"\b(when|what (year|date|day|month|time)|which (year|date|day|month))\b",
-                         re.I)
+_WANTS_DATE = re.compile(
+    r"\b(when|(what|which|on what) (year|date|day|month|time)|last (year|month|week|quarter)|"
+    r"this (year|month|week|quarter)|next (year|month|week)|yesterday|today|tomorrow|"
+    r"in (19|20)\d\d)\b", re.I)
+_WANTS_COUNT = re.compile(r"\bhow many\b", re.I)
+_COUNT = re.compile(r"\b\d[\d,.]*\b(?!\s?%)|\b(one|two|three|four|five|six|seven|eight|nine|ten|"
+                    r"dozens?|hundreds?|thousands?|millions?|billions?)\b", re.I)
+_WANTS_PERSON = re.compile(r"\b(who|whom|whose|what is the name of|name the)\b", re.I)
+_URL = re.compile(r"\S+://\S+")
 _NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|"
                      r"million|billion|half|quarter|dozen)\b", re.I)
 _DATE = re.compile(r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|"
@@ -66,8 +73,11 @@ class Features:
 
 
 def answer_type_ok(question: str, sentence: str) -> bool:
-    """Does the sentence hold the kind of thing asked for (a figure, a date)?"""
+    """Does the sentence hold the kind of thing asked for (a figure, a count, a date)?"""
+    sentence = _URL.sub(" ", sentence)  # a link's digits are not a date or a figure
     if _WANTS_DATE.search(question) and not _DATE.search(sentence):
+        return False
+    if _WANTS_COUNT.search(question) and not _COUNT.search(sentence):
         return False
     if _WANTS_MONEY.search(question) and not _MONEY.search(sentence):
         return False

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -316,7 +317,8 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
     report("export", 0, 1)
     onnx_file, tokenizer, encoder, onnx_digest = _load_model(layout, model, settings)
     report("export", 1, 1)
-    embedder = Embedder(tokenizer, encoder, batch_size=settings.embed_batch_size)
+    embedder = Embedder(tokenizer, encoder, batch_size=settings.embed_batch_size,
+                        workers=settings.embed_threads or os.cpu_count() or 1)
     conn = _open_staging(layout, plan, base)
     prev_docs = base.documents if base else {}
     try:
@@ -444,7 +446,7 @@ def _load_model(layout: IndexLayout, model: ModelFiles, settings: Settings
         try:
             digest = onnx_sha256(onnx_file)
             return (onnx_file, Tokenizer(onnx_file.parent / "tokenizer.json"),
-                    OnnxEncoder(onnx_file, settings.embed_threads), digest)
+                    OnnxEncoder(onnx_file, 1), digest)  # one thread per worker: see _rebuild
         except (ModelError, OSError, ValueError, KeyError):
             if attempt == 2:
                 raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 SCORE_WEIGHTS: dict[str, float] = {
     "dense": 0.495,
-    "chunk_dense": 0.264,
+    "chunk_dense": 0.2904,
     "lexical": 0.8,
     "context": 0.0,
     "identifier": 0.05,
@@ -24,8 +24,8 @@ SCORE_WEIGHTS: dict[str, float] = {
     "short": 0.045,
 }
 
-CONFIDENCE_BIAS: float = -5.11713132746437
-CONFIDENCE_WEIGHTS: list[float] = [0.758801, 3.93324, 0.358334, 2.50854, 1.13009, 1.52853, 0.345541]
+CONFIDENCE_BIAS: float = -5.0052055254259145
+CONFIDENCE_WEIGHTS: list[float] = [1.08638, 3.73303, 0, 2.07648, 1.2856, 1.52546, 0]
 
-ABSTAIN_BELOW: float = 0.22
-"""Calibrated default for Settings.abstain_below (Brier score 0.156)."""
+ABSTAIN_BELOW: float = 0.2
+"""Calibrated default for Settings.abstain_below (Brier score 0.153)."""

@@ -164,6 +164,10 @@ class Embedder:
     tokenizer: Tokenizer
     encoder: Encoder
     batch_size: int = 64
+    workers: int = 1
+    """Batches run at once, each on its own thread (give the encoder one intra-op thread
+    then). On 2 shared cores this beat one run on 2 intra-op threads (scripts/bench_index.py):
+    no barrier per operator, so a descheduled thread does not stall the other."""
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """One normalised vector per text (mean pooling, as the model was trained)."""
@@ -173,20 +177,30 @@ class Embedder:
     def embed_with_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]
                          ) -> tuple[Vectors, list[Vectors]]:
         """Vectors of whole texts and, for each text, of its character spans (late chunking)."""
-        dim = 0
         whole: list[Vectors | None] = [None] * len(texts)
         parts: list[Vectors | None] = [None] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b: b + self.batch_size]
+        batches = [order[b: b + self.batch_size] for b in range(0, len(order), self.batch_size)]
+
+        def run(idx: list[int]) -> int:
             ids, mask, offsets = self.tokenizer.encode([texts[i] for i in idx])
             tok = self.encoder.token_embeddings(ids, mask)
-            dim = tok.shape[-1]
             m = mask[..., None].astype(np.float32)
             pooled = (tok * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
             for row, i in enumerate(idx):
                 whole[i] = pooled[row]
-                parts[i] = _pool_spans(tok[row], offsets[row], spans[i], dim)
+                parts[i] = _pool_spans(tok[row], offsets[row], spans[i], tok.shape[-1])
+            return int(tok.shape[-1])
+
+        if self.workers > 1 and len(batches) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # onnxruntime releases the GIL in run(), so threads give true parallelism
+            with ThreadPoolExecutor(min(self.workers, len(batches))) as pool:
+                dims = list(pool.map(run, batches))
+        else:
+            dims = [run(idx) for idx in batches]
+        dim = dims[-1] if dims else 0
         if not texts:
             return np.zeros((0, dim or 384), dtype=np.float32), []
         return (_normalise(np.stack([w for w in whole if w is not None])),

@@ -101,10 +101,15 @@ def fit_confidence(samples: list[Sample], w: dict[str, float]
     z = (x - mu) / sd
     beta = np.zeros(z.shape[1])
     bias = 0.0
+    # Each feature's effect has a known direction (more score, margin, coverage, similarity,
+    # right answer type, identifiers present: more likely right; unknown words: less), so
+    # the fit is projected onto those signs: a small set cannot then learn a backwards rule.
+    sign = np.array([1, 1, 1, 1, 1, 1, -1], dtype=float)
     for _ in range(4000):
         p = 1 / (1 + np.exp(-(z @ beta + bias)))
         grad = z.T @ (p - y) / len(y) + 0.01 * beta
         beta -= 0.5 * grad
+        beta = np.where(beta * sign < 0, 0.0, beta)
         bias -= 0.5 * float((p - y).mean())
     weights = (beta / sd).tolist()
     bias = float(bias - (beta * mu / sd).sum())

@@ -436,6 +436,9 @@ def test_server_mode_versions_keep_every_generation_exact(
     build_index(settings, full=True)
     assert len(ours()) == 2
     (corpus / "d.txt").unlink()
+    built()  # the generation before the full rebuild was on disk while this one was built
+    assert len(ours()) == 2
+    (corpus / "e.txt").write_text(generated_doc(306), encoding="utf-8")
     gen = built()
     assert ours() == {read_manifest(gen).vectors.qdrant_collection}
     assert VENDORS in _ask(index, VENDOR_QUESTION).answer.text

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from assistant.tui.engine import Engine, IndexOutcome, Reply
 
 CHAT_ACTIONS = frozenset({"new_conversation", "open_source", "copy_answer", "export",
-                          "rebuild", "toggle_panel"})
+                          "rebuild", "toggle_panel", "scroll_chat"})
 """Actions of the chat screen, disabled while a document or the help is shown."""
 
 
@@ -101,6 +101,8 @@ class BriefingApp(App[None]):
         Binding("ctrl+r", "rebuild", "Rebuild", tooltip="Rebuild the index", priority=True),
         Binding("ctrl+b", "toggle_panel", "Panel", priority=True),
         Binding("ctrl+t", "change_theme", "Theme", show=False),
+        Binding("pageup", "scroll_chat(-1)", "Scroll up", show=False),
+        Binding("pagedown", "scroll_chat(1)", "Scroll down", show=False),
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
@@ -453,6 +455,13 @@ class BriefingApp(App[None]):
         lines = list(card.query(CitationLine)) if card else []
         if lines:
             lines[0].focus()
+
+    def action_scroll_chat(self, direction: int) -> None:
+        view = self.conversation_view
+        if direction < 0:
+            view.scroll_page_up(animate=False)
+        else:
+            view.scroll_page_down(animate=False)
 
     def action_focus_question(self) -> None:
         self.query_one(QuestionInput).focus()

@@ -60,7 +60,7 @@ def status_text(status: IndexStatus | None, note: str | None = None) -> Text:
 class SidePanel(Vertical):
     DEFAULT_CSS = """
     SidePanel {
-        width: 34; height: 1fr; padding: 0 1;
+        width: 32; height: 1fr; padding: 0 1;
         border-right: vkey $foreground 15%; background: $surface;
     }
     SidePanel .heading { text-style: bold; color: $accent; margin-top: 1; }

@@ -1,0 +1,310 @@
+"""`assistant index` and `assistant info` as a user runs them: outputs, messages, exit codes.
+
+Every command runs as a subprocess (``python -m assistant``) with HF_HUB_OFFLINE=1 and its
+corpus and index in temporary folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.models import BuildSummary, IndexStatus
+
+ROOT = Path(__file__).resolve().parent.parent
+BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
+DATA = Path(__file__).resolve().parent / "data" / "ingest"
+
+
+def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", **extra_env)
+    env.pop("ASSISTANT_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def where(corpus: Path, index: Path) -> list[str]:
+    return ["--corpus", str(corpus), "--index", str(index)]
+
+
+def assert_one_line_error(r: subprocess.CompletedProcess[str], code: int, *needles: str) -> str:
+    assert r.returncode == code, (r.returncode, r.stdout, r.stderr)
+    line = r.stderr.strip()
+    assert "\n" not in line and "Traceback" not in r.stderr, r.stderr
+    assert line.startswith("error: ")
+    for needle in needles:
+        assert needle in line, line
+    return line
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """The briefing indexed once by `assistant index` (its stdout kept); copied before writes."""
+    root = tmp_path_factory.mktemp("cli")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    shutil.copy2(BRIEFING, corpus / BRIEFING.name)
+    r = run("index", *where(corpus, root / "index"))
+    assert r.returncode == 0, r.stderr
+    return corpus, root / "index", r.stdout
+
+
+@pytest.fixture()
+def copy(built: tuple[Path, Path, str], tmp_path: Path) -> tuple[Path, Path]:
+    corpus, index, _ = built
+    shutil.copytree(corpus, tmp_path / "corpus")
+    shutil.copytree(index, tmp_path / "index")
+    return tmp_path / "corpus", tmp_path / "index"
+
+
+# --- index -------------------------------------------------------------------------------------
+
+def test_index_prints_a_summary_then_up_to_date(built: tuple[Path, Path, str]) -> None:
+    corpus, index, first = built
+    assert first.startswith(f"Indexed 1 documents into {index} (generation 1): 1 added, "
+                            "0 changed, 0 removed, 0 unchanged, 0 skipped; 7 chunks embedded, "
+                            "7 in all;")
+    r = run("index", *where(corpus, index))
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.startswith("Index is up to date: 1 documents, 7 chunks (")
+
+
+def test_index_json_is_one_build_summary(copy: tuple[Path, Path]) -> None:
+    corpus, index = copy
+    (corpus / "more.md").write_text("# More\n\nA second document about tariffs.\n")
+    r = run("index", "--json", *where(corpus, index))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # no progress bar when stderr is not a terminal
+    assert r.stdout.count("\n") == 1
+    s = BuildSummary.model_validate_json(r.stdout)
+    assert s.added == ["more.md"] and s.unchanged == 1 and s.chunks_embedded == 1
+    assert s.documents == 2 and s.chunk_count == 8 and s.generation == 2
+    again = BuildSummary.model_validate(json.loads(run("index", "--json",
+                                                       *where(corpus, index)).stdout))
+    assert again.up_to_date and again.documents == 2
+
+
+def test_full_and_changed_parameters_say_why(copy: tuple[Path, Path]) -> None:
+    corpus, index = copy
+    r = run("index", "--full", *where(corpus, index))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Full rebuild: --full was requested.\n")
+    assert "0 added, 0 changed, 0 removed, 1 unchanged, 0 skipped; 7 chunks embedded" in r.stdout
+    r = run("index", *where(corpus, index), ASSISTANT_CHUNK_MAX_TOKENS="120")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Full rebuild: chunk parameters changed (max_tokens 200 → 120).")
+
+
+def test_progress_bar_on_a_terminal(copy: tuple[Path, Path]) -> None:
+    """On a terminal, stderr shows what the build is doing; stdout still holds the summary."""
+    import pty
+
+    corpus, index = copy
+    (corpus / "more.txt").write_text("More notes\nTariffs rose again in March.\n")
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "assistant", "index", *where(corpus, index)],
+                              stdout=subprocess.PIPE, stderr=slave, text=True, timeout=600,
+                              env=dict(os.environ, HF_HUB_OFFLINE="1"))
+        os.close(slave)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+    shown = b"".join(chunks).decode("utf-8", "replace")
+    assert proc.returncode == 0
+    assert "indexing documents" in shown and "publishing" in shown
+    assert proc.stdout.startswith("Indexed 2 documents")
+
+
+# --- info --------------------------------------------------------------------------------------
+
+def test_info_says_what_the_index_holds(built: tuple[Path, Path, str]) -> None:
+    corpus, index, _ = built
+    r = run("info", *where(corpus, index))
+    assert r.returncode == 0 and r.stderr == ""
+    out = r.stdout
+    assert f"Index:     {index} (generation 1)" in out
+    assert "Built at:  20" in out
+    assert "Model:     sentence-transformers/all-MiniLM-L6-v2 (53aa51172d14)" in out
+    assert "Contents:  1 documents, 7 chunks, 19 sentences" in out
+    assert ("  - nvidia-h200-china.txt: Letting Nvidia sell H200s to China is closing the door "
+            "after the horse has bolted (7 chunks)") in out
+    assert "Stale:     no" in out
+    st = IndexStatus.model_validate_json(run("info", "--json", *where(corpus, index)).stdout)
+    assert st.exists and not st.stale and st.chunk_count == 7 and st.generation == 1
+    assert [d.doc_id for d in st.documents] == ["nvidia-h200-china.txt"]
+    assert st.model and st.built_at is not None
+
+
+def test_info_reports_a_stale_index(copy: tuple[Path, Path]) -> None:
+    corpus, index = copy
+    path = corpus / BRIEFING.name
+    path.write_text(path.read_text() + "\nA late addendum.\n")
+    (corpus / "new.txt").write_text("New\nA new document.\n")
+    r = run("info", *where(corpus, index))
+    assert r.returncode == 0
+    assert ("Stale:     yes — new document new.txt; document changed: nvidia-h200-china.txt; "
+            "run `assistant index`") in r.stdout
+    st = IndexStatus.model_validate_json(run("info", "--json", *where(corpus, index)).stdout)
+    assert st.stale and len(st.stale_reasons) == 2
+    path.unlink()
+    st = IndexStatus.model_validate_json(run("info", "--json", *where(corpus, index)).stdout)
+    assert "document removed: nvidia-h200-china.txt" in st.stale_reasons
+    assert run("index", *where(corpus, index)).returncode == 0
+    st = IndexStatus.model_validate_json(run("info", "--json", *where(corpus, index)).stdout)
+    assert not st.stale and [d.doc_id for d in st.documents] == ["new.txt"]
+
+
+def test_info_without_an_index(tmp_path: Path) -> None:
+    r = run("info", *where(tmp_path, tmp_path / "none"))
+    assert r.returncode == 0
+    assert r.stdout.startswith(f"No index in {tmp_path / 'none'}. Run `assistant index`")
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+def test_empty_corpus_exits_3_with_one_line(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "picture.png").write_bytes(b"\x89PNG")
+    r = run("index", *where(corpus, tmp_path / "index"))
+    assert_one_line_error(r, 3, "has no .txt, .md, .html or .pdf documents",
+                          "1 other files skipped", "assistant index")
+    assert not (tmp_path / "index" / "CURRENT").exists()
+
+
+def test_missing_corpus_exits_3(tmp_path: Path) -> None:
+    r = run("index", *where(tmp_path / "nowhere", tmp_path / "index"))
+    assert_one_line_error(r, 3, f"the corpus folder {tmp_path / 'nowhere'} does not exist",
+                          "--corpus DIR")
+
+
+def test_a_corpus_of_only_unreadable_files_exits_3(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "blank.txt").write_text("\n\n")
+    (corpus / "scan.pdf").write_bytes(b"%PDF-1.7 garbage")
+    r = run("index", *where(corpus, tmp_path / "index"))
+    assert r.returncode == 3, r.stderr
+    assert "none of the documents" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_files_are_skipped_with_a_warning_and_the_build_goes_on(copy: tuple[Path, Path]
+                                                                     ) -> None:
+    corpus, index = copy
+    (corpus / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(256))
+    (corpus / "broken.pdf").write_bytes(b"%PDF-1.4\nnot really a pdf")
+    (corpus / "empty.md").write_text("")
+    (corpus / "folder.html").mkdir()
+    os.mkfifo(corpus / "pipe.txt")  # reading it would block forever
+    (corpus / "dangling.txt").symlink_to(corpus / "gone.txt")
+    shutil.copy(DATA / "cafe-cp1252.txt", corpus / "cafe.txt")
+    r = run("index", "--json", *where(corpus, index))
+    assert r.returncode == 0, r.stderr
+    s = BuildSummary.model_validate_json(r.stdout)
+    assert s.added == ["cafe.txt"] and s.documents == 2
+    assert {k.path for k in s.skipped} == {"image.txt", "broken.pdf", "empty.md", "folder.html",
+                                           "pipe.txt", "dangling.txt"}
+    warnings = r.stderr.splitlines()
+    assert "warning: skipped image.txt: binary file, not text" in warnings
+    assert any(w.startswith("warning: skipped broken.pdf: malformed PDF") for w in warnings)
+    assert "warning: skipped empty.md: no text to index" in warnings
+    assert "warning: skipped pipe.txt: not a regular file" in warnings
+    assert "warning: skipped dangling.txt: symbolic link, not followed" in warnings
+    assert "warning: cafe.txt: not UTF-8; read as Windows-1252 (Latin-1)" in warnings
+    assert all(w.startswith("warning: ") for w in warnings)
+    from assistant.store import open_index
+
+    idx = open_index(index)
+    try:
+        assert "The café sold crème brûlée for €10 – a bargain." in idx.document_text("cafe.txt")
+    finally:
+        idx.close()
+
+
+def test_bad_settings_exit_2(tmp_path: Path) -> None:
+    r = run("index", *where(tmp_path, tmp_path / "index"), ASSISTANT_CHUNK_MAX_TOKENS="999")
+    assert_one_line_error(r, 2, "chunk_max_tokens")
+
+
+@pytest.mark.parametrize("damage", ["garbage CURRENT", "CURRENT names nothing",
+                                    "manifest not JSON", "manifest fields missing",
+                                    "database garbage"])
+def test_a_corrupt_index_gets_a_clear_message_and_a_rebuild_recovers(
+        copy: tuple[Path, Path], damage: str) -> None:
+    corpus, index = copy
+    gen = index / "gen-000001"
+    if damage == "garbage CURRENT":
+        (index / "CURRENT").write_bytes(b"\xff\xfe\x00garbage")
+    elif damage == "CURRENT names nothing":
+        (index / "CURRENT").write_text("gen-000042\n")
+    elif damage == "manifest not JSON":
+        (gen / "manifest.json").write_text("{ not json")
+    elif damage == "manifest fields missing":
+        (gen / "manifest.json").write_text(json.dumps({"schema_version": 1, "generation": 1}))
+    else:
+        (gen / "meta.sqlite").write_bytes(b"this is not a database" * 100)
+    for cmd in ("info", "ask"):
+        args = [cmd, *where(corpus, index)] if cmd == "info" else [
+            cmd, "What revenue share does the US get?", "--index", str(index)]
+        assert_one_line_error(run(*args), 4, "run `assistant index --full`")
+    r = run("index", *where(corpus, index))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Full rebuild: the existing index is unusable (")
+    assert "Stale:     no" in run("info", *where(corpus, index)).stdout
+    answer = run("ask", "What revenue share does the US get?", "--index", str(index))
+    assert answer.returncode == 0 and "25%" in answer.stdout
+
+
+def test_full_rebuild_recovers_a_corrupt_index(copy: tuple[Path, Path]) -> None:
+    corpus, index = copy
+    (index / "CURRENT").write_text("garbage")
+    r = run("index", "--full", *where(corpus, index))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Full rebuild: --full was requested.")
+    assert "Stale:     no" in run("info", *where(corpus, index)).stdout
+
+
+def test_an_index_from_another_schema_version(copy: tuple[Path, Path]) -> None:
+    corpus, index = copy
+    manifest = index / "gen-000001" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["schema_version"] = 999
+    manifest.write_text(json.dumps(data))
+    assert_one_line_error(run("info", *where(corpus, index)), 4, "schema version 999",
+                          "this assistant reads version 1", "run `assistant index --full`")
+    r = run("index", "--json", *where(corpus, index))
+    assert r.returncode == 0, r.stderr
+    s = BuildSummary.model_validate_json(r.stdout)
+    assert s.full_rebuild_reason and "schema version 999" in s.full_rebuild_reason
+    assert s.chunks_embedded == 7
+
+
+def test_a_held_lock_makes_a_second_build_exit_5(copy: tuple[Path, Path]) -> None:
+    """Another build holds the lock: with a short timeout the second gives up clearly and
+    touches nothing."""
+    from filelock import FileLock
+
+    corpus, index = copy
+    (corpus / "new.txt").write_text("New\nA new document.\n")
+    before = sorted(p.name for p in index.iterdir())
+    with FileLock(str(index / ".lock")):
+        r = run("index", *where(corpus, index), ASSISTANT_LOCK_TIMEOUT_S="0.3")
+    assert_one_line_error(r, 5, "another `assistant index` is building", "try again")
+    assert r.stdout == ""
+    assert sorted(p.name for p in index.iterdir()) == before
+    assert run("index", *where(corpus, index)).returncode == 0
