@@ -33,7 +33,9 @@ from assistant.store import OpenIndex
 
 MAX_ANSWER_CHARS = 400
 MAX_ANSWER_SENTENCES = 3
-
+JOIN_MARGIN = 0.03
+"""A neighbouring sentence this close to the best one's score is quoted with it."""
+_ADJACENT_GAP = re.compile(r"\s*(?:\n\s*(?:[-*•‣◦–]|\d{1,3}[.)])\s+)?")
 _WANTS_NUMBER = re.compile(
     r"\b(how (much|many|large|big|high|long|fast)|what (percentage|percent|share|proportion|"
     r"fraction|cut|amount|number|figure))\b", re.I)
@@ -48,13 +50,18 @@ _WANTS_DATE = re.compile(
 _WANTS_COUNT = re.compile(r"\bhow many\b", re.I)
 _COUNT = re.compile(r"\b\d[\d,.]*\b(?!\s?%)|\b(one|two|three|four|five|six|seven|eight|nine|ten|"
                     r"dozens?|hundreds?|thousands?|millions?|billions?)\b", re.I)
+_WANTS_MEASURE = re.compile(
+    r"\b(how (much|many) (memory|bandwidth|power|energy|storage|ram|flops|tflops|watts|cores|"
+    r"transistors)|memory|bandwidth|flops|tflops|clock speed|process node|nanomet(er|re)s?|"
+    r"wattage|tdp)\b", re.I)
+_MEASURE = re.compile(r"\d[\d.,]*\s?(gb|tb|mb|gb/s|tb/s|w|kw|nm|ghz|mhz|flops|tflops|pflops|"
+                      r"cores|transistors|watts|gigabytes|terabytes)\b", re.I)
 _WANTS_PERSON = re.compile(r"\b(who|whom|whose|what is the name of|name the)\b", re.I)
-_URL = re.compile(r"\S+://\S+")
+
 _NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|"
                      r"million|billion|half|quarter|dozen)\b", re.I)
 _DATE = re.compile(r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|"
-                   r"September|October|November|December|yesterday|today|tomorrow|last (year|"
-                   r"month|week)|next (year|month|week))\b", re.I)
+                   r"September|October|November|December|Q[1-4])\b")
 
 
 @dataclass
@@ -74,10 +81,12 @@ class Features:
 
 def answer_type_ok(question: str, sentence: str) -> bool:
     """Does the sentence hold the kind of thing asked for (a figure, a count, a date)?"""
-    sentence = _URL.sub(" ", sentence)  # a link's digits are not a date or a figure
+    sentence = tx.without_links(sentence)  # a link's digits are not a date or a figure
     if _WANTS_DATE.search(question) and not _DATE.search(sentence):
         return False
     if _WANTS_COUNT.search(question) and not _COUNT.search(sentence):
+        return False
+    if _WANTS_MEASURE.search(question) and not _MEASURE.search(sentence):
         return False
     if _WANTS_MONEY.search(question) and not _MONEY.search(sentence):
         return False
@@ -98,9 +107,18 @@ def rank_score(c: Candidate, query: Query, type_ok: bool,
         score -= w["identifier_missing"] * len(c.missing_identifiers) / n_ident
     if not type_ok:
         score -= w["type_mismatch"]
-    if (c.doc_id, c.start) in query.avoid:
-        score -= REPEAT_PENALTY
     return score
+
+
+def _novelty_penalties(cands: list[Candidate], avoid: set[tuple[str, int]]) -> list[float]:
+    """A follow-up asks for something new: rank down what was already quoted in this
+    conversation, and sentences that say nearly the same thing."""
+    given = [c.vector for c in cands if (c.doc_id, c.start) in avoid]
+    if not given:
+        return [0.0] * len(cands)
+    sims = np.stack([c.vector for c in cands]) @ np.stack(given).T
+    closest = sims.max(axis=1)
+    return [REPEAT_PENALTY * float(np.clip((s - 0.6) / 0.4, 0.0, 1.0)) for s in closest]
 
 
 def confidence(f: Features) -> float:
@@ -122,8 +140,9 @@ class Analysis:
 
 def rank(a: Analysis, weights: dict[str, float]) -> tuple[list[Candidate], Features | None]:
     """Candidates best first (duplicates collapsed), and the features of the best one."""
-    for c in a.candidates:
-        c.score = rank_score(c, a.query, answer_type_ok(a.question, c.text), weights)
+    penalties = _novelty_penalties(a.candidates, a.query.avoid)
+    for c, penalty in zip(a.candidates, penalties, strict=True):
+        c.score = rank_score(c, a.query, answer_type_ok(a.question, c.text), weights) - penalty
     ranked = _collapse_duplicates(sorted(a.candidates, key=lambda c: c.score, reverse=True))
     if not ranked or a.stats is None:
         return ranked, None
@@ -206,7 +225,7 @@ class Answerer:
             answer.confidence = round(confidence(feats), 4)
             answer.abstained = answer.confidence < self.settings.abstain_below
         if not answer.abstained:
-            span = self._answer_span(ranked[0], a.query)
+            span = self._answer_span(ranked[0], a.query, ranked[1] if len(ranked) > 1 else None)
             answer.answer = span
             answer.message = span.text
         k = top_k or self.settings.top_k
@@ -219,24 +238,37 @@ class Answerer:
         answer.timings_ms = a.timings
         return answer
 
-    def _answer_span(self, best: Candidate, query: Query) -> AnswerSpan:
-        """The best sentence; joined with the next one(s) only when it cannot stand alone."""
+    def _answer_span(self, best: Candidate, query: Query,
+                     runner_up: Candidate | None = None) -> AnswerSpan:
+        """The best sentence; joined with its neighbour when that scores almost as well (the
+        answer is split across both), or with the next one(s) when it cannot stand alone."""
         start, end, text = best.start, best.end, best.text
         sentences = 1
+        if (runner_up is not None and runner_up.doc_id == best.doc_id
+                and runner_up.score >= best.score - JOIN_MARGIN):
+            lo, hi = min(start, runner_up.start), max(end, runner_up.end)
+            joined = self._text(best.doc_id, lo, hi)
+            first, second = (best, runner_up) if best.start < runner_up.start else (runner_up, best)
+            gap = joined[first.end - lo: second.start - lo]
+            if hi - lo <= MAX_ANSWER_CHARS and _ADJACENT_GAP.fullmatch(gap):
+                start, end, text, sentences = lo, hi, joined, 2
         while (sentences < MAX_ANSWER_SENTENCES and (text.rstrip().endswith(":")
                                                      or len(text) < 40)):
             _, nxt = self.retriever.neighbours(best.doc_id, start, end)
             if nxt is None or nxt[1] - start > MAX_ANSWER_CHARS:
                 break
             end = nxt[1]
-            text = self.index.conn.execute(
-                "SELECT substr(text, ?, ?) FROM documents WHERE doc_id=?",
-                (start + 1, end - start, best.doc_id)).fetchone()[0]
+            text = self._text(best.doc_id, start, end)
             sentences += 1
         if len(text) > MAX_ANSWER_CHARS:
             start, end = _best_clause(text, start, query)
             text = text[start - best.start: end - best.start]
         return AnswerSpan(text=text, doc_id=best.doc_id, start=start, end=end)
+
+    def _text(self, doc_id: str, start: int, end: int) -> str:
+        row = self.index.conn.execute("SELECT substr(text, ?, ?) FROM documents WHERE doc_id=?",
+                                      (start + 1, end - start, doc_id)).fetchone()
+        return str(row[0])
 
     def _cite(self, rank: int, c: Candidate, is_answer: bool) -> Citation:
         why = [f"dense {c.dense:.2f} (passage {c.chunk_dense:.2f})"]

@@ -10,22 +10,22 @@ of two unrelated corpora (the briefing and Python's language reference) together
 from __future__ import annotations
 
 SCORE_WEIGHTS: dict[str, float] = {
-    "dense": 0.495,
-    "chunk_dense": 0.2904,
-    "lexical": 0.8,
-    "context": 0.0,
-    "identifier": 0.05,
+    "dense": 0.7487,
+    "chunk_dense": 0.4646,
+    "lexical": 0.64,
+    "context": 0.055,
+    "identifier": 0.125,
     "identifier_missing": 0.0,
-    "type_mismatch": 0.1,
+    "type_mismatch": 0.2,
     "soft_min": 0.5,
     "soft_scale": 0.64,
-    "bm25": 0.036,
-    "section_start": 0.05,
+    "bm25": 0.0396,
+    "section_start": 0.0495,
     "short": 0.045,
 }
 
-CONFIDENCE_BIAS: float = -5.0052055254259145
-CONFIDENCE_WEIGHTS: list[float] = [1.08638, 3.73303, 0, 2.07648, 1.2856, 1.52546, 0]
+CONFIDENCE_BIAS: float = -6.440285712423841
+CONFIDENCE_WEIGHTS: list[float] = [0, 4.48152, 0.593434, 1.5737, 2.26839, 3.22525, -4.09785]
 
-ABSTAIN_BELOW: float = 0.2
-"""Calibrated default for Settings.abstain_below (Brier score 0.153)."""
+ABSTAIN_BELOW: float = 0.14
+"""Calibrated default for Settings.abstain_below (Brier score 0.142)."""

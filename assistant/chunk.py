@@ -177,7 +177,8 @@ def chunk_document(doc: SourceDocument, count_tokens: TokenCounter, split_tokens
             # The sum of parts may miss a few pieces (a word cut in two): measure the chunk
             # as the model will read it, and hand back sentences until it fits.
             while len(members) > 1 and count_tokens(
-                    [prefix + text[spans[members[0]].start:spans[members[-1]].end]])[0] > max_tokens:
+                    [prefix + text[spans[members[0]].start:spans[members[-1]].end]]
+                    )[0] > max_tokens:
                 if members[-2] in carried:
                     members = members[-1:]  # the overlap does not fit: drop it
                 else:

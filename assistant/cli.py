@@ -52,10 +52,16 @@ def _err(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _progress_bar(enabled: bool) -> Callable[[str, int, int], None]:
-    """A tqdm bar on stderr for the embedding stage, when stderr is a terminal."""
+def _progress_bar(enabled: bool, say_waiting: bool = False) -> Callable[[str, int, int], None]:
+    """A tqdm bar on stderr for the embedding stage, when stderr is a terminal. A wait for
+    another build's lock is said in any case (``say_waiting``): a silent pause looks like a
+    hang."""
     if not enabled:
-        return lambda stage, done, total: None
+        def waiting_only(stage: str, done: int, total: int) -> None:
+            if stage == "waiting" and say_waiting:
+                _err("another build holds the index; waiting for it to finish…")
+
+        return waiting_only
     from tqdm import tqdm
 
     bars: dict[str, Any] = {}
@@ -125,7 +131,8 @@ def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_js
                          qdrant_url=qdrant_url)
     from assistant.build import build_index
 
-    summary = build_index(settings, full=full, progress=_progress_bar(sys.stderr.isatty()))
+    summary = build_index(settings, full=full, progress=_progress_bar(
+        sys.stderr.isatty(), say_waiting=settings.lock_timeout_s >= 1))
     for s in summary.skipped:
         _err(f"warning: skipped {s.path}: {s.reason}")
     for w in summary.warnings:

@@ -28,8 +28,10 @@ _GENERIC = re.compile(
 _OPENERS = re.compile(r"^\s*(?:and|but|so|also|then|what about|how about|and what|why not)\b",
                       re.I)
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w-]+")
+_PLURAL = frozenset("they them their theirs these those".split())  # noqa: SIM905
+_SINGULAR = frozenset("it its this that".split())  # noqa: SIM905
 CONTEXT_WEIGHT = 0.5
-REPEAT_PENALTY = 0.12
+REPEAT_PENALTY = 0.25
 
 
 def is_follow_up(question: str) -> bool:
@@ -48,6 +50,9 @@ class Turn:
     answer_text: str | None
     answer_key: tuple[str, int] | None
     entities: list[str]
+    """Names in the quoted answer."""
+    question_entities: list[str] = field(default_factory=list)
+    """Names in the question (and, for a follow-up, in what it was about)."""
 
 
 @dataclass
@@ -69,6 +74,14 @@ class Conversation:
     turns: list[Turn] = field(default_factory=list)
 
     def resolve(self, question: str) -> Resolution:
+        """The question with what it refers to filled in from the previous turn.
+
+        A generic noun ("the company") names one thing: the name the previous question
+        asked about last (word vectors proved no help in telling a company from a
+        country). A plural pronoun ("them") refers to the
+        names in the previous answer; "it"/"this" or an opening "And" to the previous
+        question's subject. The referents join the question's own words, weighted less.
+        """
         own = tx.content_terms(question)
         terms = dict.fromkeys(own, 1.0)
         idents = tx.identifiers(question)
@@ -77,15 +90,32 @@ class Conversation:
             return Resolution(text=question, terms=terms, identifiers=idents, avoid=avoid,
                               resolved=None)
         prev = self.turns[-1]
-        context_words = [t for t in prev.terms if t not in terms]
-        context_words += [e for e in prev.entities if tx.fold(e) not in terms and
-                          tx.fold(e) not in context_words]
-        for word in context_words:
+        names = list(dict.fromkeys([*prev.question_entities, *prev.entities]))
+        words = set(tx.terms(question))
+        generic = _GENERIC.search(question)
+        referents: list[str] = []
+        text = question
+        if generic and names:
+            # the name the user asked about last is the likeliest referent (recency); it
+            # takes the generic noun's place: "how did the company respond" -> "how did
+            # Nvidia respond"
+            referents = [(prev.question_entities or prev.entities)[-1]]
+            text = question[:generic.start()] + referents[0] + question[generic.end():]
+            for t in tx.content_terms(generic.group(0)):
+                terms.pop(t, None)
+            for t in tx.content_terms(referents[0]):
+                terms[t] = max(terms.get(t, 0.0), 1.0)
+        if words & _PLURAL and prev.entities:
+            referents += [e for e in prev.entities if e not in referents]
+        if not referents or words & _SINGULAR or _OPENERS.search(question):
+            referents += [t for t in prev.terms if t not in referents]
+        for word in referents:
             for t in tx.content_terms(word):
                 terms.setdefault(t, CONTEXT_WEIGHT)
-        subject = " ".join(dict.fromkeys([*prev.terms, *prev.entities]))
-        return Resolution(text=f"{question} ({subject})", terms=terms, identifiers=idents,
-                          avoid=avoid, resolved=f"{question} [about: {subject}]")
+        subject = " ".join(dict.fromkeys(referents))
+        embed_text = text if text != question else f"{question} ({subject})"
+        return Resolution(text=embed_text, terms=terms, identifiers=idents,
+                          avoid=avoid, resolved=f"{text} [about: {subject}]")
 
     def record(self, question: str, resolution: Resolution, answer_text: str | None,
                answer_key: tuple[str, int] | None) -> None:
@@ -97,8 +127,13 @@ class Conversation:
         if answer_text:
             entities = list(dict.fromkeys(m.group(0) for m in _CAPITALISED.finditer(answer_text)
                                           if tx.fold(m.group(0)) not in tx.STOPWORDS))
+        asked = [m.group(0) for m in _CAPITALISED.finditer(question)
+                 if tx.fold(m.group(0)) not in tx.STOPWORDS]
+        if resolution.resolved is not None and self.turns:
+            asked = list(dict.fromkeys([*asked, *self.turns[-1].question_entities]))
         self.turns.append(Turn(question=question, terms=own, answer_text=answer_text,
-                               answer_key=answer_key, entities=entities[:12]))
+                               answer_key=answer_key, entities=entities[:12],
+                               question_entities=asked[:8]))
 
     def reset(self) -> None:
         self.turns.clear()

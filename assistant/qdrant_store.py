@@ -21,6 +21,7 @@ imports it, and only when a Qdrant-backed index is built or opened.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -90,6 +91,24 @@ def _client_class() -> type[QdrantClient]:
     except ImportError as exc:
         raise SettingsError(MISSING) from exc
     return QdrantClient
+
+
+_CLIENTS: weakref.WeakSet[QdrantClient] = weakref.WeakSet()
+
+
+def _tracked(client: QdrantClient) -> QdrantClient:
+    """Closed at exit if still open: a client left to its ``__del__`` at interpreter
+    shutdown prints an ignored-exception traceback on stderr."""
+    if not _CLIENTS:
+        atexit.register(_close_all)
+    _CLIENTS.add(client)
+    return client
+
+
+def _close_all() -> None:
+    for client in list(_CLIENTS):
+        with suppress(Exception):
+            client.close()
 
 
 @contextmanager
@@ -224,15 +243,15 @@ def _open_local_reader(folder: Path) -> QdrantClient:
     client_class = _client_class()
     try:
         with _quiet():
-            return client_class(path=str(folder), force_disable_check_same_thread=True)
+            return _tracked(client_class(path=str(folder), force_disable_check_same_thread=True))
     except (RuntimeError, OSError, sqlite3.Error):
         pass
     scratch = Path(tempfile.mkdtemp(prefix="briefing-qdrant-"))
     try:
         shutil.copytree(folder, scratch / QDRANT_DIR, ignore=shutil.ignore_patterns(".lock"))
         with _quiet():
-            client = client_class(path=str(scratch / QDRANT_DIR),
-                                  force_disable_check_same_thread=True)
+            client = _tracked(client_class(path=str(scratch / QDRANT_DIR),
+                                           force_disable_check_same_thread=True))
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -250,11 +269,12 @@ def _server_client(url: str) -> QdrantClient:
     if url == MEMORY_URL:
         with _LOCAL_LOCK:
             if _MEMORY is None:
-                _MEMORY = client_class(location=MEMORY_URL, force_disable_check_same_thread=True)
+                _MEMORY = _tracked(client_class(location=MEMORY_URL,
+                                                force_disable_check_same_thread=True))
             return _MEMORY
     try:
-        return client_class(url=url, api_key=os.environ.get("QDRANT_API_KEY") or None,
-                            timeout=60, check_compatibility=False)
+        return _tracked(client_class(url=url, api_key=os.environ.get("QDRANT_API_KEY") or None,
+                                     timeout=60, check_compatibility=False))
     except ValueError as exc:
         raise SettingsError(f"the Qdrant URL {url!r} is not valid ({exc}); "
                             "pass --qdrant-url http://HOST:6333") from exc
@@ -270,8 +290,10 @@ def _server_errors(url: str | None, doing: str) -> Iterator[None]:
 
     try:
         yield
-    except (ApiException, OSError) as exc:
-        reason = str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+    except ApiException as exc:
+        cause = getattr(exc, "source", None) or exc  # a connection error, wrapped
+        text = str(cause).strip()
+        reason = text.splitlines()[0][:200] if text else cause.__class__.__name__
         if doing == "building":
             raise IndexWriteError(f"the Qdrant server at {url} failed while {doing} ({reason}); "
                                   "the previous index is intact — check the server and run "
@@ -343,7 +365,7 @@ def _open_local_writer(folder: Path) -> QdrantClient | None:
     client_class = _client_class()
     try:
         with _quiet():
-            return client_class(path=str(folder))
+            return _tracked(client_class(path=str(folder)))
     except (ValueError, KeyError, OSError, sqlite3.Error, json.JSONDecodeError):
         return None
 
@@ -380,6 +402,10 @@ def _update_server(url: str, layout: IndexLayout, conn: sqlite3.Connection, in_d
     base_collection = (base.vectors.qdrant_collection if base is not None
                        and base.vectors.store == "qdrant" and base.vectors.qdrant_url == url
                        else None)
+    if base_collection and not base_collection.startswith(prefix):
+        # The index folder was copied or moved: the collection belongs to the original,
+        # which may write the same versions. Start this folder's own lineage.
+        base_collection = None
     if base is not None and base_collection and client.collection_exists(base_collection):
         collection, version = base_collection, base.vectors.qdrant_version + 1
         if not (resumed and marker == _marker(url, collection, version)):

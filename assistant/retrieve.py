@@ -126,9 +126,10 @@ class Retriever:
         qterms = list(query.terms)
         weights = np.array([query.terms[t] * stats.idf.get(t, 0.0) for t in qterms])
         total = float(weights.sum()) or 1.0
-        bodies = [tx.terms(r[8]) for r in rows]
+        bodies = [tx.terms(tx.without_links(r[8])) for r in rows]
         soft = self._soft_matcher(qterms, term_vectors or {}, bodies)
         forms = [tx.variants(t) for t in qterms]
+        nears: list[list[str]] = []
         ctx_cache: dict[tuple[str, str], npt.NDArray[np.bool_]] = {}
         out: list[Candidate] = []
         for (sid, cid, doc_id, start, end, blob, section, title, body), words in zip(
@@ -149,18 +150,43 @@ class Retriever:
                     [any(v in ctx_terms for v in f) for f in forms], dtype=bool)
             c.soft, near = soft(sent_terms)
             c.exact, c.term_weights = exact, weights
-            c.lexical = c.lexical_score(SOFT_MIN, SOFT_SCALE)
             c.context = float((weights * ctx).sum()) / total if qterms else 0.0
             c.matched_terms = [t for t, h in zip(qterms, exact, strict=True) if h]
-            c.matched_terms += [f"{t}≈{near[i]}" for i, t in enumerate(qterms)
-                                if not exact[i] and near[i]]
+            nears.append(near)
             idents = set(tx.identifiers(body))
             for ident in query.identifiers:
                 (c.matched_identifiers if tx.identifier_present(ident, idents)
                  else c.missing_identifiers).append(ident)
             out.append(c)
+        self._weigh_soft_matches(out, nears, qterms, stats)
         self._mark_section_starts(out)
         return out
+
+    def _weigh_soft_matches(self, cands: list[Candidate], nears: list[list[str]],
+                            qterms: list[str], stats: TermStats) -> None:
+        """A soft match is worth the rarity of the word it found, not of the question's word:
+        a word the corpus never uses ("respond") must not count as rare when it merely
+        resembles a common one ("response")."""
+        words = sorted({w for near in nears for w in near if w})
+        df: dict[str, int] = {}
+        for i in range(0, len(words), 900):
+            part = words[i:i + 900]
+            marks = ",".join("?" * len(part))
+            df.update((str(t), int(d)) for t, d in self.conn.execute(
+                f"SELECT term, doc FROM sentence_vocab WHERE term IN ({marks})", part))
+        n = self.sentence_count
+        for c, near in zip(cands, nears, strict=True):
+            for i, word in enumerate(near):
+                if not word or c.exact[i]:
+                    continue
+                d = min(df.get(word, 1), n)
+                idf = math.log(1 + (n - d + 0.5) / (d + 0.5))
+                own = stats.idf.get(qterms[i], 0.0)
+                if own > 0:
+                    c.soft[i] *= min(1.0, idf / own)
+                if c.soft[i] >= SOFT_MIN * 0.5:
+                    c.matched_terms.append(f"{qterms[i]}≈{word}")
+            c.lexical = c.lexical_score(SOFT_MIN, SOFT_SCALE)
 
     def _mark_section_starts(self, cands: list[Candidate]) -> None:
         """Flag sentences that open their section: they tend to state what it is about."""
@@ -211,7 +237,6 @@ class Retriever:
                 value = float(sub[row, best[row]])
                 if value >= SOFT_FLOOR:
                     credit[i] = value
-                if value >= SOFT_MIN:
                     near[i] = names[cols[best[row]]]
             return credit, near
 

@@ -6,6 +6,7 @@
         manifest.json    IndexManifest, written last
         meta.sqlite      documents (with extracted text), chunks, sentences, FTS5, vectors
         chunks.faiss     the chunk vectors (FAISS store only)
+        qdrant/          the chunk vectors (Qdrant local mode only; see qdrant_store.py)
       staging/           the build in progress; resumed if a build was interrupted
       models/<sha>/      ONNX export of the embedding model + its tokenizer
       .lock              held by the one build allowed at a time

@@ -92,6 +92,14 @@ def identifier_present(ident: str, text_identifiers: set[str]) -> bool:
     return ident + "s" in text_identifiers
 
 
+_LINK = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+|\bwww\.\S+", re.I)
+
+
+def without_links(text: str) -> str:
+    """Text with web addresses blanked: words inside a link are not prose to match."""
+    return _LINK.sub(" ", text)
+
+
 def clean_question(text: str) -> str:
     """The question with terminal escapes and control characters removed, spaces folded."""
     text = _ANSI.sub(" ", text)

@@ -153,14 +153,14 @@ def briefing_text(seed: str) -> str:
     ])
     lines = [title, "Summary", _paragraph(rng, 4, 6), "Key Points"]
     lines += [f"- {_sentence(rng)}" for _ in range(rng.randint(5, 8))]
-    for heading in rng.sample(_HEADINGS, 7):
-        lines += [heading, _paragraph(rng, 3, 13)]
+    for heading in rng.sample(_HEADINGS, 6):
+        lines += [heading, _paragraph(rng, 3, 10)]
     slug = f"{company.lower().replace(' ', '-')}-{rng.randint(1000, 99999)}"
     lines += ["Source", f"Source: https://news.example.org/{rng.randint(2015, 2026)}/{slug}/"]
     return "\n".join(lines) + "\n"
 
 
-CHUNKS_PER_DOCUMENT = 10.5
+CHUNKS_PER_DOCUMENT = 9.7
 """Average chunks per generated document with the default chunk settings (measured)."""
 
 
@@ -214,6 +214,48 @@ def chunk_texts(index_dir: Path) -> list[str]:
         idx.close()
 
 
+def our_build(corpus: Path, index: Path, full: bool = False, env: dict[str, str] | None = None,
+              ) -> tuple[float, dict[str, Any]]:
+    """``assistant index --json`` in a fresh process, as a user runs it: wall seconds and
+    the BuildSummary."""
+    args = ["index", "--corpus", str(corpus), "--index", str(index), "--json"]
+    wall, proc = run_cli([*args, "--full"] if full else args, env=env, timeout=86400)
+    if proc.returncode != 0:
+        raise RuntimeError(f"assistant index failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    summary: dict[str, Any] = json.loads(proc.stdout)
+    return wall, summary
+
+
+def onnx_file(index_dir: Path) -> Path:
+    """The index's own ONNX export of the model."""
+    from assistant.store import IndexLayout, read_manifest, require_index
+
+    layout = IndexLayout(index_dir)
+    return layout.root / read_manifest(require_index(layout)).model.onnx_file
+
+
+def ort_modes(onnx: Path, texts: Sequence[str], configs: Sequence[tuple[int, int, int]],
+              repeats: int) -> list[dict[str, Any]]:
+    """Our embedding path's throughput for each (workers, intra-op threads, batch size),
+    configurations interleaved (order reversed every other round) so drift in the
+    machine's load hits them all alike."""
+    from assistant.embed import Embedder, OnnxEncoder, Tokenizer
+
+    tok = Tokenizer(onnx.parent / "tokenizer.json")
+    encoders = {intra: OnnxEncoder(onnx, intra) for _, intra, _ in configs}
+    Embedder(tok, encoders[configs[0][1]]).embed(list(texts[:32]))  # warm
+    runs: dict[tuple[int, int, int], list[float]] = {c: [] for c in configs}
+    for r in range(repeats):
+        for cfg in (configs if r % 2 == 0 else list(reversed(configs))):
+            workers, intra, batch = cfg
+            emb = Embedder(tok, encoders[intra], batch_size=batch, workers=workers)
+            t = time.perf_counter()
+            emb.embed(list(texts))
+            runs[cfg].append(len(texts) / (time.perf_counter() - t))
+    return [{"workers": w, "intra_threads": i, "batch_size": b, "chunks_per_s": median(v),
+             "runs": v} for (w, i, b), v in runs.items()]
+
+
 def bench_env(**extra: str) -> dict[str, str]:
     """Environment for our CLI and peers: offline, quiet."""
     env = dict(os.environ)
@@ -236,19 +278,21 @@ def peers_available() -> bool:
     return BENCH_PYTHON.is_file() and (BENCH_VENV / ".installed-v1").is_file()
 
 
-def run_peer(job: dict[str, Any], workdir: Path, timeout: float = 7200) -> dict[str, Any]:
-    """Run one peer job in .bench-venv's python; its JSON result, plus ``wall_s`` (the whole
-    process, interpreter start included)."""
-    if not peers_available():
+def run_peer(job: dict[str, Any], workdir: Path, timeout: float = 7200,
+             python: Path = BENCH_PYTHON, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one job in a fresh process of ``python`` (.bench-venv's for the peers, .venv's for
+    our own probes); its JSON result, plus ``wall_s`` (the whole process, interpreter start
+    included)."""
+    if python == BENCH_PYTHON and not peers_available():
         raise RuntimeError("the peers' environment is missing; run scripts/setup-bench first")
     workdir.mkdir(parents=True, exist_ok=True)
     job_file = workdir / f"job-{job['kind']}-{time.monotonic_ns()}.json"
     job = {**job, "launched_at": time.time()}
     job_file.write_text(json.dumps(job))
     t = time.perf_counter()
-    proc = subprocess.run([str(BENCH_PYTHON), str(Path(__file__).resolve()), str(job_file)],
-                          capture_output=True, text=True, env=bench_env(), timeout=timeout,
-                          check=False)
+    proc = subprocess.run([str(python), str(Path(__file__).resolve()), str(job_file)],
+                          capture_output=True, text=True, env=env or bench_env(),
+                          timeout=timeout, check=False)
     wall = time.perf_counter() - t
     if proc.returncode != 0:
         raise RuntimeError(f"peer job {job['kind']} failed ({proc.returncode}):\n"
@@ -347,6 +391,12 @@ def _st_encode(model: Any, texts: list[str], batch_size: int, processes: int) ->
                         convert_to_numpy=True)
 
 
+def _st_pool_encode(model: Any, pool: Any, texts: list[str], batch_size: int) -> Any:
+    # chunk_size: a share per worker, so both processes stay busy to the end
+    return model.encode(texts, pool=pool, batch_size=batch_size, normalize_embeddings=True,
+                        convert_to_numpy=True, chunk_size=max(1, len(texts) // 8))
+
+
 def _peer_st_modes(job: dict[str, Any]) -> dict[str, Any]:
     """sentence-transformers throughput by torch threads, batch size and multi-process pool."""
     texts = json.loads(Path(job["texts_file"]).read_text())
@@ -357,17 +407,80 @@ def _peer_st_modes(job: dict[str, Any]) -> dict[str, Any]:
     out = []
     for mode in job["modes"]:
         torch.set_num_threads(int(mode["threads"]))
-        model.encode(texts[:64], batch_size=32)  # warm
+        processes = int(mode.get("processes", 0))
+        pool = None
+        t = time.perf_counter()
+        if processes > 1:  # the pool's start (a torch import per process) is not timed
+            pool = model.start_multi_process_pool(["cpu"] * processes)
+            _st_pool_encode(model, pool, texts[:64], 32)
+        else:
+            model.encode(texts[:64], batch_size=32)  # warm
+        start_s = time.perf_counter() - t
         runs = []
         for _ in range(int(job.get("repeats", 1))):
             t = time.perf_counter()
-            _st_encode(model, texts, int(mode["batch_size"]), int(mode.get("processes", 0)))
+            if pool is not None:
+                _st_pool_encode(model, pool, texts, int(mode["batch_size"]))
+            else:
+                _st_encode(model, texts, int(mode["batch_size"]), 0)
             runs.append(time.perf_counter() - t)
-        out.append({**mode, "seconds": runs, "chunks_per_s": len(texts) / statistics.median(runs)})
+        if pool is not None:
+            model.stop_multi_process_pool(pool)
+        out.append({**mode, "seconds": runs, "start_s": start_s,
+                    "chunks_per_s": len(texts) / statistics.median(runs)})
     return {"modes": out, "count": len(texts)}
 
 
+# --- our own probes (run in .venv, in a fresh process each) ---------------------------------
+
+OUR_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+
+def _probe_ours(job: dict[str, Any]) -> dict[str, Any]:
+    """Open our index as `assistant ask` does, then answer questions warm: opening time
+    (imports excluded and included), first answer, warm latencies. (Not peak memory: a
+    child's ru_maxrss starts from its parent's at fork; see peak_rss_isolated.)"""
+    t = time.perf_counter()
+    from assistant.answer import Answerer
+    from assistant.settings import Settings
+    from assistant.store import open_index
+
+    import_s = time.perf_counter() - t
+    settings = Settings(index_dir=Path(job["index_dir"]))
+    t = time.perf_counter()
+    idx = open_index(settings.index_dir)
+    open_s = time.perf_counter() - t
+    t = time.perf_counter()
+    answerer = Answerer(idx, settings)
+    answerer_s = time.perf_counter() - t
+    questions: list[str] = job["questions"]
+    t = time.perf_counter()
+    first = answerer.ask(questions[0])
+    first_s = time.perf_counter() - t
+    cold_s = time.time() - float(job["launched_at"])
+    for q in questions[:5]:
+        answerer.ask(q)
+    latencies = []
+    abstained = 0
+    for _ in range(int(job.get("repeats", 3))):
+        for q in questions:
+            t = time.perf_counter()
+            a = answerer.ask(q)
+            latencies.append(time.perf_counter() - t)
+            abstained += a.abstained
+    t = time.perf_counter()
+    for q in questions:
+        answerer.ask(q)
+    batch_s = time.perf_counter() - t
+    return {"import_s": import_s, "open_s": open_s, "answerer_s": answerer_s,
+            "first_answer_s": first_s, "cold_start_s": cold_s, "latencies_s": latencies,
+            "abstained_share": abstained / max(1, len(latencies)), "batch_s": batch_s,
+            "batch_n": len(questions), "first_abstained": first.abstained,
+            "vectors": idx.manifest.vectors.model_dump()}
+
+
 _PEER_JOBS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "our_probe": _probe_ours,
     "txtai_index": _peer_txtai_index,
     "txtai_query": _peer_txtai_query,
     "naive_index": _peer_naive_index,
@@ -407,7 +520,8 @@ def spread(xs: Sequence[float]) -> str:
     if len(xs) < 2:
         return "1 run"
     m = median(xs)
-    return f"{len(xs)} runs, min {min(xs):.3g} max {max(xs):.3g} (±{(max(xs) - min(xs)) / 2 / m:.0%})"
+    half_range = (max(xs) - min(xs)) / 2 / m
+    return f"{len(xs)} runs, min {min(xs):.3g} max {max(xs):.3g} (±{half_range:.0%})"
 
 
 def ratio(ours: float, theirs: float, higher_is_better: bool = True) -> float:

@@ -373,6 +373,28 @@ def test_a_different_model_rebuilds_everything(copy: tuple[Path, Path]) -> None:
     assert snap["manifest"].model.weights_sha256 != "0" * 64  # type: ignore[attr-defined]
 
 
+def test_model_identity_is_the_hash_of_its_weights(tmp_path: Path) -> None:
+    """Other weights (here: one byte changed) are another model, even at the same path with
+    the same size: the cached hash is keyed by size and mtime, and the mtime moves."""
+    from assistant.model_export import identify
+
+    src = Settings().resolved_model_path()
+    model = tmp_path / "model"
+    shutil.copytree(src, model, ignore=shutil.ignore_patterns("model.safetensors"))
+    weights = bytearray((src / "model.safetensors").read_bytes())
+    (model / "model.safetensors").write_bytes(weights)
+    cache = tmp_path / "cache"
+    original = identify(model, cache)
+    assert original.weights_sha256 == hashlib.sha256(weights).hexdigest()
+    assert identify(model, cache).weights_sha256 == original.weights_sha256  # from the cache
+    weights[-1] ^= 0xFF
+    (model / "model.safetensors").write_bytes(weights)
+    os.utime(model / "model.safetensors", ns=(1, 1))
+    other = identify(model, cache)
+    assert other.weights_sha256 == hashlib.sha256(weights).hexdigest() != original.weights_sha256
+    assert other.dimension == 384
+
+
 def test_full_flag_re_embeds_everything(copy: tuple[Path, Path]) -> None:
     corpus, index = copy
     before = snapshot(index)
@@ -391,9 +413,9 @@ def generate_corpus(corpus: Path, n: int) -> None:
     """n short deterministic documents of three one-sentence sections: ~3n small chunks."""
     import random
 
-    words = ("policy export market chip supply tariff factory harbour railway energy grid "
-             "budget council treaty vendor accelerator memory wafer license audit subsidy port "
-             "shipment revenue forecast region province ministry agency partner").split()
+    words = ["policy", "export", "market", "chip", "supply", "tariff", "factory", "harbour",
+             "railway", "energy", "grid", "budget", "council", "treaty", "vendor", "memory",
+             "wafer", "license", "audit", "subsidy", "port", "shipment", "revenue", "region"]
     rng = random.Random(11)
     for i in range(n):
         lines = [f"Trade note {i}"]
@@ -508,8 +530,7 @@ def test_a_second_build_waits_for_the_lock_or_gives_up_clearly(
             env=dict(env(), ASSISTANT_LOCK_TIMEOUT_S="0.2"))
         waiter = start_build(corpus, index, tmp_path / "waiter.log",
                              ASSISTANT_LOCK_TIMEOUT_S="600")
-        assert first.poll() is None, "the first build ended before the second one tried"
-        assert impatient.returncode == 5, impatient.stderr
+        assert impatient.returncode == 5, (impatient.stderr, first.poll())
         assert impatient.stdout == ""
         line = impatient.stderr.strip()
         assert "\n" not in line and "Traceback" not in line
@@ -528,6 +549,8 @@ def test_a_second_build_waits_for_the_lock_or_gives_up_clearly(
                                                       .strip().splitlines()[-1])
     assert first_summary.documents == 301 and not first_summary.up_to_date
     assert waiter_summary.up_to_date and waiter_summary.documents == 301
+    assert "another build holds the index; waiting for it to finish" in (
+        tmp_path / "waiter.log").read_text()
     snap = snapshot(index)
     assert_consistent(snap)
     assert len(snap["documents"]) == 301  # type: ignore[arg-type]

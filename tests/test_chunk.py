@@ -6,6 +6,7 @@ index embeds with), never estimated.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def test_overlap_repeats_the_previous_chunks_last_sentence(tokenizer: Tokenizer)
     doc = make_doc(f"Long note\nBody\n{body}\n")
     chunks = chunks_of(doc, tokenizer, max_tokens=64, overlap=1)
     assert len(chunks) > 3
-    for prev, cur in zip(chunks, chunks[1:], strict=False):
+    for prev, cur in itertools.pairwise(chunks):
         assert cur.first_owned == 1
         assert cur.sentences[0] == prev.sentences[-1]
     owned = [s for c in chunks for s in c.sentences[c.first_owned:]]
@@ -188,7 +189,8 @@ def test_an_overlong_sentence_is_cut_at_word_boundaries_only(tokenizer: Tokenize
 
 
 def test_markdown_heading_markup_is_not_a_sentence(tokenizer: Tokenizer) -> None:
-    md = "# Market Report\n\nIntro text. It explains.\n\n## Supply chain ##\n\nChips come from Taiwan.\n"
+    md = ("# Market Report\n\nIntro text. It explains.\n\n## Supply chain ##\n\n"
+          "Chips come from Taiwan.\n")
     doc = make_doc(md, "report.md")
     got = [doc.text[s.start:s.end] for c in chunks_of(doc, tokenizer) for s in c.sentences]
     assert got == ["Intro text.", "It explains.", "Chips come from Taiwan."]
@@ -292,8 +294,10 @@ def test_offsets_round_trip_on_arbitrary_unicode(tokenizer: Tokenizer, text: str
                                  overlap))
     _check_invariants(doc, chunks, tokenizer, max_tokens)
     assert _words_outside_sentences(doc, chunks) == ""
-    for sec in doc.sections:
-        assert 0 <= sec.start <= sec.end <= len(doc.text)
+    prev_end = 0
+    for sec in doc.sections:  # in order, not overlapping, inside the text
+        assert prev_end <= sec.start <= sec.end <= len(doc.text)
+        prev_end = sec.end
 
 
 @settings(max_examples=100, deadline=None)

@@ -101,28 +101,54 @@ def test_full_and_changed_parameters_say_why(copy: tuple[Path, Path]) -> None:
     assert r.stdout.startswith("Full rebuild: chunk parameters changed (max_tokens 200 → 120).")
 
 
+def test_an_index_of_another_model_is_rebuilt_and_the_output_says_why(
+        copy: tuple[Path, Path]) -> None:
+    corpus, index = copy
+    manifest = index / "gen-000001" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    data["model"]["weights_sha256"] = "f" * 64
+    manifest.write_text(json.dumps(data))
+    r = run("index", *where(corpus, index))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Full rebuild: the embedding model changed "
+                               "(sentence-transformers/all-MiniLM-L6-v2 ffffffffffff → "
+                               "sentence-transformers/all-MiniLM-L6-v2 53aa51172d14).")
+    assert "7 chunks embedded" in r.stdout
+
+
 def test_progress_bar_on_a_terminal(copy: tuple[Path, Path]) -> None:
     """On a terminal, stderr shows what the build is doing; stdout still holds the summary."""
+    import fcntl
     import pty
+    import struct
+    import termios
+    import threading
 
     corpus, index = copy
     (corpus / "more.txt").write_text("More notes\nTariffs rose again in March.\n")
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    chunks: list[bytes] = []
+
+    def drain() -> None:  # read as it comes: a full pty buffer would block the build
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
         proc = subprocess.run([sys.executable, "-m", "assistant", "index", *where(corpus, index)],
                               stdout=subprocess.PIPE, stderr=slave, text=True, timeout=600,
                               env=dict(os.environ, HF_HUB_OFFLINE="1"))
-        os.close(slave)
-        chunks = []
-        while True:
-            try:
-                data = os.read(master, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
     finally:
+        os.close(slave)
+        reader.join(timeout=10)
         os.close(master)
     shown = b"".join(chunks).decode("utf-8", "replace")
     assert proc.returncode == 0
@@ -209,7 +235,7 @@ def test_bad_files_are_skipped_with_a_warning_and_the_build_goes_on(copy: tuple[
     (corpus / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(256))
     (corpus / "broken.pdf").write_bytes(b"%PDF-1.4\nnot really a pdf")
     (corpus / "empty.md").write_text("")
-    (corpus / "folder.html").mkdir()
+    (corpus / "folder.html").mkdir()  # a folder, whatever its name: searched, not read
     os.mkfifo(corpus / "pipe.txt")  # reading it would block forever
     (corpus / "dangling.txt").symlink_to(corpus / "gone.txt")
     shutil.copy(DATA / "cafe-cp1252.txt", corpus / "cafe.txt")
@@ -217,8 +243,8 @@ def test_bad_files_are_skipped_with_a_warning_and_the_build_goes_on(copy: tuple[
     assert r.returncode == 0, r.stderr
     s = BuildSummary.model_validate_json(r.stdout)
     assert s.added == ["cafe.txt"] and s.documents == 2
-    assert {k.path for k in s.skipped} == {"image.txt", "broken.pdf", "empty.md", "folder.html",
-                                           "pipe.txt", "dangling.txt"}
+    assert {k.path for k in s.skipped} == {"image.txt", "broken.pdf", "empty.md", "pipe.txt",
+                                           "dangling.txt"}
     warnings = r.stderr.splitlines()
     assert "warning: skipped image.txt: binary file, not text" in warnings
     assert any(w.startswith("warning: skipped broken.pdf: malformed PDF") for w in warnings)
@@ -266,8 +292,9 @@ def test_a_corrupt_index_gets_a_clear_message_and_a_rebuild_recovers(
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("Full rebuild: the existing index is unusable (")
     assert "Stale:     no" in run("info", *where(corpus, index)).stdout
-    answer = run("ask", "What revenue share does the US get?", "--index", str(index))
-    assert answer.returncode == 0 and "25%" in answer.stdout
+    if damage == "database garbage":  # once: the rebuilt index answers again
+        answer = run("ask", "What revenue share does the US get?", "--index", str(index))
+        assert answer.returncode == 0 and "25%" in answer.stdout
 
 
 def test_full_rebuild_recovers_a_corrupt_index(copy: tuple[Path, Path]) -> None:
@@ -304,7 +331,8 @@ def test_a_held_lock_makes_a_second_build_exit_5(copy: tuple[Path, Path]) -> Non
     before = sorted(p.name for p in index.iterdir())
     with FileLock(str(index / ".lock")):
         r = run("index", *where(corpus, index), ASSISTANT_LOCK_TIMEOUT_S="0.3")
-    assert_one_line_error(r, 5, "another `assistant index` is building", "try again")
+    assert_one_line_error(r, 5, "another `assistant index` is building",
+                          "try again when it has finished")
     assert r.stdout == ""
     assert sorted(p.name for p in index.iterdir()) == before
     assert run("index", *where(corpus, index)).returncode == 0

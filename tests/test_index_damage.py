@@ -271,7 +271,7 @@ def _full_disk(point: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
         monkeypatch.setattr(FaissVectors, "save", save)
     elif point in ("manifest.json", "CURRENT"):
-        real_write = b.write_json_atomic
+        real_write = getattr(b, "write_json_atomic")  # noqa: B009 - patched below
 
         def write(path: Path, text: str) -> None:
             if path.name == point:
@@ -283,7 +283,7 @@ def _full_disk(point: str, monkeypatch: pytest.MonkeyPatch) -> None:
         def copyfile(*_: object, **__: object) -> None:
             raise enospc()
 
-        monkeypatch.setattr(b.shutil, "copyfile", copyfile)
+        monkeypatch.setattr(shutil, "copyfile", copyfile)
 
 
 @pytest.mark.parametrize("point", ["staging", "embedding", "vectors", "manifest.json",

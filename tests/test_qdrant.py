@@ -25,6 +25,7 @@ import pytest
 from assistant.answer import Answerer
 from assistant.build import build_index
 from assistant.errors import SettingsError
+from assistant.models import VectorIndexInfo
 from assistant.qdrant_store import (
     MEMORY_URL,
     QDRANT_DIR,
@@ -92,6 +93,11 @@ def _doc_ids(gen: Path, doc_id: str) -> set[int]:
         conn.close()
 
 
+def _tree_state(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
 def _vectors_of(layout: IndexLayout, gen: Path) -> QdrantVectors:
     return QdrantVectors.open(layout, read_manifest(gen).vectors, gen)
 
@@ -120,6 +126,7 @@ def test_qdrant_index_answers_with_the_quoted_sentence(twin_indexes: tuple[Path,
     manifest = read_manifest(gen)
     assert (manifest.vectors.store, manifest.vectors.kind) == ("qdrant", "flat")
     assert (gen / QDRANT_DIR / "meta.json").is_file() and not (gen / FAISS_FILE).exists()
+    before = _tree_state(gen / QDRANT_DIR)
     idx = open_index(index)
     try:
         assert isinstance(idx.vectors, QdrantVectors)
@@ -127,6 +134,7 @@ def test_qdrant_index_answers_with_the_quoted_sentence(twin_indexes: tuple[Path,
         answer = Answerer(idx, Settings(index_dir=index)).ask(VENDOR_QUESTION)
     finally:
         idx.close()
+    assert _tree_state(gen / QDRANT_DIR) == before  # reading never writes a published folder
     assert not answer.abstained
     assert answer.answer is not None and VENDORS in answer.answer.text
 
@@ -314,6 +322,7 @@ def test_a_second_process_reads_while_the_first_holds_the_folder(
                                "--index", str(index), "--json"], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr
         assert VENDORS in json.loads(proc.stdout)["answer"]["text"]
         again = open_index(index)  # and a second open in this process shares the client
         assert again.vectors.count == idx.vectors.count
@@ -453,6 +462,25 @@ def test_moving_to_a_server_uploads_without_re_embedding(workspace: tuple[Path, 
     assert gen is not None and read_manifest(gen).vectors.qdrant_url == MEMORY_URL
     assert not (gen / QDRANT_DIR).exists()
     assert VENDORS in _ask(index, VENDOR_QUESTION).answer.text
+
+
+def test_an_unreachable_server_is_one_clear_error(workspace: tuple[Path, Path]) -> None:
+    from assistant.errors import IndexWriteError
+
+    corpus, index = workspace
+    build_index(_settings(corpus, index))
+    layout = IndexLayout(index)
+    gen = layout.current_generation()
+    dead = "http://127.0.0.1:9"  # the discard port: nothing listens
+    with pytest.raises(IndexWriteError, match=r"Qdrant server at http://127\.0\.0\.1:9 failed "
+                       r"while building \(.*refused.*\); the previous index is intact"):
+        build_index(_settings(corpus, index, qdrant_url=dead))
+    assert layout.current_generation() == gen
+    assert VENDORS in _ask(index, VENDOR_QUESTION).answer.text
+    info = VectorIndexInfo(store="qdrant", kind="hnsw", qdrant_url=dead,
+                           qdrant_collection="briefing_x", qdrant_version=1)
+    with pytest.raises(SettingsError, match=r"failed while reading .*running and reachable"):
+        QdrantVectors.open(layout, info, gen or index)
 
 
 def test_missing_qdrant_client_is_one_clear_error(workspace: tuple[Path, Path],

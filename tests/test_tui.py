@@ -195,7 +195,7 @@ def test_abstention_looks_different(briefing: Callable[[], BriefingApp]) -> None
         app = briefing()
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            await ask(pilot, "What is the capital of France?")
+            await ask(pilot, "How do I bake sourdough bread?")
             card = app.query(AnswerCard).last()
             assert card.answer.abstained and card.has_class("abstained")
             assert card.border_title == "Not covered"
@@ -220,9 +220,9 @@ def test_export_and_copy(briefing: Callable[[], BriefingApp], tmp_path: Path,
             await pilot.press("ctrl+s")  # nothing to export yet: a warning, no file
             assert not out.exists()
             await ask(pilot, "Which Chinese vendors are mentioned?")
-            await ask(pilot, "What is the capital of France?")
+            await ask(pilot, "How do I bake sourdough bread?")
             await pilot.press("ctrl+y")
-            assert app.clipboard.startswith("What is the capital of France?")
+            assert app.clipboard.startswith("How do I bake sourdough bread?")
             await ask(pilot, "Which of them are deploying rack-scale systems?")
             await pilot.press("ctrl+y")
             assert RACK_SCALE in app.clipboard and "characters" in app.clipboard
@@ -279,23 +279,27 @@ def test_command_palette_runs_the_chat_actions(briefing: Callable[[], BriefingAp
     run(go)
 
 
-def test_history_is_kept_across_runs_and_clearable(briefing: Callable[[], BriefingApp],
+def test_history_and_preferences_are_kept_across_runs(briefing: Callable[[], BriefingApp],
                                                    tmp_path: Path) -> None:
     async def first() -> None:
         app = briefing()
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             await ask(pilot, "Which Chinese vendors are mentioned?")
-            await ask(pilot, "What is the capital of France?")
+            await ask(pilot, "How do I bake sourdough bread?")
+            app.theme = "gruvbox"
+            await pilot.press("ctrl+b")
+            assert not app.query_one(SidePanel).display
 
     async def second() -> None:
         app = briefing()
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
+            assert app.theme == "gruvbox" and not app.query_one(SidePanel).display
             box = app.query_one(QuestionInput)
             box.value = "draft"
             await pilot.press("up")
-            assert box.value == "What is the capital of France?"
+            assert box.value == "How do I bake sourdough bread?"
             await pilot.press("up")
             assert box.value == "Which Chinese vendors are mentioned?"
             await pilot.press("down", "down")
@@ -333,7 +337,7 @@ def test_missing_index_is_built_in_the_ui_and_early_questions_wait(
             assert VENDORS in highlighted_text(app.query(PassageView).last())
             assert not app.query(PendingCard)
             assert any(s.startswith("Building the index: embedding documents") for s in said)
-            assert "Ready" in status.text
+            assert status.text.startswith("Answered")
             panel = text_of(app.query_one(SidePanel))
             assert "up to date" in panel and "nvidia-h200-china.txt" in panel
 
@@ -484,6 +488,36 @@ def test_markup_and_escape_sequences_are_shown_literally(tmp_path: Path) -> None
             await pilot.click(card.query(CitationLine).first(), offset=(20, 0))
             await pilot.pause()
             assert app.is_running
+
+    run(go)
+
+
+def test_a_huge_document_opens_at_its_quote(briefing: Callable[[], BriefingApp]) -> None:
+    """A 2 MB document is shown as a window around the quote, highlighted, at once."""
+    from assistant.tui.engine import DocumentView
+
+    line = "Filler sentence number {n} says nothing of interest at all.\n"
+    before = "".join(line.format(n=n) for n in range(20_000))
+    quote = "The needle: the quote in the middle of a haystack."
+    text = before + quote + "\n" + before
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            started = time.monotonic()
+            view = DocumentView(doc_id="hay.txt", title="Haystack", text=text, sections=[])
+            await app.push_screen(DocumentScreen(view, len(before), len(before) + len(quote)))
+            await pilot.pause()
+            assert time.monotonic() - started < 10
+            screen = app.screen
+            assert highlighted_text(screen.query_one("#doc-quote", Static)) == quote
+            clipped = [flat(text_of(w)) for w in screen.query(".clipped")]
+            assert len(clipped) == 2 and "characters before this point" in clipped[0]
+            body = screen.query_one("#doc-body")
+            quote_box = screen.query_one("#doc-quote")
+            assert body.scroll_offset.y <= quote_box.virtual_region.y
+            assert quote_box.virtual_region.y < body.scroll_offset.y + body.size.height
 
     run(go)
 

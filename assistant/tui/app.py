@@ -31,6 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from rich.text import Text
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -45,6 +46,7 @@ from assistant.settings import Settings
 from assistant.tui.history import InputHistory, default_history_path
 from assistant.tui.messages import BuildProgress, SourceRequested
 from assistant.tui.passage import answer_clip, citation_clip
+from assistant.tui.preferences import Preferences
 from assistant.tui.screens.document import DocumentScreen
 from assistant.tui.screens.help import HelpScreen
 from assistant.tui.widgets.conversation import (
@@ -106,10 +108,14 @@ class BriefingApp(App[None]):
         Binding("ctrl+q", "quit", "Quit", priority=True),
     ]
 
-    def __init__(self, settings: Settings, history: InputHistory) -> None:
+    def __init__(self, settings: Settings, history: InputHistory,
+                 preferences_file: Path | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.history = history
+        self.preferences_file = preferences_file
+        self.preferences = (Preferences.load(preferences_file) if preferences_file
+                            else Preferences())
         self.engine: Engine | None = None
         self.conversation = Conversation(id=uuid.uuid4().hex[:12])
         self.answers: list[Answer] = []
@@ -136,11 +142,21 @@ class BriefingApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.preferences.theme in self.available_themes:
+            self.theme = self.preferences.theme
+        self.query_one(SidePanel).display = self.preferences.side_panel
+        self.theme_changed_signal.subscribe(self, lambda _: self._remember())
         self.query_one(QuestionInput).focus()
         if self.history.problem:
             self.notify(self.history.problem, title="History", severity="warning",
                         markup=False)
         self._start_index_job("load")
+
+    def _remember(self) -> None:
+        self.preferences.theme = self.theme
+        self.preferences.side_panel = bool(self.query_one(SidePanel).display)
+        if self.preferences_file is not None:
+            self.preferences.save(self.preferences_file)
 
     @property
     def conversation_view(self) -> ConversationView:
@@ -161,7 +177,7 @@ class BriefingApp(App[None]):
         self.building = kind
         status = self.status_line
         if kind == "load":
-            status.say("Opening the index…", "busy")
+            status.say(Text("Opening the index…"), "busy")
         elif self.engine is not None:
             status.say("Rebuilding the index — answering from the current one meanwhile…",
                        "busy")
@@ -187,6 +203,8 @@ class BriefingApp(App[None]):
     def on_build_progress(self, message: BuildProgress) -> None:
         if self.building is None:
             return
+        if self.engine is None:
+            self.query_one(SidePanel).show_status(None, "building the index…")
         label = STAGES.get(message.stage, message.stage)
         status = self.status_line
         verb = "Rebuilding" if self.building == "rebuild" and self.engine else "Building"
@@ -444,6 +462,7 @@ class BriefingApp(App[None]):
     def action_toggle_panel(self) -> None:
         side = self.query_one(SidePanel)
         side.display = not side.display
+        self._remember()
 
     def action_clear_history(self) -> None:
         self.history.clear()
@@ -522,9 +541,11 @@ def export_conversation(answers: list[Answer], directory: Path) -> Path:
 
 def create_app(settings: Settings, history_file: Path | None = None) -> BriefingApp:
     """The app for ``settings`` (the CLI and the tests build it the same way); the history
-    lives in ``history_file`` (default: ``ASSISTANT_HISTORY_FILE`` or the user data dir)."""
-    history = InputHistory(history_file or default_history_path())
-    return BriefingApp(settings, history)
+    lives in ``history_file`` (default: ``ASSISTANT_HISTORY_FILE`` or the user data dir),
+    the preferences (theme, side panel) next to it."""
+    history_file = history_file or default_history_path()
+    return BriefingApp(settings, InputHistory(history_file),
+                       preferences_file=history_file.with_name("preferences.json"))
 
 
 def run_app(settings: Settings) -> None:

@@ -9,11 +9,12 @@ context before trusting it. This module never imports ``textual`` (only ``rich``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
-from assistant.models import Answer, Citation, Section
-from assistant.render import citation_line, printable
+if TYPE_CHECKING:
+    from assistant.models import Answer, Citation, Section
 
 PASSAGE_RADIUS = 300
 """Characters of context kept on each side of a quote before clipping at a line."""
@@ -88,6 +89,8 @@ def highlighted(text: str, start: int, end: int, quote_style: str, base_style: s
                 offset: int = 0) -> Text:
     """``text`` as a literal ``Text`` with ``text[start-offset:end-offset]`` styled as the
     quote. Each piece is made printable on its own, so offsets never drift."""
+    from assistant.render import printable  # pydantic models: ~0.1 s, after the first frame
+
     a = max(0, min(len(text), start - offset))
     b = max(a, min(len(text), end - offset))
     out = Text(style=base_style, no_wrap=False)
@@ -111,17 +114,23 @@ def passage_text(p: Passage, quote_style: str, base_style: str = "") -> Text:
 
 def literal(text: str, style: str = "") -> Text:
     """Untrusted text (a question, a title, a path) as a literal, printable ``Text``."""
+    from assistant.render import printable  # pydantic models: ~0.1 s, after the first frame
+
     return Text(printable(text), style=style)
 
 
 def citation_clip(c: Citation) -> str:
     """What "copy citation" puts on the clipboard: the citation line and its quote."""
+    from assistant.render import citation_line
+
     return f"{citation_line(c)}\n“{c.quote}”"
 
 
 def answer_clip(answer: Answer) -> str:
     """What "copy answer" puts on the clipboard: the quote and where it comes from, or the
     abstention."""
+    from assistant.render import citation_line
+
     if answer.answer is None:
         return f"{answer.question}\n{answer.message}"
     source = next((c for c in answer.citations if c.is_answer), None)

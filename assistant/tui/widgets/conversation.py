@@ -119,23 +119,26 @@ class CitationLine(Vertical, can_focus=True):
         self.app.notify(f"Copied citation [{self.citation.rank}].", markup=False)
 
 
-class QuestionCard(Static):
+class QuestionCard(Vertical):
+    """The question as asked and, for a follow-up, as understood in the conversation."""
+
     DEFAULT_CSS = """
-    QuestionCard { margin: 1 0 0 0; padding: 0 1; height: auto; color: $text; }
+    QuestionCard { margin: 1 0 0 0; padding: 0 1; height: auto; }
+    QuestionCard > .asked { text-style: bold; }
+    QuestionCard > .resolved { padding-left: 2; color: $text-muted; text-style: italic; }
     """
 
     def __init__(self, question: str) -> None:
-        text = Text("› ", style="bold")
-        text.append(literal(question, "bold"))
-        super().__init__(text)
+        super().__init__()
         self.question = question
 
+    def compose(self) -> ComposeResult:
+        text = Text("› ")
+        text.append(literal(self.question))
+        yield Static(text, classes="asked")
+
     def understood_as(self, resolved: str) -> None:
-        text = Text("› ", style="bold")
-        text.append(literal(self.question, "bold"))
-        text.append("\n  understood as: ", style="dim italic")
-        text.append(literal(resolved, "dim italic"))
-        self.update(text)
+        self.mount(Static(literal(f"understood as: {resolved}"), classes="resolved"))
 
 
 class PendingCard(Static):

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from assistant.models import IndexStatus
 
 
+TITLE_CHARS = 56
+"""Two lines of the panel: enough to tell documents apart."""
+
+
 def short_path(path: str, width: int = 24) -> str:
     """A path that fits the panel: its end, which tells folders apart."""
     return path if len(path) <= width else "…" + path[-(width - 1):]
@@ -33,9 +37,8 @@ def status_text(status: IndexStatus | None, note: str | None = None) -> Text:
         text.append(f"{label:<8}", style="dim")
         text.append(literal(value, style))
 
-    if status is None:
-        row("state", note or "opening…", "italic")
-        return text
+    if status is None:  # the app's own words: no need to load the literal rendering yet
+        return Text.assemble(("state   ", "dim"), (note or "opening…", "italic"))
     row("index", short_path(status.index_dir))
     row("corpus", short_path(status.corpus_dir))
     if not status.exists:
@@ -88,6 +91,9 @@ class SidePanel(Vertical):
 
     @staticmethod
     def _option(doc_id: str, title: str, chunks: int) -> Option:
+        title = " ".join(title.split())
+        if len(title) > TITLE_CHARS:
+            title = title[: TITLE_CHARS - 1].rstrip() + "…"
         prompt = literal(title, "bold")
         prompt.append("\n")
         prompt.append(literal(f"{doc_id} · {chunks} chunks", "dim"))

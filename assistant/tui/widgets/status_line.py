@@ -40,11 +40,12 @@ class StatusLine(Horizontal):
         yield Static(id="status-text")
         yield ProgressBar(id="progress", show_eta=False)
 
-    def say(self, text: str, kind: Kind = "ready") -> None:
-        self.kind, self.text = kind, text
+    def say(self, text: str | Text, kind: Kind = "ready") -> None:
+        """Show ``text``: a string is untrusted (made literal), a ``Text`` is the app's own."""
+        self.kind, self.text = kind, str(text)
         mark, style = _MARKS[kind]
         line = Text(mark + " ", style=style)
-        line.append(literal(text))
+        line.append(text if isinstance(text, Text) else literal(text))
         self.query_one("#status-text", Static).update(line)
 
     def progress(self, done: int, total: int | None) -> None:

@@ -1,0 +1,370 @@
+"""Scale benchmark: our index against txtai and a naive baseline, at 1,000 to 100,000 chunks.
+
+    scripts/setup-bench                              # once: the peers in .bench-venv
+    .venv/bin/python scripts/bench.py --size 1000    # a few minutes
+    .venv/bin/python scripts/bench.py --size 10000   # ~30 minutes on 2 cores
+    .venv/bin/python scripts/bench.py --size 100000  # hours: three builds of 100,000 chunks
+
+Generates a deterministic briefing-like corpus of about SIZE chunks (scripts/benchlib.py:
+~10 chunks a document, sentences from templates with companies, figures, identifiers; no
+downloads), then measures, side by side and in the same run:
+
+* build throughput: ours (``assistant index --full``), txtai (same model, the exact chunk
+  strings we embedded) and a naive baseline (sentence-transformers + a flat FAISS index,
+  nothing stored); peers run in .bench-venv (``--peer-limit`` caps the texts they embed
+  at large sizes: their throughput is per chunk and does not depend on corpus size);
+* opening the index and warm answer latency p50/p95 (fresh processes, questions in the
+  corpus's vocabulary); peak memory of ``assistant ask``; cold start of ``assistant ask``;
+* an incremental rebuild after editing one document;
+* IVF recall@10 against exact search, with the IVF built by the build's own code
+  (``build_faiss``) over the index's vectors, queried with embedded questions;
+* resumability: a build killed with SIGKILL mid-embedding, then run again: the second run
+  must reuse what the first embedded (``chunks_reused``) and embed only the rest;
+* FAISS against Qdrant local at 10,000 chunks, when ``assistant.qdrant_store`` exists.
+
+Prints a table with each figure's ratio to the peers and its target; writes
+bench-results-SIZE.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib as bl
+
+QUESTIONS = 60
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description="Scale benchmark against txtai and a naive baseline. --size 100000 takes "
+                    "hours on 2 cores (three 100,000-chunk builds); 1000 takes minutes.")
+    ap.add_argument("--size", type=int, choices=(1000, 10000, 100000), default=1000,
+                    help="corpus size in chunks (approximate; the real count is reported)")
+    ap.add_argument("--peer-limit", type=int, default=None,
+                    help="chunk texts the peers embed (default: all up to 10,000, then 10,000)")
+    ap.add_argument("--documents", type=int, default=None,
+                    help="override the document count (for trying the benchmark out)")
+    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--skip-resume", action="store_true")
+    ap.add_argument("--skip-qdrant", action="store_true")
+    ap.add_argument("--probes", type=int, default=3, help="fresh processes for latency/opening")
+    ap.add_argument("--cold-runs", type=int, default=5)
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="keep corpus and indexes here (default: a temporary folder)")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    os.environ.update(bl.bench_env())
+    work = args.workdir or Path(tempfile.mkdtemp(prefix=f"bench-{args.size}-"))
+    work.mkdir(parents=True, exist_ok=True)
+    out = args.out or bl.ROOT / f"bench-results-{args.size}.json"
+    res: dict[str, Any] = {"size": args.size, "load_average_start": os.getloadavg(),
+                           "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    try:
+        run(args, work, res)
+    finally:
+        res["load_average_end"] = os.getloadavg()
+        report(res)
+        bl.write_json(out, res)
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def step(name: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
+
+
+def run(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
+    corpus = work / "corpus"
+    docs = args.documents or bl.documents_for(args.size)
+    step(f"writing {docs} documents")
+    bl.write_corpus(corpus, docs)
+    res["documents"] = docs
+
+    warm = work / "warm-corpus"
+    warm.mkdir(exist_ok=True)
+    shutil.copy(bl.doc_path(corpus, 0), warm / "one.txt")
+    res["warmup_build_s"], _ = bl.our_build(warm, work / "warm-index", full=True)
+
+    index = work / "index"
+    step("our build")
+    shutil.rmtree(index, ignore_errors=True)
+    wall, summary = bl.our_build(corpus, index, full=True)
+    n = int(summary["chunks_embedded"])
+    res["chunks"] = n
+    res["ours_build"] = {"seconds": summary["seconds"], "wall_s": wall,
+                         "chunks_per_s": n / summary["seconds"]}
+    step(f"  {n} chunks in {summary['seconds']:.1f} s ({n / summary['seconds']:.1f}/s)")
+
+    texts = bl.chunk_texts(index)
+    limit = args.peer_limit or min(len(texts), 10_000)
+    sample = texts[:: max(1, len(texts) // limit)][:limit]
+    texts_file = work / "texts.json"
+    texts_file.write_text(json.dumps(sample))
+    if not args.skip_peers and bl.peers_available():
+        step(f"txtai on {len(sample)} texts")
+        peer = bl.run_peer({"kind": "txtai_index", "texts_file": str(texts_file),
+                            "model_path": bl.model_path(), "out_dir": str(work / "txtai")},
+                           work, timeout=86400)
+        peer["chunks_per_s"] = peer["count"] / (peer["index_s"] + peer["save_s"])
+        res["txtai_build"] = peer
+        shutil.rmtree(work / "txtai", ignore_errors=True)
+        step(f"  {peer['chunks_per_s']:.1f}/s")
+        step(f"naive baseline on {len(sample)} texts")
+        naive = bl.run_peer({"kind": "naive_index", "texts_file": str(texts_file),
+                             "model_path": bl.model_path(), "batch_size": 32}, work,
+                            timeout=86400)
+        naive["chunks_per_s"] = naive["count"] / naive["index_s"]
+        res["naive_build"] = naive
+        step(f"  {naive['chunks_per_s']:.1f}/s")
+
+    questions = bl.generated_questions(args.size, QUESTIONS)
+    step("opening and warm latency")
+    res["ours_query"] = probe(index, questions, args.probes, work)
+    step("peak memory and cold start of `assistant ask`")
+    res["ask_peak_rss_mb"] = [bl.peak_rss_isolated(["ask", q, "--index", str(index)])
+                              for q in questions[:2]]
+    res["ask_cold_start_s"] = cold_start(index, questions, args.cold_runs)
+
+    step("incremental rebuild after editing one document")
+    inc = []
+    for i in range(3):
+        bl.edit_document(bl.doc_path(corpus, 1 + i * 7 % docs), f"edit-{i}")
+        w, s = bl.our_build(corpus, index)
+        inc.append({"seconds": s["seconds"], "wall_s": w, "chunks_embedded": s["chunks_embedded"],
+                    "changed": len(s["changed"])})
+    res["incremental"] = inc
+
+    step("IVF recall against exact search")
+    res["ivf"] = ivf_figures(index, questions)
+
+    if not args.skip_resume:
+        step("resumability: kill -9 mid-embedding, then run again")
+        res["resume"] = resume(corpus, work / "index-resume", n)
+
+    if (not args.skip_qdrant and args.size == 10000
+            and importlib.util.find_spec("assistant.qdrant_store") is not None):
+        step("Qdrant local at the same size")
+        res["qdrant"] = qdrant(corpus, work / "index-qdrant", questions, args.probes, work, n)
+
+
+def probe(index: Path, questions: list[str], probes: int, work: Path) -> dict[str, Any]:
+    runs = [bl.run_peer({"kind": "our_probe", "index_dir": str(index), "questions": questions,
+                         "repeats": 2}, work, python=bl.OUR_PYTHON) for _ in range(probes)]
+    lat = [x for r in runs for x in r["latencies_s"]]
+    return {"open_s": [r["open_s"] for r in runs], "answerer_s": [r["answerer_s"] for r in runs],
+            "import_s": [r["import_s"] for r in runs],
+            "first_answer_s": [r["first_answer_s"] for r in runs],
+            "latency_p50_ms": bl.percentile(lat, 50) * 1000,
+            "latency_p95_ms": bl.percentile(lat, 95) * 1000,
+            "latency_p50_per_probe_ms": [bl.percentile(r["latencies_s"], 50) * 1000
+                                         for r in runs],
+            "qps": [r["batch_n"] / r["batch_s"] for r in runs], "vectors": runs[0]["vectors"]}
+
+
+def cold_start(index: Path, questions: list[str], runs: int) -> list[float]:
+    out = []
+    for i in range(runs):
+        wall, proc = bl.run_cli(["ask", questions[i], "--index", str(index)])
+        if proc.returncode != 0 or not proc.stdout.strip():
+            raise RuntimeError(f"assistant ask failed: {proc.stderr[-2000:]}")
+        out.append(wall)
+    return out
+
+
+def ivf_figures(index: Path, questions: list[str]) -> dict[str, Any]:
+    """Recall@10 of the IVF index the build would make over these vectors, against exact
+    search, for embedded questions; and the search time of each."""
+    import numpy as np
+
+    from assistant.embed import Embedder, OnnxEncoder, Tokenizer
+    from assistant.settings import Settings
+    from assistant.store import blob_vector, open_index
+    from assistant.vectors import FAISS_FILE, FaissVectors, build_faiss, ivf_recall
+
+    idx = open_index(index)
+    try:
+        rows = idx.conn.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
+        manifest_vectors = idx.manifest.vectors
+        onnx = idx.onnx_file
+        gen = idx.generation_dir
+    finally:
+        idx.close()
+    ids = np.asarray([int(r[0]) for r in rows], dtype=np.int64)
+    vecs = np.stack([blob_vector(r[1]) for r in rows]).astype(np.float32)
+    emb = Embedder(Tokenizer(onnx.parent / "tokenizer.json"), OnnxEncoder(onnx))
+    qv = emb.embed(bl.generated_questions(7, 200) + questions)
+    t = time.perf_counter()
+    ivf = build_faiss(ids, vecs, vecs.shape[1], ann_threshold=0)
+    build_s = time.perf_counter() - t
+    flat = build_faiss(ids, vecs, vecs.shape[1], ann_threshold=len(ids) + 1)
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # as the query path searches
+    out: dict[str, Any] = {
+        "threshold": Settings().ann_threshold, "built_kind": manifest_vectors.kind,
+        "nlist": ivf.info.nlist, "nprobe": ivf.info.nprobe, "build_s": build_s,
+        "recall_at_10": ivf_recall(ivf, vecs, ids, qv, 10),
+        "ivf_search_ms": _search_ms(ivf, qv), "flat_search_ms": _search_ms(flat, qv)}
+    if manifest_vectors.kind == "ivf":
+        live = FaissVectors.open(gen / FAISS_FILE, manifest_vectors)
+        out["live_recall_at_10"] = ivf_recall(live, vecs, ids, qv, 10)
+    return out
+
+
+def _search_ms(store: Any, queries: Any) -> float:
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        store.search(q, 40)
+        times.append(time.perf_counter() - t)
+    return bl.median(times) * 1000
+
+
+def resume(corpus: Path, index: Path, total: int) -> dict[str, Any]:
+    """Start a full build, SIGKILL it once about 40% of the chunks sit committed in staging,
+    run it again, and read what the second run reused and embedded."""
+    shutil.rmtree(index, ignore_errors=True)
+    exe = bl.ROOT / ".venv" / "bin" / "assistant"
+    t = time.perf_counter()
+    proc = subprocess.Popen([str(exe), "index", "--corpus", str(corpus), "--index", str(index),
+                             "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=bl.bench_env())
+    staged = 0
+    db = index / "staging" / "meta.sqlite"
+    while proc.poll() is None:
+        time.sleep(0.5)
+        staged = _staged_chunks(db)
+        if staged >= 0.4 * total:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            break
+    killed_after = time.perf_counter() - t
+    killed = proc.returncode == -signal.SIGKILL
+    staged = _staged_chunks(db)
+    wall, summary = bl.our_build(corpus, index)
+    return {"killed": killed, "killed_after_s": killed_after, "chunks_committed_at_kill": staged,
+            "second_run_chunks_reused": summary["chunks_reused"],
+            "second_run_chunks_embedded": summary["chunks_embedded"],
+            "second_run_s": summary["seconds"], "second_run_wall_s": wall,
+            "chunk_count": summary["chunk_count"],
+            "resumed": killed and summary["chunks_reused"] >= staged > 0
+            and summary["chunks_embedded"] + summary["chunks_reused"] == summary["chunk_count"]}
+
+
+def _staged_chunks(db: Path) -> int:
+    if not db.is_file():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)
+        try:
+            return int(conn.execute(
+                "SELECT count(*) FROM chunks WHERE doc_id IN "
+                "(SELECT doc_id FROM documents WHERE complete=1)").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def qdrant(corpus: Path, index: Path, questions: list[str], probes: int, work: Path,
+           total: int) -> dict[str, Any]:
+    shutil.rmtree(index, ignore_errors=True)
+    try:
+        _, summary = bl.our_build(corpus, index, full=True,
+                                  env=bl.bench_env(ASSISTANT_STORE="qdrant"))
+    except RuntimeError as exc:
+        return {"error": str(exc)[-500:]}
+    out: dict[str, Any] = {"build_s": summary["seconds"],
+                           "chunks_per_s": summary["chunks_embedded"] / summary["seconds"]}
+    out.update(probe(index, questions, probes, work))
+    out["ask_cold_start_s"] = cold_start(index, questions, 3)
+    out["ask_peak_rss_mb"] = bl.peak_rss_isolated(["ask", questions[0], "--index", str(index)])
+    return out
+
+
+def report(res: dict[str, Any]) -> None:
+    size = res["size"]
+    print(f"\n== scale benchmark: --size {size}: {res.get('chunks', '?')} chunks in "
+          f"{res.get('documents', '?')} documents ==")
+    t = bl.Table("figure", "ours", "txtai", "naive", "vs txtai", "vs naive", "target",
+                 "noise / note")
+    ob = res.get("ours_build")
+    if ob:
+        tx = res.get("txtai_build", {}).get("chunks_per_s", float("nan"))
+        nv = res.get("naive_build", {}).get("chunks_per_s", float("nan"))
+        r = bl.ratio(ob["chunks_per_s"], tx)
+        t.add("build chunks/s", ob["chunks_per_s"], tx, nv, f"{r:.2f}x",
+              f"{bl.ratio(ob['chunks_per_s'], nv):.2f}x", f">=1.2x txtai {bl.verdict(r, 1.2)}",
+              f"peers on {res.get('txtai_build', {}).get('count', '-')} texts; 1 run each")
+    q = res.get("ours_query")
+    if q:
+        op = bl.median(q["open_s"])
+        t.add("open index s", op, "", "", "", "", f"<=1 {bl.verdict(op, 1, False)}",
+              bl.spread(q["open_s"]))
+        t.add("load query model s", bl.median(q["answerer_s"]), "", "", "", "", "", "")
+        p50 = q["latency_p50_ms"]
+        t.add("answer latency p50 ms (warm)", p50, "", "", "", "",
+              f"<=50 {bl.verdict(p50, 50, False)}",
+              "per probe " + ", ".join(f"{x:.1f}" for x in q["latency_p50_per_probe_ms"]))
+        t.add("answer latency p95 ms (warm)", q["latency_p95_ms"], "", "", "", "", "", "")
+    if "ask_peak_rss_mb" in res:
+        rss = max(res["ask_peak_rss_mb"])
+        t.add("peak RSS of `assistant ask` MB", rss, "", "", "", "",
+              f"<=1536 {bl.verdict(rss, 1536, False)}", "max of runs")
+    if "ask_cold_start_s" in res:
+        c = bl.median(res["ask_cold_start_s"])
+        t.add("cold start `assistant ask` s", c, "", "", "", "", f"<=2 {bl.verdict(c, 2, False)}",
+              bl.spread(res["ask_cold_start_s"]))
+    if "incremental" in res:
+        secs = [x["seconds"] for x in res["incremental"]]
+        t.add("incremental rebuild, 1 doc edited, s", bl.median(secs), "", "", "", "",
+              f"<=5 {bl.verdict(bl.median(secs), 5, False)}",
+              f"{bl.spread(secs)}; re-embedded "
+              f"{[x['chunks_embedded'] for x in res['incremental']]} chunks")
+    iv = res.get("ivf")
+    if iv:
+        t.add("IVF recall@10 vs exact", iv["recall_at_10"], "", "", "", "",
+              f">=0.95 {bl.verdict(iv['recall_at_10'], 0.95)}",
+              f"nlist {iv['nlist']} nprobe {iv['nprobe']}; live index: {iv['built_kind']} "
+              f"(threshold {iv['threshold']})")
+        t.add("search ms: IVF / flat (k=40)", f"{iv['ivf_search_ms']:.2f} / "
+              f"{iv['flat_search_ms']:.2f}", "", "", "", "", "", "")
+    rs = res.get("resume")
+    if rs:
+        t.add("resume after kill -9", "yes" if rs["resumed"] else "NO", "", "", "", "",
+              "reuses", f"killed after {rs['killed_after_s']:.0f} s with "
+              f"{rs['chunks_committed_at_kill']} chunks committed; 2nd run reused "
+              f"{rs['second_run_chunks_reused']}, embedded {rs['second_run_chunks_embedded']}")
+    qd = res.get("qdrant")
+    if qd and "error" not in qd:
+        t.add("qdrant: build chunks/s", qd["chunks_per_s"], "", "", "", "", "",
+              f"faiss {ob['chunks_per_s']:.1f}" if ob else "")
+        t.add("qdrant: open s / p50 ms", f"{bl.median(qd['open_s']):.2f} / "
+              f"{qd['latency_p50_ms']:.1f}", "", "", "", "", "",
+              f"faiss {bl.median(q['open_s']):.2f} / {q['latency_p50_ms']:.1f}" if q else "")
+        t.add("qdrant: cold start s / peak MB", f"{bl.median(qd['ask_cold_start_s']):.2f} / "
+              f"{qd['ask_peak_rss_mb']:.0f}", "", "", "", "", "", "")
+    elif qd:
+        t.add("qdrant", "failed", "", "", "", "", "", qd["error"][:80])
+    print(t.render())
+    print(f"\nload average: start {res['load_average_start'][0]:.1f}, end "
+          f"{res.get('load_average_end', [float('nan')])[0]:.1f} (2 cores; > 2: other work "
+          "competed)")
+
+
+if __name__ == "__main__":
+    main()
