@@ -161,10 +161,30 @@ def _qdrant_moved(settings: Settings, manifest: IndexManifest) -> bool:
     return settings.store == "qdrant" and manifest.vectors.qdrant_url != want
 
 
+def resolve_store(settings: Settings) -> Settings:
+    """Settings with ``store="auto"`` replaced by the store the live index uses (and its
+    Qdrant URL, unless one is given), or FAISS for a new index: a plain `assistant index`
+    after `--store qdrant` must not quietly move everything back to FAISS."""
+    if settings.store != "auto":
+        return settings
+    store, url = "faiss", settings.qdrant_url
+    try:
+        gen = IndexLayout(settings.index_dir).current_generation()
+        if gen is not None:
+            vectors = read_manifest(gen).vectors
+            store = vectors.store
+            if url is None:
+                url = vectors.qdrant_url
+    except AssistantError:
+        pass  # a damaged index is rebuilt with the default store
+    return settings.model_copy(update={"store": store, "qdrant_url": url})
+
+
 def build_index(settings: Settings, full: bool = False, progress: Progress | None = None,
                 ) -> BuildSummary:
     """Make the index at ``settings.index_dir`` reflect ``settings.corpus_dir``."""
     started = time.perf_counter()
+    settings = resolve_store(settings)
     report = progress or (lambda stage, done, total: None)
     files, skipped = scan(settings)
     if settings.store == "qdrant":  # fail before embedding, not after
@@ -676,6 +696,7 @@ def _publish(layout: IndexLayout, manifest: IndexManifest) -> None:
 def index_status(settings: Settings) -> IndexStatus:
     """What the index holds and whether it is stale against the corpus (the corpus is only
     stat-ed, never read: fast)."""
+    settings = resolve_store(settings)
     layout = IndexLayout(settings.index_dir)
     status = IndexStatus(index_dir=str(settings.index_dir), corpus_dir=str(settings.corpus_dir),
                          exists=False)

@@ -105,6 +105,8 @@ class Conversation:
                 terms.pop(t, None)
             for t in tx.content_terms(referents[0]):
                 terms[t] = max(terms.get(t, 0.0), 1.0)
+            # the answer must be about the referent, as it must hold a model number asked for
+            idents = [*idents, *(t for t in tx.content_terms(referents[0]) if t not in idents)]
         if words & _PLURAL and prev.entities:
             referents += [e for e in prev.entities if e not in referents]
         if not referents or words & _SINGULAR or _OPENERS.search(question):

@@ -153,7 +153,7 @@ class Retriever:
             c.context = float((weights * ctx).sum()) / total if qterms else 0.0
             c.matched_terms = [t for t, h in zip(qterms, exact, strict=True) if h]
             nears.append(near)
-            idents = set(tx.identifiers(body))
+            idents = set(tx.identifiers(body)) | sent_terms
             for ident in query.identifiers:
                 (c.matched_identifiers if tx.identifier_present(ident, idents)
                  else c.missing_identifiers).append(ident)

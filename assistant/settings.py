@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     embed_threads: int = Field(default=0, ge=0, le=64)
     """Threads for the embedding runtime; 0 means one per core."""
 
-    store: Literal["faiss", "qdrant"] = "faiss"
-    """Vector store: embedded FAISS, or Qdrant (local folder, or a server at ``qdrant_url``)."""
+    store: Literal["auto", "faiss", "qdrant"] = "auto"
+    """Vector store: embedded FAISS, or Qdrant (local folder, or a server at ``qdrant_url``);
+    "auto" keeps the store the index already uses (FAISS for a new index)."""
 
     qdrant_url: str | None = None
     """URL of a Qdrant server or cluster; unset means Qdrant's local mode in the index folder."""

@@ -329,9 +329,10 @@ def test_missing_index_is_built_in_the_ui_and_early_questions_wait(
             status = app.query_one(StatusLine)
             say = status.say
             status.say = lambda text, kind="ready": (said.append(text), say(text, kind))[1]
-            await ask(pilot, "Which Chinese vendors are mentioned?", wait=False)
+            assert app.engine is None and app.building == "load"
+            await app.submit("Which Chinese vendors are mentioned?")  # no Pilot wait: asked now
             pending = app.query_one(PendingCard)
-            assert "Waiting for the index" in text_of(pending)
+            assert "Waiting for the index" in str(pending.content)  # before it is laid out
             assert app.engine is None and app.building == "load"
             await settle(pilot)
             assert VENDORS in highlighted_text(app.query(PassageView).last())
