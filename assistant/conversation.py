@@ -109,7 +109,7 @@ class Conversation:
             idents = [*idents, *(t for t in tx.content_terms(referents[0]) if t not in idents)]
         if words & _PLURAL and prev.entities:
             referents += [e for e in prev.entities if e not in referents]
-        if not referents or words & _SINGULAR or _OPENERS.search(question):
+        if not referents:  # "it", "this", an opening "And": the previous subject
             referents += [t for t in prev.terms if t not in referents]
         for word in referents:
             for t in tx.content_terms(word):

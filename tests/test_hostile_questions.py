@@ -110,7 +110,8 @@ def test_escape_bytes_inside_a_document_never_reach_the_terminal(tmp_path: Path)
     assert_ok(proc)
     assert "\x1b" not in proc.stdout
     answer = Answer.model_validate_json(proc.stdout)
-    assert answer.answer is not None and "\x1b[31mreactor\x1b[0m" in answer.answer.text
+    assert any("\x1b[31mreactor\x1b[0m" in c.quote for c in answer.citations)
+    assert_quotes_match(answer, lambda _: (tmp_path / "corpus" / "log.txt").read_text())
 
 
 MARKUP = [

@@ -102,6 +102,7 @@ def test_damaged_file_gives_one_line_and_a_rebuild_repairs_it(
     assert answer.answer is not None and "25% revenue" in answer.answer.text
 
 
+@pytest.mark.slow
 def test_damaged_shared_model_cache_is_exported_again(copy: tuple[Path, Path],
                                                       tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:

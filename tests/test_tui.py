@@ -20,9 +20,11 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.segment import Segment
+from rich.text import Text
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
@@ -47,7 +49,7 @@ from assistant.tui.widgets.conversation import (
 )
 from assistant.tui.widgets.question_input import QuestionInput
 from assistant.tui.widgets.side_panel import SidePanel
-from assistant.tui.widgets.status_line import StatusLine
+from assistant.tui.widgets.status_line import Kind, StatusLine
 
 SIZE = (120, 40)
 VENDORS = "Huawei, Baidu, Cambricon, Biren, MetaX"
@@ -112,7 +114,7 @@ def highlighted_text(widget: Widget) -> str:
                          for line in lines_of(widget)))
 
 
-def make_app(tmp_path: Path, corpus: Path, index: Path, **settings: object) -> BriefingApp:
+def make_app(tmp_path: Path, corpus: Path, index: Path, **settings: Any) -> BriefingApp:
     return create_app(Settings(corpus_dir=corpus, index_dir=index, **settings),
                       history_file=tmp_path / "history")
 
@@ -204,6 +206,12 @@ def test_abstention_looks_different(briefing: Callable[[], BriefingApp]) -> None
             assert "these do not answer the question" in shown
             assert not card.query(PassageView)  # no passage pretends to answer
             assert all(not c.citation.is_answer for c in card.query(CitationLine))
+            # a document chosen in the side panel opens at its top
+            app.query_one("#documents").focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, DocumentScreen) and app.screen.quote is None
+            assert "Letting Nvidia sell H200s" in text_of(app.screen.query_one("#doc-text"))
 
     run(go)
 
@@ -328,7 +336,11 @@ def test_missing_index_is_built_in_the_ui_and_early_questions_wait(
         async with app.run_test(size=SIZE) as pilot:
             status = app.query_one(StatusLine)
             say = status.say
-            status.say = lambda text, kind="ready": (said.append(text), say(text, kind))[1]
+            def spy(text: str | Text, kind: Kind = "ready") -> None:
+                said.append(str(text))
+                say(text, kind)
+
+            status.say = spy  # type: ignore[method-assign]
             assert app.engine is None and app.building == "load"
             await app.submit("Which Chinese vendors are mentioned?")  # no Pilot wait: asked now
             pending = app.query_one(PendingCard)
