@@ -150,7 +150,9 @@ def rank(a: Analysis, weights: dict[str, float]) -> tuple[list[Candidate], Featu
     second = ranked[1].score if len(ranked) > 1 else 0.0
     terms = a.query.terms
     total_idf = sum(a.stats.idf.get(t, 0.0) * w for t, w in terms.items()) or 1.0
-    softly_found = {m.split("≈")[0] for c in ranked[:20] for m in c.matched_terms}
+    qterms = list(terms)
+    softly_found = {qterms[i] for c in ranked[:20] for i in range(len(qterms))
+                    if c.exact[i] or c.soft[i] >= weights["soft_min"]}
     unknown = sum(a.stats.idf.get(t, 0.0) * terms[t] for t in a.stats.unknown
                   if t in terms and t not in softly_found)
     return ranked, Features(score=best.score, margin=best.score - second, lexical=best.lexical,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 SCORE_WEIGHTS: dict[str, float] = {
     "dense": 0.7487,
-    "chunk_dense": 0.4646,
+    "chunk_dense": 0.5111,
     "lexical": 0.64,
     "context": 0.055,
     "identifier": 0.125,
@@ -21,11 +21,11 @@ SCORE_WEIGHTS: dict[str, float] = {
     "soft_scale": 0.64,
     "bm25": 0.0396,
     "section_start": 0.0495,
-    "short": 0.045,
+    "short": 0.0,
 }
 
-CONFIDENCE_BIAS: float = -6.440285712423841
-CONFIDENCE_WEIGHTS: list[float] = [0, 4.48152, 0.593434, 1.5737, 2.26839, 3.22525, -4.09785]
+CONFIDENCE_BIAS: float = -5.8488852406200875
+CONFIDENCE_WEIGHTS: list[float] = [0.0693115, 3.81563, 0, 1.65471, 2.27798, 3.06272, -1.10853]
 
-ABSTAIN_BELOW: float = 0.14
-"""Calibrated default for Settings.abstain_below (Brier score 0.142)."""
+ABSTAIN_BELOW: float = 0.24
+"""Calibrated default for Settings.abstain_below (Brier score 0.152)."""

@@ -184,7 +184,7 @@ class Retriever:
                 own = stats.idf.get(qterms[i], 0.0)
                 if own > 0:
                     c.soft[i] *= min(1.0, idf / own)
-                if c.soft[i] >= SOFT_MIN * 0.5:
+                if c.soft[i] >= SOFT_MIN:
                     c.matched_terms.append(f"{qterms[i]}≈{word}")
             c.lexical = c.lexical_score(SOFT_MIN, SOFT_SCALE)
 

@@ -35,6 +35,7 @@ from helpers.hostile import (
 )
 
 SEED = 20_240_606
+KILL_QUESTION = "What revenue share does the US get from H200 sales?"
 TRIALS = 20
 
 
@@ -72,11 +73,12 @@ def _check_index(index: Path, states: list[dict[str, str]], answer: bool = True)
     if not answer:
         return None
     try:
-        reply = ask(index, BRIEFING_QUESTION)
+        reply = ask(index, KILL_QUESTION)  # quotes checked against the stored text
     except Exception as exc:
         return f"ask: {type(exc).__name__}: {exc}"
-    if reply.answer is None or "25% revenue" not in reply.answer.text:
-        return f"wrong answer: {reply.message}"
+    quotes = [c.quote for c in reply.citations] + ([reply.answer.text] if reply.answer else [])
+    if not any("25% revenue" in q for q in quotes):  # retrieval works (answer or citation)
+        return f"the revenue sentence is not found: {reply.message}"
     return None
 
 

@@ -70,6 +70,7 @@ class SidePanel(Vertical):
     SidePanel #index-status { height: auto; }
     SidePanel #documents { height: 1fr; border: none; padding: 0; background: $surface; }
     SidePanel #documents:focus { background-tint: $foreground 5%; }
+    SidePanel #documents:blur > .option-list--option-highlighted { background: $surface; }
     """
 
     def compose(self) -> ComposeResult:
@@ -84,8 +85,9 @@ class SidePanel(Vertical):
         docs = sorted(status.documents, key=lambda d: d.title.casefold()) if status else []
         highlighted = documents.highlighted
         documents.set_options(self._option(d.doc_id, d.title, d.chunks) for d in docs)
-        if highlighted is not None and highlighted < len(docs):
-            documents.highlighted = highlighted
+        if docs:  # Enter on the list opens a document at once
+            documents.highlighted = highlighted if highlighted is not None and \
+                highlighted < len(docs) else 0
         heading = f"Documents ({len(docs)})" if status else "Documents"
         self.query_one("#documents-heading", Static).update(heading)
 
