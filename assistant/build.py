@@ -140,7 +140,7 @@ def stale_reasons(settings: Settings, manifest: IndexManifest | None,
     reasons: list[str] = []
     if manifest.chunk_params != chunk_params(settings):
         reasons.append("chunk parameters changed")
-    if manifest.vectors.store != settings.store:
+    if settings.store != "auto" and manifest.vectors.store != settings.store:
         reasons.append(f"vector store changed ({manifest.vectors.store} → {settings.store})")
     elif _qdrant_moved(settings, manifest):
         reasons.append("Qdrant location changed")

@@ -76,14 +76,24 @@ class Tokenizer:
     def encode(self, texts: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
                                                    list[list[tuple[int, int]]]]:
         """Padded ids and attention mask for a batch, and each token's character offsets."""
-        encs = self._tok.encode_batch(list(texts))
-        width = max(len(e.ids) for e in encs)
-        ids = np.zeros((len(encs), width), dtype=np.int64)
-        mask = np.zeros((len(encs), width), dtype=np.int64)
-        for i, e in enumerate(encs):
-            ids[i, : len(e.ids)] = e.ids
-            mask[i, : len(e.ids)] = 1
-        return ids, mask, [list(e.offsets) for e in encs]
+        encs = self.encode_each(texts)
+        ids, mask = pad([e[0] for e in encs])
+        return ids, mask, [e[1] for e in encs]
+
+    def encode_each(self, texts: Sequence[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """Each text's ids (with [CLS]/[SEP], within the window) and token offsets, unpadded."""
+        return [(e.ids, list(e.offsets)) for e in self._tok.encode_batch(list(texts))]
+
+
+def pad(rows: Sequence[list[int]]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Token id rows padded to the longest, and the attention mask."""
+    width = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), width), dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = r
+        mask[i, : len(r)] = 1
+    return ids, mask
 
 
 class Encoder(Protocol):
@@ -164,10 +174,15 @@ class Embedder:
     tokenizer: Tokenizer
     encoder: Encoder
     batch_size: int = 64
+    """Most texts in one forward pass."""
+    batch_tokens: int = 512
+    """Most padded tokens in one forward pass: texts are sorted by token count and cut into
+    batches of similar length, so short sentences go many at a time and long chunks few,
+    and padding stays a few percent (scripts/bench_index.py measured the size)."""
     workers: int = 1
     """Batches run at once, each on its own thread (give the encoder one intra-op thread
-    then). On 2 shared cores this beat one run on 2 intra-op threads (scripts/bench_index.py):
-    no barrier per operator, so a descheduled thread does not stall the other."""
+    then): as fast as one run on 2 intra-op threads on 2 idle cores, and faster when the
+    cores are shared, since no per-operator barrier waits for a descheduled thread."""
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """One normalised vector per text (mean pooling, as the model was trained)."""
@@ -179,17 +194,17 @@ class Embedder:
         """Vectors of whole texts and, for each text, of its character spans (late chunking)."""
         whole: list[Vectors | None] = [None] * len(texts)
         parts: list[Vectors | None] = [None] * len(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding
-        batches = [order[b: b + self.batch_size] for b in range(0, len(order), self.batch_size)]
+        encoded = self.tokenizer.encode_each(texts)
+        batches = self._batches([len(e[0]) for e in encoded])
 
         def run(idx: list[int]) -> int:
-            ids, mask, offsets = self.tokenizer.encode([texts[i] for i in idx])
+            ids, mask = pad([encoded[i][0] for i in idx])
             tok = self.encoder.token_embeddings(ids, mask)
             m = mask[..., None].astype(np.float32)
             pooled = (tok * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9)
             for row, i in enumerate(idx):
                 whole[i] = pooled[row]
-                parts[i] = _pool_spans(tok[row], offsets[row], spans[i], tok.shape[-1])
+                parts[i] = _pool_spans(tok[row], encoded[i][1], spans[i], tok.shape[-1])
             return int(tok.shape[-1])
 
         if self.workers > 1 and len(batches) > 1:
@@ -205,6 +220,22 @@ class Embedder:
             return np.zeros((0, dim or 384), dtype=np.float32), []
         return (_normalise(np.stack([w for w in whole if w is not None])),
                 [_normalise(p) for p in parts if p is not None])
+
+    def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Text indices by token count, cut where the batch would exceed ``batch_tokens``
+        padded tokens or ``batch_size`` texts."""
+        out: list[list[int]] = []
+        current: list[int] = []
+        for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+            # sorted ascending: this text is the longest of the batch so far
+            if current and (len(current) >= self.batch_size
+                            or (len(current) + 1) * lengths[i] > self.batch_tokens):
+                out.append(current)
+                current = []
+            current.append(i)
+        if current:
+            out.append(current)
+        return out
 
 
 def _pool_spans(tok: Vectors, offsets: list[tuple[int, int]], spans: Sequence[tuple[int, int]],

@@ -56,10 +56,12 @@ class Settings(BaseSettings):
     chunking": free, so indexing is about twice as fast)."""
 
     embed_batch_size: int = Field(default=64, ge=1, le=1024)
-    """Chunks per forward pass when building."""
+    """Most texts per forward pass when building; a budget of 512 padded tokens a pass
+    (assistant.embed.Embedder) usually binds first."""
 
     embed_threads: int = Field(default=0, ge=0, le=64)
-    """Threads for the embedding runtime; 0 means one per core."""
+    """Threads for the embedding runtime; 0 means one per core. A build runs that many
+    batches at once, one thread each; a query runs one batch on that many threads."""
 
     store: Literal["auto", "faiss", "qdrant"] = "auto"
     """Vector store: embedded FAISS, or Qdrant (local folder, or a server at ``qdrant_url``);

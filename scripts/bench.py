@@ -341,6 +341,10 @@ def report(res: dict[str, Any]) -> None:
               f">=0.95 {bl.verdict(iv['recall_at_10'], 0.95)}",
               f"nlist {iv['nlist']} nprobe {iv['nprobe']}; live index: {iv['built_kind']} "
               f"(threshold {iv['threshold']})")
+        if "live_recall_at_10" in iv:
+            t.add("live IVF index recall@10 (after the edits)", iv["live_recall_at_10"], "", "",
+                  "", "", f">=0.95 {bl.verdict(iv['live_recall_at_10'], 0.95)}",
+                  "the index the build published and updated incrementally")
         t.add("search ms: IVF / flat (k=40)", f"{iv['ivf_search_ms']:.2f} / "
               f"{iv['flat_search_ms']:.2f}", "", "", "", "", "", "")
     rs = res.get("resume")

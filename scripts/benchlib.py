@@ -234,26 +234,27 @@ def onnx_file(index_dir: Path) -> Path:
     return layout.root / read_manifest(require_index(layout)).model.onnx_file
 
 
-def ort_modes(onnx: Path, texts: Sequence[str], configs: Sequence[tuple[int, int, int]],
+def ort_modes(onnx: Path, texts: Sequence[str], configs: Sequence[tuple[int, int, int, int]],
               repeats: int) -> list[dict[str, Any]]:
-    """Our embedding path's throughput for each (workers, intra-op threads, batch size),
-    configurations interleaved (order reversed every other round) so drift in the
-    machine's load hits them all alike."""
+    """Our embedding path's throughput for each (workers, intra-op threads, batch size,
+    batch tokens), configurations interleaved (order reversed every other round) so drift
+    in the machine's load hits them all alike."""
     from assistant.embed import Embedder, OnnxEncoder, Tokenizer
 
     tok = Tokenizer(onnx.parent / "tokenizer.json")
-    encoders = {intra: OnnxEncoder(onnx, intra) for _, intra, _ in configs}
+    encoders = {intra: OnnxEncoder(onnx, intra) for _, intra, _, _ in configs}
     Embedder(tok, encoders[configs[0][1]]).embed(list(texts[:32]))  # warm
-    runs: dict[tuple[int, int, int], list[float]] = {c: [] for c in configs}
+    runs: dict[tuple[int, int, int, int], list[float]] = {c: [] for c in configs}
     for r in range(repeats):
         for cfg in (configs if r % 2 == 0 else list(reversed(configs))):
-            workers, intra, batch = cfg
-            emb = Embedder(tok, encoders[intra], batch_size=batch, workers=workers)
+            workers, intra, batch, budget = cfg
+            emb = Embedder(tok, encoders[intra], batch_size=batch, batch_tokens=budget,
+                           workers=workers)
             t = time.perf_counter()
             emb.embed(list(texts))
             runs[cfg].append(len(texts) / (time.perf_counter() - t))
-    return [{"workers": w, "intra_threads": i, "batch_size": b, "chunks_per_s": median(v),
-             "runs": v} for (w, i, b), v in runs.items()]
+    return [{"workers": w, "intra_threads": i, "batch_size": b, "batch_tokens": bt,
+             "chunks_per_s": median(v), "runs": v} for (w, i, b, bt), v in runs.items()]
 
 
 def bench_env(**extra: str) -> dict[str, str]:

@@ -109,9 +109,9 @@ def test_kill9_build_at_random_moments(tmp_path: Path) -> None:
     ``--full``), SIGKILL it after a random delay spanning its whole run, then check the live
     index opens and answers and holds exactly the old or the new corpus, and that the next
     build completes and matches the corpus."""
-    from assistant.build import scan, stale_reasons
+    from assistant.build import index_status
     from assistant.settings import Settings
-    from assistant.store import IndexLayout, read_manifest
+    from assistant.store import IndexLayout
 
     rng = random.Random(SEED)
     corpus = briefing_corpus(tmp_path / "corpus")
@@ -156,12 +156,10 @@ def test_kill9_build_at_random_moments(tmp_path: Path) -> None:
         try:
             summary = build(corpus, index)
             resumed_chunks += summary.chunks_reused
-            settings = Settings(corpus_dir=corpus, index_dir=index)
-            gen = IndexLayout(index).current_generation()
-            assert gen is not None
-            reasons = stale_reasons(settings, read_manifest(gen), scan(settings)[0])
-            if reasons:
-                failures.append(f"trial {trial}: after the next build, still stale: {reasons}")
+            status = index_status(Settings(corpus_dir=corpus, index_dir=index))
+            if status.stale:
+                failures.append(f"trial {trial}: after the next build, still stale: "
+                                f"{status.stale_reasons}")
             problem = _check_index(index, [after], answer=False)
             if problem:
                 failures.append(f"trial {trial}: after the next build: {problem}")
