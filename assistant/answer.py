@@ -56,7 +56,8 @@ _WANTS_MEASURE = re.compile(
     r"wattage|tdp)\b", re.I)
 _MEASURE = re.compile(r"\d[\d.,]*\s?(gb|tb|mb|gb/s|tb/s|w|kw|nm|ghz|mhz|flops|tflops|pflops|"
                       r"cores|transistors|watts|gigabytes|terabytes)\b", re.I)
-_WANTS_PERSON = re.compile(r"\b(who|whom|whose|what is the name of|name the)\b", re.I)
+_WANTS_PERSON = re.compile(
+    r"^\W*(and\s+|so\s+|but\s+)?(who|whom|whose)\b|\b(what is the name of|name the)\b", re.I)
 
 _NUMBER = re.compile(r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|hundred|thousand|"
                      r"million|billion|half|quarter|dozen)\b", re.I)
@@ -90,7 +91,19 @@ def answer_type_ok(question: str, sentence: str) -> bool:
         return False
     if _WANTS_MONEY.search(question) and not _MONEY.search(sentence):
         return False
+    if _WANTS_PERSON.search(question) and not _names_new(question, sentence):
+        return False
     return not (_WANTS_NUMBER.search(question) and not _NUMBER.search(sentence))
+
+
+_NAME = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][\w&'’-]*[A-Za-z]\w*|\b[A-Z]{2,}\w*")
+
+
+def _names_new(question: str, sentence: str) -> bool:
+    """Does the sentence name someone the question does not (a capitalised word that does
+    not open the sentence, or an acronym)? The answer to "who" is a name."""
+    asked = {w.lower() for w in re.findall(r"\w+", question)}
+    return any(m.group().lower() not in asked for m in _NAME.finditer(sentence.strip()))
 
 
 def rank_score(c: Candidate, query: Query, type_ok: bool,

@@ -180,7 +180,7 @@ def build_faiss(ids: Ids, vectors: Vectors, dim: int, ann_threshold: int, seed: 
     import os
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # training uses every core
-    nlist = int(min(4096, max(16, 2 * math.sqrt(n))))
+    nlist = int(min(4096, max(16, 2 * math.sqrt(n)), max(1, n // 8)))  # >= 8 points a list
     quantizer = faiss.IndexFlatIP(dim)
     ivf = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
     rng = np.random.default_rng(seed)

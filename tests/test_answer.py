@@ -151,3 +151,20 @@ def test_dev_set_quality_does_not_regress(answerer: Any) -> None:
     assert report.hit_at_3 >= 0.80, misses
     assert report.abstention_recall >= 0.55, misses
     assert report.answerable_abstained_rate <= 0.08, misses
+
+
+@pytest.mark.parametrize(("question", "sentence", "ok"), [
+    ("Who makes the accelerators?", "Firms such as Huawei and Baidu make them.", True),
+    ("Who makes the accelerators?", "If you care who makes the accelerators, read on.", False),
+    ("And who approved the sales?", "The Commerce Department approved them.", True),
+    ("What happens to people who ignore the rules?", "They are fined.", True),
+    ("How many chips were sold?", "Sales were strong.", False),
+    ("How many chips were sold?", "About 40,000 were sold.", True),
+    ("When did the ban start?", "The ban started in October 2022.", True),
+])
+def test_answer_type_of_the_question_is_required(question: str, sentence: str, ok: bool) -> None:
+    """A "who" question is answered by a name the question does not already hold; a "how
+    many" one by a count; a "when" one by a date."""
+    from assistant.answer import answer_type_ok
+
+    assert answer_type_ok(question, sentence) is ok
