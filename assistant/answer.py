@@ -33,6 +33,10 @@ from assistant.store import OpenIndex
 
 MAX_ANSWER_CHARS = 400
 MAX_ANSWER_SENTENCES = 3
+MIN_RELEVANCE = 0.12
+"""When the best candidate's dense similarity and lexical coverage are both below this,
+nothing in the corpus is about the question ("a recipe for banana bread"): abstain whatever
+the confidence model says. The lowest answerable question of both gold sets is at 0.16."""
 JOIN_MARGIN = 0.03
 """A neighbouring sentence this close to the best one's score is quoted with it."""
 _ADJACENT_GAP = re.compile(r"\s*(?:\n\s*(?:[-*•‣◦–]|\d{1,3}[.)])\s+)?")
@@ -106,8 +110,49 @@ def _names_new(question: str, sentence: str) -> bool:
     return any(m.group().lower() not in asked for m in _NAME.finditer(sentence.strip()))
 
 
+_WANTS_NAMES = re.compile(
+    r"^\W*(and\s+|so\s+|but\s+)?(who|whom|whose|which\s+of\s+(them|these|those)\b"
+    r"|which\s+(\w+\s+){0,3}?\w+s\b(?! of\b))"
+    r"|\b(what is the name of|name the|list the|what are the names)\b", re.I)
+_WANTS_PURPOSE = re.compile(
+    r"\b(meant|intended|designed|supposed) to\b|\b(aim|aims|goal|goals|purpose|point|objective"
+    r"|intent|intention)\b|\bwhy (did|do|does|was|were|is|are)\b.{0,60}\b(impose|introduce"
+    r"|adopt|create|restrict|ban|use)", re.I)
+_PURPOSE = re.compile(
+    r"\b(aim(s|ed|ing)?|goal|purpose|intend(s|ed)?|designed to|meant to|in order to|so that"
+    r"|so as to|used to|serves? to|to (deny|prevent|stop|ensure|allow|enable|protect|limit))\b",
+    re.I)
+_WH_START = re.compile(r"^\W*(?:and\s+|so\s+|but\s+)?(who|what|which|why|how|when|where)\s+"
+                       r"(\w+)", re.I)
+
+
+@dataclass(frozen=True)
+class QuestionShape:
+    """What the question's form says about its answer, beyond its words."""
+
+    wants_names: bool = False
+    wants_purpose: bool = False
+    echo: re.Pattern[str] | None = None
+    """The question's opening ("who makes"): a sentence holding it restates the question
+    ("if you care who makes the gear...") rather than answering it."""
+    asked: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, question: str) -> QuestionShape:
+        m = _WH_START.search(question)
+        echo = re.compile(rf"\b{m.group(1)}\s+{re.escape(m.group(2))}\b", re.I) if m else None
+        return cls(wants_names=bool(_WANTS_NAMES.search(question)),
+                   wants_purpose=bool(_WANTS_PURPOSE.search(question)), echo=echo,
+                   asked=frozenset(w.lower() for w in re.findall(r"\w+", question)))
+
+    def new_names(self, sentence: str) -> int:
+        """Names in the sentence that the question does not hold."""
+        return len({m.group().lower() for m in _NAME.finditer(sentence.strip())} - self.asked)
+
+
 def rank_score(c: Candidate, query: Query, type_ok: bool,
-               w: dict[str, float] = SCORE_WEIGHTS) -> float:
+               w: dict[str, float] = SCORE_WEIGHTS, shape: QuestionShape | None = None
+               ) -> float:
     n_ident = len(query.identifiers)
     lexical = c.lexical_score(w["soft_min"], w["soft_scale"])
     score = (w["dense"] * c.dense + w["chunk_dense"] * c.chunk_dense + w["lexical"] * lexical
@@ -120,6 +165,13 @@ def rank_score(c: Candidate, query: Query, type_ok: bool,
         score -= w["identifier_missing"] * len(c.missing_identifiers) / n_ident
     if not type_ok:
         score -= w["type_mismatch"]
+    if shape is not None:
+        if shape.wants_names:
+            score += w["names"] * min(shape.new_names(c.text), 3) / 3
+        if shape.wants_purpose and _PURPOSE.search(c.text):
+            score += w["purpose"]
+        if shape.echo is not None and shape.echo.search(c.text):
+            score -= w["echo"]
     return score
 
 
@@ -154,8 +206,10 @@ class Analysis:
 def rank(a: Analysis, weights: dict[str, float]) -> tuple[list[Candidate], Features | None]:
     """Candidates best first (duplicates collapsed), and the features of the best one."""
     penalties = _novelty_penalties(a.candidates, a.query.avoid)
+    shape = QuestionShape.of(a.question)
     for c, penalty in zip(a.candidates, penalties, strict=True):
-        c.score = rank_score(c, a.query, answer_type_ok(a.question, c.text), weights) - penalty
+        c.score = rank_score(c, a.query, answer_type_ok(a.question, c.text), weights,
+                             shape) - penalty
     ranked = _collapse_duplicates(sorted(a.candidates, key=lambda c: c.score, reverse=True))
     if not ranked or a.stats is None:
         return ranked, None
@@ -238,7 +292,8 @@ class Answerer:
         ranked, feats = rank(a, SCORE_WEIGHTS)
         if feats is not None:
             answer.confidence = round(confidence(feats), 4)
-            answer.abstained = answer.confidence < self.settings.abstain_below
+            answer.abstained = (answer.confidence < self.settings.abstain_below
+                                or max(feats.dense, feats.lexical) < MIN_RELEVANCE)
         if not answer.abstained:
             span = self._answer_span(ranked[0], a.query, ranked[1] if len(ranked) > 1 else None)
             answer.answer = span

@@ -14,7 +14,7 @@ SCORE_WEIGHTS: dict[str, float] = {
     "chunk_dense": 0.5111,
     "lexical": 0.64,
     "context": 0.055,
-    "identifier": 0.125,
+    "identifier": 0.25,
     "identifier_missing": 0.0,
     "type_mismatch": 0.2,
     "soft_min": 0.5,
@@ -22,10 +22,13 @@ SCORE_WEIGHTS: dict[str, float] = {
     "bm25": 0.0396,
     "section_start": 0.0495,
     "short": 0.0,
+    "names": 0.1,
+    "purpose": 0.1,
+    "echo": 0.05,
 }
 
-CONFIDENCE_BIAS: float = -5.8488852406200875
-CONFIDENCE_WEIGHTS: list[float] = [0.0693115, 3.81563, 0, 1.65471, 2.27798, 3.06272, -1.10853]
+CONFIDENCE_BIAS: float = -6.115712720808866
+CONFIDENCE_WEIGHTS: list[float] = [0, 3.39573, 0.692394, 1.47115, 2.16, 3.11146, -0.373032]
 
-ABSTAIN_BELOW: float = 0.24
-"""Calibrated default for Settings.abstain_below (Brier score 0.152)."""
+ABSTAIN_BELOW: float = 0.25
+"""Calibrated default for Settings.abstain_below (Brier score 0.158)."""

@@ -147,8 +147,8 @@ def test_dev_set_quality_does_not_regress(answerer: Any) -> None:
     report = evaluate(answerer, load_gold(DATA / "dev_questions.jsonl"))
     misses = [(i.question, i.answer) for i in report.items
               if (i.answerable and not i.correct_top1) or (not i.answerable and not i.abstained)]
-    assert report.top1_accuracy >= 0.63, misses
-    assert report.hit_at_3 >= 0.80, misses
+    assert report.top1_accuracy >= 0.70, misses
+    assert report.hit_at_3 >= 0.87, misses
     assert report.abstention_recall >= 0.55, misses
     assert report.answerable_abstained_rate <= 0.08, misses
 
@@ -168,3 +168,12 @@ def test_answer_type_of_the_question_is_required(question: str, sentence: str, o
     from assistant.answer import answer_type_ok
 
     assert answer_type_ok(question, sentence) is ok
+
+
+def test_which_question_is_answered_by_the_names(answerer: Any) -> None:
+    """"Which vendors..." is answered by the sentence that names them, not by one that
+    merely talks about vendors."""
+    a = answerer.ask("Which Chinese chip vendors does the briefing mention?")
+    assert a.answer is not None
+    assert "Huawei, Baidu, Cambricon, Biren, MetaX" in a.answer.text
+
