@@ -427,6 +427,7 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
             for doc_id in stale:
                 _delete_document(conn, doc_id)
             conn.execute("COMMIT")
+        _refresh_term_df(conn)
         report("vectors", 0, 1)
         vectors = _update_vectors(settings, layout, conn, base)
         report("vectors", 1, 1)
@@ -584,6 +585,14 @@ def _embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
                                        for t in tx.content_terms(f"{body} {ctx}")})
     conn.execute("COMMIT")
     return len(all_chunks)
+
+
+def _refresh_term_df(conn: sqlite3.Connection) -> None:
+    """Copy each word's sentence frequency out of the FTS vocabulary into a plain table."""
+    conn.execute("BEGIN")
+    conn.execute("DELETE FROM term_df")
+    conn.execute("INSERT INTO term_df(term, df) SELECT term, doc FROM sentence_vocab")
+    conn.execute("COMMIT")
 
 
 def _add_term_vectors(conn: sqlite3.Connection, embedder: Embedder, words: set[str]) -> None:

@@ -90,6 +90,14 @@ class TermStats:
     idf: dict[str, float]
     unknown: list[str]
     """Query terms that occur nowhere in the corpus."""
+    df: dict[str, int] = field(default_factory=dict)
+    """Sentences holding each query term (its variants pooled)."""
+
+
+COMMON_SHARE = 0.02
+COMMON_FLOOR = 1000
+"""Words in more than this share of the sentences (and more than COMMON_FLOOR of them) are
+left out of the lexical search when rarer words are asked; they still count in ranking."""
 
 
 class Retriever:
@@ -97,19 +105,30 @@ class Retriever:
         self.index = index
         self.conn = index.conn
         self.sentence_count = max(1, index.manifest.sentence_count)
+        has_df = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='term_df'").fetchone()
+        self._df_source = "df FROM term_df" if has_df else "doc FROM sentence_vocab"
 
     def term_stats(self, query_terms: Sequence[str]) -> TermStats:
         """IDF of each query term over sentences (its variants pooled), from FTS5's vocabulary."""
         forms = {v: t for t in query_terms for v in tx.variants(t)}
         df: dict[str, int] = dict.fromkeys(query_terms, 0)
-        if forms:
-            marks = ",".join("?" * len(forms))
-            for term, count in self.conn.execute(
-                    f"SELECT term, doc FROM sentence_vocab WHERE term IN ({marks})", list(forms)):
-                df[forms[str(term)]] += int(count)
+        for term, count in self._df(list(forms)).items():
+            df[forms[term]] += count
         n = self.sentence_count
         idf = {t: math.log(1 + (n - min(d, n) + 0.5) / (min(d, n) + 0.5)) for t, d in df.items()}
-        return TermStats(idf=idf, unknown=[t for t, d in df.items() if d == 0])
+        return TermStats(idf=idf, unknown=[t for t, d in df.items() if d == 0], df=df)
+
+    def _df(self, words: Sequence[str]) -> dict[str, int]:
+        """Sentence frequency of each word that occurs (from ``term_df``; an index built
+        before that table existed falls back to the FTS vocabulary, slower)."""
+        out: dict[str, int] = {}
+        for i in range(0, len(words), 900):
+            part = list(words[i:i + 900])
+            marks = ",".join("?" * len(part))
+            out.update((str(t), int(d)) for t, d in self.conn.execute(
+                f"SELECT term, {self._df_source} WHERE term IN ({marks})", part))
+        return out
 
     def candidates(self, query: Query, query_vector: Vector, stats: TermStats,
                    limit: int, term_vectors: dict[str, Vector] | None = None
@@ -167,13 +186,7 @@ class Retriever:
         """A soft match is worth the rarity of the word it found, not of the question's word:
         a word the corpus never uses ("respond") must not count as rare when it merely
         resembles a common one ("response")."""
-        words = sorted({w for near in nears for w in near if w})
-        df: dict[str, int] = {}
-        for i in range(0, len(words), 900):
-            part = words[i:i + 900]
-            marks = ",".join("?" * len(part))
-            df.update((str(t), int(d)) for t, d in self.conn.execute(
-                f"SELECT term, doc FROM sentence_vocab WHERE term IN ({marks})", part))
+        df = self._df(sorted({w for near in nears for w in near if w}))
         n = self.sentence_count
         for c, near in zip(cands, nears, strict=True):
             for i, word in enumerate(near):
@@ -254,8 +267,15 @@ class Retriever:
             return {}
 
     def _lexical(self, query: Query, stats: TermStats, limit: int) -> list[int]:
-        forms = sorted({v for t in query.terms if stats.idf.get(t, 0) > 0 and t not in
-                        stats.unknown for v in tx.variants(t)})
+        known = [t for t in query.terms if stats.idf.get(t, 0) > 0 and t not in stats.unknown]
+        # A word in a large share of the sentences adds little to BM25's order but costs its
+        # whole posting list (at 100,000 chunks, most of a query's time): search the rarer
+        # words, and the common ones only when nothing rarer is asked.
+        common = COMMON_SHARE * self.sentence_count
+        rare = [t for t in known if stats.df.get(t, 0) <= max(common, COMMON_FLOOR)]
+        if not rare:
+            rare = sorted(known, key=lambda t: stats.df.get(t, 0))[:2]
+        forms = sorted({v for t in rare for v in tx.variants(t)})
         if not forms:
             return []
         match = " OR ".join(f'"{f}"' for f in forms)

@@ -1,0 +1,70 @@
+"""Retrieval shortcuts that keep large corpora fast must not change what is answered.
+
+Real model, real index of the briefing."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assistant import retrieve
+from assistant.answer import Answerer
+from assistant.settings import Settings
+from assistant.store import IndexLayout, open_index
+
+QUESTIONS = {
+    "What revenue share does the US get from H200 sales?": "25% revenue",
+    "Which Chinese chip vendors does the briefing mention?": "Huawei, Baidu, Cambricon",
+    "How did Nvidia respond to the policy change?": "Nvidia welcomed the policy change",
+}
+
+
+def _answers(index: Path) -> dict[str, str]:
+    idx = open_index(index)
+    try:
+        a = Answerer(idx, Settings(index_dir=index))
+        out = {}
+        for q in QUESTIONS:
+            ans = a.ask(q)
+            out[q] = ans.answer.text if ans.answer else ""
+        return out
+    finally:
+        idx.close()
+
+
+def test_common_words_left_out_of_lexical_search_keep_the_answers(
+        briefing_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With every word in more than 30% of the sentences counted as common ("china",
+    "nvidia", "export" in the briefing), only the rarer words are searched lexically; the
+    answers stay."""
+    before = _answers(briefing_index)
+    monkeypatch.setattr(retrieve, "COMMON_SHARE", 0.3)
+    monkeypatch.setattr(retrieve, "COMMON_FLOOR", 0)
+    after = _answers(briefing_index)
+    idx = open_index(briefing_index)
+    try:  # the setting does leave words out: "nvidia" is in most sentences (it is in the title)
+        r = retrieve.Retriever(idx)
+        stats = r.term_stats(["nvidia", "policy", "change"])
+        assert stats.df["nvidia"] > retrieve.COMMON_SHARE * r.sentence_count
+        assert stats.df["policy"] < retrieve.COMMON_SHARE * r.sentence_count
+    finally:
+        idx.close()
+    assert after == before
+    for q, expect in QUESTIONS.items():
+        assert expect in after[q]
+
+
+def test_index_without_the_term_table_still_answers(briefing_index: Path,
+                                                    tmp_path: Path, answerer: Any) -> None:
+    """An index written before ``term_df`` existed reads frequencies from the FTS vocabulary."""
+    index = tmp_path / "index"
+    shutil.copytree(briefing_index, index)
+    gen = IndexLayout(index).current_generation()
+    assert gen is not None
+    with sqlite3.connect(gen / "meta.sqlite") as conn:
+        conn.execute("DROP TABLE term_df")
+    assert _answers(index) == _answers(briefing_index)
