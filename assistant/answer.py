@@ -60,6 +60,13 @@ _WANTS_MEASURE = re.compile(
     r"wattage|tdp)\b", re.I)
 _MEASURE = re.compile(r"\d[\d.,]*\s?(gb|tb|mb|gb/s|tb/s|w|kw|nm|ghz|mhz|flops|tflops|pflops|"
                       r"cores|transistors|watts|gigabytes|terabytes)\b", re.I)
+_WANTS_REASON = re.compile(r"^\W*(and\s+|so\s+|but\s+)?(why|how come)\b|\bwhat is the reason\b",
+                           re.I)
+_REASON = re.compile(r"\b(because|since|due to|so that|in order to|to avoid|to prevent|"
+                     r"reason|for (disambiguation|compatibility|consistency|safety))\b", re.I)
+_OPENS_WITH_REASON = re.compile(
+    r"\W*(because|since|this is (because|for|to|so|why)|that is (because|why)|the reason|"
+    r"this (avoids|prevents|allows|ensures|makes)|it is (done )?(so|to|for))\b", re.I)
 _WANTS_PERSON = re.compile(
     r"^\W*(and\s+|so\s+|but\s+)?(who|whom|whose)\b|\b(what is the name of|name the)\b", re.I)
 
@@ -330,6 +337,16 @@ class Answerer:
             end = nxt[1]
             text = self._text(best.doc_id, start, end)
             sentences += 1
+        if (sentences < MAX_ANSWER_SENTENCES and _WANTS_REASON.search(query.text)
+                and not _REASON.search(text)):
+            # "Why...?" answered by a sentence that states the fact and not its reason: the
+            # reason is the next sentence when it opens like one ("This is for...")
+            _, nxt = self.retriever.neighbours(best.doc_id, start, end)
+            if (nxt is not None and nxt[1] - start <= MAX_ANSWER_CHARS
+                    and _OPENS_WITH_REASON.match(nxt[2])
+                    and _ADJACENT_GAP.fullmatch(self._text(best.doc_id, end, nxt[0]))):
+                end = nxt[1]
+                text = self._text(best.doc_id, start, end)
         if len(text) > MAX_ANSWER_CHARS:
             start, end = _best_clause(text, start, query)
             text = text[start - best.start: end - best.start]

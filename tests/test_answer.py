@@ -177,3 +177,32 @@ def test_which_question_is_answered_by_the_names(answerer: Any) -> None:
     assert a.answer is not None
     assert "Huawei, Baidu, Cambricon, Biren, MetaX" in a.answer.text
 
+
+
+def test_why_question_quotes_the_reason_that_follows_the_fact(tmp_path: Path) -> None:
+    """The sentence that matches a "why" question often states the fact; the reason is the
+    next sentence ("This is for..."), and it belongs in the quote."""
+    from assistant.answer import Answerer
+    from assistant.build import build_index
+    from assistant.settings import Settings
+    from assistant.store import open_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "literals.txt").write_text(
+        "Integer literals\n\nInteger literals may use underscores to group digits. Leading "
+        "zeros in a non-zero decimal number are not allowed. This is for disambiguation with "
+        "the octal literals of older versions. Hexadecimal literals start with 0x.\n",
+        encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    build_index(settings)
+    idx = open_index(settings.index_dir)
+    try:
+        a = Answerer(idx, settings).ask("Why are leading zeros not allowed in decimal numbers?")
+        assert a.answer is not None
+        assert a.answer.text.startswith("Leading zeros")
+        assert a.answer.text.endswith("octal literals of older versions.")
+        b = Answerer(idx, settings).ask("Are leading zeros allowed in decimal numbers?")
+        assert b.answer is not None and "octal" not in b.answer.text
+    finally:
+        idx.close()
