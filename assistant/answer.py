@@ -13,6 +13,7 @@ Every quote is cut from the stored document text by its offsets, never retyped.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
@@ -48,9 +49,12 @@ _WANTS_MONEY = re.compile(r"\b(price[sd]?|pricing|cost[s]?|how much (does|do|did
 _MONEY = re.compile(r"[$€£¥]\s?\d|\b\d[\d.,]*\s?(dollars?|usd|eur|euros?|yuan|rmb|pounds?|"
                     r"bn|billion|million|m|k)\b", re.I)
 _WANTS_DATE = re.compile(
-    r"\b(when|(what|which|on what) (year|date|day|month|time)|last (year|month|week|quarter)|"
+    # "when" asks for a time only as the question word ("When did...", "And since when..."),
+    # not inside a clause ("What happens when...?"); "tomorrow's AI" is no time either
+    r"^\W*(?:(?:and|so|but)\s+)?(?:since\s+|until\s+)?when\b|"
+    r"\b((what|which|on what) (year|date|day|month|time)|last (year|month|week|quarter)|"
     r"this (year|month|week|quarter)|next (year|month|week)|yesterday|today|tomorrow|"
-    r"in (19|20)\d\d)\b", re.I)
+    r"in (19|20)\d\d)\b(?!['’]s)", re.I)
 _WANTS_COUNT = re.compile(r"\bhow many\b", re.I)
 _COUNT = re.compile(r"\b\d[\d,.]*\b(?!\s?%)|\b(one|two|three|four|five|six|seven|eight|nine|ten|"
                     r"dozens?|hundreds?|thousands?|millions?|billions?)\b", re.I)
@@ -67,6 +71,9 @@ _REASON = re.compile(r"\b(because|since|due to|so that|in order to|to avoid|to p
 _OPENS_WITH_REASON = re.compile(
     r"\W*(because|since|this is (because|for|to|so|why)|that is (because|why)|the reason|"
     r"this (avoids|prevents|allows|ensures|makes)|it is (done )?(so|to|for))\b", re.I)
+_LEANS_ON_PREVIOUS = re.compile(
+    r"\W*(it|they|he|she)\b|\W*(this|these)\s+(is|was|are|were|has|have|means|allows|makes"
+    r"|can|will|would)\b", re.I)
 _WANTS_PERSON = re.compile(
     r"^\W*(and\s+|so\s+|but\s+)?(who|whom|whose)\b|\b(what is the name of|name the)\b", re.I)
 
@@ -89,6 +96,16 @@ class Features:
     def vector(self) -> list[float]:
         return [self.score, self.margin, self.lexical, self.dense, self.type_ok,
                 self.identifiers_ok, self.unknown_share]
+
+
+def answer_type_missing(question: str, sentence: str) -> bool:
+    """Does the question ask for a date, a count, a measurement or a price that the sentence
+    does not hold? Such a sentence cannot be the answer, however close its words are: the
+    assistant abstains rather than quote it ("How much does an H200 cost?")."""
+    sentence = tx.without_links(sentence)
+    return any(ask.search(question) and not has.search(sentence) for ask, has in (
+        (_WANTS_DATE, _DATE), (_WANTS_COUNT, _COUNT), (_WANTS_MEASURE, _MEASURE),
+        (_WANTS_MONEY, _MONEY)))
 
 
 def answer_type_ok(question: str, sentence: str) -> bool:
@@ -143,18 +160,44 @@ class QuestionShape:
     """The question's opening ("who makes"): a sentence holding it restates the question
     ("if you care who makes the gear...") rather than answering it."""
     asked: frozenset[str] = frozenset()
+    long_echo: re.Pattern[str] | None = None
+    """The question's wh-clause, four words long ("who makes the gear"): a sentence holding it
+    embeds the question itself ("if you care who makes the gear...")."""
+    bigrams: frozenset[tuple[str, str]] = frozenset()
+    """Consecutive content words of the question ("export restrictions")."""
 
     @classmethod
     def of(cls, question: str) -> QuestionShape:
         m = _WH_START.search(question)
         echo = re.compile(rf"\b{m.group(1)}\s+{re.escape(m.group(2))}\b", re.I) if m else None
+        long_echo = None
+        if m:
+            words = tx.terms(question[m.start(1):])[:4]
+            if len(words) == 4:
+                long_echo = re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", re.I)
         return cls(wants_names=bool(_WANTS_NAMES.search(question)),
                    wants_purpose=bool(_WANTS_PURPOSE.search(question)), echo=echo,
-                   asked=frozenset(w.lower() for w in re.findall(r"\w+", question)))
+                   asked=frozenset(w.lower() for w in re.findall(r"\w+", question)),
+                   long_echo=long_echo, bigrams=frozenset(_bigrams(question)))
+
+    def phrase_share(self, sentence: str) -> float:
+        """Share of the question's consecutive word pairs that the sentence also holds."""
+        if not self.bigrams:
+            return 0.0
+        return len(self.bigrams & set(_bigrams(sentence))) / len(self.bigrams)
 
     def new_names(self, sentence: str) -> int:
         """Names in the sentence that the question does not hold."""
         return len({m.group().lower() for m in _NAME.finditer(sentence.strip())} - self.asked)
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _bigrams(text: str) -> list[tuple[str, str]]:
+    words = [_stem(w) for w in tx.terms(text) if w not in tx.STOPWORDS]
+    return list(itertools.pairwise(words))
 
 
 def rank_score(c: Candidate, query: Query, type_ok: bool,
@@ -179,6 +222,10 @@ def rank_score(c: Candidate, query: Query, type_ok: bool,
             score += w["purpose"]
         if shape.echo is not None and shape.echo.search(c.text):
             score -= w["echo"]
+        if shape.long_echo is not None and shape.long_echo.search(c.text):
+            score -= w["long_echo"]
+        score += w["phrase"] * shape.phrase_share(c.text)
+    score += w["inherit"] * c.inherited
     return score
 
 
@@ -300,7 +347,8 @@ class Answerer:
         if feats is not None:
             answer.confidence = round(confidence(feats), 4)
             answer.abstained = (answer.confidence < self.settings.abstain_below
-                                or max(feats.dense, feats.lexical) < MIN_RELEVANCE)
+                                or max(feats.dense, feats.lexical) < MIN_RELEVANCE
+                                or answer_type_missing(a.question, ranked[0].text))
         if not answer.abstained:
             span = self._answer_span(ranked[0], a.query, ranked[1] if len(ranked) > 1 else None)
             answer.answer = span
@@ -346,6 +394,14 @@ class Answerer:
                     and _OPENS_WITH_REASON.match(nxt[2])
                     and _ADJACENT_GAP.fullmatch(self._text(best.doc_id, end, nxt[0]))):
                 end = nxt[1]
+                text = self._text(best.doc_id, start, end)
+        if sentences < MAX_ANSWER_SENTENCES and _LEANS_ON_PREVIOUS.match(text):
+            # "It matters if you follow AI strategy": quoted alone, the reader cannot tell
+            # what "it" is; the sentence before it (same section, adjacent) says
+            prev, _ = self.retriever.neighbours(best.doc_id, start, end)
+            if (prev is not None and end - prev[0] <= MAX_ANSWER_CHARS
+                    and _ADJACENT_GAP.fullmatch(self._text(best.doc_id, prev[1], start))):
+                start = prev[0]
                 text = self._text(best.doc_id, start, end)
         if len(text) > MAX_ANSWER_CHARS:
             start, end = _best_clause(text, start, query)

@@ -13,22 +13,25 @@ SCORE_WEIGHTS: dict[str, float] = {
     "dense": 0.7487,
     "chunk_dense": 0.5111,
     "lexical": 0.64,
-    "context": 0.055,
-    "identifier": 0.25,
+    "context": 0.0,
+    "identifier": 0.1,
     "identifier_missing": 0.0,
     "type_mismatch": 0.2,
     "soft_min": 0.5,
     "soft_scale": 0.64,
     "bm25": 0.0396,
     "section_start": 0.0495,
-    "short": 0.0,
-    "names": 0.1,
+    "short": 0.055,
+    "names": 0.4,
     "purpose": 0.1,
     "echo": 0.05,
+    "long_echo": 1.0,
+    "phrase": 0.5,
+    "inherit": 0.45,
 }
 
-CONFIDENCE_BIAS: float = -6.115712720808866
-CONFIDENCE_WEIGHTS: list[float] = [0, 3.39573, 0.692394, 1.47115, 2.16, 3.11146, -0.373032]
+CONFIDENCE_BIAS: float = -6.517428700400078
+CONFIDENCE_WEIGHTS: list[float] = [0.877407, 2.55076, 1.2906, 0.0383834, 3.76534, 1.64267, 0]
 
-ABSTAIN_BELOW: float = 0.25
-"""Calibrated default for Settings.abstain_below (Brier score 0.158)."""
+ABSTAIN_BELOW: float = 0.26
+"""Calibrated default for Settings.abstain_below (Brier score 0.131)."""

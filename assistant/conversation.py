@@ -30,6 +30,11 @@ _OPENERS = re.compile(r"^\s*(?:and|but|so|also|then|what about|how about|and wha
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w-]+")
 _PLURAL = frozenset("they them their theirs these those".split())  # noqa: SIM905
 _SINGULAR = frozenset("it its this that".split())  # noqa: SIM905
+_ASKS_FOR_NAMES = re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:which|who|whom)\b|"
+                             r"\b(?:name|list|what are the names)\b", re.I)
+"""A question answered by names: a plural pronoun in the next question means those names.
+Otherwise it means what the question was about ("What were the restrictions meant to
+achieve?" then "Did they work?")."""
 CONTEXT_WEIGHT = 0.5
 REPEAT_PENALTY = 0.25
 
@@ -78,9 +83,10 @@ class Conversation:
 
         A generic noun ("the company") names one thing: the name the previous question
         asked about last (word vectors proved no help in telling a company from a
-        country). A plural pronoun ("them") refers to the
-        names in the previous answer; "it"/"this" or an opening "And" to the previous
-        question's subject. The referents join the question's own words, weighted less.
+        country). A plural pronoun ("them") refers to the names in the previous answer
+        when that question asked for names ("Which vendors...?"); otherwise, like "it",
+        "this" or an opening "And", to the previous question's subject. The referents join
+        the question's own words, weighted less.
         """
         own = tx.content_terms(question)
         terms = dict.fromkeys(own, 1.0)
@@ -107,7 +113,8 @@ class Conversation:
                 terms[t] = max(terms.get(t, 0.0), 1.0)
             # the answer must be about the referent, as it must hold a model number asked for
             idents = [*idents, *(t for t in tx.content_terms(referents[0]) if t not in idents)]
-        if words & _PLURAL and prev.entities:
+        if words & _PLURAL and prev.entities and _ASKS_FOR_NAMES.search(prev.question):
+            # "Which vendors...?" then "Which of them...": the names just given
             referents += [e for e in prev.entities if e not in referents]
         if not referents:  # "it", "this", an opening "And": the previous subject
             referents += [t for t in prev.terms if t not in referents]

@@ -17,6 +17,7 @@ the features the answer stage ranks by:
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -69,6 +70,9 @@ class Candidate:
     dense_rank: int | None = None
     lexical_rank: int | None = None
     first_in_section: bool = False
+    inherited: float = 0.0
+    """For a sentence that opens with a pronoun ("It terminates the loop"): the IDF-weighted
+    share of the query's terms that it lacks but the sentence before it (its referent) holds."""
     term_weights: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     """Per query term: its weight times IDF (the lexical score's denominators)."""
     exact: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
@@ -93,6 +97,9 @@ class TermStats:
     df: dict[str, int] = field(default_factory=dict)
     """Sentences holding each query term (its variants pooled)."""
 
+
+_OPENS_WITH_PRONOUN = re.compile(r"\W*(it|its|they|their|this|these|he|she|his|her)\b"
+                                 r"(?!\s+(is|was)\s+(also|not)\b)", re.I)
 
 COMMON_SHARE = 0.02
 COMMON_FLOOR = 1000
@@ -179,7 +186,26 @@ class Retriever:
             out.append(c)
         self._weigh_soft_matches(out, nears, qterms, stats)
         self._mark_section_starts(out)
+        self._inherit_referents(out, forms, weights, total)
         return out
+
+    def _inherit_referents(self, cands: list[Candidate], forms: list[list[str]],
+                           weights: npt.NDArray[np.float64], total: float) -> None:
+        """A sentence opening with a pronoun ("It continues with the next cycle...") is about
+        what the sentence before it names: credit the query terms found there."""
+        for c in cands:
+            if not _OPENS_WITH_PRONOUN.match(c.text):
+                continue
+            prev = self.conn.execute(
+                "SELECT substr(d.text, s.start + 1, s.end - s.start), c.section FROM sentences s "
+                "JOIN documents d USING(doc_id) JOIN chunks c ON c.id = s.chunk_id "
+                "WHERE s.doc_id=? AND s.start < ? ORDER BY s.start DESC LIMIT 1",
+                (c.doc_id, c.start)).fetchone()
+            if prev is None or prev[1] != c.section:
+                continue
+            words = set(tx.terms(tx.without_links(prev[0])))
+            found = np.array([any(v in words for v in f) for f in forms], dtype=bool)
+            c.inherited = float((weights * (found & ~c.exact)).sum()) / total
 
     def _weigh_soft_matches(self, cands: list[Candidate], nears: list[list[str]],
                             qterms: list[str], stats: TermStats) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.answer import Analysis, Answerer, rank
+from assistant.answer import MIN_RELEVANCE, Analysis, Answerer, answer_type_missing, rank
 from assistant.calibration import SCORE_WEIGHTS
 from assistant.conversation import Conversation
 from assistant.evaluate import load_gold
@@ -94,7 +94,11 @@ def fit_confidence(samples: list[Sample], w: dict[str, float]
         ok = g.answerable and right(ranked[0].text, g)
         xs.append(feats.vector())
         ys.append(float(ok))
-        meta.append((g.answerable, ok))
+        # abstentions the confidence cannot overrule (nothing relevant; the asked-for kind of
+        # answer missing) count as abstained whatever the threshold
+        forced = (max(feats.dense, feats.lexical) < MIN_RELEVANCE
+                  or answer_type_missing(a.question, ranked[0].text))
+        meta.append((g.answerable, ok, forced))
     x = np.array(xs)
     y = np.array(ys)
     mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
@@ -114,7 +118,8 @@ def fit_confidence(samples: list[Sample], w: dict[str, float]
     weights = (beta / sd).tolist()
     bias = float(bias - (beta * mu / sd).sum())
     probs = 1 / (1 + np.exp(-(x @ np.array(weights) + bias)))
-    return bias, weights, [(float(p), m[0], m[1]) for p, m in zip(probs, meta, strict=True)]
+    return bias, weights, [(0.0 if m[2] else float(p), m[0], m[1])
+                           for p, m in zip(probs, meta, strict=True)]
 
 
 def choose_threshold(scored: list[tuple[float, bool, bool]]) -> float:

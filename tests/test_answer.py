@@ -91,6 +91,9 @@ def test_near_duplicate_passages_are_collapsed(answerer: Any) -> None:
      "What does the US get out of it?", "25%"),
     ("What did the Trump administration decide about Nvidia?", "And how did the company respond?",
      "Nvidia welcomed the policy change"),
+    # "they" after a question that asked for no names: what that question was about
+    ("What were US export restrictions on AI chips meant to achieve?", "Did they work?",
+     "largely failed"),
 ])
 def test_follow_up_is_understood_from_the_conversation(answerer: Any, first: str, follow: str,
                                                        expect: str) -> None:
@@ -147,10 +150,11 @@ def test_dev_set_quality_does_not_regress(answerer: Any) -> None:
     report = evaluate(answerer, load_gold(DATA / "dev_questions.jsonl"))
     misses = [(i.question, i.answer) for i in report.items
               if (i.answerable and not i.correct_top1) or (not i.answerable and not i.abstained)]
-    assert report.top1_accuracy >= 0.70, misses
+    assert report.top1_accuracy >= 0.78, misses
     assert report.hit_at_3 >= 0.87, misses
-    assert report.abstention_recall >= 0.55, misses
-    assert report.answerable_abstained_rate <= 0.08, misses
+    assert report.abstention_recall >= 0.73, misses
+    assert report.abstention_precision >= 0.9, misses
+    assert report.answerable_abstained_rate <= 0.05, misses
 
 
 @pytest.mark.parametrize(("question", "sentence", "ok"), [
@@ -161,6 +165,10 @@ def test_dev_set_quality_does_not_regress(answerer: Any) -> None:
     ("How many chips were sold?", "Sales were strong.", False),
     ("How many chips were sold?", "About 40,000 were sold.", True),
     ("When did the ban start?", "The ban started in October 2022.", True),
+    ("When did the ban start?", "The ban was strict.", False),
+    # "when" inside a clause, or "tomorrow's" as an adjective, asks for no date
+    ("What happens when a loop ends?", "The else clause runs.", True),
+    ("Who makes the chips that train tomorrow's AI?", "Firms such as Huawei do.", True),
 ])
 def test_answer_type_of_the_question_is_required(question: str, sentence: str, ok: bool) -> None:
     """A "who" question is answered by a name the question does not already hold; a "how
@@ -206,3 +214,47 @@ def test_why_question_quotes_the_reason_that_follows_the_fact(tmp_path: Path) ->
         assert b.answer is not None and "octal" not in b.answer.text
     finally:
         idx.close()
+
+
+@pytest.mark.parametrize(("question", "sentence", "missing"), [
+    ("How much does an H200 cost?", "Nvidia may sell H200s to approved customers.", True),
+    ("How much does an H200 cost?", "An H200 costs about $30,000.", False),
+    ("How many units were ordered?", "Orders were strong.", True),
+    ("What process node is it made on?", "It is made on a 4 nm node.", False),
+    ("What happens when a loop ends?", "The else clause runs.", False),
+])
+def test_a_question_for_a_figure_is_not_answered_without_one(question: str, sentence: str,
+                                                             missing: bool) -> None:
+    """A price, count, measurement or date asked for must be in the quote: otherwise the
+    assistant abstains, however close the sentence's words are."""
+    from assistant.answer import answer_type_missing
+
+    assert answer_type_missing(question, sentence) is missing
+
+
+def test_sentence_opening_with_a_pronoun_is_about_what_the_one_before_names(
+        answerer: Any) -> None:
+    """"It matters if you follow AI strategy" answers "Which readers does this story matter
+    to?": its "It" is the story the sentence before it names."""
+    a = answerer.ask("Which readers does this story matter to?")
+    assert a.answer is not None, a.citations[:2]
+    assert "It matters if you follow AI strategy" in a.answer.text
+    # and the quote brings the sentence that says what "It" is
+    assert a.answer.text.startswith("This story sits at the intersection")
+    assert a.citations[0].is_answer
+    _check_offsets(answerer, a)
+
+
+def test_a_sentence_that_restates_the_question_is_not_its_answer(answerer: Any) -> None:
+    """"...if you care who makes the gear that trains tomorrow's AI, this explains why..."
+    holds every word of the question and answers none of it."""
+    a = answerer.ask("Who makes the gear that trains tomorrow's AI in China?")
+    assert a.answer is None or "if you care who makes" not in a.answer.text
+
+
+def test_the_question_s_own_phrase_outranks_its_scattered_words(answerer: Any) -> None:
+    """"US export restrictions" as a phrase points at the sentence that holds it, not at one
+    sharing "US", "export" and "AI" apart."""
+    a = answerer.ask("What were US export restrictions on AI chips meant to achieve?")
+    assert a.answer is not None
+    assert "aimed to deny China top-tier GPU tech" in a.answer.text

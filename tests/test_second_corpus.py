@@ -36,9 +36,9 @@ def pydoc_answerer(tmp_path_factory: pytest.TempPathFactory) -> Answerer:
 def test_pydoc_quality_does_not_regress(pydoc_answerer: Answerer) -> None:
     """Floors at the level reached (README); a drop means a change tuned to one corpus."""
     report = evaluate(pydoc_answerer, load_gold(GOLD))
-    assert report.top1_accuracy >= 0.68
-    assert report.hit_at_3 >= 0.82
-    assert report.answerable_abstained_rate <= 0.10
+    assert report.top1_accuracy >= 0.80
+    assert report.hit_at_3 >= 0.87
+    assert report.answerable_abstained_rate <= 0.05
 
 
 @pytest.mark.slow
