@@ -74,6 +74,12 @@ _OPENS_WITH_REASON = re.compile(
 _LEANS_ON_PREVIOUS = re.compile(
     r"\W*(it|they|he|she)\b|\W*(this|these)\s+(is|was|are|were|has|have|means|allows|makes"
     r"|can|will|would)\b", re.I)
+_WANTS_MODEL = re.compile(r"\b(model|part|serial|product)\s+(numbers?|codes?)\b", re.I)
+_MODEL = re.compile(r"\b[A-Za-z]*\d+[A-Za-z\d-]*\b")
+_NAME_OF = re.compile(r"\bnames? of (?:the |a |an |its |their |his |her )?"
+                      r"((?:[\w-]+\s+){0,2}?[\w-]+)"
+                      r"(?=\s+(?:who|that|which|whose|in|at|of|for|on|to|from|with)\b|\W*$)",
+                      re.I)
 _WANTS_PERSON = re.compile(
     r"^\W*(and\s+|so\s+|but\s+)?(who|whom|whose)\b|\b(what is the name of|name the)\b", re.I)
 
@@ -103,9 +109,16 @@ def answer_type_missing(question: str, sentence: str) -> bool:
     does not hold? Such a sentence cannot be the answer, however close its words are: the
     assistant abstains rather than quote it ("How much does an H200 cost?")."""
     sentence = tx.without_links(sentence)
-    return any(ask.search(question) and not has.search(sentence) for ask, has in (
-        (_WANTS_DATE, _DATE), (_WANTS_COUNT, _COUNT), (_WANTS_MEASURE, _MEASURE),
-        (_WANTS_MONEY, _MONEY)))
+    if any(ask.search(question) and not has.search(sentence) for ask, has in (
+            (_WANTS_DATE, _DATE), (_WANTS_COUNT, _COUNT), (_WANTS_MEASURE, _MEASURE),
+            (_WANTS_MONEY, _MONEY), (_WANTS_MODEL, _MODEL))):
+        return True
+    named = _NAME_OF.search(question)
+    if named:  # "the name of the Commerce Secretary": a sentence that names no secretary
+        wanted = tx.content_terms(named.group(1))
+        words = set(tx.terms(sentence))
+        return bool(wanted) and not any(v in words for t in wanted for v in tx.variants(t))
+    return False
 
 
 def answer_type_ok(question: str, sentence: str) -> bool:

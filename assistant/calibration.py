@@ -34,4 +34,4 @@ CONFIDENCE_BIAS: float = -6.517428700400078
 CONFIDENCE_WEIGHTS: list[float] = [0.877407, 2.55076, 1.2906, 0.0383834, 3.76534, 1.64267, 0]
 
 ABSTAIN_BELOW: float = 0.26
-"""Calibrated default for Settings.abstain_below (Brier score 0.131)."""
+"""Calibrated default for Settings.abstain_below (Brier score 0.125)."""

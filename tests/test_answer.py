@@ -152,7 +152,7 @@ def test_dev_set_quality_does_not_regress(answerer: Any) -> None:
               if (i.answerable and not i.correct_top1) or (not i.answerable and not i.abstained)]
     assert report.top1_accuracy >= 0.78, misses
     assert report.hit_at_3 >= 0.87, misses
-    assert report.abstention_recall >= 0.73, misses
+    assert report.abstention_recall >= 0.9, misses
     assert report.abstention_precision >= 0.9, misses
     assert report.answerable_abstained_rate <= 0.05, misses
 
@@ -222,11 +222,18 @@ def test_why_question_quotes_the_reason_that_follows_the_fact(tmp_path: Path) ->
     ("How many units were ordered?", "Orders were strong.", True),
     ("What process node is it made on?", "It is made on a 4 nm node.", False),
     ("What happens when a loop ends?", "The else clause runs.", False),
+    ("What is the model number of Huawei's latest chip?", "Huawei builds rack systems.", True),
+    ("What is the model number of Huawei's latest chip?", "Huawei ships the Ascend 910C.", False),
+    ("What is the name of the Commerce Secretary who approved it?",
+     "The Trump administration approved H200 sales.", True),
+    ("What is the name of the Commerce Secretary who approved it?",
+     "Commerce Secretary Howard Lutnick approved it.", False),
 ])
 def test_a_question_for_a_figure_is_not_answered_without_one(question: str, sentence: str,
                                                              missing: bool) -> None:
-    """A price, count, measurement or date asked for must be in the quote: otherwise the
-    assistant abstains, however close the sentence's words are."""
+    """A price, count, measurement, date or model number asked for must be in the quote, and
+    "the name of the X" needs a sentence about an X: otherwise the assistant abstains,
+    however close the sentence's other words are."""
     from assistant.answer import answer_type_missing
 
     assert answer_type_missing(question, sentence) is missing
