@@ -104,21 +104,29 @@ class Features:
                 self.identifiers_ok, self.unknown_share]
 
 
-def answer_type_missing(question: str, sentence: str) -> bool:
-    """Does the question ask for a date, a count, a measurement or a price that the sentence
-    does not hold? Such a sentence cannot be the answer, however close its words are: the
-    assistant abstains rather than quote it ("How much does an H200 cost?")."""
+def missing_answer_kind(question: str, sentence: str) -> str | None:
+    """What the question asks for that the sentence plainly lacks ("gives no price", "names
+    no commerce secretary"), or None. Such a sentence cannot be the answer, however close
+    its other words are: the assistant abstains rather than quote it."""
     sentence = tx.without_links(sentence)
-    if any(ask.search(question) and not has.search(sentence) for ask, has in (
-            (_WANTS_DATE, _DATE), (_WANTS_COUNT, _COUNT), (_WANTS_MEASURE, _MEASURE),
-            (_WANTS_MONEY, _MONEY), (_WANTS_MODEL, _MODEL))):
-        return True
+    for ask, has, kind in ((_WANTS_DATE, _DATE, "date"), (_WANTS_COUNT, _COUNT, "count"),
+                           (_WANTS_MEASURE, _MEASURE, "measurement"),
+                           (_WANTS_MONEY, _MONEY, "price"), (_WANTS_MODEL, _MODEL, "model number")):
+        if ask.search(question) and not has.search(sentence):
+            return f"gives no {kind}"
     named = _NAME_OF.search(question)
     if named:  # "the name of the Commerce Secretary": a sentence that names no secretary
         wanted = tx.content_terms(named.group(1))
         words = set(tx.terms(sentence))
-        return bool(wanted) and not any(v in words for t in wanted for v in tx.variants(t))
-    return False
+        if wanted and not any(v in words for t in wanted for v in tx.variants(t)):
+            return f"names no {' '.join(wanted)}"
+    return None
+
+
+def answer_type_missing(question: str, sentence: str) -> bool:
+    """Does the question ask for a date, a count, a measurement, a price or a model number
+    that the sentence does not hold, or for "the name of the X" where it names no X?"""
+    return missing_answer_kind(question, sentence) is not None
 
 
 def answer_type_ok(question: str, sentence: str) -> bool:
@@ -359,9 +367,12 @@ class Answerer:
         ranked, feats = rank(a, SCORE_WEIGHTS)
         if feats is not None:
             answer.confidence = round(confidence(feats), 4)
+            lacking = missing_answer_kind(a.question, ranked[0].text)
             answer.abstained = (answer.confidence < self.settings.abstain_below
                                 or max(feats.dense, feats.lexical) < MIN_RELEVANCE
-                                or answer_type_missing(a.question, ranked[0].text))
+                                or lacking is not None)
+            if answer.abstained and lacking is not None:
+                answer.message = f"{self.not_covered} (The closest passage {lacking}.)"
         if not answer.abstained:
             span = self._answer_span(ranked[0], a.query, ranked[1] if len(ranked) > 1 else None)
             answer.answer = span

@@ -265,3 +265,13 @@ def test_the_question_s_own_phrase_outranks_its_scattered_words(answerer: Any) -
     a = answerer.ask("What were US export restrictions on AI chips meant to achieve?")
     assert a.answer is not None
     assert "aimed to deny China top-tier GPU tech" in a.answer.text
+
+
+def test_abstention_says_what_the_closest_passage_lacks(answerer: Any) -> None:
+    """An analyst told "not covered" is also told why, when the reason is plain."""
+    a = answerer.ask("How much does an H200 GPU cost?")
+    assert a.abstained and a.answer is None
+    assert a.message == "The briefing does not cover this. (The closest passage gives no price.)"
+    b = answerer.ask("What is the name of the Commerce Secretary who signed off on the H200 "
+                     "licences?")
+    assert b.abstained and "names no commerce secretary" in b.message
