@@ -13,6 +13,7 @@ Every quote is cut from the stored document text by its offsets, never retyped.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -129,20 +130,25 @@ def answer_type_missing(question: str, sentence: str) -> bool:
     return missing_answer_kind(question, sentence) is not None
 
 
+@functools.lru_cache(maxsize=256)
+def _asked_kinds(question: str) -> tuple[tuple[re.Pattern[str], ...], bool]:
+    """What kind of answer the question asks for: the patterns a sentence must hold, and
+    whether it asks for a name (read once per question, not once per candidate)."""
+    wanted = tuple(has for ask, has in ((_WANTS_DATE, _DATE), (_WANTS_COUNT, _COUNT),
+                                        (_WANTS_MEASURE, _MEASURE), (_WANTS_MONEY, _MONEY),
+                                        (_WANTS_NUMBER, _NUMBER)) if ask.search(question))
+    return wanted, bool(_WANTS_PERSON.search(question))
+
+
 def answer_type_ok(question: str, sentence: str) -> bool:
     """Does the sentence hold the kind of thing asked for (a figure, a count, a date)?"""
+    wanted, person = _asked_kinds(question)
+    if not wanted and not person:
+        return True
     sentence = tx.without_links(sentence)  # a link's digits are not a date or a figure
-    if _WANTS_DATE.search(question) and not _DATE.search(sentence):
+    if any(not has.search(sentence) for has in wanted):
         return False
-    if _WANTS_COUNT.search(question) and not _COUNT.search(sentence):
-        return False
-    if _WANTS_MEASURE.search(question) and not _MEASURE.search(sentence):
-        return False
-    if _WANTS_MONEY.search(question) and not _MONEY.search(sentence):
-        return False
-    if _WANTS_PERSON.search(question) and not _names_new(question, sentence):
-        return False
-    return not (_WANTS_NUMBER.search(question) and not _NUMBER.search(sentence))
+    return not (person and not _names_new(question, sentence))
 
 
 _NAME = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][\w&'’-]*[A-Za-z]\w*|\b[A-Z]{2,}\w*")
@@ -199,13 +205,13 @@ class QuestionShape:
         return cls(wants_names=bool(_WANTS_NAMES.search(question)),
                    wants_purpose=bool(_WANTS_PURPOSE.search(question)), echo=echo,
                    asked=frozenset(w.lower() for w in re.findall(r"\w+", question)),
-                   long_echo=long_echo, bigrams=frozenset(_bigrams(question)))
+                   long_echo=long_echo, bigrams=_bigrams(question))
 
     def phrase_share(self, sentence: str) -> float:
         """Share of the question's consecutive word pairs that the sentence also holds."""
         if not self.bigrams:
             return 0.0
-        return len(self.bigrams & set(_bigrams(sentence))) / len(self.bigrams)
+        return len(self.bigrams & _bigrams(sentence)) / len(self.bigrams)
 
     def new_names(self, sentence: str) -> int:
         """Names in the sentence that the question does not hold."""
@@ -216,9 +222,10 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
-def _bigrams(text: str) -> list[tuple[str, str]]:
+@functools.lru_cache(maxsize=8192)
+def _bigrams(text: str) -> frozenset[tuple[str, str]]:
     words = [_stem(w) for w in tx.terms(text) if w not in tx.STOPWORDS]
-    return list(itertools.pairwise(words))
+    return frozenset(itertools.pairwise(words))
 
 
 def rank_score(c: Candidate, query: Query, type_ok: bool,

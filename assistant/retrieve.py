@@ -115,6 +115,9 @@ class Retriever:
         has_df = self.conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type='table' AND name='term_df'").fetchone()
         self._df_source = "df FROM term_df" if has_df else "doc FROM sentence_vocab"
+        self._word_vectors: dict[str, Vector | None] = {}
+        """Word vectors read so far (None: the index has none for the word). An index
+        generation never changes, so a warm process reads each word once."""
 
     def term_stats(self, query_terms: Sequence[str]) -> TermStats:
         """IDF of each query term over sentences (its variants pooled), from FTS5's vocabulary."""
@@ -185,27 +188,8 @@ class Retriever:
                  else c.missing_identifiers).append(ident)
             out.append(c)
         self._weigh_soft_matches(out, nears, qterms, stats)
-        self._mark_section_starts(out)
-        self._inherit_referents(out, forms, weights, total)
+        self._read_previous_sentences(out, forms, weights, total)
         return out
-
-    def _inherit_referents(self, cands: list[Candidate], forms: list[list[str]],
-                           weights: npt.NDArray[np.float64], total: float) -> None:
-        """A sentence opening with a pronoun ("It continues with the next cycle...") is about
-        what the sentence before it names: credit the query terms found there."""
-        for c in cands:
-            if not _OPENS_WITH_PRONOUN.match(c.text):
-                continue
-            prev = self.conn.execute(
-                "SELECT substr(d.text, s.start + 1, s.end - s.start), c.section FROM sentences s "
-                "JOIN documents d USING(doc_id) JOIN chunks c ON c.id = s.chunk_id "
-                "WHERE s.doc_id=? AND s.start < ? ORDER BY s.start DESC LIMIT 1",
-                (c.doc_id, c.start)).fetchone()
-            if prev is None or prev[1] != c.section:
-                continue
-            words = set(tx.terms(tx.without_links(prev[0])))
-            found = np.array([any(v in words for v in f) for f in forms], dtype=bool)
-            c.inherited = float((weights * (found & ~c.exact)).sum()) / total
 
     def _weigh_soft_matches(self, cands: list[Candidate], nears: list[list[str]],
                             qterms: list[str], stats: TermStats) -> None:
@@ -227,18 +211,46 @@ class Retriever:
                     c.matched_terms.append(f"{qterms[i]}≈{word}")
             c.lexical = c.lexical_score(SOFT_MIN, SOFT_SCALE)
 
-    def _mark_section_starts(self, cands: list[Candidate]) -> None:
-        """Flag sentences that open their section: they tend to state what it is about."""
-        docs = sorted({c.doc_id for c in cands})
-        if not docs:
+    def _read_previous_sentences(self, cands: list[Candidate], forms: list[list[str]],
+                                 weights: npt.NDArray[np.float64], total: float) -> None:
+        """What the sentence before each candidate says about it, in a few indexed queries:
+
+        * a sentence with no sentence before it in its section opens the section, and such
+          sentences tend to state what the section is about (``first_in_section``);
+        * a sentence opening with a pronoun ("It continues with the next cycle...") is about
+          what the sentence before it names: the query terms found there count for it
+          (``inherited``)."""
+        if not cands:
             return
-        marks = ",".join("?" * len(docs))
-        first = {(str(d), str(s)): int(m) for d, s, m in self.conn.execute(
-            f"SELECT c.doc_id, c.section, min(s.start) FROM chunks c JOIN sentences s "
-            f"ON s.chunk_id = c.id WHERE c.doc_id IN ({marks}) GROUP BY c.doc_id, c.section",
-            docs)}
+        ids = [c.sentence_id for c in cands]
+        marks = ",".join("?" * len(ids))
+        prev_of = {int(sid): pid for sid, pid in self.conn.execute(
+            "SELECT s.id, (SELECT p.id FROM sentences p WHERE p.doc_id = s.doc_id AND "
+            f"p.start < s.start ORDER BY p.start DESC LIMIT 1) FROM sentences s WHERE s.id IN "
+            f"({marks})", ids)}
+        wanted = sorted({int(p) for p in prev_of.values() if p is not None})
+        section_of: dict[int, str] = {}
+        if wanted:
+            marks = ",".join("?" * len(wanted))
+            section_of = {int(pid): str(section) for pid, section in self.conn.execute(
+                "SELECT s.id, c.section FROM sentences s JOIN chunks c ON c.id = s.chunk_id "
+                f"WHERE s.id IN ({marks})", wanted)}
+        leaning: list[tuple[Candidate, int]] = []
         for c in cands:
-            c.first_in_section = first.get((c.doc_id, c.section)) == c.start
+            pid = prev_of.get(c.sentence_id)
+            c.first_in_section = pid is None or section_of.get(pid) != c.section
+            if not c.first_in_section and pid is not None and _OPENS_WITH_PRONOUN.match(c.text):
+                leaning.append((c, pid))
+        if not leaning:
+            return
+        pids = sorted({pid for _, pid in leaning})
+        marks = ",".join("?" * len(pids))
+        body_of = {int(pid): str(body) for pid, body in self.conn.execute(
+            f"SELECT rowid, body FROM sentence_fts WHERE rowid IN ({marks})", pids)}
+        for c, pid in leaning:
+            words = set(tx.terms(tx.without_links(body_of.get(pid, ""))))
+            found = np.array([any(v in words for v in f) for f in forms], dtype=bool)
+            c.inherited = float((weights * (found & ~c.exact)).sum()) / total
 
     def _soft_matcher(self, qterms: list[str], term_vectors: dict[str, Vector],
                       bodies: list[list[str]]
@@ -248,17 +260,7 @@ class Retriever:
         usable = [i for i, t in enumerate(qterms) if t in term_vectors]
         words = sorted({w for b in bodies for w in b if w not in tx.STOPWORDS and len(w) > 1
                         and not w.isdigit()})
-        vocab: dict[str, Vector] = {}
-        if usable and words:
-            try:
-                for i in range(0, len(words), 900):
-                    part = words[i:i + 900]
-                    marks = ",".join("?" * len(part))
-                    for term, blob in self.conn.execute(
-                            f"SELECT term, vector FROM term_vectors WHERE term IN ({marks})", part):
-                        vocab[str(term)] = blob_vector(blob)
-            except Exception:  # an index without word vectors: exact matching only
-                vocab = {}
+        vocab = self._read_word_vectors(words) if usable and words else {}
         names = list(vocab)
         col = {w: j for j, w in enumerate(names)}
         sims = (np.stack([term_vectors[qterms[i]] for i in usable]) @ np.stack(
@@ -283,14 +285,30 @@ class Retriever:
 
     def stored_term_vectors(self, words: Sequence[str]) -> dict[str, Vector]:
         """Vectors the index already holds for these words (embedded at build time)."""
-        if not words:
-            return {}
-        marks = ",".join("?" * len(words))
-        try:
-            return {str(t): blob_vector(b) for t, b in self.conn.execute(
-                f"SELECT term, vector FROM term_vectors WHERE term IN ({marks})", list(words))}
-        except Exception:  # an index without word vectors
-            return {}
+        return self._read_word_vectors(list(words))
+
+    WORD_VECTOR_CACHE = 50_000
+    """Most word vectors kept between questions (~75 MB at 384 dimensions)."""
+
+    def _read_word_vectors(self, words: list[str]) -> dict[str, Vector]:
+        cache = self._word_vectors
+        missing = [w for w in words if w not in cache]
+        if missing:
+            if len(cache) + len(missing) > self.WORD_VECTOR_CACHE:
+                cache.clear()
+            found: dict[str, Vector] = {}
+            try:
+                for i in range(0, len(missing), 900):
+                    part = missing[i:i + 900]
+                    marks = ",".join("?" * len(part))
+                    for term, blob in self.conn.execute(
+                            f"SELECT term, vector FROM term_vectors WHERE term IN ({marks})", part):
+                        found[str(term)] = blob_vector(blob)
+            except Exception:  # an index without word vectors: exact matching only
+                return {}
+            for w in missing:
+                cache[w] = found.get(w)
+        return {w: v for w in words if (v := cache.get(w)) is not None}
 
     def _lexical(self, query: Query, stats: TermStats, limit: int) -> list[int]:
         known = [t for t in query.terms if stats.idf.get(t, 0) > 0 and t not in stats.unknown]
@@ -314,9 +332,13 @@ class Retriever:
         return [int(r[0]) for r in rows]
 
     def _sentences(self, chunk_ids: list[int], sentence_ids: list[int]) -> list[tuple]:  # type: ignore[type-arg]
+        # the sentence's text from the FTS table, which holds it as written at build time
+        # (document text[start:end], checked by the tests): cutting it out of the document
+        # with substr() costs the whole document's length for every sentence
         sql = ("SELECT s.id, s.chunk_id, s.doc_id, s.start, s.end, s.vector, c.section, d.title, "
-               "substr(d.text, s.start + 1, s.end - s.start) FROM sentences s "
-               "JOIN chunks c ON c.id = s.chunk_id JOIN documents d ON d.doc_id = s.doc_id WHERE ")
+               "f.body FROM sentences s JOIN chunks c ON c.id = s.chunk_id "
+               "JOIN documents d ON d.doc_id = s.doc_id JOIN sentence_fts f ON f.rowid = s.id "
+               "WHERE ")
         rows: dict[int, tuple] = {}  # type: ignore[type-arg]
         if chunk_ids:
             marks = ",".join("?" * len(chunk_ids))
