@@ -173,6 +173,9 @@ _PURPOSE = re.compile(
     r"\b(aim(s|ed|ing)?|goal|purpose|intend(s|ed)?|designed to|meant to|in order to|so that"
     r"|so as to|used to|serves? to|to (deny|prevent|stop|ensure|allow|enable|protect|limit))\b",
     re.I)
+_FOCUS = re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:what|which)\s+((?:[\w-]+\s+){0,2}?[\w-]+)"
+                    r"\s+(?:does|do|did|is|are|was|were|has|have|had|can|could|will|would|"
+                    r"should|may|might|must|concerning|about|of|for|in|on)\b", re.I)
 _WH_START = re.compile(r"^\W*(?:and\s+|so\s+|but\s+)?(who|what|which|why|how|when|where)\s+"
                        r"(\w+)", re.I)
 
@@ -192,6 +195,11 @@ class QuestionShape:
     embeds the question itself ("if you care who makes the gear...")."""
     bigrams: frozenset[tuple[str, str]] = frozenset()
     """Consecutive content words of the question ("export restrictions")."""
+    given_focus: re.Pattern[str] | None = None
+    """What a "what/which X" question asks about, referred to as already known ("the policy
+    change" not followed by a name or a colon): a sentence saying "Nvidia welcomed the policy
+    change" takes the change as given instead of saying what it was. "the base class
+    'object'" names it, and is not matched."""
 
     @classmethod
     def of(cls, question: str) -> QuestionShape:
@@ -202,10 +210,18 @@ class QuestionShape:
             words = tx.terms(question[m.start(1):])[:4]
             if len(words) == 4:
                 long_echo = re.compile(r"\b" + r"\W+".join(map(re.escape, words)) + r"\b", re.I)
+        given_focus = None
+        f = _FOCUS.search(question)
+        if f:
+            words = [w for w in tx.terms(f.group(1))[:2] if w not in tx.STOPWORDS]
+            if words:
+                given_focus = re.compile(  # the name that may follow is case-sensitive
+                    r"(?i:\b(?:the|this|that|these|those)\s+" + r"\W+".join(map(re.escape, words))
+                    + r"\b)(?!\s*(?:[:\"“'‘(]|[A-Z]))")
         return cls(wants_names=bool(_WANTS_NAMES.search(question)),
                    wants_purpose=bool(_WANTS_PURPOSE.search(question)), echo=echo,
                    asked=frozenset(w.lower() for w in re.findall(r"\w+", question)),
-                   long_echo=long_echo, bigrams=_bigrams(question))
+                   long_echo=long_echo, bigrams=_bigrams(question), given_focus=given_focus)
 
     def phrase_share(self, sentence: str) -> float:
         """Share of the question's consecutive word pairs that the sentence also holds."""
@@ -253,6 +269,8 @@ def rank_score(c: Candidate, query: Query, type_ok: bool,
         if shape.long_echo is not None and shape.long_echo.search(c.text):
             score -= w["long_echo"]
         score += w["phrase"] * shape.phrase_share(c.text)
+        if shape.given_focus is not None and shape.given_focus.search(c.text):
+            score -= w.get("given_focus", 0.0)
     score += w["inherit"] * c.inherited
     return score
 

@@ -28,10 +28,13 @@ SCORE_WEIGHTS: dict[str, float] = {
     "long_echo": 1.0,
     "phrase": 0.5,
     "inherit": 0.45,
+    "given_focus": 0.3,
 }
 
-CONFIDENCE_BIAS: float = -6.517428700400078
-CONFIDENCE_WEIGHTS: list[float] = [0.877407, 2.55076, 1.2906, 0.0383834, 3.76534, 1.64267, 0]
+CONFIDENCE_BIAS: float = -6.6843266443684755
+CONFIDENCE_WEIGHTS: list[float] = [
+    0.852711, 2.72977, 0.761299, 0.488186, 3.90296, 1.81365, -0.0273203,
+]
 
-ABSTAIN_BELOW: float = 0.26
-"""Calibrated default for Settings.abstain_below (Brier score 0.125)."""
+ABSTAIN_BELOW: float = 0.27
+"""Calibrated default for Settings.abstain_below (Brier score 0.121)."""

@@ -161,7 +161,8 @@ def main() -> None:
     body = "SCORE_WEIGHTS: dict[str, float] = {\n" + "".join(
         f'    "{k}": {v!r},\n' for k, v in w.items()) + "}\n\n"
     body += f"CONFIDENCE_BIAS: float = {bias!r}\n"
-    body += "CONFIDENCE_WEIGHTS: list[float] = [" + ", ".join(f"{v:.6g}" for v in weights) + "]\n"
+    body += ("CONFIDENCE_WEIGHTS: list[float] = [\n    " + ", ".join(f"{v:.6g}" for v in weights)
+             + ",\n]\n")
     body += f"\nABSTAIN_BELOW: float = {t!r}\n"
     body += f'"""Calibrated default for Settings.abstain_below (Brier score {brier:.3f})."""\n'
     target.write_text(head + body)

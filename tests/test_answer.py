@@ -150,8 +150,8 @@ def test_dev_set_quality_does_not_regress(answerer: Any) -> None:
     report = evaluate(answerer, load_gold(DATA / "dev_questions.jsonl"))
     misses = [(i.question, i.answer) for i in report.items
               if (i.answerable and not i.correct_top1) or (not i.answerable and not i.abstained)]
-    assert report.top1_accuracy >= 0.78, misses
-    assert report.hit_at_3 >= 0.87, misses
+    assert report.top1_accuracy >= 0.85, misses
+    assert report.hit_at_3 >= 0.9, misses
     assert report.abstention_recall >= 0.9, misses
     assert report.abstention_precision >= 0.9, misses
     assert report.answerable_abstained_rate <= 0.05, misses
@@ -275,3 +275,32 @@ def test_abstention_says_what_the_closest_passage_lacks(answerer: Any) -> None:
     b = answerer.ask("What is the name of the Commerce Secretary who signed off on the H200 "
                      "licences?")
     assert b.abstained and "names no commerce secretary" in b.message
+
+
+def test_a_sentence_taking_the_asked_thing_as_given_does_not_describe_it(answerer: Any) -> None:
+    """"What policy change...?" is answered by the sentence that says what changed, not by
+    "Nvidia welcomed the policy change", which refers to it as already known; and the
+    follow-up then finds the reaction."""
+    conv = Conversation(id="focus")
+    a = answerer.ask("What policy change concerning Nvidia does the briefing describe?", conv)
+    assert a.answer is not None
+    assert "Nvidia welcomed" not in a.answer.text
+    assert "H200" in a.answer.text and ("reversal" in a.answer.text or "reversed" in a.answer.text)
+    b = answerer.ask("And how did the company respond?", conv)
+    assert b.answer is not None and "Nvidia welcomed the policy change" in b.answer.text
+
+
+@pytest.mark.parametrize(("sentence", "given"), [
+    ("Nvidia welcomed the policy change, but little else moved.", True),
+    ("Classes inherit from the base class \"object\" by default.", False),
+    ("The base class Foo is used.", False),
+    ("The base class is searched first.", True),
+])
+def test_what_the_question_asks_about_named_or_taken_as_given(sentence: str, given: bool) -> None:
+    from assistant.answer import QuestionShape
+
+    q = ("What policy change does the briefing describe?" if "policy" in sentence
+         else "Which base class does a class inherit from?")
+    focus = QuestionShape.of(q).given_focus
+    assert focus is not None
+    assert bool(focus.search(sentence)) is given
