@@ -304,3 +304,30 @@ def test_what_the_question_asks_about_named_or_taken_as_given(sentence: str, giv
     focus = QuestionShape.of(q).given_focus
     assert focus is not None
     assert bool(focus.search(sentence)) is given
+
+
+def test_a_quote_opening_with_a_pronoun_brings_the_sentence_it_refers_to(tmp_path: Path) -> None:
+    """"It skips the rest of the iteration." alone does not say what "it" is: the quote starts
+    at the sentence before it, which does."""
+    from assistant.answer import Answerer
+    from assistant.build import build_index
+    from assistant.settings import Settings
+    from assistant.store import open_index
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "loops.txt").write_text(
+        "Loop statements\n\nThe frob statement may only occur inside a loop. It skips the rest "
+        "of the current iteration and starts the next one. Loops end when their condition "
+        "fails.\n", encoding="utf-8")
+    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
+    build_index(settings)
+    idx = open_index(settings.index_dir)
+    try:
+        a = Answerer(idx, settings).ask("What skips the rest of the current iteration?")
+        assert a.answer is not None, a.citations[:2]
+        assert a.answer.text == ("The frob statement may only occur inside a loop. It skips the "
+                                 "rest of the current iteration and starts the next one.")
+        assert idx.document_text(a.answer.doc_id)[a.answer.start:a.answer.end] == a.answer.text
+    finally:
+        idx.close()
