@@ -105,16 +105,34 @@ class Features:
                 self.identifiers_ok, self.unknown_share]
 
 
+_KINDS: tuple[tuple[str, re.Pattern[str], re.Pattern[str], bool, bool], ...] = (
+    # (name, the question asks for it, a sentence holds it, ranks down without it,
+    #  abstains without it) -- in the order a missing kind is reported
+    ("date", _WANTS_DATE, _DATE, True, True),
+    ("count", _WANTS_COUNT, _COUNT, True, True),
+    ("measurement", _WANTS_MEASURE, _MEASURE, True, True),
+    ("price", _WANTS_MONEY, _MONEY, True, True),
+    ("model number", _WANTS_MODEL, _MODEL, False, True),
+    ("number", _WANTS_NUMBER, _NUMBER, True, False),
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _asked_kinds(question: str) -> tuple[tuple[str, re.Pattern[str], bool, bool], ...]:
+    """The kinds of answer the question asks for (read once per question, not once per
+    candidate): name, the pattern a sentence must hold, whether it ranks and abstains."""
+    return tuple((name, has, ranks, abstains) for name, ask, has, ranks, abstains in _KINDS
+                 if ask.search(question))
+
+
 def missing_answer_kind(question: str, sentence: str) -> str | None:
     """What the question asks for that the sentence plainly lacks ("gives no price", "names
     no commerce secretary"), or None. Such a sentence cannot be the answer, however close
     its other words are: the assistant abstains rather than quote it."""
     sentence = tx.without_links(sentence)
-    for ask, has, kind in ((_WANTS_DATE, _DATE, "date"), (_WANTS_COUNT, _COUNT, "count"),
-                           (_WANTS_MEASURE, _MEASURE, "measurement"),
-                           (_WANTS_MONEY, _MONEY, "price"), (_WANTS_MODEL, _MODEL, "model number")):
-        if ask.search(question) and not has.search(sentence):
-            return f"gives no {kind}"
+    for name, has, _, abstains in _asked_kinds(question):
+        if abstains and not has.search(sentence):
+            return f"gives no {name}"
     named = _NAME_OF.search(question)
     if named:  # "the name of the Commerce Secretary": a sentence that names no secretary
         wanted = tx.content_terms(named.group(1))
@@ -130,25 +148,29 @@ def answer_type_missing(question: str, sentence: str) -> bool:
     return missing_answer_kind(question, sentence) is not None
 
 
-@functools.lru_cache(maxsize=256)
-def _asked_kinds(question: str) -> tuple[tuple[re.Pattern[str], ...], bool]:
-    """What kind of answer the question asks for: the patterns a sentence must hold, and
-    whether it asks for a name (read once per question, not once per candidate)."""
-    wanted = tuple(has for ask, has in ((_WANTS_DATE, _DATE), (_WANTS_COUNT, _COUNT),
-                                        (_WANTS_MEASURE, _MEASURE), (_WANTS_MONEY, _MONEY),
-                                        (_WANTS_NUMBER, _NUMBER)) if ask.search(question))
-    return wanted, bool(_WANTS_PERSON.search(question))
+def forced_abstention(question: str, best: Candidate, feats: Features
+                      ) -> tuple[bool, str | None]:
+    """Whether to abstain whatever the confidence says, and what the best sentence lacks:
+    nothing in it is about the question, or it lacks the kind of answer asked for."""
+    lacking = missing_answer_kind(question, best.text)
+    return lacking is not None or max(feats.dense, feats.lexical) < MIN_RELEVANCE, lacking
 
 
 def answer_type_ok(question: str, sentence: str) -> bool:
     """Does the sentence hold the kind of thing asked for (a figure, a count, a date)?"""
-    wanted, person = _asked_kinds(question)
+    wanted = [has for _, has, ranks, _ in _asked_kinds(question) if ranks]
+    person = _wants_person(question)
     if not wanted and not person:
         return True
     sentence = tx.without_links(sentence)  # a link's digits are not a date or a figure
     if any(not has.search(sentence) for has in wanted):
         return False
     return not (person and not _names_new(question, sentence))
+
+
+@functools.lru_cache(maxsize=256)
+def _wants_person(question: str) -> bool:
+    return bool(_WANTS_PERSON.search(question))
 
 
 _NAME = re.compile(r"(?<![.!?:]\s)(?<!^)\b[A-Z][\w&'’-]*[A-Za-z]\w*|\b[A-Z]{2,}\w*")
@@ -270,7 +292,7 @@ def rank_score(c: Candidate, query: Query, type_ok: bool,
             score -= w["long_echo"]
         score += w["phrase"] * shape.phrase_share(c.text)
         if shape.given_focus is not None and shape.given_focus.search(c.text):
-            score -= w.get("given_focus", 0.0)
+            score -= w["given_focus"]
     score += w["inherit"] * c.inherited
     return score
 
@@ -392,10 +414,8 @@ class Answerer:
         ranked, feats = rank(a, SCORE_WEIGHTS)
         if feats is not None:
             answer.confidence = round(confidence(feats), 4)
-            lacking = missing_answer_kind(a.question, ranked[0].text)
-            answer.abstained = (answer.confidence < self.settings.abstain_below
-                                or max(feats.dense, feats.lexical) < MIN_RELEVANCE
-                                or lacking is not None)
+            forced, lacking = forced_abstention(a.question, ranked[0], feats)
+            answer.abstained = answer.confidence < self.settings.abstain_below or forced
             if answer.abstained and lacking is not None:
                 answer.message = f"{self.not_covered} (The closest passage {lacking}.)"
         if not answer.abstained:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.answer import MIN_RELEVANCE, Analysis, Answerer, answer_type_missing, rank
+from assistant.answer import Analysis, Answerer, forced_abstention, rank
 from assistant.calibration import SCORE_WEIGHTS
 from assistant.conversation import Conversation
 from assistant.evaluate import load_gold
@@ -96,8 +96,7 @@ def fit_confidence(samples: list[Sample], w: dict[str, float]
         ys.append(float(ok))
         # abstentions the confidence cannot overrule (nothing relevant; the asked-for kind of
         # answer missing) count as abstained whatever the threshold
-        forced = (max(feats.dense, feats.lexical) < MIN_RELEVANCE
-                  or answer_type_missing(a.question, ranked[0].text))
+        forced, _ = forced_abstention(a.question, ranked[0], feats)
         meta.append((g.answerable, ok, forced))
     x = np.array(xs)
     y = np.array(ys)
