@@ -195,6 +195,15 @@ _PURPOSE = re.compile(
     r"\b(aim(s|ed|ing)?|goal|purpose|intend(s|ed)?|designed to|meant to|in order to|so that"
     r"|so as to|used to|serves? to|to (deny|prevent|stop|ensure|allow|enable|protect|limit))\b",
     re.I)
+_WANTS_GAIN = re.compile(
+    # what someone gets out of a deal ("What does the US get out of it?", "Who benefits?"),
+    # not what a call gives back ("What do you get back from a function...?")
+    r"\bwhat\s+(?:does|do|did|will|would|can|could|should)\s+(?:[\w'’-]+\s+){1,4}?"
+    r"(?:get|gain|earn|receive|win)\b(?!\s+(?:back|rid|used|to)\b)|\bin it for\b"
+    r"|\bwho (?:benefits|gains|profits)\b|\b(?:benefit|payoff|upside)s?\s+(?:for|to|of)\b", re.I)
+_GAIN = re.compile(
+    r"\b(revenue|profits?|share|cut|fees?|royalt(y|ies)|payments?|income|proceeds|taxe?s?|levy"
+    r"|gains?|benefits?|earn(s|ed|ings)?)\b|%|\bper ?cent\b", re.I)
 _FOCUS = re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:what|which)\s+((?:[\w-]+\s+){0,2}?[\w-]+)"
                     r"\s+(?:does|do|did|is|are|was|were|has|have|had|can|could|will|would|"
                     r"should|may|might|must|concerning|about|of|for|in|on)\b", re.I)
@@ -208,6 +217,7 @@ class QuestionShape:
 
     wants_names: bool = False
     wants_purpose: bool = False
+    wants_gain: bool = False
     echo: re.Pattern[str] | None = None
     """The question's opening ("who makes"): a sentence holding it restates the question
     ("if you care who makes the gear...") rather than answering it."""
@@ -241,7 +251,8 @@ class QuestionShape:
                     r"(?i:\b(?:the|this|that|these|those)\s+" + r"\W+".join(map(re.escape, words))
                     + r"\b)(?!\s*(?:[:\"“'‘(]|[A-Z]))")
         return cls(wants_names=bool(_WANTS_NAMES.search(question)),
-                   wants_purpose=bool(_WANTS_PURPOSE.search(question)), echo=echo,
+                   wants_purpose=bool(_WANTS_PURPOSE.search(question)),
+                   wants_gain=bool(_WANTS_GAIN.search(question)), echo=echo,
                    asked=frozenset(w.lower() for w in re.findall(r"\w+", question)),
                    long_echo=long_echo, bigrams=_bigrams(question), given_focus=given_focus)
 
@@ -286,6 +297,8 @@ def rank_score(c: Candidate, query: Query, type_ok: bool,
             score += w["names"] * min(shape.new_names(c.text), 3) / 3
         if shape.wants_purpose and _PURPOSE.search(c.text):
             score += w["purpose"]
+        if shape.wants_gain and _GAIN.search(c.text):
+            score += w["gain"]
         if shape.echo is not None and shape.echo.search(c.text):
             score -= w["echo"]
         if shape.long_echo is not None and shape.long_echo.search(c.text):

@@ -20,10 +20,11 @@ SCORE_WEIGHTS: dict[str, float] = {
     "soft_min": 0.5,
     "soft_scale": 0.64,
     "bm25": 0.0396,
-    "section_start": 0.0495,
+    "section_start": 0.025,
     "short": 0.055,
-    "names": 0.4,
+    "names": 0.5,
     "purpose": 0.1,
+    "gain": 0.1,
     "echo": 0.05,
     "long_echo": 1.0,
     "phrase": 0.5,
@@ -31,10 +32,10 @@ SCORE_WEIGHTS: dict[str, float] = {
     "given_focus": 0.3,
 }
 
-CONFIDENCE_BIAS: float = -6.6843266443684755
+CONFIDENCE_BIAS: float = -5.933888734986304
 CONFIDENCE_WEIGHTS: list[float] = [
-    0.852711, 2.72977, 0.761299, 0.488186, 3.90296, 1.81365, -0.0273203,
+    1.06996, 2.54509, 0, 0.490748, 4.04648, 1.34798, -0.640277,
 ]
 
-ABSTAIN_BELOW: float = 0.27
-"""Calibrated default for Settings.abstain_below (Brier score 0.121)."""
+ABSTAIN_BELOW: float = 0.33
+"""Calibrated default for Settings.abstain_below (Brier score 0.117)."""

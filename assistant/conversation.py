@@ -1,11 +1,12 @@
 """Follow-up questions: understanding "them", "it" or "the company" from earlier turns.
 
 No language model: a question is a follow-up when it leans on something it does not
-name (a pronoun, a generic definite noun like "the company", an opening "And", or too
-few words of its own). It is then searched together with the previous turn's subject:
-the earlier question's content words and the names and figures of its quoted answer,
-weighted below the question's own words. An answer already given in the conversation
-is ranked down, since a follow-up asks for something new.
+name (a pronoun, a generic definite noun like "the company", an opening "And", a closing
+verb with no object like "react", or too few words of its own). It is then searched
+together with the previous turn's subject: the earlier question's content words and the
+names and figures of its quoted answer, weighted below the question's own words. An
+answer already given in the conversation is ranked down, since a follow-up asks for
+something new.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ _GENERIC = re.compile(
     r"statement|function|method|statement|class|object|value|values|feature)\b", re.I)
 _OPENERS = re.compile(r"^\s*(?:and|but|so|also|then|what about|how about|and what|why not)\b",
                       re.I)
+_IMPLICIT_OBJECT = re.compile(
+    r"\b(?:react|respond|reply|retaliate|adapt|cope|comply|push back|hit back)\W*$", re.I)
+"""A question ending on a verb that needs "to what" ("How is Beijing expected to react?")
+leans on the earlier turn for it, as a pronoun would."""
 _CAPITALISED = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w-]+")
 _PLURAL = frozenset("they them their theirs these those".split())  # noqa: SIM905
 _SINGULAR = frozenset("it its this that".split())  # noqa: SIM905
@@ -43,7 +48,8 @@ def is_follow_up(question: str) -> bool:
     words = tx.terms(question)
     if any(w in _PRONOUNS for w in words):
         return True
-    if _GENERIC.search(question) or _OPENERS.search(question):
+    if _GENERIC.search(question) or _OPENERS.search(question) or \
+            _IMPLICIT_OBJECT.search(question):
         return True
     return len(tx.content_terms(question)) <= 1
 

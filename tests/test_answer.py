@@ -94,6 +94,12 @@ def test_near_duplicate_passages_are_collapsed(answerer: Any) -> None:
     # "they" after a question that asked for no names: what that question was about
     ("What were US export restrictions on AI chips meant to achieve?", "Did they work?",
      "largely failed"),
+    # "get out of it" asks what the US gains: the sentence with its revenue share
+    ("What did Washington decide about selling H200 chips to China?",
+     "What does the US get out of it?", "25% revenue share for the US"),
+    # "react" with no object: react to what the conversation is about
+    ("What did Washington decide about selling H200 chips to China?",
+     "How is Beijing expected to react?", "unlikely to change Beijing’s push"),
 ])
 def test_follow_up_is_understood_from_the_conversation(answerer: Any, first: str, follow: str,
                                                        expect: str) -> None:
@@ -110,6 +116,21 @@ def test_follow_up_detection() -> None:
     assert is_follow_up("Which of them are deploying rack-scale systems?")
     assert is_follow_up("And how did the company respond?")
     assert not is_follow_up("Which Chinese vendors build rack-scale AI systems?")
+    assert is_follow_up("How is Beijing expected to react?")
+    assert not is_follow_up("How did Beijing react to the H200 decision?")
+
+
+@pytest.mark.parametrize(("question", "gain"), [
+    ("What does the US get out of it?", True),
+    ("What's in it for Nvidia?", True),
+    ("Who benefits from the H200 decision?", True),
+    ("What do you get back from a function that never explicitly returns anything?", False),
+    ("What does the US want China to do?", False),
+])
+def test_a_question_about_what_someone_gains(question: str, gain: bool) -> None:
+    from assistant.answer import QuestionShape
+
+    assert QuestionShape.of(question).wants_gain is gain
 
 
 def test_same_question_without_conversation_is_not_resolved(answerer: Any) -> None:
@@ -150,7 +171,7 @@ def test_dev_set_quality_does_not_regress(answerer: Any) -> None:
     report = evaluate(answerer, load_gold(DATA / "dev_questions.jsonl"))
     misses = [(i.question, i.answer) for i in report.items
               if (i.answerable and not i.correct_top1) or (not i.answerable and not i.abstained)]
-    assert report.top1_accuracy >= 0.85, misses
+    assert report.top1_accuracy >= 0.9, misses
     assert report.hit_at_3 >= 0.9, misses
     assert report.abstention_recall >= 0.9, misses
     assert report.abstention_precision >= 0.9, misses
