@@ -361,13 +361,14 @@ class Retriever:
 
     def neighbours(self, doc_id: str, start: int, end: int) -> tuple[tuple[int, int, str] | None,
                                                                    tuple[int, int, str] | None]:
-        """The sentences just before and after a span in its document (for answer spans)."""
+        """The sentences just before and after a span in its document (for answer spans);
+        their text from the FTS table, as in ``_sentences``, not cut out of the document."""
         prev = self.conn.execute(
-            "SELECT start, end, substr(d.text, s.start + 1, s.end - s.start) FROM sentences s "
-            "JOIN documents d USING(doc_id) WHERE s.doc_id=? AND s.start < ? "
-            "ORDER BY s.start DESC LIMIT 1", (doc_id, start)).fetchone()
+            "SELECT s.start, s.end, f.body FROM sentences s JOIN sentence_fts f ON f.rowid = s.id "
+            "WHERE s.doc_id=? AND s.start < ? ORDER BY s.start DESC LIMIT 1",
+            (doc_id, start)).fetchone()
         nxt = self.conn.execute(
-            "SELECT start, end, substr(d.text, s.start + 1, s.end - s.start) FROM sentences s "
-            "JOIN documents d USING(doc_id) WHERE s.doc_id=? AND s.start >= ? "
-            "ORDER BY s.start LIMIT 1", (doc_id, end)).fetchone()
+            "SELECT s.start, s.end, f.body FROM sentences s JOIN sentence_fts f ON f.rowid = s.id "
+            "WHERE s.doc_id=? AND s.start >= ? ORDER BY s.start LIMIT 1",
+            (doc_id, end)).fetchone()
         return (tuple(prev) if prev else None, tuple(nxt) if nxt else None)
