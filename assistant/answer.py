@@ -65,6 +65,15 @@ _WANTS_MEASURE = re.compile(
     r"wattage|tdp)\b", re.I)
 _MEASURE = re.compile(r"\d[\d.,]*\s?(gb|tb|mb|gb/s|tb/s|w|kw|nm|ghz|mhz|flops|tflops|pflops|"
                       r"cores|transistors|watts|gigabytes|terabytes)\b", re.I)
+_TIME_WORD = (r"(?:nano|micro|milli)?seconds?|minutes?|hours?|days?|weeks?|months?|years?"
+              r"|decades?")
+_WANTS_DURATION = re.compile(
+    rf"\bhow (?:many|much) (?:{_TIME_WORD})\b|\bhow long (?:does|do|did|will|would|can|could)"
+    rf"\b.{{0,80}}\b(?:take|last|run)\b", re.I)
+_DURATION = re.compile(  # "20 ns", "3.5 seconds", "three years", "a few weeks"
+    rf"\b\d[\d.,]*\s?(?:{_TIME_WORD}|ns|µs|us|ms|s|secs?|mins?|hrs?)\b|\b(?:an?|one|two|three"
+    rf"|four|five|six|seven|eight|nine|ten|several|a few|dozens of|hundreds of|thousands of)"
+    rf"\s+(?:{_TIME_WORD})\b", re.I)
 _WANTS_REASON = re.compile(r"^\W*(and\s+|so\s+|but\s+)?(why|how come)\b|\bwhat is the reason\b",
                            re.I)
 _REASON = re.compile(r"\b(because|since|due to|so that|in order to|to avoid|to prevent|"
@@ -109,6 +118,7 @@ _KINDS: tuple[tuple[str, re.Pattern[str], re.Pattern[str], bool, bool], ...] = (
     # (name, the question asks for it, a sentence holds it, ranks down without it,
     #  abstains without it) -- in the order a missing kind is reported
     ("date", _WANTS_DATE, _DATE, True, True),
+    ("duration", _WANTS_DURATION, _DURATION, True, True),
     ("count", _WANTS_COUNT, _COUNT, True, True),
     ("measurement", _WANTS_MEASURE, _MEASURE, True, True),
     ("price", _WANTS_MONEY, _MONEY, True, True),

@@ -243,6 +243,11 @@ def test_why_question_quotes_the_reason_that_follows_the_fact(tmp_path: Path) ->
     ("How many units were ordered?", "Orders were strong.", True),
     ("What process node is it made on?", "It is made on a 4 nm node.", False),
     ("What happens when a loop ends?", "The else clause runs.", False),
+    # a duration is a figure with a unit of time, not any figure
+    ("How many nanoseconds does a dictionary lookup take?", ">>> len(d)\n3", True),
+    ("How many nanoseconds does a dictionary lookup take?", "A lookup takes about 20 ns.", False),
+    ("How long did the ban last?", "The ban lasted three years.", False),
+    ("How long did the ban last?", "The ban covered 12 chip models.", True),
     ("What is the model number of Huawei's latest chip?", "Huawei builds rack systems.", True),
     ("What is the model number of Huawei's latest chip?", "Huawei ships the Ascend 910C.", False),
     ("What is the name of the Commerce Secretary who approved it?",
