@@ -51,11 +51,20 @@ _MONEY = re.compile(r"[$€£¥]\s?\d|\b\d[\d.,]*\s?(dollars?|usd|eur|euros?|yua
                     r"bn|billion|million|m|k)\b", re.I)
 _WANTS_DATE = re.compile(
     # "when" asks for a time only as the question word ("When did...", "And since when..."),
-    # not inside a clause ("What happens when...?"); "tomorrow's AI" is no time either
-    r"^\W*(?:(?:and|so|but)\s+)?(?:since\s+|until\s+)?when\b|"
+    # not inside a clause ("What happens when...?"), and not in the present tense ("When does
+    # str.join raise...?" asks as often for a condition; see _WANTS_TIME_OR_CONDITION);
+    # "tomorrow's AI" is no time either
+    r"^\W*(?:(?:and|so|but)\s+)?(?:since\s+|until\s+)?when\b"
+    r"(?!\s+(?:does|do|is|are|can|should|must|may)\b)|"
     r"\b((what|which|on what) (year|date|day|month|time)|last (year|month|week|quarter)|"
     r"this (year|month|week|quarter)|next (year|month|week)|yesterday|today|tomorrow|"
     r"in (19|20)\d\d)\b(?!['’]s)", re.I)
+_WANTS_TIME_OR_CONDITION = re.compile(
+    r"^\W*(?:(?:and|so|but)\s+)?when\s+(?:does|do|is|are|can|should|must|may)\b", re.I)
+_TIME_OR_CONDITION = re.compile(
+    r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|September|October"
+    r"|November|December|Q[1-4]|if|when|whenever|unless|once|until|after|before|while|only)\b",
+    re.I)
 _WANTS_COUNT = re.compile(r"\bhow many\b", re.I)
 _COUNT = re.compile(r"\b\d[\d,.]*\b(?!\s?%)|\b(one|two|three|four|five|six|seven|eight|nine|ten|"
                     r"dozens?|hundreds?|thousands?|millions?|billions?)\b", re.I)
@@ -118,6 +127,7 @@ _KINDS: tuple[tuple[str, re.Pattern[str], re.Pattern[str], bool, bool], ...] = (
     # (name, the question asks for it, a sentence holds it, ranks down without it,
     #  abstains without it) -- in the order a missing kind is reported
     ("date", _WANTS_DATE, _DATE, True, True),
+    ("time or condition", _WANTS_TIME_OR_CONDITION, _TIME_OR_CONDITION, True, False),
     ("duration", _WANTS_DURATION, _DURATION, True, True),
     ("count", _WANTS_COUNT, _COUNT, True, True),
     ("measurement", _WANTS_MEASURE, _MEASURE, True, True),

@@ -13,7 +13,9 @@ import re
 import unicodedata
 
 _TERM = re.compile(r"[^\W_]+", re.UNICODE)
-_IDENT = re.compile(r"(?<![\w.])(?:[A-Za-z]*\d[\w.]*%?|\d+(?:[.,]\d+)*%?|[A-Z]{2,}[a-z]?s?)(?!\w)")
+_IDENT = re.compile(r"(?<![\w.])(?:[A-Za-z]*\d[\w.]*%?|\d+(?:[.,]\d+)*%?|[A-Z]{2,}[a-z]?s?"
+                    # dotted code names ("json.dumps", "os.path.join"); not "e.g."
+                    r"|[A-Za-z_][A-Za-z0-9_]+(?:\.[A-Za-z_][A-Za-z0-9_]+)+)(?!\w)")
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -74,7 +76,8 @@ def variants(term: str) -> list[str]:
 
 
 def identifiers(text: str) -> list[str]:
-    """Model numbers, figures and acronyms as written ("H200", "25%", "US"), folded, distinct."""
+    """Model numbers, figures, acronyms and dotted code names as written ("H200", "25%", "US",
+    "str.join"), folded, distinct."""
     seen: dict[str, None] = {}
     for m in _IDENT.finditer(text):
         tok = fold(m.group(0)).rstrip(".")

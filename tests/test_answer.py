@@ -77,6 +77,14 @@ def test_identifier_h200_is_not_h20(answerer: Any) -> None:
     assert "H200" in b.answer.text
 
 
+def test_dotted_code_names_are_identifiers() -> None:
+    """"json.dumps" must be in the quote as written, like "H200"; "e.g." is no name."""
+    from assistant import text as tx
+
+    assert tx.identifiers("What does json.dumps do with a datetime?") == ["json.dumps"]
+    assert tx.identifiers("Use os.path.join(), e.g. for paths, i.e. strings.") == ["os.path.join"]
+
+
 def test_near_duplicate_passages_are_collapsed(answerer: Any) -> None:
     a = answerer.ask("What does the US get from H200 sales to China?", top_k=10)
     quotes = [" ".join(c.quote.lower().split()) for c in a.citations]
@@ -243,6 +251,10 @@ def test_why_question_quotes_the_reason_that_follows_the_fact(tmp_path: Path) ->
     ("How many units were ordered?", "Orders were strong.", True),
     ("What process node is it made on?", "It is made on a 4 nm node.", False),
     ("What happens when a loop ends?", "The else clause runs.", False),
+    # "When does X raise...?" asks for a condition as often as for a date
+    ("When does str.join raise a TypeError?",
+     "A TypeError will be raised if there are any non-string values in iterable.", False),
+    ("When did the administration announce it?", "Nvidia welcomed the decision.", True),
     # a duration is a figure with a unit of time, not any figure
     ("How many nanoseconds does a dictionary lookup take?", ">>> len(d)\n3", True),
     ("How many nanoseconds does a dictionary lookup take?", "A lookup takes about 20 ns.", False),
