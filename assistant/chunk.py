@@ -25,7 +25,10 @@ import sentencex
 from assistant.ingest import BULLET, is_rule_line, iter_lines_with_offsets
 from assistant.models import Chunk, Section, SourceDocument, Span
 
-CHUNKER_VERSION = 2  # 2: bullet markers and long prefixes count against the window
+CHUNKER_VERSION = 3
+"""Bumped when the text chunks are cut from changes, so older indexes rebuild: 2, bullet
+markers and long prefixes count against the window; 3, HTML page furniture (menus, search
+boxes, site footers) is no longer extracted."""
 
 def _segmenter_id() -> str:
     from importlib.metadata import PackageNotFoundError, version

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from assistant.models import Section, SkippedFile, SourceDocument
 
@@ -315,7 +315,22 @@ _BLOCK_TAGS = {"p", "div", "section", "article", "header", "footer", "main", "as
                "pre", "br", "hr", "figure", "figcaption", "form", "h1", "h2", "h3", "h4", "h5",
                "h6", "address", "details", "summary"}
 _DROP_TAGS = ["script", "style", "noscript", "template", "svg", "head", "iframe", "object"]
+_CHROME = ("nav, [role=navigation], [role=search], [role=contentinfo], [aria-hidden=true], "
+           "footer")
+"""Page furniture, not prose: menus, search boxes, the site footer ("© 2025 Example ·
+Privacy · Contact"), what is hidden from screen readers. A footer inside an article or
+section ("Filed under: export controls") belongs to it and is kept."""
+_CONTENT_TAGS = {"article", "main", "section"}
 _WS = re.compile(r"\s+")
+
+
+def _inside(node: Any, tags: set[str]) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag in tags:
+            return True
+        parent = parent.parent
+    return False
 
 
 def _extract_html(html: str) -> tuple[str, list[Section], str]:
@@ -326,6 +341,9 @@ def _extract_html(html: str) -> tuple[str, list[Section], str]:
     title = _WS.sub(" ", title_node.text()).strip() if title_node else ""
     for tag in _DROP_TAGS:
         for node in tree.css(tag):
+            node.decompose()
+    for node in tree.css(_CHROME):
+        if node.tag != "footer" or not _inside(node, _CONTENT_TAGS):
             node.decompose()
     root = tree.body or tree.root
     out = io.StringIO()

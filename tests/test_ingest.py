@@ -146,6 +146,20 @@ def test_html_headings_and_visible_text_only() -> None:
     assert_sections_tile_the_text(doc)
 
 
+def test_html_page_furniture_is_not_indexed() -> None:
+    """Menus, search boxes, breadcrumbs, hidden icons and the site footer are not prose to
+    quote; the article, its own footer and an aside with content are."""
+    doc = extract_file(DATA / "news-page.html")
+    for chrome in ("MENU-", "SEARCH-", "BREADCRUMB-", "ICON-", "FOOTER-"):
+        assert chrome not in doc.text
+    assert "Washington will let Nvidia ship H200 GPUs to approved buyers in China." in doc.text
+    assert "A quarter of the revenue goes to the US Treasury." in doc.text
+    assert "Filed under: export controls" in doc.text
+    assert "Huawei ships new Ascend racks." in doc.text
+    assert [t for lvl, t in section_titles(doc) if lvl] == ["H200 exports resume", "Related"]
+    assert_sections_tile_the_text(doc)
+
+
 def test_pdf_pages_are_sections() -> None:
     raw = make_pdf([["Quarterly Chip Report", "Exports fell by 25% in the U.S. market."],
                     [], ["Outlook", "Capacity in Arizona will double by 2027."]],
