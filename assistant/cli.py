@@ -140,13 +140,15 @@ def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_js
     if as_json:
         click.echo(summary.model_dump_json())
         return
+    from assistant.render import count
+
     if summary.up_to_date:
-        click.echo(f"Index is up to date: {summary.documents} documents, {summary.chunk_count} "
-                   f"chunks ({summary.seconds:.2f} s).")
+        click.echo(f"Index is up to date: {count(summary.documents, 'document')}, "
+                   f"{count(summary.chunk_count, 'chunk')} ({summary.seconds:.2f} s).")
         return
     if summary.full_rebuild_reason:
         click.echo(f"Full rebuild: {summary.full_rebuild_reason}.")
-    click.echo(f"Indexed {summary.documents} documents into {summary.index_dir} "
+    click.echo(f"Indexed {count(summary.documents, 'document')} into {summary.index_dir} "
                f"(generation {summary.generation}): {len(summary.added)} added, "
                f"{len(summary.changed)} changed, {len(summary.removed)} removed, "
                f"{summary.unchanged} unchanged, {len(summary.skipped)} skipped; "
@@ -175,10 +177,12 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool) -> None
     click.echo(f"Model:     {st.model}")
     vec = st.vectors
     click.echo(f"Vectors:   {vec.store} {vec.kind}" if vec else "Vectors:   ?")
-    click.echo(f"Contents:  {len(st.documents)} documents, {st.chunk_count} chunks, "
-               f"{st.sentence_count} sentences")
+    from assistant.render import count
+
+    click.echo(f"Contents:  {count(len(st.documents), 'document')}, "
+               f"{count(st.chunk_count, 'chunk')}, {count(st.sentence_count, 'sentence')}")
     for d in st.documents:
-        click.echo(f"  - {d.doc_id}: {d.title} ({d.chunks} chunks)")
+        click.echo(f"  - {d.doc_id}: {d.title} ({count(d.chunks, 'chunk')})")
     if st.stale:
         click.echo(f"Stale:     yes — {'; '.join(st.stale_reasons[:5])}"
                    + (" …" if len(st.stale_reasons) > 5 else "") + "; run `assistant index`")

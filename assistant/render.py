@@ -19,6 +19,11 @@ def printable(text: str) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group(0)):02x}", text)
 
 
+def count(n: int, noun: str) -> str:
+    """``1 document``, ``2 documents``: a number with its noun in agreement."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def citation_line(c: Citation) -> str:
     """``[1] Title — Section, characters 120–245 (score 0.71)``"""
     where = f"{c.title} — {c.section}" if c.section and c.section != c.title else c.title

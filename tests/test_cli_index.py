@@ -67,12 +67,12 @@ def copy(built: tuple[Path, Path, str], tmp_path: Path) -> tuple[Path, Path]:
 
 def test_index_prints_a_summary_then_up_to_date(built: tuple[Path, Path, str]) -> None:
     corpus, index, first = built
-    assert first.startswith(f"Indexed 1 documents into {index} (generation 1): 1 added, "
+    assert first.startswith(f"Indexed 1 document into {index} (generation 1): 1 added, "
                             "0 changed, 0 removed, 0 unchanged, 0 skipped; 7 chunks embedded, "
                             "7 in all;")
     r = run("index", *where(corpus, index))
     assert r.returncode == 0 and r.stderr == ""
-    assert r.stdout.startswith("Index is up to date: 1 documents, 7 chunks (")
+    assert r.stdout.startswith("Index is up to date: 1 document, 7 chunks (")
 
 
 def test_index_json_is_one_build_summary(copy: tuple[Path, Path]) -> None:
@@ -166,7 +166,7 @@ def test_info_says_what_the_index_holds(built: tuple[Path, Path, str]) -> None:
     assert f"Index:     {index} (generation 1)" in out
     assert "Built at:  20" in out
     assert "Model:     sentence-transformers/all-MiniLM-L6-v2 (53aa51172d14)" in out
-    assert "Contents:  1 documents, 7 chunks, 19 sentences" in out
+    assert "Contents:  1 document, 7 chunks, 19 sentences" in out
     assert ("  - nvidia-h200-china.txt: Letting Nvidia sell H200s to China is closing the door "
             "after the horse has bolted (7 chunks)") in out
     assert "Stale:     no" in out

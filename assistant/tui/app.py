@@ -42,6 +42,7 @@ from textual.worker import Worker, WorkerState
 
 from assistant.conversation import Conversation
 from assistant.errors import AssistantError
+from assistant.render import count
 from assistant.settings import Settings
 from assistant.tui.history import InputHistory, default_history_path
 from assistant.tui.messages import BuildProgress, SourceRequested
@@ -228,8 +229,9 @@ class BriefingApp(App[None]):
             self.index_error = None
             summary = outcome.summary
             if summary is not None and not summary.up_to_date:
-                self.notify(f"Indexed {summary.documents} documents ({summary.chunk_count} "
-                            f"chunks; {summary.chunks_embedded} embedded) in "
+                self.notify(f"Indexed {count(summary.documents, 'document')} "
+                            f"({count(summary.chunk_count, 'chunk')}; "
+                            f"{summary.chunks_embedded:,} embedded) in "
                             f"{summary.seconds:.1f} s.", title="Index built", markup=False)
             elif kind == "rebuild":
                 self.notify("The index was already up to date; reopened it.",
@@ -239,9 +241,9 @@ class BriefingApp(App[None]):
                                                         warning=True))
             manifest = outcome.engine.index.manifest
             docs = len(manifest.documents)
-            self.sub_title = f"{docs} document{'s' * (docs != 1)}"
-            status.say(f"Ready — {docs} document{'s' * (docs != 1)}, "
-                       f"{manifest.chunk_count:,} chunks. Ask a question.", "ready")
+            self.sub_title = count(docs, "document")
+            status.say(f"Ready — {count(docs, 'document')}, "
+                       f"{count(manifest.chunk_count, 'chunk')}. Ask a question.", "ready")
         elif outcome.error is not None:
             await self._add_card(MessageCard.error(outcome.error, str(self.settings.corpus_dir),
                                                    also=outcome.also))
