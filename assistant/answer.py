@@ -52,19 +52,13 @@ _MONEY = re.compile(r"[$€£¥]\s?\d|\b\d[\d.,]*\s?(dollars?|usd|eur|euros?|yua
 _WANTS_DATE = re.compile(
     # "when" asks for a time only as the question word ("When did...", "And since when..."),
     # not inside a clause ("What happens when...?"), and not in the present tense ("When does
-    # str.join raise...?" asks as often for a condition; see _WANTS_TIME_OR_CONDITION);
+    # str.join raise...?" asks as often for a condition as for a date);
     # "tomorrow's AI" is no time either
     r"^\W*(?:(?:and|so|but)\s+)?(?:since\s+|until\s+)?when\b"
     r"(?!\s+(?:does|do|is|are|can|should|must|may)\b)|"
     r"\b((what|which|on what) (year|date|day|month|time)|last (year|month|week|quarter)|"
     r"this (year|month|week|quarter)|next (year|month|week)|yesterday|today|tomorrow|"
     r"in (19|20)\d\d)\b(?!['’]s)", re.I)
-_WANTS_TIME_OR_CONDITION = re.compile(
-    r"^\W*(?:(?:and|so|but)\s+)?when\s+(?:does|do|is|are|can|should|must|may)\b", re.I)
-_TIME_OR_CONDITION = re.compile(
-    r"\b(1[89]\d\d|20\d\d|January|February|March|April|May|June|July|August|September|October"
-    r"|November|December|Q[1-4]|if|when|whenever|unless|once|until|after|before|while|only)\b",
-    re.I)
 _WANTS_COUNT = re.compile(r"\bhow many\b", re.I)
 _COUNT = re.compile(r"\b\d[\d,.]*\b(?!\s?%)|\b(one|two|three|four|five|six|seven|eight|nine|ten|"
                     r"dozens?|hundreds?|thousands?|millions?|billions?)\b", re.I)
@@ -127,7 +121,6 @@ _KINDS: tuple[tuple[str, re.Pattern[str], re.Pattern[str], bool, bool], ...] = (
     # (name, the question asks for it, a sentence holds it, ranks down without it,
     #  abstains without it) -- in the order a missing kind is reported
     ("date", _WANTS_DATE, _DATE, True, True),
-    ("time or condition", _WANTS_TIME_OR_CONDITION, _TIME_OR_CONDITION, True, False),
     ("duration", _WANTS_DURATION, _DURATION, True, True),
     ("count", _WANTS_COUNT, _COUNT, True, True),
     ("measurement", _WANTS_MEASURE, _MEASURE, True, True),
@@ -224,6 +217,12 @@ _WANTS_GAIN = re.compile(
 _GAIN = re.compile(
     r"\b(revenue|profits?|share|cut|fees?|royalt(y|ies)|payments?|income|proceeds|taxe?s?|levy"
     r"|gains?|benefits?|earn(s|ed|ings)?)\b|%|\bper ?cent\b", re.I)
+_RANK_UP_KINDS: tuple[tuple[str, re.Pattern[str], re.Pattern[str]], ...] = (
+    # (weight name, the question asks for it, a sentence holds it): a sentence holding what
+    # is asked ranks up by that weight; one without it is not ruled out
+    ("purpose", _WANTS_PURPOSE, _PURPOSE),
+    ("gain", _WANTS_GAIN, _GAIN),
+)
 _FOCUS = re.compile(r"^\W*(?:(?:and|so|but)\s+)?(?:what|which)\s+((?:[\w-]+\s+){0,2}?[\w-]+)"
                     r"\s+(?:does|do|did|is|are|was|were|has|have|had|can|could|will|would|"
                     r"should|may|might|must|concerning|about|of|for|in|on)\b", re.I)
@@ -236,8 +235,9 @@ class QuestionShape:
     """What the question's form says about its answer, beyond its words."""
 
     wants_names: bool = False
-    wants_purpose: bool = False
-    wants_gain: bool = False
+    rank_up: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    """The kinds of answer asked for that rank a sentence holding them up (weight name,
+    pattern): an aim for "what was it meant to achieve", a gain for "what does X get"."""
     echo: re.Pattern[str] | None = None
     """The question's opening ("who makes"): a sentence holding it restates the question
     ("if you care who makes the gear...") rather than answering it."""
@@ -271,10 +271,14 @@ class QuestionShape:
                     r"(?i:\b(?:the|this|that|these|those)\s+" + r"\W+".join(map(re.escape, words))
                     + r"\b)(?!\s*(?:[:\"“'‘(]|[A-Z]))")
         return cls(wants_names=bool(_WANTS_NAMES.search(question)),
-                   wants_purpose=bool(_WANTS_PURPOSE.search(question)),
-                   wants_gain=bool(_WANTS_GAIN.search(question)), echo=echo,
+                   rank_up=tuple((name, has) for name, asks, has in _RANK_UP_KINDS
+                                 if asks.search(question)), echo=echo,
                    asked=frozenset(w.lower() for w in re.findall(r"\w+", question)),
                    long_echo=long_echo, bigrams=_bigrams(question), given_focus=given_focus)
+
+    @property
+    def wants_gain(self) -> bool:
+        return any(name == "gain" for name, _ in self.rank_up)
 
     def phrase_share(self, sentence: str) -> float:
         """Share of the question's consecutive word pairs that the sentence also holds."""
@@ -315,10 +319,9 @@ def rank_score(c: Candidate, query: Query, type_ok: bool,
     if shape is not None:
         if shape.wants_names:
             score += w["names"] * min(shape.new_names(c.text), 3) / 3
-        if shape.wants_purpose and _PURPOSE.search(c.text):
-            score += w["purpose"]
-        if shape.wants_gain and _GAIN.search(c.text):
-            score += w["gain"]
+        for name, has in shape.rank_up:
+            if has.search(c.text):
+                score += w[name]
         if shape.echo is not None and shape.echo.search(c.text):
             score -= w["echo"]
         if shape.long_echo is not None and shape.long_echo.search(c.text):
