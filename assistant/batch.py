@@ -16,10 +16,10 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from assistant.answer import Answerer
-from assistant.conversation import Conversation
 from assistant.errors import AssistantError, InputError
 from assistant.models import Answer, BatchErrorRecord, BatchQuestion
+from assistant.qa.conversation import Conversation
+from assistant.qa.pipeline import Answerer
 
 
 def parse_line(raw: str, line_no: int, jsonl: bool) -> BatchQuestion | BatchErrorRecord | None:
@@ -88,12 +88,13 @@ def run_batch(answerer: Answerer, path: Path, top_k: int | None = None
             if isinstance(item, BatchErrorRecord):
                 yield item
                 continue
-            conv = None
-            if item.conversation:
-                conv = conversations.setdefault(item.conversation,
-                                                Conversation(id=item.conversation))
+            conv = conversations.get(item.conversation or "", Conversation(id=item.conversation
+                                                                         or ""))
             try:
-                yield answerer.ask(item.question, conv, qid=item.id, top_k=top_k)
+                reply = answerer.ask(item.question, conv, qid=item.id, top_k=top_k)
+                if item.conversation:
+                    conversations[item.conversation] = reply.conversation
+                yield reply.answer
             except AssistantError as exc:
                 yield BatchErrorRecord(line=line_no, id=item.id, error=exc.message)
 

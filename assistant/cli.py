@@ -191,8 +191,8 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool) -> None
 
 
 def _open_answerer(settings: Any) -> Any:
-    from assistant.answer import Answerer
     from assistant.errors import IndexCorruptError, ModelError
+    from assistant.qa.pipeline import Answerer
     from assistant.store import open_index
 
     index = open_index(settings.index_dir)
@@ -224,7 +224,7 @@ def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool)
     """Answer one QUESTION with a verbatim quote and its citations."""
     settings = _settings(index_dir=index_dir)
     answerer = _open_answerer(settings)
-    answer = answerer.ask(question, top_k=top_k)
+    answer = answerer.ask(question, top_k=top_k).answer
     _warn_if_stale(answerer)
     if as_json:
         click.echo(answer.model_dump_json())

@@ -2,7 +2,8 @@
 
 A gold line is ``{question, expect_any: [phrases], conversation?, answerable?, id?}``.
 An answer is right at top-1 when the quoted answer contains one of the phrases
-(case-insensitive); hit@3 when the answer or one of the first three citations does;
+(case-insensitive); hit@3 when the answer or one of the next two citations does (an
+abstention is a miss for both);
 the reciprocal rank is that of the first citation that does. Abstention precision and
 recall treat "abstained" as the prediction of "unanswerable".
 """
@@ -15,10 +16,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from assistant.answer import Answerer
-from assistant.conversation import Conversation
 from assistant.errors import InputError
 from assistant.models import Answer, EvalItem, EvalReport, GoldQuestion
+from assistant.qa.conversation import Conversation
+from assistant.qa.pipeline import Answerer
 
 
 def load_gold(path: Path) -> list[GoldQuestion]:
@@ -47,9 +48,13 @@ def _contains(text: str | None, phrases: list[str]) -> bool:
 
 
 def score_answer(g: GoldQuestion, a: Answer, latency_ms: float, qid: str) -> EvalItem:
-    texts = [a.answer.text if a.answer else None] + [c.quote for c in a.citations]
+    # the quote, then the citations after the answer's own: three texts in all; an
+    # abstention offers no answer, so its closest passages are no hit
+    texts = [a.answer.text if a.answer else None] + [c.quote for c in a.citations
+                                                       if not c.is_answer]
     top1 = g.answerable and not a.abstained and _contains(texts[0], g.expect_any)
-    hit3 = g.answerable and any(_contains(t, g.expect_any) for t in texts[:4])
+    hit3 = g.answerable and not a.abstained and any(_contains(t, g.expect_any)
+                                                    for t in texts[:3])
     rr = 0.0
     if g.answerable:
         for rank, c in enumerate(a.citations, start=1):
@@ -66,10 +71,12 @@ def evaluate(answerer: Answerer, gold: list[GoldQuestion]) -> EvalReport:
     conversations: dict[str, Conversation] = {}
     items: list[EvalItem] = []
     for n, g in enumerate(gold, start=1):
-        conv = conversations.setdefault(g.conversation, Conversation(id=g.conversation)) \
-            if g.conversation else None
+        conv = conversations.get(g.conversation or "", Conversation(id=g.conversation or ""))
         t = time.perf_counter()
-        a = answerer.ask(g.question, conv, qid=g.id or str(n))
+        reply = answerer.ask(g.question, conv, qid=g.id or str(n))
+        if g.conversation:
+            conversations[g.conversation] = reply.conversation
+        a = reply.answer
         items.append(score_answer(g, a, (time.perf_counter() - t) * 1000, g.id or str(n)))
     return report(items)
 

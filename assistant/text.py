@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from assistant.qa import lang
+
 _TERM = re.compile(r"[^\W_]+", re.UNICODE)
 _IDENT = re.compile(r"(?<![\w.])(?:[A-Za-z]*\d[\w.]*%?|\d+(?:[.,]\d+)*%?|[A-Z]{2,}[a-z]?s?"
                     # dotted code names ("json.dumps", "os.path.join"); not "e.g."
@@ -19,20 +21,9 @@ _IDENT = re.compile(r"(?<![\w.])(?:[A-Za-z]*\d[\w.]*%?|\d+(?:[.,]\d+)*%?|[A-Z]{2
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are aren as at be because been before
-being below between both but by can cannot could couldn did didn do does doesn doing don down
-during each few for from further get gets got had has have having he her here hers herself him
-himself his how i if in into is isn it its itself just let me more most much my myself no nor
-not of off on once only or other ought our ours ourselves out over own same shall she should
-so some such than that the their theirs them themselves then there these they this those
-through to too under until up upon very was wasn we were weren what when where which while who
-whom why will with won would you your yours yourself yourselves s t does tell say says said
-according mention mentioned mentions describe described explain explained give given name
-named please kind thing things whose etc e g ie eg vs via
-""".split())  # noqa: SIM905 - a word list reads best as text
-
-QUESTION_WORDS = frozenset(["what", "which", "who", "whom", "whose", "when", "where", "why", "how"])
+_LANG = lang.load("en")  # tokenisation is the index's, the same for every language
+STOPWORDS = _LANG.stopwords
+QUESTION_WORDS = _LANG.question_words
 
 
 def fold(text: str) -> str:
@@ -59,20 +50,7 @@ def content_terms(text: str) -> list[str]:
 
 def variants(term: str) -> list[str]:
     """The term and its simple singular/plural forms, for matching without a stemmer."""
-    out = [term]
-    if term.isdigit() or len(term) < 3:
-        return out
-    if term.endswith("ies") and len(term) > 4:
-        out.append(term[:-3] + "y")
-    elif term.endswith("es") and len(term) > 4 and term[-3] in "sxzh":
-        out.append(term[:-2])
-    elif term.endswith("s") and not term.endswith("ss"):
-        out.append(term[:-1])
-    else:
-        out.append(term + "s")
-        if term.endswith("y") and len(term) > 3 and term[-2] not in "aeiou":
-            out.append(term[:-1] + "ies")
-    return out
+    return _LANG.variants(term)
 
 
 def identifiers(text: str) -> list[str]:

@@ -276,7 +276,7 @@ def model_path() -> str:
 # --- peers (run in .bench-venv) --------------------------------------------------------------
 
 def peers_available() -> bool:
-    return BENCH_PYTHON.is_file() and (BENCH_VENV / ".installed-v1").is_file()
+    return BENCH_PYTHON.is_file() and (BENCH_VENV / ".installed-v2").is_file()
 
 
 def run_peer(job: dict[str, Any], workdir: Path, timeout: float = 7200,
@@ -442,7 +442,7 @@ def _probe_ours(job: dict[str, Any]) -> dict[str, Any]:
     (imports excluded and included), first answer, warm latencies. (Not peak memory: a
     child's ru_maxrss starts from its parent's at fork; see peak_rss_isolated.)"""
     t = time.perf_counter()
-    from assistant.answer import Answerer
+    from assistant.qa.pipeline import Answerer
     from assistant.settings import Settings
     from assistant.store import open_index
 
@@ -456,7 +456,7 @@ def _probe_ours(job: dict[str, Any]) -> dict[str, Any]:
     answerer_s = time.perf_counter() - t
     questions: list[str] = job["questions"]
     t = time.perf_counter()
-    first = answerer.ask(questions[0])
+    first = answerer.ask(questions[0]).answer
     first_s = time.perf_counter() - t
     cold_s = time.time() - float(job["launched_at"])
     for q in questions[:5]:
@@ -466,7 +466,7 @@ def _probe_ours(job: dict[str, Any]) -> dict[str, Any]:
     for _ in range(int(job.get("repeats", 3))):
         for q in questions:
             t = time.perf_counter()
-            a = answerer.ask(q)
+            a = answerer.ask(q).answer
             latencies.append(time.perf_counter() - t)
             abstained += a.abstained
     t = time.perf_counter()

@@ -37,7 +37,7 @@ def briefing_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def answerer(briefing_index: Path) -> Iterator[object]:
-    from assistant.answer import Answerer
+    from assistant.qa.pipeline import Answerer
     from assistant.settings import Settings
     from assistant.store import open_index
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.answer import Answerer
 from assistant.build import build_index
+from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
 from assistant.store import blob_vector, open_index
 
@@ -83,7 +83,7 @@ def test_ivf_index_stays_exact_about_ids_across_incremental_builds(tmp_path: Pat
     idx = open_index(index)
     try:
         ans = Answerer(idx, _settings(corpus, index)).ask(
-            "What share of the H200 revenue goes to the US government?")
+            "What share of the H200 revenue goes to the US government?").answer
         assert not ans.abstained and ans.answer is not None
         assert "25%" in ans.answer.text
         assert ans.answer.doc_id == BRIEFING.name

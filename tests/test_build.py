@@ -107,11 +107,11 @@ def assert_consistent(snap: dict[str, object]) -> None:
 
 
 def ask(index: Path, question: str) -> object:
-    from assistant.answer import Answerer
+    from assistant.qa.pipeline import Answerer
 
     idx = open_index(index)
     try:
-        return Answerer(idx, Settings(index_dir=index)).ask(question)
+        return Answerer(idx, Settings(index_dir=index)).ask(question).answer
     finally:
         idx.close()
 

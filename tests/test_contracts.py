@@ -26,7 +26,7 @@ def imported_after(statement: str, watch: list[str]) -> list[str]:
 
 
 def test_core_and_cli_never_import_the_tui_or_torch() -> None:
-    found = imported_after("import assistant.answer, assistant.build, assistant.cli",
+    found = imported_after("import assistant.qa.pipeline, assistant.build, assistant.cli",
                            ["textual", "torch", "sentence_transformers", "transformers"])
     assert found == []
 

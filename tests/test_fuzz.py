@@ -156,7 +156,7 @@ def test_any_question_gives_an_answer_with_exact_quotes_or_an_input_error(
     from assistant.models import Answer
 
     try:
-        answer = answerer.ask(question)
+        answer = answerer.ask(question).answer
     except InputError as exc:
         assert exc.exit_code == 8 and exc.message
         return
@@ -170,13 +170,14 @@ def test_any_question_gives_an_answer_with_exact_quotes_or_an_input_error(
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(turns=st.lists(QUESTIONS, min_size=2, max_size=4))
 def test_any_conversation_keeps_exact_quotes(answerer: Any, turns: list[str]) -> None:
-    from assistant.conversation import Conversation
     from assistant.errors import InputError
+    from assistant.qa.conversation import Conversation
 
     conv = Conversation(id="fuzz")
     for question in turns:
         try:
-            answer = answerer.ask(question, conv)
+            reply = answerer.ask(question, conv)
         except InputError:
             continue
-        assert_quotes_match(answer, answerer.index.document_text)
+        conv = reply.conversation
+        assert_quotes_match(reply.answer, answerer.index.document_text)

@@ -215,7 +215,7 @@ def test_symlinks_are_never_followed(hostile: dict[str, Any]) -> None:
 
 
 def test_duplicates_are_both_indexed_but_collapsed_in_answers(hostile: dict[str, Any]) -> None:
-    from assistant.answer import Answerer
+    from assistant.qa.pipeline import Answerer
     from assistant.settings import Settings
     from assistant.store import open_index
 
@@ -227,7 +227,7 @@ def test_duplicates_are_both_indexed_but_collapsed_in_answers(hostile: dict[str,
     try:
         answerer = Answerer(idx, Settings(index_dir=hostile["index"]))
         for q in questions:
-            answer = answerer.ask(q, top_k=10)
+            answer = answerer.ask(q, top_k=10).answer
             quotes = [c.quote for c in answer.citations]
             assert len(quotes) == len(set(quotes)), (q, quotes)
             assert_quotes_match(answer, idx.document_text)

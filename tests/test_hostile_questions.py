@@ -69,7 +69,7 @@ def test_ten_thousand_character_question_is_refused(briefing_index: Path) -> Non
 
 def test_question_at_the_limit_is_answered(answerer: Any) -> None:
     question = (REVENUE + " ") * (2000 // (len(REVENUE) + 1))
-    answer = answerer.ask(question)
+    answer = answerer.ask(question).answer
     assert_quotes_match(answer, answerer.index.document_text)
 
 
@@ -144,7 +144,7 @@ INJECTIONS = [
 def test_markup_is_treated_as_text(answerer: Any, question: str) -> None:
     from assistant.render import answer_text
 
-    answer = answerer.ask(question)
+    answer = answerer.ask(question).answer
     assert answer.question == question  # kept literally, not rendered or acted on
     assert_quotes_match(answer, answerer.index.document_text)
     answer_text(answer)
@@ -152,7 +152,7 @@ def test_markup_is_treated_as_text(answerer: Any, question: str) -> None:
 
 @pytest.mark.parametrize("question", LANGUAGES)
 def test_other_languages_answer_or_abstain(answerer: Any, question: str) -> None:
-    answer = answerer.ask(question)
+    answer = answerer.ask(question).answer
     assert_quotes_match(answer, answerer.index.document_text)
     assert 0.0 <= answer.confidence <= 1.0
 
@@ -164,7 +164,7 @@ def test_prompt_injection_gets_only_a_quote_or_an_abstention(answerer: Any,
 
     text = answerer.index.document_text(BRIEFING.name)
     assert "$5" not in text
-    answer = answerer.ask(question)
+    answer = answerer.ask(question).answer
     assert_quotes_match(answer, answerer.index.document_text)
     if answer.answer is not None:  # a quote, cut from the document at its offsets
         assert answer.answer.text == text[answer.answer.start:answer.answer.end]
@@ -208,7 +208,7 @@ def test_answers_in_process_are_quotes_or_abstentions(answerer: Any) -> None:
     for q in [ESCAPED, ESCAPED.replace("\x01", "\x00"), *INJECTIONS, "[bold]x[/bold]",
               "\u202eevil\u202c", "a" * 2001, " "]:
         try:
-            answer = answerer.ask(q)
+            answer = answerer.ask(q).answer
         except InputError:
             continue
         assert_quotes_match(answer, answerer.index.document_text)

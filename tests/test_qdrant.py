@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from assistant.answer import Answerer
 from assistant.build import build_index
 from assistant.errors import SettingsError
 from assistant.models import VectorIndexInfo
+from assistant.qa.pipeline import Answerer
 from assistant.qdrant_store import (
     MEMORY_URL,
     QDRANT_DIR,
@@ -67,7 +67,7 @@ def _settings(corpus: Path, index: Path, **kw: Any) -> Settings:
 def _ask(index: Path, question: str) -> Any:
     idx = open_index(index)
     try:
-        return Answerer(idx, Settings(index_dir=index)).ask(question)
+        return Answerer(idx, Settings(index_dir=index)).ask(question).answer
     finally:
         idx.close()
 
@@ -131,7 +131,7 @@ def test_qdrant_index_answers_with_the_quoted_sentence(twin_indexes: tuple[Path,
     try:
         assert isinstance(idx.vectors, QdrantVectors)
         assert idx.vectors.count == manifest.chunk_count
-        answer = Answerer(idx, Settings(index_dir=index)).ask(VENDOR_QUESTION)
+        answer = Answerer(idx, Settings(index_dir=index)).ask(VENDOR_QUESTION).answer
     finally:
         idx.close()
     assert _tree_state(gen / QDRANT_DIR) == before  # reading never writes a published folder
@@ -161,7 +161,7 @@ def test_qdrant_search_agrees_with_faiss(twin_indexes: tuple[Path, Path]) -> Non
                 if i in f_scores:
                     assert abs(s - f_scores[i]) < 5e-3
         for q in questions:
-            a, b = f_ans.ask(q), q_ans.ask(q)
+            a, b = f_ans.ask(q).answer, q_ans.ask(q).answer
             assert (a.abstained, a.answer) == (b.abstained, b.answer), q
     finally:
         f_idx.close()
@@ -298,7 +298,7 @@ def test_switching_stores_both_ways(workspace: tuple[Path, Path]) -> None:
     idx = open_index(index)
     try:
         assert isinstance(idx.vectors, FaissVectors)
-        answer = Answerer(idx, Settings(index_dir=index)).ask(VENDOR_QUESTION)
+        answer = Answerer(idx, Settings(index_dir=index)).ask(VENDOR_QUESTION).answer
     finally:
         idx.close()
     assert answer.answer is not None and VENDORS in answer.answer.text

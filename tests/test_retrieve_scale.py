@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from assistant import retrieve
-from assistant.answer import Answerer
+from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
 from assistant.store import IndexLayout, open_index
 
@@ -29,7 +29,7 @@ def _answers(index: Path) -> dict[str, str]:
         a = Answerer(idx, Settings(index_dir=index))
         out = {}
         for q in QUESTIONS:
-            ans = a.ask(q)
+            ans = a.ask(q).answer
             out[q] = ans.answer.text if ans.answer else ""
         return out
     finally:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.answer import Answerer
 from assistant.build import build_index
-from assistant.conversation import Conversation
 from assistant.evaluate import evaluate, load_gold
+from assistant.qa.conversation import Conversation
+from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
 from assistant.store import open_index
 
@@ -49,9 +49,10 @@ def test_pydoc_quality_does_not_regress(pydoc_answerer: Answerer) -> None:
 def test_pydoc_quotes_are_verbatim(pydoc_answerer: Answerer) -> None:
     convs: dict[str, Conversation] = {}
     for g in load_gold(GOLD):
-        conv = convs.setdefault(g.conversation, Conversation(id=g.conversation)) \
-            if g.conversation else None
-        a = pydoc_answerer.ask(g.question, conv)
+        conv = convs.get(g.conversation or "", Conversation(id=g.conversation or ""))
+        reply = pydoc_answerer.ask(g.question, conv)
+        convs[g.conversation or ""] = reply.conversation
+        a = reply.answer
         for c in a.citations:
             assert pydoc_answerer.index.document_text(c.doc_id)[c.start:c.end] == c.quote
         if a.answer is not None:

@@ -597,7 +597,7 @@ def test_history_file(tmp_path: Path) -> None:
 
 
 def test_core_imports_without_textual() -> None:
-    code = ("import sys, assistant.answer, assistant.build, assistant.cli, assistant.batch, "
+    code = ("import sys, assistant.qa.pipeline, assistant.build, assistant.cli, assistant.batch, "
             "assistant.render; assert 'textual' not in sys.modules, "
             "sorted(m for m in sys.modules if m.startswith('textual'))")
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -607,6 +607,6 @@ def test_core_imports_without_textual() -> None:
 def test_the_ui_starts_without_the_engine() -> None:
     """The chat module paints before numpy, FAISS or onnxruntime are imported."""
     code = ("import sys, assistant.tui.app; heavy = [m for m in ('numpy', 'faiss', "
-            "'onnxruntime', 'torch', 'sentence_transformers', 'assistant.answer') "
+            "'onnxruntime', 'torch', 'sentence_transformers', 'assistant.qa.pipeline') "
             "if m in sys.modules]; assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -23,8 +23,9 @@ from test_tui import ask, settle
 from textual.pilot import Pilot
 
 from assistant.build import index_status
-from assistant.conversation import Conversation
 from assistant.models import Answer, AnswerSpan, Citation
+from assistant.qa.conversation import Conversation
+from assistant.qa.pipeline import Reply
 from assistant.settings import Settings
 from assistant.tui.app import BriefingApp, create_app
 from assistant.tui.widgets.question_input import QuestionInput
@@ -53,7 +54,7 @@ class RecordedAnswerer:
         self.text = text
         self.title = title
 
-    def ask(self, question: str, conversation: Conversation | None = None, **_: Any) -> Answer:
+    def ask(self, question: str, conversation: Conversation | None = None, **_: Any) -> Reply:
         cites = []
         for rank, (section, quote, score) in enumerate(RECORDED, start=1):
             start = self.text.index(quote)
@@ -61,9 +62,10 @@ class RecordedAnswerer:
                                   quote=quote, start=start, end=start + len(quote),
                                   score=score, why="recorded", is_answer=rank == 1))
         first = cites[0]
-        return Answer(id="recorded", question=question, abstained=False, message=first.quote,
-                      answer=AnswerSpan(text=first.quote, doc_id=DOC, start=first.start,
-                                        end=first.end), confidence=0.9978, citations=cites)
+        answer = Answer(id="recorded", question=question, abstained=False, message=first.quote,
+                        answer=AnswerSpan(text=first.quote, doc_id=DOC, start=first.start,
+                                          end=first.end), confidence=0.9978, citations=cites)
+        return Reply(answer, conversation or Conversation())
 
 
 @pytest.fixture()

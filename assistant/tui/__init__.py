@@ -1,1 +1,1 @@
-"""The Textual chat: a thin face over the core (``assistant.answer``, ``assistant.build``)."""
+"""The Textual chat: a thin face over the core (``assistant.qa``, ``assistant.build``)."""

@@ -40,8 +40,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 from textual.worker import Worker, WorkerState
 
-from assistant.conversation import Conversation
 from assistant.errors import AssistantError
+from assistant.qa.conversation import Conversation
 from assistant.render import count
 from assistant.settings import Settings
 from assistant.tui.history import InputHistory, default_history_path
@@ -77,7 +77,8 @@ class Pending:
 
     number: int
     question: str
-    conversation: Conversation
+    conversation_id: str
+    """The conversation it was asked in; a reply to one since cleared is dropped."""
     question_card: QuestionCard
     card: PendingCard
     engine: Engine | None = None
@@ -298,7 +299,7 @@ class BriefingApp(App[None]):
             await welcome.remove()
         await view.mount_all([qcard, card])
         view.scroll_end(animate=False)
-        self.queue.append(Pending(self._asked, question, self.conversation, qcard, card))
+        self.queue.append(Pending(self._asked, question, self.conversation.id, qcard, card))
         self._pump()
 
     def _pump(self) -> None:
@@ -316,10 +317,12 @@ class BriefingApp(App[None]):
         pending.card.update("Answering…")
         self.status_line.say("Answering…", "busy")
 
+        conversation = self.conversation  # as it stands after the answers before this one
+
         def job() -> Reply | AssistantError:
             from assistant.tui.engine import ask
 
-            return ask(engine, pending.question, pending.conversation)
+            return ask(engine, pending.question, conversation)
 
         self.run_worker(job, name=f"ask-{pending.number}", group="ask", thread=True,
                         description=f"answer question {pending.number}", exit_on_error=False)
@@ -332,7 +335,7 @@ class BriefingApp(App[None]):
         if pending is not None and pending.engine in self._retired:
             pending.engine.close()
             self._retired.remove(pending.engine)
-        if pending is None or pending.conversation is not self.conversation:
+        if pending is None or pending.conversation_id != self.conversation.id:
             self._pump()  # asked in a conversation since cleared: drop the reply
             return
         view = self.conversation_view
@@ -342,6 +345,7 @@ class BriefingApp(App[None]):
             self.status_line.say(f"{result.title}: {result.message}", "warning")
         else:
             answer = result.answer
+            self.conversation = result.conversation
             if answer.resolved_question:
                 pending.question_card.understood_as(answer.resolved_question)
             card = AnswerCard(answer, result.passage)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from assistant.answer import Answerer
 from assistant.build import Progress, build_index, index_status
-from assistant.conversation import Conversation
 from assistant.errors import AssistantError, IndexCorruptError, IndexMissingError, ModelError
 from assistant.models import Answer, BuildSummary, IndexStatus, Section
+from assistant.qa.conversation import Conversation
+from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
 from assistant.store import OpenIndex, open_index
 from assistant.tui.passage import Passage, passage_around, section_of
@@ -38,6 +38,8 @@ class Reply:
 
     answer: Answer
     passage: Passage | None
+    conversation: Conversation
+    """The conversation with this turn added."""
 
 
 @dataclass(frozen=True)
@@ -76,14 +78,15 @@ class Engine:
 
     def ask(self, question: str, conversation: Conversation) -> Reply:
         with self._lock:
-            answer = self.answerer.ask(question, conversation)
+            reply = self.answerer.ask(question, conversation)
+            answer = reply.answer
             passage = None
             if answer.answer is not None:
                 span = answer.answer
                 text = self.index.document_text(span.doc_id)
                 section = section_of(self.index.document_sections(span.doc_id), span.start)
                 passage = passage_around(span.doc_id, text, span.start, span.end, section)
-        return Reply(answer=answer, passage=passage)
+        return Reply(answer=answer, passage=passage, conversation=reply.conversation)
 
     def document(self, doc_id: str) -> DocumentView:
         with self._lock:

@@ -190,13 +190,13 @@ def build(corpus: Path, index: Path, full: bool = False, **settings: Any) -> Any
 
 def ask(index: Path, question: str) -> Any:
     """Open the index, ask once, close; also checks every quote against the stored text."""
-    from assistant.answer import Answerer
+    from assistant.qa.pipeline import Answerer
     from assistant.settings import Settings
     from assistant.store import open_index
 
     idx = open_index(index)
     try:
-        answer = Answerer(idx, Settings(index_dir=index)).ask(question)
+        answer = Answerer(idx, Settings(index_dir=index)).ask(question).answer
         assert_quotes_match(answer, idx.document_text)
         return answer
     finally:

@@ -1,23 +1,23 @@
-"""Retrieve: candidate sentences for a query, from dense and lexical evidence together.
+"""Candidate generation: sentences for a question, from dense and lexical evidence together.
 
 Dense: the query vector against the FAISS (or Qdrant) chunk index; every sentence of
 the top chunks is a candidate. Lexical: SQLite FTS5 over single sentences, an OR of
 the query's terms (with singular/plural variants), ranked by BM25. The two candidate
-lists are merged (a union: every candidate is then scored on all features, which
-beat reciprocal rank fusion on the dev set — see README), and each candidate carries
-the features the answer stage ranks by:
+lists are merged (a union: every candidate is then scored on all features by the learned scorer),
+and each candidate carries the raw evidence that ``qa.features`` turns into features:
 
 * ``dense``       cosine of the query with the sentence's own (late-chunked) vector
 * ``chunk_dense`` cosine of the query with the whole chunk around it
-* ``lexical``     IDF-weighted share of the query's terms the sentence contains
-* ``context``     the same share for the sentence's section heading and document title
+* ``exact``/``soft`` per query term: found as written (or its other number), or the best
+                  word-vector similarity to a word of the sentence
+* ``in_context``  per query term: found in the section heading or document title
+* ``in_window``   per query term: found in the sentence before or after
 * identifiers     which of the query's identifiers ("H200", "25%") it contains, exactly
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from assistant import text as tx
+from assistant.qa import lang
 from assistant.store import OpenIndex, blob_vector
 
 Vector = npt.NDArray[np.float32]
@@ -51,6 +52,8 @@ class Query:
 
 @dataclass
 class Candidate:
+    """One sentence that may answer the question, with the evidence found for it."""
+
     sentence_id: int
     chunk_id: int
     doc_id: str
@@ -61,32 +64,35 @@ class Candidate:
     text: str
     vector: Vector
     dense: float = 0.0
+    """Cosine of the query with the sentence's own vector."""
     chunk_dense: float = 0.0
-    lexical: float = 0.0
-    context: float = 0.0
+    """Cosine of the query with the whole passage (chunk) around it."""
+    dense_rank: int | None = None
+    lexical_rank: int | None = None
+    bm25: float = 0.0
+    """Its BM25 score in the lexical search (0 when that search did not find it)."""
+    proximity: float = 0.0
+    """How close together the question's terms stand in it: distinct terms matched over
+    the span of words they cover (0 with fewer than two)."""
+    first_in_section: bool = False
     matched_terms: list[str] = field(default_factory=list)
     matched_identifiers: list[str] = field(default_factory=list)
     missing_identifiers: list[str] = field(default_factory=list)
-    dense_rank: int | None = None
-    lexical_rank: int | None = None
-    first_in_section: bool = False
-    inherited: float = 0.0
-    """For a sentence that opens with a pronoun ("It terminates the loop"): the IDF-weighted
-    share of the query's terms that it lacks but the sentence before it (its referent) holds."""
     term_weights: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
-    """Per query term: its weight times IDF (the lexical score's denominators)."""
+    """Per query term: its weight times IDF."""
     exact: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
     soft: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
-    """Per query term: the best word-vector similarity to a word of the sentence."""
+    """Per query term: the best word-vector similarity to a word of the sentence, discounted
+    when the word found is commoner than the question's."""
+    in_context: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    in_window: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """Per query term: found in the sentence before or after (same section)."""
+    inherited: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """For a sentence opening with a pronoun ("It terminates the loop"): the query terms it
+    lacks that the sentence before it (its referent) holds."""
+    features: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    """Filled by ``qa.features.FeatureExtractor``; read by the scorer."""
     score: float = 0.0
-
-    def lexical_score(self, soft_min: float = 0.5, soft_scale: float = 0.8) -> float:
-        """IDF-weighted share of the query's terms found, soft matches partly counted."""
-        total = float(self.term_weights.sum())
-        if not total:
-            return 0.0
-        soft = np.where(self.soft >= soft_min, self.soft * soft_scale, 0.0)
-        return float((self.term_weights * np.where(self.exact, 1.0, soft)).sum()) / total
 
 
 @dataclass
@@ -98,8 +104,19 @@ class TermStats:
     """Sentences holding each query term (its variants pooled)."""
 
 
-_OPENS_WITH_PRONOUN = re.compile(r"\W*(it|its|they|their|this|these|he|she|his|her)\b"
-                                 r"(?!\s+(is|was)\s+(also|not)\b)", re.I)
+def _proximity(forms: list[list[str]], words: list[str]) -> float:
+    where = {v: i for i, f in enumerate(forms) for v in f}
+    hits = [(pos, where[w]) for pos, w in enumerate(words) if w in where]
+    distinct = {t for _, t in hits}
+    if len(distinct) < 2:
+        return 0.0
+    return len(distinct) / (hits[-1][0] - hits[0][0] + 1)
+
+
+def _found(forms: list[list[str]], words: set[str]) -> npt.NDArray[np.bool_]:
+    """Per query term (given with its variants): does the word set hold it?"""
+    return np.array([any(v in words for v in f) for f in forms], dtype=bool)
+
 
 COMMON_SHARE = 0.02
 COMMON_FLOOR = 1000
@@ -108,8 +125,9 @@ left out of the lexical search when rarer words are asked; they still count in r
 
 
 class Retriever:
-    def __init__(self, index: OpenIndex) -> None:
+    def __init__(self, index: OpenIndex, language: lang.Language) -> None:
         self.index = index
+        self.language = language
         self.conn = index.conn
         self.sentence_count = max(1, index.manifest.sentence_count)
         has_df = self.conn.execute(
@@ -144,17 +162,18 @@ class Retriever:
                    limit: int, term_vectors: dict[str, Vector] | None = None
                    ) -> list[Candidate]:
         dense_hits = self.index.vectors.search(query_vector, limit)
-        chunk_score = {cid: s for cid, s in dense_hits}
+        chunk_score = dict(dense_hits)
         chunk_rank = {cid: r for r, (cid, _) in enumerate(dense_hits)}
-        lexical = self._lexical(query, stats, limit * 3)
+        lexical_hits = self._lexical(query, stats, limit * 3)
+        lexical = [sid for sid, _ in lexical_hits]
         lex_rank = {sid: r for r, sid in enumerate(lexical)}
+        lex_score = dict(lexical_hits)
         rows = self._sentences(list(chunk_score), lexical)
         if not rows:
             return []
         chunk_vecs = self._chunk_vectors({int(r[1]) for r in rows} - set(chunk_score))
         qterms = list(query.terms)
         weights = np.array([query.terms[t] * stats.idf.get(t, 0.0) for t in qterms])
-        total = float(weights.sum()) or 1.0
         bodies = [tx.terms(tx.without_links(r[8])) for r in rows]
         soft = self._soft_matcher(qterms, term_vectors or {}, bodies)
         forms = [tx.variants(t) for t in qterms]
@@ -167,28 +186,29 @@ class Retriever:
             c = Candidate(sentence_id=sid, chunk_id=cid, doc_id=doc_id, start=start, end=end,
                           section=section, title=title, text=body, vector=vec)
             c.dense = float(vec @ query_vector)
-            c.chunk_dense = chunk_score.get(cid) or float(chunk_vecs[cid] @ query_vector)
+            c.chunk_dense = (chunk_score[cid] if cid in chunk_score
+                             else float(chunk_vecs[cid] @ query_vector))
             c.dense_rank = chunk_rank.get(cid)
             c.lexical_rank = lex_rank.get(sid)
-            sent_terms = set(words)
-            exact = np.array([any(v in sent_terms for v in f) for f in forms], dtype=bool)
+            c.bm25 = lex_score.get(sid, 0.0)
+            c.exact = _found(forms, set(words))
+            c.proximity = _proximity(forms, words)
             ctx = ctx_cache.get((title, section))
             if ctx is None:
-                ctx_terms = set(tx.terms(f"{title} {section}"))
-                ctx = ctx_cache[(title, section)] = np.array(
-                    [any(v in ctx_terms for v in f) for f in forms], dtype=bool)
-            c.soft, near = soft(sent_terms)
-            c.exact, c.term_weights = exact, weights
-            c.context = float((weights * ctx).sum()) / total if qterms else 0.0
-            c.matched_terms = [t for t, h in zip(qterms, exact, strict=True) if h]
+                ctx = _found(forms, set(tx.terms(f"{title} {section}")))
+                ctx_cache[(title, section)] = ctx
+            c.in_context = ctx
+            c.soft, near = soft(set(words))
+            c.term_weights = weights
+            c.matched_terms = [t for t, h in zip(qterms, c.exact, strict=True) if h]
             nears.append(near)
-            idents = set(tx.identifiers(body)) | sent_terms
+            idents = set(tx.identifiers(body)) | set(words)
             for ident in query.identifiers:
                 (c.matched_identifiers if tx.identifier_present(ident, idents)
                  else c.missing_identifiers).append(ident)
             out.append(c)
         self._weigh_soft_matches(out, nears, qterms, stats)
-        self._read_previous_sentences(out, forms, weights, total)
+        self._read_neighbours(out, forms)
         return out
 
     def _weigh_soft_matches(self, cands: list[Candidate], nears: list[list[str]],
@@ -209,48 +229,42 @@ class Retriever:
                     c.soft[i] *= min(1.0, idf / own)
                 if c.soft[i] >= SOFT_MIN:
                     c.matched_terms.append(f"{qterms[i]}≈{word}")
-            c.lexical = c.lexical_score(SOFT_MIN, SOFT_SCALE)
 
-    def _read_previous_sentences(self, cands: list[Candidate], forms: list[list[str]],
-                                 weights: npt.NDArray[np.float64], total: float) -> None:
-        """What the sentence before each candidate says about it, in a few indexed queries:
-
-        * a sentence with no sentence before it in its section opens the section, and such
-          sentences tend to state what the section is about (``first_in_section``);
-        * a sentence opening with a pronoun ("It continues with the next cycle...") is about
-          what the sentence before it names: the query terms found there count for it
-          (``inherited``)."""
+    def _read_neighbours(self, cands: list[Candidate], forms: list[list[str]]) -> None:
+        """What the sentences just before and after each candidate say, in a few indexed
+        queries: whether the candidate opens its section, which query terms its neighbours
+        hold (``in_window``), and, for a sentence opening with a pronoun, the terms its
+        referent holds (``inherited``)."""
         if not cands:
             return
         ids = [c.sentence_id for c in cands]
         marks = ",".join("?" * len(ids))
-        prev_of = {int(sid): pid for sid, pid in self.conn.execute(
+        around = {int(sid): (pid, nid) for sid, pid, nid in self.conn.execute(
             "SELECT s.id, (SELECT p.id FROM sentences p WHERE p.doc_id = s.doc_id AND "
-            f"p.start < s.start ORDER BY p.start DESC LIMIT 1) FROM sentences s WHERE s.id IN "
-            f"({marks})", ids)}
-        wanted = sorted({int(p) for p in prev_of.values() if p is not None})
-        section_of: dict[int, str] = {}
-        if wanted:
-            marks = ",".join("?" * len(wanted))
-            section_of = {int(pid): str(section) for pid, section in self.conn.execute(
-                "SELECT s.id, c.section FROM sentences s JOIN chunks c ON c.id = s.chunk_id "
-                f"WHERE s.id IN ({marks})", wanted)}
-        leaning: list[tuple[Candidate, int]] = []
+            "p.start < s.start ORDER BY p.start DESC LIMIT 1), (SELECT n.id FROM sentences n "
+            "WHERE n.doc_id = s.doc_id AND n.start > s.start ORDER BY n.start LIMIT 1) "
+            f"FROM sentences s WHERE s.id IN ({marks})", ids)}
+        wanted = sorted({int(x) for pair in around.values() for x in pair if x is not None})
+        info: dict[int, tuple[str, set[str]]] = {}
+        for i in range(0, len(wanted), 900):
+            part = wanted[i:i + 900]
+            marks = ",".join("?" * len(part))
+            for sid, section, body in self.conn.execute(
+                    "SELECT s.id, c.section, f.body FROM sentences s JOIN chunks c ON "
+                    "c.id = s.chunk_id JOIN sentence_fts f ON f.rowid = s.id "
+                    f"WHERE s.id IN ({marks})", part):
+                info[int(sid)] = (str(section), set(tx.terms(tx.without_links(str(body)))))
+        none = np.zeros(len(forms), dtype=bool)
         for c in cands:
-            pid = prev_of.get(c.sentence_id)
-            c.first_in_section = pid is None or section_of.get(pid) != c.section
-            if not c.first_in_section and pid is not None and _OPENS_WITH_PRONOUN.match(c.text):
-                leaning.append((c, pid))
-        if not leaning:
-            return
-        pids = sorted({pid for _, pid in leaning})
-        marks = ",".join("?" * len(pids))
-        body_of = {int(pid): str(body) for pid, body in self.conn.execute(
-            f"SELECT rowid, body FROM sentence_fts WHERE rowid IN ({marks})", pids)}
-        for c, pid in leaning:
-            words = set(tx.terms(tx.without_links(body_of.get(pid, ""))))
-            found = np.array([any(v in words for v in f) for f in forms], dtype=bool)
-            c.inherited = float((weights * (found & ~c.exact)).sum()) / total
+            pid, nid = around.get(c.sentence_id, (None, None))
+            prev = info.get(int(pid)) if pid is not None else None
+            nxt = info.get(int(nid)) if nid is not None else None
+            c.first_in_section = prev is None or prev[0] != c.section
+            prev_found = _found(forms, prev[1]) if prev and not c.first_in_section else none
+            next_found = _found(forms, nxt[1]) if nxt and nxt[0] == c.section else none
+            c.in_window = prev_found | next_found
+            c.inherited = (prev_found & ~c.exact if self.language.leaning_openers.match(c.text)
+                           else none)
 
     def _soft_matcher(self, qterms: list[str], term_vectors: dict[str, Vector],
                       bodies: list[list[str]]
@@ -310,7 +324,7 @@ class Retriever:
                 cache[w] = found.get(w)
         return {w: v for w in words if (v := cache.get(w)) is not None}
 
-    def _lexical(self, query: Query, stats: TermStats, limit: int) -> list[int]:
+    def _lexical(self, query: Query, stats: TermStats, limit: int) -> list[tuple[int, float]]:
         known = [t for t in query.terms if stats.idf.get(t, 0) > 0 and t not in stats.unknown]
         # A word in a large share of the sentences adds little to BM25's order but costs its
         # whole posting list (at 100,000 chunks, most of a query's time): search the rarer
@@ -325,11 +339,11 @@ class Retriever:
         match = " OR ".join(f'"{f}"' for f in forms)
         try:
             rows = self.conn.execute(
-                "SELECT rowid FROM sentence_fts WHERE sentence_fts MATCH ? "
-                "ORDER BY bm25(sentence_fts, 1.0, 0.2) LIMIT ?", (match, limit)).fetchall()
+                "SELECT rowid, bm25(sentence_fts, 1.0, 0.2) AS score FROM sentence_fts "
+                "WHERE sentence_fts MATCH ? ORDER BY score LIMIT ?", (match, limit)).fetchall()
         except Exception:  # a term FTS5 cannot parse: fall back to dense only
             return []
-        return [int(r[0]) for r in rows]
+        return [(int(r[0]), -float(r[1])) for r in rows]  # FTS5's bm25 is lower-is-better
 
     def _sentences(self, chunk_ids: list[int], sentence_ids: list[int]) -> list[tuple]:  # type: ignore[type-arg]
         # the sentence's text from the FTS table, which holds it as written at build time
@@ -372,3 +386,9 @@ class Retriever:
             "WHERE s.doc_id=? AND s.start >= ? ORDER BY s.start LIMIT 1",
             (doc_id, end)).fetchone()
         return (tuple(prev) if prev else None, tuple(nxt) if nxt else None)
+
+    def document_slice(self, doc_id: str, start: int, end: int) -> str:
+        """``document_text[start:end]``, read without loading the whole document."""
+        row = self.conn.execute("SELECT substr(text, ?, ?) FROM documents WHERE doc_id=?",
+                                (start + 1, end - start, doc_id)).fetchone()
+        return str(row[0]) if row else ""

@@ -1,0 +1,87 @@
+"""The abstainer: is the best candidate an answer, or does the corpus not cover this?
+
+A logistic model of "the quoted sentence answers the question", on evidence that tells an
+answered question from an unanswered one: how much of the question's own wording the best
+sentence and its neighbours hold, how much of it the corpus does not know at all, whether
+the kind of answer asked for is there, the identifiers asked for, the similarity of the best
+sentence and the best passage, and the best candidate's lead over the runner-up. Fitted by
+``scripts/fit.py`` on held-out folds; below its threshold the assistant abstains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from assistant.qa.analysis import QuestionAnalysis
+from assistant.qa.candidates import SOFT_MIN, Candidate
+from assistant.qa.features import INDEX
+from assistant.qa.scorer import AbstainerModel
+
+ABSTAIN_FEATURES: tuple[str, ...] = (
+    "top_score",        # the ranker's score of the best candidate
+    "margin",           # its lead over the runner-up
+    "top_dense",
+    "top_chunk_dense",
+    "best_chunk_dense",  # the best passage similarity among all candidates
+    "top_lexical",      # share of the question's terms it holds exactly
+    "top_alignment",
+    "unmatched",        # share of the question's own terms found neither in it, its
+                        # neighbours nor its heading, exactly or softly
+    "unknown",          # share of the question's terms the corpus never uses
+    "kind_missing",
+    "identifiers_missing",
+    "own_terms",        # log of the question's own content terms
+)
+
+
+def abstention_features(a: QuestionAnalysis, ranked: Sequence[Candidate],
+                        scores: Sequence[float]) -> npt.NDArray[np.float64]:
+    """The abstainer's inputs for a ranked candidate list (best first)."""
+    f = np.zeros(len(ABSTAIN_FEATURES))
+    if not ranked or a.stats is None:
+        return f
+    best = ranked[0]
+    terms = list(a.query.terms)
+    own = [i for i, t in enumerate(terms) if t in set(a.own_terms)]
+    idf = np.array([a.stats.idf.get(t, 0.0) for t in terms])
+    found = best.exact | (best.soft >= SOFT_MIN) | best.in_window | best.in_context
+    own_idf = float(idf[own].sum()) if own else 0.0
+    unknown = {t for t in a.stats.unknown}
+    softly = np.zeros(len(terms), dtype=bool)
+    for c in ranked[:20]:
+        softly |= c.exact | (c.soft >= SOFT_MIN)
+    f[0] = scores[0]
+    f[1] = scores[0] - scores[1] if len(scores) > 1 else 1.0
+    f[2] = best.dense
+    f[3] = best.chunk_dense
+    f[4] = max(c.chunk_dense for c in ranked)
+    f[5] = best.features[INDEX["lexical"]]
+    f[6] = best.features[INDEX["alignment"]]
+    if own and own_idf > 0:
+        f[7] = float(idf[own][~found[own]].sum()) / own_idf
+        # a word the corpus never uses has no IDF of its own: count it as the rarest
+        rare = max(float(idf.max()), 1.0)
+        n_unknown = sum(1 for i in own if terms[i] in unknown and not softly[i])
+        f[8] = n_unknown * rare / (own_idf + n_unknown * rare)
+    f[9] = best.features[INDEX["kind_missing"]]
+    f[10] = best.features[INDEX["identifiers_missing"]]
+    f[11] = math.log1p(len(a.own_terms))
+    return f
+
+
+class Abstainer:
+    def __init__(self, model: AbstainerModel, threshold: float | None = None) -> None:
+        self.model = model
+        self.cols = model.columns(ABSTAIN_FEATURES)
+        self.threshold = model.threshold if threshold is None else threshold
+
+    def probability(self, features: npt.NDArray[np.float64]) -> float:
+        z = float(self.model.apply(features[self.cols][None, :])[0])
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def abstains(self, probability: float) -> bool:
+        return probability < self.threshold

@@ -1,0 +1,224 @@
+"""The answer pipeline: question -> analysis -> candidates -> features -> scores -> quote,
+citations and abstention.
+
+``Answerer.ask`` takes the conversation as a value and returns the new one with the
+answer (``Reply``); nothing the caller holds is changed. Each stage is its own module:
+
+    analysis.py    QuestionAnalysis, built once per question
+    candidates.py  dense + lexical candidate sentences with their raw evidence
+    features.py    the named feature rows
+    scorer.py      the Scorer seam and the fitted linear ranker
+    quote.py       the verbatim answer span
+    citations.py   the citations, diverse where the best ones are close
+    abstain.py     the fitted abstention model
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from assistant import text as tx
+from assistant.embed import Embedder, OnnxEncoder, Tokenizer
+from assistant.errors import InputError
+from assistant.models import Answer, Citation
+from assistant.qa import lang
+from assistant.qa.abstain import Abstainer, abstention_features
+from assistant.qa.analysis import QuestionAnalysis, analyse
+from assistant.qa.candidates import Candidate, Retriever
+from assistant.qa.citations import choose_citations
+from assistant.qa.conversation import Conversation
+from assistant.qa.features import FeatureExtractor
+from assistant.qa.quote import QuoteBuilder
+from assistant.qa.scorer import AnswerModel, FittedScorer, Scorer, load_model
+from assistant.settings import Settings
+from assistant.store import OpenIndex
+
+MAX_RANKED = 60
+"""Candidates kept after ranking (duplicates collapsed); no one reads further."""
+
+
+@dataclass
+class Reply:
+    answer: Answer
+    conversation: Conversation
+
+
+@dataclass
+class Ranked:
+    """A question taken through ranking: what the quote, citations and abstention read."""
+
+    analysis: QuestionAnalysis
+    candidates: list[Candidate] = field(default_factory=list)
+    """Best first, duplicates collapsed."""
+    abstention: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Answerer:
+    """Answers questions from one open index. Thread-compatible: one ``ask`` at a time."""
+
+    def __init__(self, index: OpenIndex, settings: Settings, model: AnswerModel | None = None,
+                 scorer: Scorer | None = None) -> None:
+        self.index = index
+        self.settings = settings
+        self.language = lang.load(settings.language)
+        self.model = model or load_model()
+        onnx = index.onnx_file
+        self.embedder = Embedder(Tokenizer(onnx.parent / "tokenizer.json"),
+                                 OnnxEncoder(onnx, threads=settings.embed_threads))
+        self.retriever = Retriever(index, self.language)
+        self.features = FeatureExtractor()
+        self.scorer: Scorer = scorer or FittedScorer(self.model.ranker)
+        self.abstainer = Abstainer(self.model.abstainer, settings.abstain_below)
+        self.quotes = QuoteBuilder(self.retriever)
+        titles = {d.title for d in index.manifest.documents.values()}
+        self.not_covered = ("The briefing does not cover this." if len(titles) == 1
+                            else "The indexed documents do not cover this.")
+
+    def gather(self, question: str, conversation: Conversation | None = None
+               ) -> tuple[QuestionAnalysis, list[Candidate], dict[str, float]]:
+        """Validate, resolve in the conversation, embed, retrieve and extract features:
+        everything before scoring (what ``scripts/fit.py`` fits on)."""
+        cleaned = tx.clean_question(question)
+        if not cleaned:
+            raise InputError("the question is empty; type a question about the documents")
+        if len(cleaned) > self.settings.max_question_chars:
+            raise InputError(f"the question is {len(cleaned):,} characters long; the limit is "
+                             f"{self.settings.max_question_chars:,} (ASSISTANT_MAX_QUESTION_CHARS)")
+        a = analyse(cleaned, conversation or Conversation(), self.language)
+        timings: dict[str, float] = {}
+        if not a.query.terms and not a.query.identifiers:
+            return a, [], timings
+        t = time.perf_counter()
+        qterms = list(a.query.terms)
+        a.vector = self.embedder.embed([a.query.text])[0]
+        a.term_vectors = self.retriever.stored_term_vectors(qterms)
+        missing = [w for w in qterms if w not in a.term_vectors]
+        if missing:  # words the corpus never uses: embed them (short: one small batch)
+            a.term_vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
+        timings["embed"] = _ms(t)
+        t = time.perf_counter()
+        a.stats = self.retriever.term_stats(qterms)
+        cands = self.retriever.candidates(a.query, a.vector, a.stats, self.settings.candidates,
+                                          a.term_vectors)
+        self.features.extract(a, cands)
+        timings["retrieve"] = _ms(t)
+        return a, cands, timings
+
+    def rank(self, question: str, conversation: Conversation | None = None) -> Ranked:
+        """The question's candidates scored and ordered, with the abstainer's evidence."""
+        a, cands, timings = self.gather(question, conversation)
+        t = time.perf_counter()
+        out = order(a, cands, self.scorer.score(a, cands))
+        out.timings = {**timings, "rank": _ms(t)}
+        return out
+
+    def ask(self, question: str, conversation: Conversation | None = None,
+            qid: str | None = None, top_k: int | None = None) -> Reply:
+        t0 = time.perf_counter()
+        conv = conversation or Conversation()
+        return self.reply(self.rank(question, conv), conv, qid, top_k, t0)
+
+    def reply(self, r: Ranked, conv: Conversation, qid: str | None = None,
+              top_k: int | None = None, started: float | None = None,
+              abstainer: Abstainer | None = None) -> Reply:
+        """The answer for a ranked question: quote or abstention, citations, and the
+        conversation with this turn added."""
+        t0 = time.perf_counter() if started is None else started
+        abstainer = abstainer or self.abstainer
+        a = r.analysis
+        answer = Answer(id=qid or uuid.uuid4().hex[:12], question=a.question,
+                        conversation=conv.id or None,
+                        resolved_question=a.resolution.resolved, abstained=True,
+                        message=self.not_covered, confidence=0.0)
+        if not r.candidates:
+            if a.stats is None:
+                answer.message = f"{self.not_covered} (The question has no words to search for.)"
+            answer.timings_ms = {**r.timings, "total": _ms(t0)}
+            return Reply(answer, conv.after(a.question, a.resolution, a.asks_for_names,
+                                            None, None))
+        t = time.perf_counter()
+        best = r.candidates[0]
+        p = abstainer.probability(r.abstention)
+        answer.confidence = round(p, 4)
+        answer.abstained = abstainer.abstains(p)
+        if answer.abstained:
+            lacking = next((k.says for k in a.kinds if not k.held_by(best.text, a.folded)), None)
+            # say what the closest passage lacks only when it is otherwise about the question
+            if lacking is not None and r.abstention[7] < 0.25:
+                answer.message = f"{self.not_covered} (The closest passage {lacking}.)"
+        else:
+            scores = [c.score for c in r.candidates[:20]]
+            spread = (max(scores) - min(scores)) or 1.0
+            span = self.quotes.build(a, best, r.candidates[1] if len(r.candidates) > 1
+                                     else None, spread)
+            answer.answer = span
+            answer.message = span.text
+        k = top_k or self.settings.top_k
+        chosen = choose_citations(r.candidates, k, self.model.citation_diversity,
+                                  answer.answer)
+        answer.citations = [self._cite(i + 1, c, is_answer=(c is best and not answer.abstained))
+                            for i, c in enumerate(chosen)]
+        r.timings["answer"] = _ms(t)
+        r.timings["total"] = _ms(t0)
+        answer.timings_ms = r.timings
+        given = answer.answer
+        return Reply(answer, conv.after(a.question, a.resolution, a.asks_for_names,
+                                        given.text if given else None,
+                                        (given.doc_id, best.start) if given else None))
+
+    def _cite(self, rank: int, c: Candidate, is_answer: bool) -> Citation:
+        why = [f"dense {c.dense:.2f} (passage {c.chunk_dense:.2f})"]
+        if c.matched_terms:
+            why.append("terms: " + ", ".join(c.matched_terms[:8]))
+        if c.matched_identifiers:
+            why.append("identifiers: " + ", ".join(c.matched_identifiers))
+        if c.missing_identifiers:
+            why.append("lacks: " + ", ".join(c.missing_identifiers))
+        if not is_answer and rank == 1:
+            why.append("closest passage, not an answer")
+        return Citation(rank=rank, doc_id=c.doc_id, title=c.title, section=c.section,
+                        quote=c.text, start=c.start, end=c.end, score=round(c.score, 4),
+                        why="; ".join(why), is_answer=is_answer)
+
+
+def order(a: QuestionAnalysis, cands: list[Candidate], scores: np.ndarray) -> Ranked:
+    """Candidates best first by these scores, duplicates collapsed, and the abstainer's
+    evidence for that order."""
+    for c, s in zip(cands, scores, strict=True):
+        c.score = float(s)
+    # a follow-up asks for something new: what this conversation already quoted goes last
+    given = a.query.avoid
+    ranked = _collapse_duplicates(sorted(cands, key=lambda c: ((c.doc_id, c.start) not in given,
+                                                               c.score), reverse=True))
+    return Ranked(analysis=a, candidates=ranked,
+                  abstention=abstention_features(a, ranked, [c.score for c in ranked[:2]]))
+
+
+def _collapse_duplicates(ranked: list[Candidate]) -> list[Candidate]:
+    """Drop candidates that repeat a better-ranked one (same words, or nearly the same
+    vector: the same passage in two documents, or an overlapping chunk)."""
+    kept: list[Candidate] = []
+    seen_text: set[str] = set()
+    kept_vectors = np.zeros((0, 0), dtype=np.float32)
+    for c in ranked:
+        key = " ".join(tx.terms(c.text))
+        if key in seen_text:
+            continue
+        if len(kept_vectors) and float((kept_vectors @ c.vector).max()) > 0.98:
+            continue
+        seen_text.add(key)
+        kept.append(c)
+        if len(kept) <= 20:
+            kept_vectors = np.stack([k.vector for k in kept])
+        if len(kept) >= MAX_RANKED:
+            break
+    return kept
+
+
+def _ms(t: float) -> float:
+    return round((time.perf_counter() - t) * 1000, 2)

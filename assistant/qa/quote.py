@@ -1,0 +1,92 @@
+"""The quote builder: the answer as a verbatim span of the document.
+
+The best sentence, joined with its neighbour when the runner-up is that neighbour and
+scores almost as well (the answer is split across both); with the next sentence when it
+cannot stand alone (it ends on a colon, or is a fragment); with the next one when a reason
+is asked for and it is the next sentence that gives one; with the sentence before it when
+it opens with a pronoun, so the reader knows what "it" is; cut to its best clauses when
+over ``MAX_ANSWER_CHARS``. Every span is cut from the stored text by offsets, never retyped.
+"""
+
+from __future__ import annotations
+
+import re
+
+from assistant import text as tx
+from assistant.models import AnswerSpan
+from assistant.qa.analysis import QuestionAnalysis
+from assistant.qa.candidates import Candidate, Retriever
+
+MAX_ANSWER_CHARS = 400
+MAX_ANSWER_SENTENCES = 3
+JOIN_MARGIN = 0.1
+"""A neighbour within this share of the candidates' score spread is quoted with the best."""
+_ADJACENT_GAP = re.compile(r"\s*(?:\n\s*(?:[-*•‣◦–]|\d{1,3}[.)])\s+)?")
+
+
+class QuoteBuilder:
+    def __init__(self, retriever: Retriever) -> None:
+        self.retriever = retriever
+
+    def build(self, a: QuestionAnalysis, best: Candidate, runner_up: Candidate | None,
+              spread: float) -> AnswerSpan:
+        start, end, text = best.start, best.end, best.text
+        sentences = 1
+        if (runner_up is not None and runner_up.doc_id == best.doc_id
+                and runner_up.score >= best.score - JOIN_MARGIN * spread):
+            lo, hi = min(start, runner_up.start), max(end, runner_up.end)
+            first, second = (best, runner_up) if best.start < runner_up.start else (runner_up, best)
+            joined = self._text(best.doc_id, lo, hi)
+            gap = joined[first.end - lo: second.start - lo]
+            if hi - lo <= MAX_ANSWER_CHARS and _ADJACENT_GAP.fullmatch(gap):
+                start, end, text, sentences = lo, hi, joined, 2
+        while sentences < MAX_ANSWER_SENTENCES and (text.rstrip().endswith(":")
+                                                    or len(text) < 40):
+            _, nxt = self.retriever.neighbours(best.doc_id, start, end)
+            if nxt is None or nxt[1] - start > MAX_ANSWER_CHARS:
+                break
+            end, sentences = nxt[1], sentences + 1
+            text = self._text(best.doc_id, start, end)
+        reason = next((k for k in a.kinds if k.name == "reason"), None)
+        if reason is not None and sentences < MAX_ANSWER_SENTENCES \
+                and not reason.held_by(text, a.folded):
+            _, nxt = self.retriever.neighbours(best.doc_id, start, end)
+            if (nxt is not None and nxt[1] - start <= MAX_ANSWER_CHARS
+                    and reason.held_by(nxt[2], a.folded)
+                    and _ADJACENT_GAP.fullmatch(self._text(best.doc_id, end, nxt[0]))):
+                end, sentences = nxt[1], sentences + 1
+                text = self._text(best.doc_id, start, end)
+        if sentences < MAX_ANSWER_SENTENCES and a.language.leaning_openers.match(text):
+            prev, _ = self.retriever.neighbours(best.doc_id, start, end)
+            if (prev is not None and end - prev[0] <= MAX_ANSWER_CHARS
+                    and _ADJACENT_GAP.fullmatch(self._text(best.doc_id, prev[1], start))):
+                start = prev[0]
+                text = self._text(best.doc_id, start, end)
+        if len(text) > MAX_ANSWER_CHARS:
+            s, e = _best_clause(text, a)
+            start, end, text = start + s, start + e, text[s:e]
+        return AnswerSpan(text=text, doc_id=best.doc_id, start=start, end=end)
+
+    def _text(self, doc_id: str, start: int, end: int) -> str:
+        return self.retriever.document_slice(doc_id, start, end)
+
+
+def _best_clause(text: str, a: QuestionAnalysis) -> tuple[int, int]:
+    """Within an over-long span, the window of clauses (at most MAX_ANSWER_CHARS) that holds
+    most of the query's weighted terms; offsets relative to ``text``."""
+    cuts = [0] + [m.end() for m in re.finditer(r"[;:—–]\s+|,\s+|(?<=[.!?])\s+", text)]
+    cuts.append(len(text))
+    best, best_hits = (0, min(len(text), MAX_ANSWER_CHARS)), -1.0
+    for i in range(len(cuts) - 1):
+        for j in range(i + 1, len(cuts)):
+            if cuts[j] - cuts[i] > MAX_ANSWER_CHARS:
+                break
+            piece = set(tx.terms(text[cuts[i]:cuts[j]]))
+            hits = float(sum(w for t, w in a.query.terms.items()
+                             if any(v in piece for v in tx.variants(t))))
+            if hits > best_hits:
+                best_hits, best = hits, (cuts[i], cuts[j])
+    s, e = best
+    while e > s and text[e - 1] in " ,;:—–\n":
+        e -= 1
+    return s, e

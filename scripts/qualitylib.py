@@ -1,0 +1,223 @@
+"""Shared by ``scripts/fit.py`` and ``scripts/bench_quality.py``: the gold sets, their
+indexes, the cross-validation folds by article/document, and held-out measurement.
+
+The gold sets:
+
+* ``qa-dev``: ``../shared/qa-dev`` (SQuAD v1.1 dev articles, CC BY-SA 4.0), read from there at
+  run time and never copied: ten articles as the corpus, 3,762 answerable questions, and 795
+  about three articles that are not in the corpus. Folds: its own ``splits.json`` (by article).
+* ``briefing``: ``tests/data/dev_questions.jsonl`` on the bundled briefing. One document, so
+  it is a fold of its own: its held-out figures come from a model fitted on the other sets.
+* ``pydoc``: ``tests/data/pydoc_questions.jsonl`` on Python's language reference (79
+  documents, ``scripts/make_pydoc_corpus.py``). Folds by the document that holds the answer.
+
+Every figure here is held out: a question is scored by models fitted on folds that hold
+neither its article/document nor, for the briefing, its corpus.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from assistant.build import build_index
+from assistant.qa.analysis import QuestionAnalysis
+from assistant.qa.candidates import Candidate
+from assistant.qa.conversation import Conversation
+from assistant.qa.pipeline import Answerer
+from assistant.settings import Settings
+from assistant.store import open_index
+
+ROOT = Path(__file__).resolve().parent.parent
+QA_DEV = Path(os.environ.get("ASSISTANT_QA_DEV", ROOT.parent / "shared" / "qa-dev"))
+WORK = ROOT / "build" / "quality"
+N_FOLDS = 5
+BRIEFING_FOLD = 5
+"""The briefing is one document: it is held out as a fold of its own."""
+
+
+@dataclass
+class GoldSet:
+    name: str
+    questions: Path
+    corpus: Path
+
+    @property
+    def index(self) -> Path:
+        return WORK / f"{self.name}-index"
+
+
+def gold_sets(names: Iterable[str] | None = None) -> list[GoldSet]:
+    sets = [GoldSet("qa-dev", QA_DEV / "questions.jsonl", QA_DEV / "corpus"),
+            GoldSet("briefing", ROOT / "tests" / "data" / "dev_questions.jsonl", ROOT / "corpus"),
+            GoldSet("pydoc", ROOT / "tests" / "data" / "pydoc_questions.jsonl",
+                    ROOT / "build" / "pydoc_corpus")]
+    wanted = set(names) if names else None
+    return [s for s in sets if wanted is None or s.name in wanted]
+
+
+def held_out_sets() -> list[GoldSet]:
+    """Sets never fitted on, written by people who had not seen the fitting sets."""
+    data = ROOT / "tests" / "data"
+    return [GoldSet("briefing-fresh", data / "fresh_briefing_questions.jsonl", ROOT / "corpus"),
+            GoldSet("pydoc-fresh", data / "fresh_pydoc_questions.jsonl",
+                    ROOT / "build" / "pydoc_corpus"),
+            GoldSet("follow-ups", data / "followup_questions.jsonl", ROOT / "corpus")]
+
+
+def ensure_index(gs: GoldSet) -> Settings:
+    """Build (or bring up to date) the set's index under build/quality/."""
+    if gs.name.startswith("pydoc") and not any(gs.corpus.glob("*.txt")):
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_pydoc_corpus.py"),
+                        str(gs.corpus)], check=True, stdout=subprocess.DEVNULL)
+    if not gs.corpus.is_dir():
+        raise SystemExit(f"{gs.name}: the corpus {gs.corpus} is missing")
+    settings = Settings(corpus_dir=gs.corpus, index_dir=gs.index)
+    try:
+        build_index(settings)
+    except Exception:
+        shutil.rmtree(gs.index, ignore_errors=True)
+        build_index(settings)
+    return settings
+
+
+@dataclass
+class Sample:
+    """One gold question taken as far as features, with its labels."""
+
+    set: str
+    qid: str
+    question: str
+    answerable: bool
+    expect: list[str]
+    fold: int
+    analysis: QuestionAnalysis
+    cands: list[Candidate]
+    x: np.ndarray
+    labels: np.ndarray
+    """Per candidate: does the sentence hold a gold answer (in the question's document)?"""
+    docs: builtins.set[str] = field(default_factory=builtins.set)
+    """Documents holding a gold answer (document recall of the citations)."""
+    conversation: Conversation = field(default_factory=Conversation)
+    answerer: Answerer | None = None
+
+
+def contains(text: str | None, phrases: list[str]) -> bool:
+    low = (text or "").lower()
+    return any(p.lower() in low for p in phrases)
+
+
+def _hash_fold(key: str) -> int:
+    return int(hashlib.sha256(key.encode()).hexdigest(), 16) % N_FOLDS
+
+
+def collect(gs: GoldSet, answerer: Answerer, folds: dict[str, int] | None = None
+            ) -> list[Sample]:
+    """Every question of the set as a Sample. Conversations advance as a user would see
+    them, with the shipped model's answers."""
+    rows = [json.loads(line) for line in gs.questions.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+    doc_text = {d: answerer.index.document_text(d) for d in answerer.index.manifest.documents}
+    convs: dict[str, Conversation] = {}
+    out: list[Sample] = []
+    for n, row in enumerate(rows):
+        qid = str(row.get("id") or n)
+        expect = list(row.get("expect_any") or [])
+        answerable = bool(row.get("answerable", True))
+        docs = {d for d, t in doc_text.items() if answerable and contains(t, expect)}
+        if row.get("doc"):
+            docs &= {row["doc"]}
+        conv_id = row.get("conversation") or ""
+        conv = convs.get(conv_id, Conversation(id=conv_id))
+        a, cands, _ = answerer.gather(row["question"], conv)
+        if conv_id:
+            convs[conv_id] = answerer.reply(answerer.rank(row["question"], conv), conv
+                                            ).conversation
+        labels = np.array([answerable and c.doc_id in docs and contains(c.text, expect)
+                           for c in cands], dtype=bool)
+        if folds is not None:
+            fold = folds[qid]
+        elif gs.name == "briefing":
+            fold = BRIEFING_FOLD
+        else:  # by the document holding the answer (the question's id when none does)
+            fold = _hash_fold(sorted(docs)[0] if docs else qid)
+        x = np.stack([c.features for c in cands]) if cands else np.zeros((0, 0))
+        out.append(Sample(set=gs.name, qid=qid, question=row["question"], answerable=answerable,
+                          expect=expect, fold=fold, analysis=a, cands=cands, x=x, labels=labels,
+                          docs=docs, conversation=conv, answerer=answerer))
+    return out
+
+
+def qa_dev_folds() -> dict[str, int]:
+    splits = json.loads((QA_DEV / "splits.json").read_text(encoding="utf-8"))
+    return {qid: int(f["fold"]) for f in splits["folds"]
+            for qid in f["answerable_ids"] + f["unanswerable_ids"]}
+
+
+def _cache_key(gs: GoldSet) -> str:
+    """What the collected features depend on: the code of the stages before scoring, the
+    language data, the questions and the corpus."""
+    h = hashlib.sha256()
+    qa = ROOT / "assistant" / "qa"
+    stages = ["analysis.py", "candidates.py", "conversation.py", "features.py", "lang.py"]
+    for p in [*(qa / n for n in stages), *sorted((qa / "lang").glob("*.toml")),
+              ROOT / "assistant" / "text.py", gs.questions]:
+        h.update(p.read_bytes())
+    for p in sorted(gs.corpus.glob("*")):
+        h.update(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def load_samples(names: Iterable[str] | None = None, sets: list[GoldSet] | None = None,
+                 cache: bool = True) -> list[Sample]:
+    """The sets' samples, collected once and cached under build/quality/ (keyed by the code
+    and data they depend on)."""
+    samples: list[Sample] = []
+    for gs in sets if sets is not None else gold_sets(names):
+        settings = ensure_index(gs)
+        answerer = Answerer(open_index(gs.index), settings)
+        path = WORK / f"samples-{gs.name}-{_cache_key(gs)}.pkl"
+        if cache and path.is_file():
+            got: list[Sample] = pickle.loads(path.read_bytes())
+        else:
+            folds = qa_dev_folds() if gs.name == "qa-dev" else None
+            got = collect(gs, answerer, folds)
+            if cache:
+                for s in got:
+                    s.answerer = None
+                path.write_bytes(pickle.dumps(got, protocol=pickle.HIGHEST_PROTOCOL))
+        for s in got:
+            s.answerer = answerer
+        samples += got
+        print(f"{gs.name}: {len(got)} questions", file=sys.stderr)
+    return samples
+
+
+def auroc(scores: list[float], positive: list[bool]) -> float:
+    """Area under the ROC curve: the chance a positive outscores a negative (ties: half)."""
+    pos = np.array([s for s, p in zip(scores, positive, strict=True) if p])
+    neg = np.array([s for s, p in zip(scores, positive, strict=True) if not p])
+    if not len(pos) or not len(neg):
+        return float("nan")
+    ranks = np.concatenate([pos, neg]).argsort().argsort().astype(float)
+    # average ranks for ties
+    allv = np.concatenate([pos, neg])
+    for v in np.unique(allv):
+        idx = np.where(allv == v)[0]
+        if len(idx) > 1:
+            ranks[idx] = ranks[idx].mean()
+    r_pos = ranks[: len(pos)].sum()
+    return float((r_pos - len(pos) * (len(pos) - 1) / 2) / (len(pos) * len(neg)))

@@ -1,0 +1,177 @@
+"""Each answer stage on its own: language data, conversation, features, scorer, abstainer,
+citations. Small inputs made here; the real model only where a stage needs an index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from assistant.errors import SettingsError
+from assistant.qa import lang
+from assistant.qa.abstain import ABSTAIN_FEATURES, Abstainer
+from assistant.qa.analysis import analyse
+from assistant.qa.candidates import Candidate
+from assistant.qa.citations import choose_citations
+from assistant.qa.conversation import Conversation
+from assistant.qa.features import INDEX, FeatureExtractor, feature_names
+from assistant.qa.scorer import AbstainerModel, FittedScorer, LinearModel, load_model
+
+EN = lang.load("en")
+
+
+# ---- language data -------------------------------------------------------------------------
+
+def test_language_data_is_loaded_once_and_unknown_languages_are_refused() -> None:
+    assert lang.load("en") is EN
+    with pytest.raises(SettingsError, match="no language data"):
+        lang.load("xx")
+
+
+@pytest.mark.parametrize(("word", "other"), [
+    ("chips", "chip"), ("policy", "policies"), ("classes", "class"), ("box", "boxes"),
+    ("day", "days")])
+def test_number_folding_from_the_rules(word: str, other: str) -> None:
+    assert EN.variants(word) == [word, other]
+
+
+@pytest.mark.parametrize(("question", "kinds"), [
+    ("When did ABC first start?", ["date"]),
+    ("In what year did the ban end?", ["date"]),
+    ("How many chips were sold?", ["count"]),
+    ("Who welcomed the policy change?", ["person"]),
+    ("Why did the ban fail?", ["reason"]),
+    ("What does the briefing argue?", []),
+])
+def test_answer_kinds_asked(question: str, kinds: list[str]) -> None:
+    assert [k.name for k in EN.kinds_asked(question)] == kinds
+
+
+def test_an_answer_kind_is_not_held_by_what_the_question_already_says() -> None:
+    date = next(k for k in EN.answer_kinds if k.name == "date")
+    q = "when did the logo change in 1957?"
+    assert not date.held_by("The logo changed in 1957.", q)
+    assert date.held_by("The logo changed again in 1962.", q)
+
+
+# ---- conversation --------------------------------------------------------------------------
+
+def _after(conv: Conversation, question: str, answer: str | None = None) -> Conversation:
+    res = conv.resolve(question, EN)
+    asked = bool(analyse(question, conv, EN).asks_for_names)
+    return conv.after(question, res, asked, answer, ("d", 0) if answer else None)
+
+
+def test_a_question_that_stands_alone_is_asked_as_it_is() -> None:
+    conv = _after(Conversation(id="c"), "Which vendors build rack-scale systems?",
+                  "Huawei and Baidu are deploying rack-scale systems.")
+    for q in ("When was the article published?", "Who welcomed the policy change?",
+              "What does the author conclude?"):
+        res = conv.resolve(q, EN)
+        assert res.resolved is None and res.text == q, q
+
+
+def test_them_after_a_question_for_names_means_the_names_given() -> None:
+    conv = _after(Conversation(id="c"), "Which vendors build rack-scale systems?",
+                  "Huawei and Baidu are deploying rack-scale systems.")
+    res = conv.resolve("Which of them is the largest?", EN)
+    assert res.resolved is not None
+    assert {"huawei", "baidu"} <= set(res.terms)
+    assert res.terms["largest"] == 1.0 and res.terms["huawei"] < 1.0
+
+
+def test_context_comes_from_the_previous_turn_only() -> None:
+    conv = _after(Conversation(id="c"), "What were US export restrictions meant to achieve?",
+                  "They aimed to deny China top-tier GPU tech.")
+    conv = _after(conv, "Did they work?", "They largely failed.")
+    conv = _after(conv, "What did Nvidia say about the decision?", "Nvidia welcomed it.")
+    res = conv.resolve("And why?", EN)
+    assert res.resolved is not None
+    assert "restrictions" not in res.terms, "the first turn's subject must not accumulate"
+    assert "nvidia" in res.terms
+
+
+def test_resolving_and_recording_never_change_the_conversation() -> None:
+    conv = _after(Conversation(id="c"), "What did Washington decide?", "It reversed course.")
+    turns = conv.turns
+    conv.resolve("Did it work?", EN)
+    later = _after(conv, "Did it work?", "No.")
+    assert conv.turns == turns and len(later.turns) == len(turns) + 1
+
+
+# ---- features, scorer, abstainer, citations ------------------------------------------------
+
+def _candidate(text: str, exact: list[bool], doc: str = "d", start: int = 0,
+               vector: list[float] | None = None) -> Candidate:
+    n = len(exact)
+    v = np.array(vector or [1.0, 0.0], dtype=np.float32)
+    return Candidate(sentence_id=start, chunk_id=0, doc_id=doc, start=start,
+                     end=start + len(text), section="S", title="T", text=text,
+                     vector=v / np.linalg.norm(v), dense=0.5, chunk_dense=0.5,
+                     term_weights=np.ones(n), exact=np.array(exact), soft=np.zeros(n),
+                     in_context=np.zeros(n, dtype=bool), in_window=np.zeros(n, dtype=bool),
+                     inherited=np.zeros(n, dtype=bool))
+
+
+def test_features_count_the_question_s_terms_and_the_kind_of_answer() -> None:
+    a = analyse("When did the export ban start?", Conversation(), EN)
+    assert list(a.query.terms) == ["export", "ban", "start"]
+    with_date = _candidate("The export ban started in October 2022.", [True, True, False])
+    without = _candidate("The export ban was strict.", [True, True, False], start=50)
+    x = FeatureExtractor().extract(a, [with_date, without])
+    assert x.shape == (2, len(feature_names(EN)))
+    assert x[0, feature_names(EN).index("kind:date")] == 1
+    assert x[1, feature_names(EN).index("kind:date")] == -1
+    assert x[0, INDEX["lexical"]] == pytest.approx(2 / 3)
+    assert x[0, INDEX["kind_held"]] == 1 and x[0, INDEX["kind_missing"]] == 0
+    assert x[1, INDEX["kind_held"]] == 0 and x[1, INDEX["kind_missing"]] == 1
+    assert (with_date.features == x[0]).all()
+
+
+def test_the_linear_scorer_ranks_by_its_weights_and_refuses_unknown_features() -> None:
+    a = analyse("When did the export ban start?", Conversation(), EN)
+    cands = [_candidate("The export ban was strict.", [True, True, False]),
+             _candidate("The export ban started in October 2022.", [True, True, False], start=9)]
+    FeatureExtractor().extract(a, cands)
+    model = LinearModel(features=["kind_held"], weights=[1.0], mean=[0.0], scale=[1.0])
+    scores = FittedScorer(model).score(a, cands)
+    assert scores[1] > scores[0]
+    with pytest.raises(SettingsError, match="unknown features"):
+        FittedScorer(LinearModel(features=["nope"], weights=[1.0], mean=[0.0],
+                                 scale=[1.0])).score(a, cands)
+
+
+def test_the_abstainer_abstains_below_its_threshold() -> None:
+    n = len(ABSTAIN_FEATURES)
+    model = AbstainerModel(features=list(ABSTAIN_FEATURES), weights=[1.0] + [0.0] * (n - 1),
+                           mean=[0.0] * n, scale=[1.0] * n, threshold=0.5)
+    ab = Abstainer(model)
+    high, low = np.zeros(n), np.zeros(n)
+    high[0], low[0] = 3.0, -3.0
+    assert ab.probability(high) > 0.9 and not ab.abstains(ab.probability(high))
+    assert ab.probability(low) < 0.1 and ab.abstains(ab.probability(low))
+    assert Abstainer(model, threshold=0.0).abstains(ab.probability(low)) is False
+
+
+def test_citations_offer_another_document_when_scores_are_close() -> None:
+    same = [_candidate(f"Sentence {i} of a.", [True], doc="a", start=i * 20,
+                       vector=[1.0, 0.05 * i]) for i in range(4)]
+    other = _candidate("A sentence of b.", [True], doc="b", start=0, vector=[0.6, 0.8])
+    ranked = [*same, other]
+    for c, s in zip(ranked, [1.0, 0.98, 0.97, 0.96, 0.95], strict=True):
+        c.score = s
+    plain = choose_citations(ranked, 3, 0.0)
+    diverse = choose_citations(ranked, 3, 0.5)
+    assert {c.doc_id for c in plain} == {"a"}
+    assert plain[0] is diverse[0] is same[0]
+    assert "b" in {c.doc_id for c in diverse}
+
+
+def test_the_shipped_model_records_its_provenance_and_held_out_figures() -> None:
+    model = load_model()
+    assert model.ranker.features and set(model.ranker.features) <= set(feature_names(EN))
+    assert set(model.abstainer.features) <= set(ABSTAIN_FEATURES)
+    prov: dict[str, Any] = model.provenance
+    assert {"fitted", "data", "split", "held_out"} <= set(prov)
+    assert {"qa-dev", "briefing", "pydoc"} <= set(prov["held_out"])
