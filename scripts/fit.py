@@ -77,6 +77,8 @@ TREE_PARAMS = {"objective": "lambdarank", "num_leaves": 15, "learning_rate": 0.0
                "seed": SEED, "num_threads": 2, "deterministic": True}
 TREE_ROUNDS = 200
 RANKER = "trees"
+DIVERSITY = 0.3
+"""Citation diversity (MMR): 0 lists the best-scored passages, 1 the most varied."""
 FEATURES = feature_names(lang.load("en"))
 
 
@@ -351,7 +353,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write assistant/qa/model.json")
     parser.add_argument("--sets", nargs="*", default=None)
     parser.add_argument("--drop", nargs="*", default=[], help="features to leave out")
-    parser.add_argument("--diversity", type=float, default=0.3)
+    parser.add_argument("--diversity", type=float, default=DIVERSITY)
     parser.add_argument("--ranker", choices=["trees", "linear"], default="trees")
     args = parser.parse_args()
     global RANKER
