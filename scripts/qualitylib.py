@@ -69,13 +69,43 @@ def gold_sets(names: Iterable[str] | None = None) -> list[GoldSet]:
     return [s for s in sets if wanted is None or s.name in wanted]
 
 
-def held_out_sets() -> list[GoldSet]:
-    """Sets never fitted on, written by people who had not seen the fitting sets."""
+def held_out_sets() -> list[tuple[GoldSet, str | None]]:
+    """Sets never fitted on, written by someone who had not seen the fitting sets: fresh
+    standalone questions on each corpus, and two- and three-turn conversations (the lines
+    of ``followup_questions.jsonl`` whose ``corpus`` is the one named)."""
     data = ROOT / "tests" / "data"
-    return [GoldSet("briefing-fresh", data / "fresh_briefing_questions.jsonl", ROOT / "corpus"),
-            GoldSet("pydoc-fresh", data / "fresh_pydoc_questions.jsonl",
-                    ROOT / "build" / "pydoc_corpus"),
-            GoldSet("follow-ups", data / "followup_questions.jsonl", ROOT / "corpus")]
+    pydoc = ROOT / "build" / "pydoc_corpus"
+    follow = data / "followup_questions.jsonl"
+    return [(GoldSet("briefing-fresh", data / "fresh_briefing_questions.jsonl", ROOT / "corpus"),
+             None),
+            (GoldSet("pydoc-fresh", data / "fresh_pydoc_questions.jsonl", pydoc), None),
+            (GoldSet("briefing-follow-ups", follow, ROOT / "corpus"), "briefing"),
+            (GoldSet("pydoc-follow-ups", follow, pydoc), "pydoc")]
+
+
+def evaluate_held_out() -> dict[str, dict[str, float]]:
+    """The shipped model on the sets it was never fitted on (``assistant eval``'s figures)."""
+    from assistant.evaluate import evaluate
+    from assistant.models import GoldQuestion
+
+    out: dict[str, dict[str, float]] = {}
+    for gs, corpus in held_out_sets():
+        if not gs.questions.is_file():
+            continue
+        index = WORK / ("briefing-index" if gs.corpus == ROOT / "corpus" else "pydoc-index")
+        settings = Settings(corpus_dir=gs.corpus, index_dir=index)
+        build_index(settings)
+        rows = [json.loads(line) for line in gs.questions.read_text(encoding="utf-8")
+                .splitlines() if line.strip()]
+        gold = [GoldQuestion.model_validate(r) for r in rows
+                if corpus is None or r.get("corpus") == corpus]
+        r = evaluate(Answerer(open_index(index), settings), gold)
+        out[gs.name] = {"answerable": r.answerable, "unanswerable": r.unanswerable,
+                        "top1": r.top1_accuracy, "hit3": r.hit_at_3,
+                        "abstention_precision": r.abstention_precision,
+                        "abstention_recall": r.abstention_recall,
+                        "answerable_abstained": r.answerable_abstained_rate}
+    return out
 
 
 def ensure_index(gs: GoldSet) -> Settings:

@@ -3,6 +3,7 @@ language reference, one document per topic) with its own gold questions."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from assistant.build import build_index
 from assistant.evaluate import evaluate, load_gold
+from assistant.models import GoldQuestion
 from assistant.qa.conversation import Conversation
 from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
@@ -34,15 +36,33 @@ def pydoc_answerer(tmp_path_factory: pytest.TempPathFactory) -> Answerer:
 
 @pytest.mark.slow
 def test_pydoc_quality_does_not_regress(pydoc_answerer: Answerer) -> None:
-    """Floors at the level reached (README); a drop means a change tuned to one corpus."""
+    """Floors a few points under the held-out figures of scripts/fit.py (cross-validated by
+    document: top-1 61%, hit@3 80%, abstention recall 100%, answerable abstained 7.3%), so
+    that a change helping fresh questions is not blocked by one of these."""
     report = evaluate(pydoc_answerer, load_gold(GOLD))
-    assert report.top1_accuracy >= 0.80
-    assert report.hit_at_3 >= 0.87
-    assert report.answerable_abstained_rate <= 0.05
-    # "json.dumps" is never mentioned, "How many nanoseconds" needs a duration, and "When
-    # does str.join raise...?" asks for a condition, not a date
-    assert report.abstention_recall >= 0.6
-    assert report.abstention_precision >= 0.9
+    assert report.top1_accuracy >= 0.56
+    assert report.hit_at_3 >= 0.75
+    assert report.answerable_abstained_rate <= 0.12
+    assert report.abstention_recall >= 0.9
+
+
+@pytest.mark.slow
+def test_fresh_questions_and_follow_ups_never_fitted_on(pydoc_answerer: Answerer) -> None:
+    """Questions written apart from the fitting sets (fresh standalone ones, and two- and
+    three-turn conversations): figures of the shipped model, floors a few points under."""
+    fresh = evaluate(pydoc_answerer, load_gold(ROOT / "tests" / "data" /
+                                               "fresh_pydoc_questions.jsonl"))
+    assert fresh.top1_accuracy >= 0.50 and fresh.hit_at_3 >= 0.75
+    assert fresh.abstention_recall >= 0.6
+    follow = evaluate(pydoc_answerer, follow_ups("pydoc"))
+    assert follow.top1_accuracy >= 0.57 and follow.hit_at_3 >= 0.75
+    assert follow.abstention_recall >= 0.7
+
+
+def follow_ups(corpus: str) -> list[GoldQuestion]:
+    rows = [json.loads(line) for line in (ROOT / "tests" / "data" / "followup_questions.jsonl")
+            .read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [GoldQuestion.model_validate(r) for r in rows if r["corpus"] == corpus]
 
 
 @pytest.mark.slow

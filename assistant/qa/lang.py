@@ -46,6 +46,7 @@ class Language:
     referring_determiners: frozenset[str]
     follow_up_openers: tuple[str, ...]
     leaning_openers: re.Pattern[str]
+    reason_openers: re.Pattern[str]
     fold_min_length: int
     plural_to_singular: tuple[tuple[re.Pattern[str], str], ...]
     singular_to_plural: tuple[tuple[re.Pattern[str], str], ...]
@@ -100,6 +101,7 @@ def load(code: str = "en") -> Language:
             referring_determiners=_words(data["referring_determiners"]),
             follow_up_openers=tuple(data["follow_up_openers"]),
             leaning_openers=re.compile(data["leaning_openers"]),
+            reason_openers=re.compile(data["reason_openers"]),
             fold_min_length=int(data.get("fold_min_length", 4)),
             plural_to_singular=tuple((re.compile(r), str(s)) for r, s in
                                      data["plural_to_singular"]),

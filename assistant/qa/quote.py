@@ -52,7 +52,7 @@ class QuoteBuilder:
                 and not reason.held_by(text, a.folded):
             _, nxt = self.retriever.neighbours(best.doc_id, start, end)
             if (nxt is not None and nxt[1] - start <= MAX_ANSWER_CHARS
-                    and reason.held_by(nxt[2], a.folded)
+                    and a.language.reason_openers.match(nxt[2])
                     and _ADJACENT_GAP.fullmatch(self._text(best.doc_id, end, nxt[0]))):
                 end, sentences = nxt[1], sentences + 1
                 text = self._text(best.doc_id, start, end)
