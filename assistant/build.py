@@ -60,6 +60,7 @@ from assistant.models import (
     IndexStatus,
     ModelIdentity,
     SkippedFile,
+    SkippedRecord,
     SourceDocument,
     VectorIndexInfo,
 )
@@ -112,6 +113,8 @@ class _Plan:
     known: dict[str, DocumentRecord] = field(default_factory=dict)
     """The live index's documents, even when it is rebuilt in full: what the summary calls
     added, changed, unchanged or removed."""
+    still_skipped: dict[str, SkippedRecord] = field(default_factory=dict)
+    """Files the live index could not read, unchanged since: not read again."""
 
     def key(self) -> str:
         return json.dumps({"base": self.base_generation, "model": self.weights_sha256,
@@ -121,6 +124,9 @@ class _Plan:
 
 def scan(settings: Settings) -> tuple[list[ingest.CorpusFile], list[SkippedFile]]:
     corpus = settings.corpus_dir
+    if corpus.exists() and not corpus.is_dir():
+        raise CorpusError(f"the corpus {corpus} is a file, not a folder; pass the folder that "
+                          "holds the documents (--corpus DIR)")
     if not corpus.is_dir():
         raise CorpusError(f"the corpus folder {corpus} does not exist; create it and put "
                           ".txt, .md, .html or .pdf files in it, or pass --corpus DIR")
@@ -148,11 +154,25 @@ def stale_reasons(settings: Settings, manifest: IndexManifest | None,
     for f in files:
         rec = manifest.documents.get(f.doc_id)
         if rec is None:
-            reasons.append(f"new document {f.doc_id}")
-        elif rec.size != f.size or rec.mtime_ns != f.mtime_ns:
+            if not _same_file(manifest.skipped.get(f.doc_id), f):
+                reasons.append(f"new document {f.doc_id}")
+        elif not _same_file(rec, f):
             reasons.append(f"document changed: {f.doc_id}")
     reasons.extend(f"document removed: {d}" for d in manifest.documents if d not in seen)
     return reasons
+
+
+def _same_file(rec: DocumentRecord | SkippedRecord | None, f: ingest.CorpusFile) -> bool:
+    """The file is as the index saw it (size and mtime: cheap, no hashing)."""
+    return rec is not None and rec.size == f.size and rec.mtime_ns == f.mtime_ns
+
+
+def _remembered_skip(f: ingest.CorpusFile, reason: str) -> dict[str, SkippedRecord]:
+    """A file that could not be indexed, as the manifest remembers it; a failure to read it
+    (permissions, a vanished file) is not remembered: the next build tries again."""
+    if reason.startswith("cannot read"):
+        return {}
+    return {f.doc_id: SkippedRecord(reason=reason, size=f.size, mtime_ns=f.mtime_ns)}
 
 
 def _qdrant_moved(settings: Settings, manifest: IndexManifest) -> bool:
@@ -180,11 +200,29 @@ def resolve_store(settings: Settings) -> Settings:
     return settings.model_copy(update={"store": store, "qdrant_url": url})
 
 
+def resolve_corpus(settings: Settings) -> Settings:
+    """Settings whose corpus is the one the index was built from, when none is given (no
+    --corpus, ``ASSISTANT_CORPUS_DIR`` or ``corpus_dir`` in assistant.toml) and that folder
+    still exists: `assistant info --index DIR` compares DIR with its own corpus, not with
+    whatever ./corpus the working directory holds."""
+    if "corpus_dir" in settings.model_fields_set:
+        return settings
+    try:
+        gen = IndexLayout(settings.index_dir).current_generation()
+        remembered = Path(read_manifest(gen).corpus_dir) if gen is not None else None
+    except AssistantError:
+        return settings
+    if remembered is None or not remembered.is_dir():
+        return settings
+    return settings.model_copy(update={"corpus_dir": remembered})
+
+
 def build_index(settings: Settings, full: bool = False, progress: Progress | None = None,
                 ) -> BuildSummary:
-    """Make the index at ``settings.index_dir`` reflect ``settings.corpus_dir``."""
+    """Make the index at ``settings.index_dir`` reflect ``settings.corpus_dir`` (or, when no
+    corpus is given, the corpus it was built from: ``resolve_corpus``)."""
     started = time.perf_counter()
-    settings = resolve_store(settings)
+    settings = resolve_store(resolve_corpus(settings))
     report = progress or (lambda stage, done, total: None)
     files, skipped = scan(settings)
     if settings.store == "qdrant":  # fail before embedding, not after
@@ -281,11 +319,15 @@ def _build_locked(settings: Settings, layout: IndexLayout, files: list[ingest.Co
                  weights_sha256=model.weights_sha256, params=params, store=settings.store,
                  full_reason=reason, known=dict(current.documents) if current else {})
     prev_docs = base.documents if base else {}
+    prev_skipped = base.skipped if base else {}
     ids = {f.doc_id for f in files}
     for f in files:
         rec = prev_docs.get(f.doc_id)
-        if rec is not None and rec.size == f.size and rec.mtime_ns == f.mtime_ns:
+        if rec is not None and _same_file(rec, f):
             plan.unchanged.append(rec)
+        elif _same_file(skip := prev_skipped.get(f.doc_id), f) and skip is not None:
+            plan.still_skipped[f.doc_id] = skip
+            skipped.append(SkippedFile(path=f.doc_id, reason=skip.reason))
         else:
             plan.to_index.append(f)
     plan.removed = sorted(d for d in prev_docs if d not in ids)
@@ -353,6 +395,7 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                 _delete_document(conn, doc_id)
         conn.execute("COMMIT")
         records: dict[str, DocumentRecord] = {r.doc_id: r for r in plan.unchanged}
+        not_indexed: dict[str, SkippedRecord] = dict(plan.still_skipped)
         pending: list[_Piece] = []
         pending_chunks = 0
         total = len(plan.to_index)
@@ -364,6 +407,8 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                 after = f.path.stat()
             except (ingest.UnreadableDocument, OSError) as exc:
                 summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
+                if isinstance(exc, ingest.UnreadableDocument):
+                    not_indexed.update(_remembered_skip(f, str(exc)))
                 _drop_if_held(conn, f.doc_id, held)
                 continue
             mtime = f.mtime_ns
@@ -389,6 +434,7 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                 doc = ingest.extract(f, raw)
             except ingest.UnreadableDocument as exc:
                 summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
+                not_indexed.update(_remembered_skip(f, str(exc)))
                 continue
             summary.warnings.extend(f"{f.doc_id}: {w}" for w in doc.warnings)
             # Chunks are embedded and committed in batches as they come, even inside one
@@ -447,7 +493,7 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
         chunk_params=plan.params, vectors=vectors, documents=dict(sorted(records.items())),
         chunk_count=int(chunk_count), sentence_count=int(sentence_count),
         built_at=datetime.now(UTC), build_seconds=round(time.perf_counter() - started, 3),
-        corpus_dir=str(settings.corpus_dir.resolve()))
+        corpus_dir=str(settings.corpus_dir.resolve()), skipped=dict(sorted(not_indexed.items())))
     _publish(layout, manifest)
     report("publish", 1, 1)
     summary.unchanged += len(plan.unchanged)
@@ -705,7 +751,7 @@ def _publish(layout: IndexLayout, manifest: IndexManifest) -> None:
 def index_status(settings: Settings) -> IndexStatus:
     """What the index holds and whether it is stale against the corpus (the corpus is only
     stat-ed, never read: fast)."""
-    settings = resolve_store(settings)
+    settings = resolve_store(resolve_corpus(settings))
     layout = IndexLayout(settings.index_dir)
     status = IndexStatus(index_dir=str(settings.index_dir), corpus_dir=str(settings.corpus_dir),
                          exists=False)
@@ -743,7 +789,7 @@ def documents_changed(manifest: IndexManifest) -> list[str]:
     if not corpus.is_dir():
         return []
     files, _ = ingest.discover(corpus)
-    changed = [f.doc_id for f in files if (rec := manifest.documents.get(f.doc_id)) is None
-               or rec.size != f.size or rec.mtime_ns != f.mtime_ns]
+    changed = [f.doc_id for f in files if not _same_file(
+        manifest.documents.get(f.doc_id) or manifest.skipped.get(f.doc_id), f)]
     seen = {f.doc_id for f in files}
     return changed + [d for d in manifest.documents if d not in seen]

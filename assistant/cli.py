@@ -165,14 +165,16 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool) -> None
     from assistant.build import index_status
 
     st = index_status(settings)
+    if not st.exists:
+        from assistant.errors import IndexMissingError
+
+        raise IndexMissingError(f"no index in {st.index_dir}; run `assistant index` to build "
+                                f"it from {st.corpus_dir}")
     if as_json:
         click.echo(st.model_dump_json())
         return
-    if not st.exists:
-        click.echo(f"No index in {st.index_dir}. Run `assistant index` to build it from "
-                   f"{st.corpus_dir}.")
-        return
     click.echo(f"Index:     {st.index_dir} (generation {st.generation})")
+    click.echo(f"Corpus:    {st.corpus_dir}")
     click.echo(f"Built at:  {st.built_at:%Y-%m-%d %H:%M:%S %Z}" if st.built_at else "")
     click.echo(f"Model:     {st.model}")
     vec = st.vectors
@@ -298,32 +300,56 @@ def eval_cmd(gold: Path, index_dir: Path | None, as_json: bool) -> None:
     click.echo(rep.model_dump_json() if as_json else report_text(rep))
 
 
+def _fail(message: str, exit_code: int, title: str, as_json: bool) -> None:
+    """Report an error as one line on stderr (a JSON object with ``--json``), and exit."""
+    message = " ".join(message.split())  # always one line
+    if as_json:
+        import json
+
+        _err(json.dumps({"error": message, "title": title, "exit_code": exit_code},
+                        ensure_ascii=False))
+    else:
+        _err("error: " + message)
+    sys.exit(exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning every user error into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args[:args.index("--")] if "--" in args else "--json" in args
     try:
         cli.main(args=argv, prog_name="assistant", standalone_mode=False)
     except AssistantError as exc:
-        _err("error: " + " ".join(exc.message.split()))  # always one line
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _err("interrupted")
-        sys.exit(130)
-    except KeyboardInterrupt:
+        _fail(exc.message, exc.exit_code, exc.title, as_json)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        if as_json:
+            _fail("interrupted", 130, "Interrupted", as_json)
         _err("interrupted")
         sys.exit(130)
     except click.ClickException as exc:
-        _err(f"error: {exc.format_message()}")
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code, "Usage", as_json)
     except BrokenPipeError:
-        sys.exit(0)
+        _quiet_broken_pipe()
     except Exception as exc:  # a bug: still one line for the user, the traceback on request
         import os
 
         if os.environ.get("ASSISTANT_DEBUG"):
             raise
-        _err(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
-             "(a bug; set ASSISTANT_DEBUG=1 to see where)")
-        sys.exit(1)
+        _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+              "(a bug; set ASSISTANT_DEBUG=1 to see where)", 1, "Unexpected error", as_json)
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (``assistant batch … | head -1``): that is a normal end, exit 0.
+    stdout is pointed at /dev/null so Python's flush at exit cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(0)
 
 
 if __name__ == "__main__":
