@@ -138,6 +138,12 @@ def extract(file: CorpusFile, raw: bytes) -> SourceDocument:
 _BINARY_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 
 
+def looks_binary(head: bytes) -> bool:
+    """The first bytes of a file are not text: many NULs or other control characters (a
+    stray one, such as a damaged line in a batch file, is tolerated)."""
+    return len(_BINARY_CONTROL.findall(head)) > max(8, len(head) // 200)
+
+
 def decode_text(raw: bytes) -> tuple[str, str | None]:
     """Decode bytes as UTF-8 (or a BOM's encoding); refuse binary; fall back to Windows-1252.
 

@@ -256,8 +256,9 @@ class EvalReport(BaseModel):
     top1_accuracy: float
     hit_at_3: float
     mrr: float
-    abstention_precision: float
-    abstention_recall: float
+    abstention_precision: float | None
+    abstention_recall: float | None
+    """Both None when the set holds no unanswerable question (they would be meaningless)."""
     answerable_abstained_rate: float
     latency_p50_ms: float
     latency_p95_ms: float

@@ -349,7 +349,7 @@ def test_missing_index_is_built_in_the_ui_and_early_questions_wait(
             await settle(pilot)
             assert VENDORS in highlighted_text(app.query(PassageView).last())
             assert not app.query(PendingCard)
-            assert any(s.startswith("Building the index: embedding documents") for s in said)
+            assert any(s.startswith("Building the index: embedding chunks") for s in said)
             assert status.text.startswith("Answered")
             panel = text_of(app.query_one(SidePanel))
             assert "up to date" in panel and "nvidia-h200-china.txt" in panel

@@ -210,7 +210,8 @@ class BriefingApp(App[None]):
         status = self.status_line
         verb = "Rebuilding" if self.building == "rebuild" and self.engine else "Building"
         if message.stage == "embed" and message.total:
-            status.say(f"{verb} the index: {label} {message.done}/{message.total}", "busy")
+            status.say(f"{verb} the index: {label}, {message.done:,} of about "
+                       f"{message.total:,}", "busy")
             status.progress(message.done, message.total)
         else:
             status.say(f"{verb} the index: {label}…",
