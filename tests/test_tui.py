@@ -28,7 +28,7 @@ from rich.text import Text
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import OptionList, Static
 
 from assistant.build import build_index
 from assistant.models import Section
@@ -188,6 +188,75 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
             await pilot.click(follow.query(CitationLine).first())
             await pilot.pause()
             assert isinstance(app.screen, DocumentScreen)
+
+    run(go)
+
+
+def test_typing_reaches_the_question_box_wherever_focus_is(
+        briefing: Callable[[], BriefingApp]) -> None:
+    """Issue 14, item 2: after a document (Esc) or from a source or the document list,
+    printable keys go to the question box; Enter does not re-open the document; Tab cycles
+    question box → latest answer's sources → document list, not through every citation;
+    1–9 work with the conversation in focus."""
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            box = app.query_one(QuestionInput)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            await ask(pilot, "What revenue share does the US get?")
+            await ask(pilot, "What does Beijing want?")
+            latest = app.query(AnswerCard).last()
+            # Tab: three stops, whatever the number of answers and citations
+            assert app.focused is box
+            await pilot.press("tab")
+            assert app.focused is latest.query(CitationLine).first()
+            await pilot.press("tab")
+            assert app.focused is app.query_one(SidePanel).query_one(OptionList)
+            await pilot.press("tab")
+            assert app.focused is box
+            await pilot.press("shift+tab")
+            assert isinstance(app.focused, OptionList)
+            # ↑ from the latest answer's first source reaches the previous answer's sources
+            await pilot.press("shift+tab")
+            await pilot.press("up")
+            assert isinstance(app.focused, CitationLine)
+            assert app.focused.citation in app.query(AnswerCard)[1].answer.citations
+            # a citation opened, then Esc: focus is back in the question box
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, DocumentScreen)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.focused is box
+            await pilot.press("enter")  # an empty question: nothing re-opens
+            await pilot.pause()
+            assert not isinstance(app.screen, DocumentScreen)
+            # typed on a source: the keys go to the question box (y and digits keep theirs)
+            latest.query(CitationLine).first().focus()
+            await pilot.press("w", "h", "o", "space", "s")
+            assert app.focused is box and box.value == "who s"
+            box.value = ""
+            # from the document list: open one, come back, type
+            docs = app.query_one(SidePanel).query_one(OptionList)
+            docs.focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, DocumentScreen)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.focused is box
+            docs.focus()
+            await pilot.press("a", "b")
+            assert app.focused is box and box.value == "ab"
+            # 1–9 with the conversation itself in focus open the latest answer's sources
+            app.conversation_view.focus()
+            await pilot.press("2")
+            await pilot.pause()
+            assert isinstance(app.screen, DocumentScreen)
+            second = latest.answer.citations[1]
+            assert app.screen.quote == (second.start, second.end)
 
     run(go)
 

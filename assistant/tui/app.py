@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, OptionList
 from textual.worker import Worker, WorkerState
 
 from assistant.conversation import Conversation
@@ -394,7 +395,8 @@ class BriefingApp(App[None]):
         except AssistantError as exc:
             self.notify(exc.message, title=exc.title, severity="error", markup=False)
             return
-        self.push_screen(DocumentScreen(view, message.start, message.end))
+        self.push_screen(DocumentScreen(view, message.start, message.end),
+                         lambda _: self.action_focus_question())
 
     # ---- actions -----------------------------------------------------------------------
 
@@ -487,6 +489,59 @@ class BriefingApp(App[None]):
 
     def action_focus_question(self) -> None:
         self.query_one(QuestionInput).focus()
+
+    # ---- focus: typing always reaches the question box ---------------------------------
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key pressed while a citation, the conversation or the document list
+        has focus goes into the question box (keys those widgets bind, such as 1–9 and y on
+        the sources, keep their meaning)."""
+        if self.screen is not self.screen_stack[0] or not event.is_printable:
+            return
+        if not event.character or isinstance(self.focused, Input):
+            return
+        if event.key in self.active_bindings:
+            return
+        event.stop()
+        event.prevent_default()
+        box = self.query_one(QuestionInput)
+        box.focus()
+        box.insert_text_at_cursor(event.character)
+
+    def _tab_stops(self) -> list[Widget]:
+        """Tab's cycle on the chat: the question box, the latest answer's sources, the
+        document list (when the panel shows). Older answers' sources are reached with ↑/↓
+        from there, not by tabbing through every one of them."""
+        stops: list[Widget] = [self.query_one(QuestionInput)]
+        latest = self.conversation_view.latest_answer()
+        lines = list(latest.query(CitationLine)) if latest else []
+        focused = self.focused
+        if isinstance(focused, CitationLine):
+            stops.append(focused)  # Tab from any source moves on to the next stop
+        elif lines:
+            stops.append(lines[0])
+        side = self.query_one(SidePanel)
+        if side.display:
+            stops.append(side.query_one(OptionList))
+        return stops
+
+    def _cycle_focus(self, step: int) -> None:
+        stops = self._tab_stops()
+        focused = self.focused
+        at = stops.index(focused) if focused in stops else (0 if step > 0 else 1)
+        stops[(at + step) % len(stops)].focus()
+
+    def action_focus_next(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            super().action_focus_next()
+            return
+        self._cycle_focus(1)
+
+    def action_focus_previous(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            super().action_focus_previous()
+            return
+        self._cycle_focus(-1)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

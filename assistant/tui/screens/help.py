@@ -20,11 +20,13 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     ]),
     ("Sources", [
         ("Ctrl+O", "open the latest answer's source, the quote highlighted"),
-        ("Tab / Shift+Tab", "move between the sources listed under the answers"),
+        ("Tab / Shift+Tab", "question box → latest answer's sources → document list"),
+        ("↑ / ↓ on a source", "previous / next source, through every answer"),
         ("Enter or click", "open the focused source"),
-        ("1 – 9", "open source n of the answer in focus"),
+        ("1 – 9", "open source n (of the focused answer, else the latest)"),
         ("y", "copy the focused source (or, in a document, its quote)"),
-        ("Esc", "back from a document; from the sources, back to the question box"),
+        ("Esc", "from the question box to the sources; back from a document"),
+        ("any other key", "typed into the question box, wherever the focus is"),
     ]),
     ("Chat", [
         ("Ctrl+Y", "copy the latest answer with its source"),

@@ -88,8 +88,8 @@ class CitationLine(Vertical, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open source"),
         Binding("y", "copy", "Copy citation"),
-        Binding("down", "app.focus_next", "Next", show=False),
-        Binding("up", "app.focus_previous", "Previous", show=False),
+        Binding("down", "step(1)", "Next source", show=False),
+        Binding("up", "step(-1)", "Previous source", show=False),
         Binding("escape", "app.focus_question", "Question", show=False),
     ]
 
@@ -109,6 +109,16 @@ class CitationLine(Vertical, can_focus=True):
 
     def on_click(self) -> None:
         self.action_open()
+
+    def action_step(self, direction: int) -> None:
+        """↑/↓ walk every source of every answer, in reading order."""
+        lines = list(self.screen.query(CitationLine))
+        at = lines.index(self)
+        if 0 <= at + direction < len(lines):
+            lines[at + direction].focus()
+            lines[at + direction].scroll_visible(animate=False)
+        elif direction > 0:
+            self.app.action_focus_question()  # type: ignore[attr-defined]
 
     def action_open(self) -> None:
         c = self.citation
@@ -274,6 +284,9 @@ F1 lists every key; Ctrl+P opens the command palette."""
 
 
 class ConversationView(VerticalScroll):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(str(n), f"open_citation({n})", f"Open [{n}]", show=False) for n in range(1, 10)]
+
     DEFAULT_CSS = """
     ConversationView { height: 1fr; padding: 0 1 1 0; scrollbar-gutter: stable; }
     ConversationView #welcome { color: $text-muted; padding: 1 2; }
@@ -289,3 +302,11 @@ class ConversationView(VerticalScroll):
     def latest_answer(self) -> AnswerCard | None:
         cards = list(self.query(AnswerCard))
         return cards[-1] if cards else None
+
+    def action_open_citation(self, n: int) -> None:
+        """1–9 with the conversation in focus: source n of the latest answer."""
+        card = self.latest_answer()
+        if card is None:
+            self.app.bell()
+        else:
+            card.action_open_citation(n)

@@ -22,7 +22,9 @@ class QuestionInput(Input):
 
     def __init__(self, history: InputHistory, *, placeholder: str = "", id: str | None = None
                  ) -> None:
-        super().__init__(placeholder=placeholder, id=id)
+        # no select-all on focus: a key typed elsewhere is forwarded here (BriefingApp.on_key)
+        # and the next one must not replace it
+        super().__init__(placeholder=placeholder, id=id, select_on_focus=False)
         self.history = history
 
     def action_history_previous(self) -> None:
