@@ -261,6 +261,40 @@ def test_typing_reaches_the_question_box_wherever_focus_is(
     run(go)
 
 
+def test_pasted_escape_sequences_are_cleaned_from_the_question(
+        briefing: Callable[[], BriefingApp]) -> None:
+    """Issue 14, item 3: a question pasted with ANSI colours (and over two lines) arrives
+    as its words, in order; nothing of the escapes reaches the card, the history or the
+    next follow-up's context."""
+    from textual import events
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            box = app.query_one(QuestionInput)
+            box.focus()
+            await pilot.press("W", "h", "i", "c", "h")
+            box.post_message(events.Paste(" \x1b[31mChinese\x1b[0m vendors\nare mentioned?"))
+            await pilot.pause()
+            assert box.value == "Which Chinese vendors are mentioned?"
+            assert box.cursor_position == len(box.value)
+            box.value = "Who is \x1b[1;31mmentioned\x1b[0m?\x07"  # set by other means
+            await pilot.press("enter")
+            await settle(pilot)
+            asked = flat(text_of(app.query(QuestionCard).last()))
+            assert asked.startswith("› Who is mentioned?"), asked
+            assert app.history.previous("") == "Who is mentioned?"
+            answer = app.query(AnswerCard).last().answer
+            assert answer.question == "Who is mentioned?"
+            await ask(pilot, "Which of them are deploying rack-scale systems?")
+            follow = app.query(AnswerCard).last().answer
+            for text in (follow.resolved_question or "", follow.question):
+                assert "31m" not in text and "\x1b" not in text and "x1b" not in text
+
+    run(go)
+
+
 def test_abstention_looks_different(briefing: Callable[[], BriefingApp]) -> None:
     async def go() -> None:
         app = briefing()

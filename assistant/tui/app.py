@@ -277,8 +277,12 @@ class BriefingApp(App[None]):
 
     @on(Input.Submitted, "#question")
     async def ask_question(self, event: Input.Submitted) -> None:
-        question = event.value
-        if not question.strip():
+        from assistant.text import without_terminal_codes
+
+        # what is shown, kept in the history and the conversation: never raw escapes
+        question = " ".join(without_terminal_codes(event.value).split())
+        if not question:
+            event.input.value = ""
             return
         event.input.value = ""
         self.history.add(question)
