@@ -148,8 +148,8 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
             cites = list(card.query(CitationLine))
             assert len(cites) >= 2
             label = flat(text_of(cites[0]))
-            assert label.startswith("[1]") and "characters" in label and "score" in label
-            assert "confidence" in str(card.border_subtitle)
+            assert label.startswith("[1] nvidia-h200-china.txt")
+            assert "likely to answer" in str(card.border_subtitle)
 
             await ask(pilot, "Which of them are deploying rack-scale systems?")
             follow = app.query(AnswerCard).last()
@@ -309,12 +309,64 @@ def test_abstention_looks_different(briefing: Callable[[], BriefingApp]) -> None
             assert "these do not answer the question" in shown
             assert not card.query(PassageView)  # no passage pretends to answer
             assert all(not c.citation.is_answer for c in card.query(CitationLine))
+            # no confidence figure on an abstention, and not the green "ready" mark
+            assert not card.border_subtitle
+            assert app.query_one(StatusLine).kind == "warning"
+            assert "0." not in shown.split("Closest passages")[0]
             # a document chosen in the side panel opens at its top
             app.query_one("#documents").focus()
             await pilot.press("enter")
             await pilot.pause()
             assert isinstance(app.screen, DocumentScreen) and app.screen.quote is None
             assert "Letting Nvidia sell H200s" in text_of(app.screen.query_one("#doc-text"))
+
+    run(go)
+
+
+def test_citations_read_as_places_and_why_shows_the_scores(tmp_path: Path,
+                                                         briefing_index: Path) -> None:
+    """Issue 14, item 6: a source names its file (BUGS.MD is not bugs.md) and where it is
+    (section, line), not "characters a–b · score x"; F2 shows the scores and offsets; the
+    excerpt wraps instead of being cut at one line, even in a wide window."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    briefing = briefing_index.parent / "corpus" / "nvidia-h200-china.txt"
+    shutil.copy2(briefing, corpus / "nvidia-h200-china.txt")
+    (corpus / "BUGS.MD").write_text("# Known bugs\n\nThe H200 export licence form crashes "
+                                    "when the vendor list is long.\n")
+    (corpus / "bugs.md").write_text("# Fixed bugs\n\nThe H200 export licence form no longer "
+                                    "loses the vendor list.\n")
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, tmp_path / "index")
+        async with app.run_test(size=(200, 50)) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            card = app.query(AnswerCard).last()
+            cites = list(card.query(CitationLine))
+            labels = [flat(text_of(c.query_one(".cite"))) for c in cites]
+            assert labels[0].startswith("[1] nvidia-h200-china.txt · "), labels
+            assert all("line " in label for label in labels), labels
+            assert not any("score" in label or "characters" in label for label in labels)
+            assert not cites[0].query_one(".why").display
+            await ask(pilot, "What happens to the H200 export licence form?")
+            names = {c.citation.doc_id for c in app.query(AnswerCard).last().query(
+                CitationLine)}
+            assert {"BUGS.MD", "bugs.md"} <= names
+            shown = flat(text_of(app.query(AnswerCard).last()))
+            assert "BUGS.MD" in shown and "bugs.md" in shown
+            # a long excerpt is shown whole (wrapped), not cut with an ellipsis
+            long = next(c for c in card.query(CitationLine) if c.show_quote
+                        and len(c.citation.quote) > 150)
+            quote = flat(text_of(long.query_one(".quote")))
+            assert " ".join(long.citation.quote.split()) in quote, quote
+            await pilot.press("f2")
+            await pilot.pause()
+            why = cites[0].query_one(".why")
+            assert app.conversation_view.has_class("-why")
+            assert why.display and why.size.height >= 1
+            assert flat(text_of(why)).startswith("score ")
+            assert f"characters {cites[0].citation.start}" in flat(text_of(why))
 
     run(go)
 
@@ -713,3 +765,17 @@ def test_the_ui_starts_without_the_engine() -> None:
             "'onnxruntime', 'torch', 'sentence_transformers', 'assistant.answer') "
             "if m in sys.modules]; assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_place_of_names_section_page_and_line() -> None:
+    from assistant.tui.passage import place_of
+
+    text = "Title\nIntro line.\nSummary\nFirst.\nSecond line here.\n"
+    sections = [Section(title="Summary", start=18, end=len(text))]
+    at = text.index("Second")
+    assert place_of(text, sections, at, title="Title") == "Summary · line 5"
+    assert place_of(text, [], 0) == "line 1"
+    pdf = "Page one text.\n\nChapter 3\nUtilities are here.\nMore.\n\n"
+    pages = [Section(title="Page 1", start=0, end=16),
+             Section(title="Page 2", start=16, end=len(pdf))]
+    assert place_of(pdf, pages, pdf.index("Utilities")) == "page 2, line 2"

@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from assistant.tui.engine import Engine, IndexOutcome, Reply
 
 CHAT_ACTIONS = frozenset({"new_conversation", "open_source", "copy_answer", "export",
-                          "rebuild", "toggle_panel", "scroll_chat"})
+                          "rebuild", "toggle_panel", "scroll_chat", "toggle_why"})
 """Actions of the chat screen, disabled while a document or the help is shown."""
 
 
@@ -92,6 +92,7 @@ class BriefingApp(App[None]):
     #main { height: 1fr; }
     #chat { width: 1fr; height: 1fr; }
     QuestionInput { margin-bottom: 0; }
+    ConversationView.-why CitationLine > .why { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help"),
@@ -104,6 +105,8 @@ class BriefingApp(App[None]):
                 priority=True),
         Binding("ctrl+r", "rebuild", "Rebuild", tooltip="Rebuild the index", priority=True),
         Binding("ctrl+b", "toggle_panel", "Panel", priority=True),
+        Binding("f2", "toggle_why", "Why", tooltip="Show the scores and offsets behind "
+                "each source"),
         Binding("ctrl+t", "change_theme", "Theme", show=False),
         Binding("pageup", "scroll_chat(-1)", "Scroll up", show=False),
         Binding("pagedown", "scroll_chat(1)", "Scroll down", show=False),
@@ -350,14 +353,14 @@ class BriefingApp(App[None]):
             answer = result.answer
             if answer.resolved_question:
                 pending.question_card.understood_as(answer.resolved_question)
-            card = AnswerCard(answer, result.passage)
+            card = AnswerCard(answer, result.passage, result.places)
             self.answers.append(answer)
             if answer.abstained:
                 self.status_line.say("Not covered by the documents · the closest passages "
-                                     "are listed", "ready")
+                                     "are listed", "warning")
             else:
-                self.status_line.say(f"Answered (confidence {answer.confidence:.2f}) · Ctrl+O "
-                                     "opens the source", "ready")
+                self.status_line.say(f"Answered ({answer.confidence:.0%} likely to answer) · "
+                                     "Ctrl+O opens the source", "ready")
         await view.mount(card, after=pending.card)
         await pending.card.remove()
         self.call_after_refresh(view.scroll_to_widget, pending.question_card, top=True,
@@ -468,6 +471,14 @@ class BriefingApp(App[None]):
             return
         self._start_index_job("rebuild", full=full)
 
+    def action_toggle_why(self) -> None:
+        """The "why" view: each source's score, character offsets and matched evidence."""
+        view = self.conversation_view
+        view.toggle_class("-why")
+        shown = view.has_class("-why")
+        self.notify("Showing why each source was chosen (F2 hides it)." if shown else
+                    "Hid the scores (F2 shows them).", markup=False)
+
     def action_toggle_panel(self) -> None:
         side = self.query_one(SidePanel)
         side.display = not side.display
@@ -566,6 +577,8 @@ class BriefingApp(App[None]):
              self.action_open_source),
             ("Toggle side panel", "Show or hide the index and documents (Ctrl+B)",
              self.action_toggle_panel),
+            ("Why these sources", "Show or hide each source's score and offsets (F2)",
+             self.action_toggle_why),
             ("Clear question history", "Forget the questions kept for ↑/↓",
              self.action_clear_history),
             ("Help", "Every key of the chat (F1)", self.action_help),

@@ -18,7 +18,7 @@ from assistant.errors import AssistantError, IndexCorruptError, IndexMissingErro
 from assistant.models import Answer, BuildSummary, IndexStatus, Section
 from assistant.settings import Settings
 from assistant.store import OpenIndex, open_index
-from assistant.tui.passage import Passage, passage_around, section_of
+from assistant.tui.passage import Passage, passage_around, place_of, section_of
 
 
 class UnexpectedError(AssistantError):
@@ -38,6 +38,9 @@ class Reply:
 
     answer: Answer
     passage: Passage | None
+    places: dict[int, str] = field(default_factory=dict)
+    """Each citation's place in its document by rank, in a reader's words (section, page,
+    line): ``assistant.tui.passage.place_of``."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,14 @@ class Engine:
                 text = self.index.document_text(span.doc_id)
                 section = section_of(self.index.document_sections(span.doc_id), span.start)
                 passage = passage_around(span.doc_id, text, span.start, span.end, section)
-        return Reply(answer=answer, passage=passage)
+            places: dict[int, str] = {}
+            docs: dict[str, tuple[str, list[Section]]] = {}
+            for c in answer.citations:
+                if c.doc_id not in docs:  # most citations share a document: read it once
+                    docs[c.doc_id] = (self.index.document_text(c.doc_id),
+                                      self.index.document_sections(c.doc_id))
+                places[c.rank] = place_of(*docs[c.doc_id], c.start, c.title)
+        return Reply(answer=answer, passage=passage, places=places)
 
     def document(self, doc_id: str) -> DocumentView:
         with self._lock:

@@ -8,6 +8,7 @@ context before trusting it. This module never imports ``textual`` (only ``rich``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,35 @@ class Passage:
     cut_before: bool = False
     """The passage starts in the middle of a line (shown with a leading ellipsis)."""
     cut_after: bool = False
+
+
+_PAGE = re.compile(r"Page (\d+)")
+"""The sections ingest gives a PDF's pages (assistant.ingest._extract_pdf)."""
+
+
+def page_of(sections: list[Section], offset: int) -> tuple[int, int] | None:
+    """For a PDF: the page number holding ``offset`` and the offset where that page starts."""
+    for s in sections:
+        m = _PAGE.fullmatch(s.title)
+        if m and s.start <= offset < s.end:
+            return int(m.group(1)), s.start
+    return None
+
+
+def place_of(text: str, sections: list[Section], offset: int, title: str = "") -> str:
+    """Where ``offset`` is, in a reader's words: ``Summary · line 12``, or for a PDF
+    ``Chapter 3 · page 6, line 4`` (never character offsets)."""
+    page = page_of(sections, offset)
+    named = [s for s in sections if s.start <= offset < s.end and not _PAGE.fullmatch(s.title)]
+    parts = []
+    if named:
+        section = max(named, key=lambda s: (s.start, -s.end))
+        if section.title.strip() and section.title != title:
+            parts.append(" ".join(section.title.split()))
+    start = page[1] if page else 0
+    line = text.count("\n", start, max(start, min(offset, len(text)))) + 1
+    parts.append(f"page {page[0]}, line {line}" if page else f"line {line}")
+    return " · ".join(parts)
 
 
 def section_of(sections: list[Section], offset: int) -> Section | None:

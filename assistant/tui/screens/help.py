@@ -25,6 +25,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("Enter or click", "open the focused source"),
         ("1 – 9", "open source n (of the focused answer, else the latest)"),
         ("y", "copy the focused source (or, in a document, its quote)"),
+        ("F2", "why: each source's score, character offsets and matched words"),
         ("Esc", "from the question box to the sources; back from a document"),
         ("any other key", "typed into the question box, wherever the focus is"),
     ]),

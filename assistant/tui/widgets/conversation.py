@@ -58,20 +58,27 @@ def what_to_do(exc: AssistantError, corpus: str) -> str:
     return "The chat goes on; set ASSISTANT_DEBUG=1 and report this if it persists."
 
 
-def citation_label(c: Citation, show_title: bool = True) -> Text:
-    """``[n] Section · characters a–b · score s · Title``: the chat's compact form of
-    ``assistant.render.citation_line`` (which the clipboard and exports use)."""
+def citation_label(c: Citation, place: str | None = None) -> Text:
+    """``[n] file.txt · Section · line 12``: which document (its file name, which tells
+    ``BUGS.MD`` from ``bugs.md``) and where, in a reader's words. Scores and character
+    offsets belong to the "why" line (``citation_why``), shown on request (F2)."""
     label = Text(f"[{c.rank}] ", style="bold")
-    if c.section and c.section != c.title:
-        label.append(literal(c.section, "bold"))
+    label.append(literal(c.doc_id, "bold"))
+    if place is None:  # no text to count lines in: the section alone
+        place = c.section if c.section and c.section != c.title else ""
+    if place:
         label.append(" · ")
-    label.append(f"characters {c.start}–{c.end} · score {c.score:.2f}")
+        label.append(literal(place))
     if c.is_answer:
         label.append(" · the quote above", style="italic")
-    if show_title:
-        label.append(" · ", style="dim")
-        label.append(literal(c.title, "dim"))
     return label
+
+
+def citation_why(c: Citation) -> Text:
+    """The ranking's evidence for one citation: its score, its characters, what matched."""
+    text = Text(f"score {c.score:.2f} · characters {c.start}–{c.end} · ")
+    text.append(literal(c.why or "no details"))
+    return text
 
 
 class CitationLine(Vertical, can_focus=True):
@@ -81,9 +88,12 @@ class CitationLine(Vertical, can_focus=True):
     CitationLine { padding: 0 1; height: auto; }
     CitationLine:hover { background: $boost; }
     CitationLine:focus { background: $accent 30%; }
-    CitationLine > Static { text-wrap: nowrap; text-overflow: ellipsis; }
-    CitationLine > .quote { padding-left: 4; color: $text-muted; text-style: italic; }
-    CitationLine.full > .quote { text-wrap: wrap; }
+    CitationLine > .cite { text-wrap: nowrap; text-overflow: ellipsis; }
+    CitationLine > .quote {
+        padding-left: 4; color: $text-muted; text-style: italic; max-height: 4;
+    }
+    CitationLine.full > .quote { max-height: 12; }
+    CitationLine > .why { display: none; padding-left: 4; color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open source"),
@@ -94,18 +104,20 @@ class CitationLine(Vertical, can_focus=True):
     ]
 
     def __init__(self, citation: Citation, show_quote: bool, full_quote: bool = False,
-                 show_title: bool = True) -> None:
+                 place: str | None = None) -> None:
         super().__init__(classes="full" if full_quote else "")
         self.citation = citation
         self.show_quote = show_quote
-        self.show_title = show_title
-        self.tooltip = "Enter or click: open the document at this passage · y: copy"
+        self.place = place
+        self.tooltip = ("Enter or click: open the document at this passage · y: copy · "
+                        "F2: why (scores)")
 
     def compose(self) -> ComposeResult:
-        yield Static(citation_label(self.citation, self.show_title), classes="cite")
+        yield Static(citation_label(self.citation, self.place), classes="cite")
         if self.show_quote:
             yield Static(literal(f"“{' '.join(self.citation.quote.split())}”"),
                          classes="quote")
+        yield Static(citation_why(self.citation), classes="why")
 
     def on_click(self) -> None:
         self.action_open()
@@ -193,12 +205,16 @@ class AnswerCard(Vertical):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(str(n), f"open_citation({n})", f"Open [{n}]", show=False) for n in range(1, 10)]
 
-    def __init__(self, answer: Answer, passage: Passage | None) -> None:
+    def __init__(self, answer: Answer, passage: Passage | None,
+                 places: dict[int, str] | None = None) -> None:
         super().__init__(classes="abstained" if answer.abstained else "")
         self.answer = answer
         self.passage = passage
+        self.places = places or {}
         self.border_title = "Not covered" if answer.abstained else "Answer"
-        self.border_subtitle = f"confidence {answer.confidence:.2f}"
+        # a calibrated probability that the quote answers; an abstention has no such figure
+        self.border_subtitle = ("" if answer.abstained
+                                else f"{answer.confidence:.0%} likely to answer")
 
     def compose(self) -> ComposeResult:
         a = self.answer
@@ -209,22 +225,25 @@ class AnswerCard(Vertical):
                              classes="label", markup=False)
         else:
             if self.passage is not None:
-                first = a.citations[0] if a.citations else None
+                first = next((c for c in a.citations if c.is_answer), None) or (
+                    a.citations[0] if a.citations else None)
                 where = Text()
                 if first is not None:
-                    if first.section and first.section != first.title:
-                        where.append(literal(first.section, "bold"))
+                    where.append(literal(first.title, "bold"))
+                    where.append(" · ")
+                    where.append(literal(first.doc_id))
+                    place = self.places.get(first.rank)
+                    if place:
                         where.append(" · ")
-                    where.append(literal(first.title))
+                        where.append(literal(place))
                 yield Static(where, classes="where")
                 yield PassageView(self.passage)
             else:
                 yield Static(literal(f"“{a.answer.text}”"))
             yield Static("Sources", classes="label", markup=False)
-        several_documents = len({c.doc_id for c in a.citations}) > 1
         for c in a.citations:
             yield CitationLine(c, show_quote=not c.is_answer, full_quote=a.abstained,
-                               show_title=several_documents)
+                               place=self.places.get(c.rank))
 
     def action_open_citation(self, n: int) -> None:
         lines = list(self.query(CitationLine))
