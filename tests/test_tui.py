@@ -371,6 +371,51 @@ def test_citations_read_as_places_and_why_shows_the_scores(tmp_path: Path,
     run(go)
 
 
+def test_small_terminals_keep_the_answer_readable(briefing: Callable[[], BriefingApp]) -> None:
+    """Issue 14, item 5: at 80 columns the side panel steps aside (Ctrl+B shows it, narrow);
+    at 50 columns an answer still shows its words, not "…"; a resize keeps the message that
+    was in view."""
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            side = app.query_one(SidePanel)
+            assert not side.display  # the answers get the width
+            await pilot.press("ctrl+b")
+            await pilot.pause()
+            assert side.display and side.size.width <= 26
+            await pilot.press("ctrl+b")
+            await pilot.pause()
+            assert not side.display
+            assert app.preferences.side_panel  # the wide layout's choice is unchanged
+            for q in ("Which Chinese vendors are mentioned?", "What does Beijing want?",
+                      "What revenue share does the US get from H200 sales?"):
+                await ask(pilot, q)
+            await pilot.resize_terminal(50, 24)
+            await pilot.pause()
+            card = app.query(AnswerCard).last()
+            passage = flat(text_of(card.query_one(PassageView)))
+            assert len(passage) > 60 and "25%" in passage, passage
+            label = flat(text_of(card.query(CitationLine).first().query_one(".cite")))
+            assert label.startswith("[1] nvidia-h200-china.txt"), label
+            # bring the second question to the top, then resize: it stays in view
+            view = app.conversation_view
+            second = app.query(QuestionCard)[1]
+            view.scroll_to_widget(second, top=True, animate=False)
+            await pilot.pause()
+            assert abs(view.scroll_y - second.virtual_region.y) <= 1
+            for size in ((120, 40), (60, 20), (80, 24)):
+                await pilot.resize_terminal(*size)
+                await pilot.pause()
+                await pilot.pause()
+                top, bottom = view.scroll_y, view.scroll_y + view.size.height
+                region = second.virtual_region
+                assert top - 1 <= region.y < bottom, (size, top, region)
+
+    run(go)
+
+
 def test_export_and_copy(briefing: Callable[[], BriefingApp], tmp_path: Path,
                          monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "exports"

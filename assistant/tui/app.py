@@ -67,6 +67,9 @@ if TYPE_CHECKING:
     from assistant.models import Answer
     from assistant.tui.engine import Engine, IndexOutcome, Reply
 
+NARROW_BELOW = 100
+"""Columns under which the chat is laid out for a small terminal."""
+
 CHAT_ACTIONS = frozenset({"new_conversation", "open_source", "copy_answer", "export",
                           "rebuild", "toggle_panel", "scroll_chat", "toggle_why"})
 """Actions of the chat screen, disabled while a document or the help is shown."""
@@ -88,7 +91,13 @@ class BriefingApp(App[None]):
     """The terminal chat over one index; build it with ``create_app``."""
 
     TITLE = "Briefing assistant"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]  # noqa: RUF012
+    """Below NARROW_BELOW columns the side panel steps aside (Ctrl+B still shows it, narrower):
+    at 80 columns it would take two fifths of the width the answers need."""
     CSS = """
+    SidePanel.-hidden { display: none; }
+    Screen.-narrow SidePanel { display: none; }
+    Screen.-narrow SidePanel.-peek { display: block; width: 26; }
     #main { height: 1fr; }
     #chat { width: 1fr; height: 1fr; }
     QuestionInput { margin-bottom: 0; }
@@ -149,7 +158,7 @@ class BriefingApp(App[None]):
     def on_mount(self) -> None:
         if self.preferences.theme in self.available_themes:
             self.theme = self.preferences.theme
-        self.query_one(SidePanel).display = self.preferences.side_panel
+        self.query_one(SidePanel).set_class(not self.preferences.side_panel, "-hidden")
         self.theme_changed_signal.subscribe(self, lambda _: self._remember())
         self.query_one(QuestionInput).focus()
         if self.history.problem:
@@ -159,7 +168,7 @@ class BriefingApp(App[None]):
 
     def _remember(self) -> None:
         self.preferences.theme = self.theme
-        self.preferences.side_panel = bool(self.query_one(SidePanel).display)
+        self.preferences.side_panel = not self.query_one(SidePanel).has_class("-hidden")
         if self.preferences_file is not None:
             self.preferences.save(self.preferences_file)
 
@@ -481,7 +490,10 @@ class BriefingApp(App[None]):
 
     def action_toggle_panel(self) -> None:
         side = self.query_one(SidePanel)
-        side.display = not side.display
+        if self.screen.has_class("-narrow"):  # shown for now, over the layout's choice
+            side.toggle_class("-peek")
+            return
+        side.toggle_class("-hidden")
         self._remember()
 
     def action_clear_history(self) -> None:

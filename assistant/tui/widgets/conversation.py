@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Static
 
 from assistant.errors import (
@@ -88,7 +89,7 @@ class CitationLine(Vertical, can_focus=True):
     CitationLine { padding: 0 1; height: auto; }
     CitationLine:hover { background: $boost; }
     CitationLine:focus { background: $accent 30%; }
-    CitationLine > .cite { text-wrap: nowrap; text-overflow: ellipsis; }
+    CitationLine > .cite { text-wrap: wrap; }
     CitationLine > .quote {
         padding-left: 4; color: $text-muted; text-style: italic; max-height: 4;
     }
@@ -196,9 +197,7 @@ class AnswerCard(Vertical):
         border: round $success; border-title-color: $success; border-subtitle-color: $text-muted;
     }
     AnswerCard.abstained { border: round $warning; border-title-color: $warning; }
-    AnswerCard .where {
-        color: $text-muted; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
-    }
+    AnswerCard .where { color: $text-muted; padding: 0 1; }
     AnswerCard .verdict { color: $warning; text-style: bold; padding: 0 1; }
     AnswerCard .label { color: $text-muted; padding: 0 1; margin-top: 1; }
     """
@@ -311,8 +310,45 @@ class ConversationView(VerticalScroll):
     ConversationView #welcome { color: $text-muted; padding: 1 2; }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._anchor: tuple[Widget, int] | None = None
+        """The card at the top of the view and how far into it the view starts: a resize
+        re-wraps every card, and the view must stay on the message it showed."""
+        self._at_end = True
+        self._restoring = False
+
     def compose(self) -> ComposeResult:
         yield Static(WELCOME, id="welcome", markup=False)
+
+    def on_mount(self) -> None:
+        self.watch(self, "scroll_y", self._note_anchor, init=False)
+
+    def _note_anchor(self, y: float) -> None:
+        if self._restoring:
+            return
+        self._at_end = y >= self.max_scroll_y - 1
+        for child in self.children:
+            region = child.virtual_region
+            if region.bottom > y:
+                self._anchor = (child, max(0, int(y) - region.y))
+                return
+
+    def on_resize(self) -> None:
+        self._restoring = True
+        self.call_after_refresh(self._restore_anchor)
+
+    def _restore_anchor(self) -> None:
+        try:
+            if self._at_end:
+                self.scroll_end(animate=False, immediate=True)
+            elif self._anchor is not None and self._anchor[0].is_attached:
+                child, offset = self._anchor
+                offset = min(offset, max(0, child.virtual_region.height - 1))
+                self.scroll_to(y=child.virtual_region.y + offset, animate=False,
+                               immediate=True)
+        finally:
+            self._restoring = False
 
     async def reset(self) -> None:
         await self.remove_children()
