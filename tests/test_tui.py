@@ -824,3 +824,6 @@ def test_place_of_names_section_page_and_line() -> None:
     pages = [Section(title="Page 1", start=0, end=16),
              Section(title="Page 2", start=16, end=len(pdf))]
     assert place_of(pdf, pages, pdf.index("Utilities")) == "page 2, line 2"
+    heading = Section(title="Chapter 3", level=2, start=pdf.index("Chapter 3"), end=len(pdf))
+    pages[1] = Section(title="Page 2", start=16, end=heading.start)
+    assert place_of(pdf, [*pages, heading], pdf.index("More")) == "Chapter 3 · page 2, line 3"

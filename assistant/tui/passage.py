@@ -43,18 +43,20 @@ _PAGE = re.compile(r"Page (\d+)")
 
 def page_of(sections: list[Section], offset: int) -> tuple[int, int] | None:
     """For a PDF: the page number holding ``offset`` and the offset where that page starts."""
-    for s in sections:
+    page = None
+    for s in sections:  # the last page that starts at or before it (headings split pages)
         m = _PAGE.fullmatch(s.title)
-        if m and s.start <= offset < s.end:
-            return int(m.group(1)), s.start
-    return None
+        if m and s.level == 1 and s.start <= offset:
+            page = (int(m.group(1)), s.start)
+    return page
 
 
 def place_of(text: str, sections: list[Section], offset: int, title: str = "") -> str:
     """Where ``offset`` is, in a reader's words: ``Summary · line 12``, or for a PDF
     ``Chapter 3 · page 6, line 4`` (never character offsets)."""
     page = page_of(sections, offset)
-    named = [s for s in sections if s.start <= offset < s.end and not _PAGE.fullmatch(s.title)]
+    named = [s for s in sections if s.start <= offset < s.end
+             and not (page and s.level == 1 and _PAGE.fullmatch(s.title))]
     parts = []
     if named:
         section = max(named, key=lambda s: (s.start, -s.end))
