@@ -416,6 +416,63 @@ def test_small_terminals_keep_the_answer_readable(briefing: Callable[[], Briefin
     run(go)
 
 
+def test_document_viewer_marks_pages_styles_headings_and_searches(tmp_path: Path) -> None:
+    """Issue 14, items 7 and 10: a PDF opens with a mark at each page and its headings
+    styled; / searches the text, n / N walk the matches, ] jumps to the next page."""
+    from test_ingest import make_pdf
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    pages = [[f"Chapter 3: Utilities {n}", head, f"The {head.lower()} plan covers the "
+              f"building in {n} parts.", "Further lines follow here.",
+              *[f"Note {k} on page {n} says little." for k in range(30)], str(n)]
+             for n, head in enumerate(["Parking", "Lighting", "Heating", "Water"], start=4)]
+    (corpus / "guide.pdf").write_bytes(make_pdf(pages))
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, tmp_path / "index")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            app.query_one(SidePanel).query_one(OptionList).focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, DocumentScreen)
+            marks = [flat(text_of(w)) for w in screen.query(".page-mark")]
+            assert marks == ["page 1", "page 2", "page 3", "page 4"]
+            body_text = text_of(screen.query_one("#doc-body"))
+            assert "Chapter 3" not in body_text and "Lighting" in body_text
+            styled = [seg.text for w in screen.query("#doc-body Static") for line in
+                      lines_of(w) for seg in line if seg.style and seg.style.bold
+                      and seg.style.underline]
+            assert "Parking" in "".join(styled)
+            await pilot.press("slash")
+            await pilot.pause()
+            await pilot.press(*"plan", "enter")
+            await pilot.pause()
+            assert screen.matches and len(screen.matches) == 4
+            assert "match 1 of 4" in flat(text_of(screen.query_one("#doc-header")))
+            assert "plan" in flat(text_of(screen.query_one("#doc-match")))
+            await pilot.press("n")
+            await pilot.pause()
+            assert "match 2 of 4" in flat(text_of(screen.query_one("#doc-header")))
+            await pilot.press("N", "N")
+            await pilot.pause()
+            assert "match 4 of 4" in flat(text_of(screen.query_one("#doc-header")))
+            body = screen.query_one("#doc-body")
+            body.scroll_home(animate=False)
+            await pilot.pause()
+            await pilot.press("right_square_bracket")
+            await pilot.pause()
+            second = list(screen.query(".page-mark"))[1]
+            assert abs(body.scroll_y - second.virtual_region.y) <= 1
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, DocumentScreen)
+
+    run(go)
+
+
 def test_export_and_copy(briefing: Callable[[], BriefingApp], tmp_path: Path,
                          monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "exports"

@@ -29,6 +29,13 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("Esc", "from the question box to the sources; back from a document"),
         ("any other key", "typed into the question box, wherever the focus is"),
     ]),
+    ("In a document", [
+        ("/ or Ctrl+F", "search the document; Enter finds"),
+        ("n / N", "next / previous match"),
+        ("] / [", "next / previous page (PDF)"),
+        ("y", "copy the quote"),
+        ("Esc or q", "close the search, then back to the chat"),
+    ]),
     ("Chat", [
         ("Ctrl+Y", "copy the latest answer with its source"),
         ("Ctrl+S", "export the conversation to Markdown, with citations"),
