@@ -28,7 +28,7 @@ from rich.text import Text
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
-from textual.widgets import OptionList, Static
+from textual.widgets import Input, OptionList, Static
 
 from assistant.build import build_index
 from assistant.models import Section
@@ -469,6 +469,46 @@ def test_document_viewer_marks_pages_styles_headings_and_searches(tmp_path: Path
             await pilot.press("escape")
             await pilot.pause()
             assert not isinstance(app.screen, DocumentScreen)
+
+    run(go)
+
+
+def test_export_as_a_chosen_path_and_json(briefing: Callable[[], BriefingApp],
+                                          tmp_path: Path) -> None:
+    """Issue 14, item 10: Ctrl+E asks where to write; a .json path gets the answers as JSON,
+    into folders created on the way; Esc cancels."""
+    import json
+
+    target = tmp_path / "chosen" / "deep" / "chat.json"
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            await pilot.press("ctrl+e")
+            await pilot.pause()
+            box = app.screen.query_one("#export-path", Input)
+            assert box.value.endswith(".md")
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not target.exists()
+            await pilot.press("ctrl+e")
+            await pilot.pause()
+            app.screen.query_one("#export-path", Input).value = str(target)
+            await pilot.press("enter")
+            await pilot.pause()
+            data = json.loads(target.read_text(encoding="utf-8"))
+            assert [a["question"] for a in data["answers"]] == [
+                "Which Chinese vendors are mentioned?"]
+            assert VENDORS in data["answers"][0]["answer"]["text"]
+            md = target.with_suffix(".md")
+            await pilot.press("ctrl+e")
+            await pilot.pause()
+            app.screen.query_one("#export-path", Input).value = str(md)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert md.read_text(encoding="utf-8").startswith("# Conversation of ")
 
     run(go)
 

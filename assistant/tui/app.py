@@ -71,6 +71,7 @@ NARROW_BELOW = 100
 """Columns under which the chat is laid out for a small terminal."""
 
 CHAT_ACTIONS = frozenset({"new_conversation", "open_source", "copy_answer", "export",
+                          "export_as",
                           "rebuild", "toggle_panel", "scroll_chat", "toggle_why"})
 """Actions of the chat screen, disabled while a document or the help is shown."""
 
@@ -112,6 +113,8 @@ class BriefingApp(App[None]):
                 priority=True),
         Binding("ctrl+s", "export", "Export", tooltip="Export the conversation to Markdown",
                 priority=True),
+        Binding("ctrl+e", "export_as", "Export as", tooltip="Export the conversation to a "
+                "path of your choice (.md or .json)", priority=True),
         Binding("ctrl+r", "rebuild", "Rebuild", tooltip="Rebuild the index", priority=True),
         Binding("ctrl+b", "toggle_panel", "Panel", priority=True),
         Binding("f2", "toggle_why", "Why", tooltip="Show the scores and offsets behind "
@@ -474,6 +477,30 @@ class BriefingApp(App[None]):
             return
         self.notify(f"Saved the conversation to {path}", title="Exported", markup=False)
 
+    def action_export_as(self) -> None:
+        """Ask where to write the conversation (.md or .json), then write it there."""
+        if not self.answers:
+            self.notify("Nothing to export yet: ask a question first.", severity="warning",
+                        markup=False)
+            return
+        from assistant.tui.screens.export import ExportScreen
+
+        default = export_dir() / f"conversation-{datetime.now():%Y%m%d-%H%M%S}.md"
+
+        def chosen(path: str | None) -> None:
+            if path is None:
+                return
+            target = Path(path).expanduser()
+            try:
+                export_to(self.answers, target)
+            except OSError as exc:
+                self.notify(f"Cannot write {target}: {exc.strerror or exc}", title="Export",
+                            severity="error", markup=False)
+                return
+            self.notify(f"Saved the conversation to {target}", title="Exported", markup=False)
+
+        self.push_screen(ExportScreen(str(default)), chosen)
+
     def action_rebuild(self, full: bool = False) -> None:
         if self.building is not None:
             self.notify("The index is already being built.", severity="warning", markup=False)
@@ -583,6 +610,8 @@ class BriefingApp(App[None]):
              lambda: self.action_rebuild(full=True)),
             ("Export conversation", "Save the chat as Markdown with its citations (Ctrl+S)",
              self.action_export),
+            ("Export conversation as…", "Choose the path; .md or .json (Ctrl+E)",
+             self.action_export_as),
             ("Copy answer", "The latest answer and its source, to the clipboard (Ctrl+Y)",
              self.action_copy_answer),
             ("Open source", "The latest answer's document at the quote (Ctrl+O)",
@@ -623,6 +652,25 @@ def export_conversation(answers: list[Answer], directory: Path) -> Path:
         path = directory / f"{base}-{n}.md"
     with open(path, "x", encoding="utf-8") as fh:
         fh.write(body)
+    return path
+
+
+def export_to(answers: list[Answer], path: Path) -> Path:
+    """Write the conversation to ``path``: JSON (``{"title", "answers": [Answer…]}``) for a
+    ``.json`` path, else Markdown; its folder is created. Overwrites: the user chose it."""
+    import json
+
+    from assistant.render import conversation_markdown
+
+    title = f"Conversation of {datetime.now():%Y-%m-%d %H:%M}"
+    if path.suffix.lower() == ".json":
+        body = json.dumps({"title": title, "answers": [a.model_dump(mode="json")
+                                                       for a in answers]},
+                          ensure_ascii=False, indent=2) + "\n"
+    else:
+        body = conversation_markdown(answers, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body, encoding="utf-8")
     return path
 
 

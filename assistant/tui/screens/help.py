@@ -39,6 +39,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Chat", [
         ("Ctrl+Y", "copy the latest answer with its source"),
         ("Ctrl+S", "export the conversation to Markdown, with citations"),
+        ("Ctrl+E", "export to a path of your choice: .md, or .json"),
         ("Ctrl+R", "rebuild the index (answers continue from the old one meanwhile)"),
         ("Ctrl+B", "show / hide the side panel"),
         ("Ctrl+T", "switch theme"),
