@@ -58,6 +58,7 @@ from assistant.tui.widgets.conversation import (
     MessageCard,
     PendingCard,
     QuestionCard,
+    likely,
 )
 from assistant.tui.widgets.question_input import QuestionInput
 from assistant.tui.widgets.side_panel import SidePanel
@@ -371,7 +372,7 @@ class BriefingApp(App[None]):
                 self.status_line.say("Not covered by the documents · the closest passages "
                                      "are listed", "warning")
             else:
-                self.status_line.say(f"Answered ({answer.confidence:.0%} likely to answer) · "
+                self.status_line.say(f"Answered ({likely(answer.confidence)} likely to answer) · "
                                      "Ctrl+O opens the source", "ready")
         await view.mount(card, after=pending.card)
         await pending.card.remove()

@@ -59,6 +59,11 @@ def what_to_do(exc: AssistantError, corpus: str) -> str:
     return "The chat goes on; set ASSISTANT_DEBUG=1 and report this if it persists."
 
 
+def likely(confidence: float) -> str:
+    """A calibrated probability as a reader's percentage, never a certain "100%"."""
+    return f"{max(1, min(99, round(confidence * 100)))}%"
+
+
 def citation_label(c: Citation, place: str | None = None) -> Text:
     """``[n] file.txt · Section · line 12``: which document (its file name, which tells
     ``BUGS.MD`` from ``bugs.md``) and where, in a reader's words. Scores and character
@@ -213,7 +218,7 @@ class AnswerCard(Vertical):
         self.border_title = "Not covered" if answer.abstained else "Answer"
         # a calibrated probability that the quote answers; an abstention has no such figure
         self.border_subtitle = ("" if answer.abstained
-                                else f"{answer.confidence:.0%} likely to answer")
+                                else f"{likely(answer.confidence)} likely to answer")
 
     def compose(self) -> ComposeResult:
         a = self.answer
