@@ -9,7 +9,9 @@ keeps everything answered before an interruption.
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -55,9 +57,23 @@ def _maybe_id(data: dict[str, object]) -> str | None:
     return value if isinstance(value, str) else None
 
 
+STDIN = Path("-")
+"""``assistant batch -``: the questions come from standard input (JSON Lines when the first
+line that is not blank opens with ``{``, else a question a line)."""
+
+
 def open_questions(path: Path) -> tuple[BinaryIO, bool]:
     """The batch file opened as bytes (each line is decoded alone, so one bad line cannot
-    cost the others), and whether it is JSON Lines."""
+    cost the others), and whether it is JSON Lines. A binary file is refused here, before
+    any of its "lines" is answered."""
+    if path == STDIN:
+        stdin = sys.stdin.buffer
+        if not isinstance(stdin, io.BufferedReader):  # a test's or a wrapper's stream
+            stdin = io.BufferedReader(io.BytesIO(stdin.read()))
+        head = stdin.peek(65536)[:65536]
+        _refuse_binary(head, "standard input")
+        first = next((line for line in head.splitlines() if line.strip()), b"")
+        return stdin, first.lstrip(b"\xef\xbb\xbf \t").startswith(b"{")
     if not path.is_file():
         raise InputError(f"the batch file {path} does not exist")
     suffix = path.suffix.lower()
@@ -65,18 +81,38 @@ def open_questions(path: Path) -> tuple[BinaryIO, bool]:
         raise InputError(f"the batch file {path} must be .txt (a question a line) or .jsonl")
     try:
         fh = open(path, "rb")  # noqa: SIM115
+        head = fh.read(65536)
+        fh.seek(0)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        _refuse_binary(head, str(path))
+    except InputError:
+        fh.close()
+        raise
     return fh, suffix == ".jsonl"
 
 
-def run_batch(answerer: Answerer, path: Path, top_k: int | None = None
+def _refuse_binary(head: bytes, name: str) -> None:
+    from assistant.ingest import looks_binary
+
+    if looks_binary(head):
+        raise InputError(f"{name} is a binary file, not questions (a .txt file holds a question "
+                         "a line, a .jsonl file one JSON object a line, in UTF-8)")
+
+
+def run_batch(answerer: Answerer, path: Path, top_k: int | None = None,
+              source: tuple[BinaryIO, bool] | None = None,
               ) -> Iterator[Answer | BatchErrorRecord]:
-    """Answers and error records, one per non-blank input line, in input order."""
-    fh, jsonl = open_questions(path)
+    """Answers and error records, one per non-blank input line, in input order
+    (``source``: the file already opened by ``open_questions``). A file with no question
+    at all is an ``InputError``: an empty batch is almost always a mistake."""
+    fh, jsonl = source or open_questions(path)
     conversations: dict[str, Conversation] = {}
+    records = 0
     with fh:
         for line_no, data in enumerate(fh, start=1):
+            records += 1
             try:
                 raw = data.decode("utf-8-sig" if line_no == 1 else "utf-8")
             except UnicodeDecodeError as exc:
@@ -84,6 +120,7 @@ def run_batch(answerer: Answerer, path: Path, top_k: int | None = None
                 continue
             item = parse_line(raw, line_no, jsonl)
             if item is None:
+                records -= 1
                 continue
             if isinstance(item, BatchErrorRecord):
                 yield item
@@ -97,9 +134,15 @@ def run_batch(answerer: Answerer, path: Path, top_k: int | None = None
                 yield reply.answer
             except AssistantError as exc:
                 yield BatchErrorRecord(line=line_no, id=item.id, error=exc.message)
+    if not records:
+        name = "standard input" if path == STDIN else str(path)
+        raise InputError(f"{name} holds no questions (it is empty or blank)")
 
 
-def count_lines(path: Path) -> int:
+def count_lines(path: Path) -> int | None:
+    """The progress bar's total: the file's lines (None for standard input)."""
+    if path == STDIN:
+        return None
     with open(path, "rb") as fh:
         return sum(1 for _ in fh)
 

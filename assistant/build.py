@@ -60,6 +60,7 @@ from assistant.models import (
     IndexStatus,
     ModelIdentity,
     SkippedFile,
+    SkippedRecord,
     SourceDocument,
     VectorIndexInfo,
 )
@@ -87,7 +88,55 @@ Progress = Callable[[str, int, int], None]
 """progress(stage, done, total): stage is "scan", "export", "embed", "vectors" or "publish"."""
 
 PLAN = "plan.json"
-BATCH_CHUNKS = 512
+BATCH_CHUNKS = 64
+"""Chunks embedded and committed together: an interrupted build resumes from the last
+commit, so this is the most a Ctrl+C can lose (about a second of work here); larger batches
+were not faster (the embedder batches by a token budget of its own)."""
+CHARS_PER_CHUNK = 900
+"""A first guess of a document's chunks from its size, for the progress bar's total until
+the first document is chunked."""
+
+
+class _ChunkProgress:
+    """The embedding stage's progress in chunks, not documents: one 500-page PDF is most of
+    the work. The total is estimated from the files' sizes and the chunks per byte seen so
+    far, exact once every document is chunked."""
+
+    def __init__(self, report: Progress, files: list[ingest.CorpusFile]) -> None:
+        self.report = report
+        self.total_bytes = sum(max(f.size, 1) for f in files)
+        self.bytes_seen = 0
+        self.chunks_seen = 0
+        self.done = 0
+        self.current = (0.0, 0)
+        """The document being chunked: the share of its bytes and the chunks seen so far."""
+
+    def document(self, f: ingest.CorpusFile, chunks: int) -> None:
+        """A document was chunked (or reused, or skipped: 0)."""
+        self.bytes_seen += max(f.size, 1)
+        self.chunks_seen += chunks
+        self.current = (0.0, 0)
+
+    def within(self, f: ingest.CorpusFile, share: float, chunks: int) -> None:
+        """``share`` of a long document chunked so far, into ``chunks``."""
+        self.current = (share * max(f.size, 1), chunks)
+
+    def embedded(self, chunks: int) -> None:
+        self.done += chunks
+        self.show()
+
+    def show(self) -> None:
+        seen_bytes = self.bytes_seen + self.current[0]
+        seen_chunks = self.chunks_seen + self.current[1]
+        if seen_chunks:
+            rest = (self.total_bytes - seen_bytes) * seen_chunks / seen_bytes
+        else:
+            rest = (self.total_bytes - seen_bytes) / CHARS_PER_CHUNK
+        # below 100% until finish(): the estimate never claims the end early
+        self.report("embed", self.done, max(self.done + 1, seen_chunks + round(rest)))
+
+    def finish(self) -> None:
+        self.report("embed", self.done, self.done)
 
 
 def chunk_params(settings: Settings) -> ChunkParams:
@@ -112,6 +161,8 @@ class _Plan:
     known: dict[str, DocumentRecord] = field(default_factory=dict)
     """The live index's documents, even when it is rebuilt in full: what the summary calls
     added, changed, unchanged or removed."""
+    still_skipped: dict[str, SkippedRecord] = field(default_factory=dict)
+    """Files the live index could not read, unchanged since: not read again."""
 
     def key(self) -> str:
         return json.dumps({"base": self.base_generation, "model": self.weights_sha256,
@@ -121,6 +172,9 @@ class _Plan:
 
 def scan(settings: Settings) -> tuple[list[ingest.CorpusFile], list[SkippedFile]]:
     corpus = settings.corpus_dir
+    if corpus.exists() and not corpus.is_dir():
+        raise CorpusError(f"the corpus {corpus} is a file, not a folder; pass the folder that "
+                          "holds the documents (--corpus DIR)")
     if not corpus.is_dir():
         raise CorpusError(f"the corpus folder {corpus} does not exist; create it and put "
                           ".txt, .md, .html or .pdf files in it, or pass --corpus DIR")
@@ -148,11 +202,25 @@ def stale_reasons(settings: Settings, manifest: IndexManifest | None,
     for f in files:
         rec = manifest.documents.get(f.doc_id)
         if rec is None:
-            reasons.append(f"new document {f.doc_id}")
-        elif rec.size != f.size or rec.mtime_ns != f.mtime_ns:
+            if not _same_file(manifest.skipped.get(f.doc_id), f):
+                reasons.append(f"new document {f.doc_id}")
+        elif not _same_file(rec, f):
             reasons.append(f"document changed: {f.doc_id}")
     reasons.extend(f"document removed: {d}" for d in manifest.documents if d not in seen)
     return reasons
+
+
+def _same_file(rec: DocumentRecord | SkippedRecord | None, f: ingest.CorpusFile) -> bool:
+    """The file is as the index saw it (size and mtime: cheap, no hashing)."""
+    return rec is not None and rec.size == f.size and rec.mtime_ns == f.mtime_ns
+
+
+def _remembered_skip(f: ingest.CorpusFile, reason: str) -> dict[str, SkippedRecord]:
+    """A file that could not be indexed, as the manifest remembers it; a failure to read it
+    (permissions, a vanished file) is not remembered: the next build tries again."""
+    if reason.startswith("cannot read"):
+        return {}
+    return {f.doc_id: SkippedRecord(reason=reason, size=f.size, mtime_ns=f.mtime_ns)}
 
 
 def _qdrant_moved(settings: Settings, manifest: IndexManifest) -> bool:
@@ -180,11 +248,29 @@ def resolve_store(settings: Settings) -> Settings:
     return settings.model_copy(update={"store": store, "qdrant_url": url})
 
 
+def resolve_corpus(settings: Settings) -> Settings:
+    """Settings whose corpus is the one the index was built from, when none is given (no
+    --corpus, ``ASSISTANT_CORPUS_DIR`` or ``corpus_dir`` in assistant.toml) and that folder
+    still exists: `assistant info --index DIR` compares DIR with its own corpus, not with
+    whatever ./corpus the working directory holds."""
+    if "corpus_dir" in settings.model_fields_set:
+        return settings
+    try:
+        gen = IndexLayout(settings.index_dir).current_generation()
+        remembered = Path(read_manifest(gen).corpus_dir) if gen is not None else None
+    except AssistantError:
+        return settings
+    if remembered is None or not remembered.is_dir():
+        return settings
+    return settings.model_copy(update={"corpus_dir": remembered})
+
+
 def build_index(settings: Settings, full: bool = False, progress: Progress | None = None,
                 ) -> BuildSummary:
-    """Make the index at ``settings.index_dir`` reflect ``settings.corpus_dir``."""
+    """Make the index at ``settings.index_dir`` reflect ``settings.corpus_dir`` (or, when no
+    corpus is given, the corpus it was built from: ``resolve_corpus``)."""
     started = time.perf_counter()
-    settings = resolve_store(settings)
+    settings = resolve_store(resolve_corpus(settings))
     report = progress or (lambda stage, done, total: None)
     files, skipped = scan(settings)
     if settings.store == "qdrant":  # fail before embedding, not after
@@ -274,18 +360,22 @@ def _build_locked(settings: Settings, layout: IndexLayout, files: list[ingest.Co
                      for k in type(params).model_fields if getattr(current.chunk_params, k) !=
                      getattr(params, k)]
             reason = "chunk parameters changed (" + ", ".join(diffs) + ")"
-        elif current.vectors.store != settings.store:
-            reason = f"the vector store changed ({current.vectors.store} → {settings.store})"
+        # Another vector store is not a reason to re-embed: the database holds every vector,
+        # and the new store is filled from it (_update_vectors).
     base = None if (reason or current is None) else current
     plan = _Plan(base_generation=base.generation if base else None,
                  weights_sha256=model.weights_sha256, params=params, store=settings.store,
                  full_reason=reason, known=dict(current.documents) if current else {})
     prev_docs = base.documents if base else {}
+    prev_skipped = base.skipped if base else {}
     ids = {f.doc_id for f in files}
     for f in files:
         rec = prev_docs.get(f.doc_id)
-        if rec is not None and rec.size == f.size and rec.mtime_ns == f.mtime_ns:
+        if rec is not None and _same_file(rec, f):
             plan.unchanged.append(rec)
+        elif _same_file(skip := prev_skipped.get(f.doc_id), f) and skip is not None:
+            plan.still_skipped[f.doc_id] = skip
+            skipped.append(SkippedFile(path=f.doc_id, reason=skip.reason))
         else:
             plan.to_index.append(f)
     plan.removed = sorted(d for d in prev_docs if d not in ids)
@@ -295,7 +385,7 @@ def _build_locked(settings: Settings, layout: IndexLayout, files: list[ingest.Co
                            skipped=list(skipped),
                            removed=sorted(d for d in plan.known if d not in ids))
     if (base is not None and not plan.to_index and not plan.removed
-            and not _qdrant_moved(settings, base)):
+            and base.vectors.store == settings.store and not _qdrant_moved(settings, base)):
         summary.up_to_date = True
         summary.unchanged = len(plan.unchanged)
         summary.documents = len(base.documents)
@@ -334,9 +424,15 @@ def _open_staging(layout: IndexLayout, plan: _Plan, base: IndexManifest | None
 def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelFiles,
              base: IndexManifest | None, summary: BuildSummary, report: Progress,
              started: float) -> BuildSummary:
-    report("export", 0, 1)
-    onnx_file, tokenizer, encoder, onnx_digest = _load_model(layout, model, settings)
-    report("export", 1, 1)
+    exported: list[bool] = []
+
+    def exporting() -> None:
+        exported.append(True)
+        report("export", 0, 1)
+
+    onnx_file, tokenizer, encoder, onnx_digest = _load_model(layout, model, settings, exporting)
+    if exported:
+        report("export", 1, 1)
     embedder = Embedder(tokenizer, encoder, batch_size=settings.embed_batch_size,
                         workers=settings.embed_threads or os.cpu_count() or 1)
     conn = _open_staging(layout, plan, base)
@@ -353,18 +449,22 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                 _delete_document(conn, doc_id)
         conn.execute("COMMIT")
         records: dict[str, DocumentRecord] = {r.doc_id: r for r in plan.unchanged}
+        not_indexed: dict[str, SkippedRecord] = dict(plan.still_skipped)
         pending: list[_Piece] = []
         pending_chunks = 0
-        total = len(plan.to_index)
-        for n, f in enumerate(plan.to_index, start=1):
-            report("embed", n - 1, total)
+        bar = _ChunkProgress(report, plan.to_index)
+        for f in plan.to_index:
+            bar.show()
             try:
                 raw = ingest.read_raw(f)
                 digest = ingest.content_hash(raw)
                 after = f.path.stat()
             except (ingest.UnreadableDocument, OSError) as exc:
                 summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
+                if isinstance(exc, ingest.UnreadableDocument):
+                    not_indexed.update(_remembered_skip(f, str(exc)))
                 _drop_if_held(conn, f.doc_id, held)
+                bar.document(f, 0)
                 continue
             mtime = f.mtime_ns
             if after.st_mtime_ns != f.mtime_ns or after.st_size != f.size:
@@ -376,6 +476,8 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                     digest, 1):
                 records[f.doc_id] = prev.model_copy(update={"size": f.size, "mtime_ns": mtime})
                 summary.unchanged += 1
+                bar.document(f, prev.chunks)
+                bar.embedded(prev.chunks)
                 continue
             if f.doc_id in held and held[f.doc_id] == (digest, 1):
                 count = conn.execute("SELECT chunk_count FROM documents WHERE doc_id=?",
@@ -383,12 +485,16 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                 records[f.doc_id] = _record(f, digest, mtime, count, conn)
                 summary.chunks_reused += int(count)
                 _classify(summary, plan.known, f.doc_id, digest)
+                bar.document(f, int(count))
+                bar.embedded(int(count))
                 continue
             _drop_if_held(conn, f.doc_id, held)
             try:
                 doc = ingest.extract(f, raw)
             except ingest.UnreadableDocument as exc:
                 summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
+                not_indexed.update(_remembered_skip(f, str(exc)))
+                bar.document(f, 0)
                 continue
             summary.warnings.extend(f"{f.doc_id}: {w}" for w in doc.warnings)
             # Chunks are embedded and committed in batches as they come, even inside one
@@ -401,21 +507,26 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
                 piece.chunks.append(chunk)
                 pending_chunks += 1
                 if pending_chunks >= BATCH_CHUNKS:
-                    summary.chunks_embedded += _embed_and_store(conn, embedder, [*pending, piece],
-                                                                    settings.sentence_vectors)
+                    stored = _embed_and_store(conn, embedder, [*pending, piece],
+                                              settings.sentence_vectors)
+                    summary.chunks_embedded += stored
                     done += len(piece.chunks)
                     pending, pending_chunks = [], 0
                     piece = _Piece(doc, f, first=False)
+                    bar.within(f, chunk.end / max(len(doc.text), 1), done)
+                    bar.embedded(stored)
             piece.last, piece.total = True, done + len(piece.chunks)
             pending.append(piece)
+            bar.document(f, piece.total)
             records[f.doc_id] = DocumentRecord(doc_id=f.doc_id, title=doc.title, format=doc.format,
                                                content_hash=digest, size=f.size, mtime_ns=mtime,
                                                chunks=piece.total)
             _classify(summary, plan.known, f.doc_id, digest)
         if pending:
-            summary.chunks_embedded += _embed_and_store(conn, embedder, pending,
-                                                          settings.sentence_vectors)
-        report("embed", total, total)
+            stored = _embed_and_store(conn, embedder, pending, settings.sentence_vectors)
+            summary.chunks_embedded += stored
+            bar.embedded(stored)
+        bar.finish()
         if not records:
             why = "; ".join(f"{s.path}: {s.reason}" for s in summary.skipped[:3])
             more = f"; and {len(summary.skipped) - 3} more" if len(summary.skipped) > 3 else ""
@@ -447,7 +558,7 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
         chunk_params=plan.params, vectors=vectors, documents=dict(sorted(records.items())),
         chunk_count=int(chunk_count), sentence_count=int(sentence_count),
         built_at=datetime.now(UTC), build_seconds=round(time.perf_counter() - started, 3),
-        corpus_dir=str(settings.corpus_dir.resolve()))
+        corpus_dir=str(settings.corpus_dir.resolve()), skipped=dict(sorted(not_indexed.items())))
     _publish(layout, manifest)
     report("publish", 1, 1)
     summary.unchanged += len(plan.unchanged)
@@ -458,12 +569,13 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: _Plan, model: ModelF
     return summary
 
 
-def _load_model(layout: IndexLayout, model: ModelFiles, settings: Settings
+def _load_model(layout: IndexLayout, model: ModelFiles, settings: Settings,
+                on_export: Callable[[], None] | None = None
                 ) -> tuple[Path, Tokenizer, OnnxEncoder, str]:
     """The index's export of the model, loaded. A damaged export is replaced from the shared
     cache, and if that is damaged too, exported again: `assistant index --full` repairs it."""
     for attempt in range(3):
-        onnx_file = ensure_onnx(layout.models_dir, model, settings.embed_threads)
+        onnx_file = ensure_onnx(layout.models_dir, model, settings.embed_threads, on_export)
         try:
             digest = onnx_sha256(onnx_file)
             return (onnx_file, Tokenizer(onnx_file.parent / "tokenizer.json"),
@@ -642,7 +754,7 @@ def _update_vectors(settings: Settings, layout: IndexLayout, conn: sqlite3.Conne
     count = int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
     want_kind = "ivf" if count > settings.ann_threshold else "flat"
     target = layout.staging / FAISS_FILE
-    if base is not None and base.vectors.kind == want_kind:
+    if base is not None and base.vectors.store == "faiss" and base.vectors.kind == want_kind:
         store = FaissVectors.open(layout.generation_dir(base.generation) / FAISS_FILE,
                                   base.vectors)
         stored = set(store.ids().tolist())
@@ -705,7 +817,7 @@ def _publish(layout: IndexLayout, manifest: IndexManifest) -> None:
 def index_status(settings: Settings) -> IndexStatus:
     """What the index holds and whether it is stale against the corpus (the corpus is only
     stat-ed, never read: fast)."""
-    settings = resolve_store(settings)
+    settings = resolve_store(resolve_corpus(settings))
     layout = IndexLayout(settings.index_dir)
     status = IndexStatus(index_dir=str(settings.index_dir), corpus_dir=str(settings.corpus_dir),
                          exists=False)
@@ -743,7 +855,7 @@ def documents_changed(manifest: IndexManifest) -> list[str]:
     if not corpus.is_dir():
         return []
     files, _ = ingest.discover(corpus)
-    changed = [f.doc_id for f in files if (rec := manifest.documents.get(f.doc_id)) is None
-               or rec.size != f.size or rec.mtime_ns != f.mtime_ns]
+    changed = [f.doc_id for f in files if not _same_file(
+        manifest.documents.get(f.doc_id) or manifest.skipped.get(f.doc_id), f)]
     seen = {f.doc_id for f in files}
     return changed + [d for d in manifest.documents if d not in seen]

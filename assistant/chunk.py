@@ -25,10 +25,11 @@ import sentencex
 from assistant.ingest import BULLET, is_rule_line, iter_lines_with_offsets
 from assistant.models import Chunk, Section, SourceDocument, Span
 
-CHUNKER_VERSION = 3
+CHUNKER_VERSION = 4
 """Bumped when the text chunks are cut from changes, so older indexes rebuild: 2, bullet
 markers and long prefixes count against the window; 3, HTML page furniture (menus, search
-boxes, site footers) is no longer extracted."""
+boxes, site footers) is no longer extracted; 4, PDF running headers, footers and page
+numbers are dropped, and headings inside PDF pages are sections."""
 
 def _segmenter_id() -> str:
     from importlib.metadata import PackageNotFoundError, version

@@ -65,7 +65,8 @@ def _progress_bar(enabled: bool, say_waiting: bool = False) -> Callable[[str, in
     from tqdm import tqdm
 
     bars: dict[str, Any] = {}
-    labels = {"export": "exporting the model (once)", "embed": "indexing documents",
+    labels = {"export": "exporting the embedding model to ONNX (once per machine, ~15 s)",
+              "embed": "embedding chunks",
               "vectors": "writing vectors", "publish": "publishing"}
 
     def report(stage: str, done: int, total: int) -> None:
@@ -78,8 +79,10 @@ def _progress_bar(enabled: bool, say_waiting: bool = False) -> Callable[[str, in
             return
         bar = bars.get(stage)
         if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=labels[stage], unit="doc", file=sys.stderr,
-                                     leave=False, dynamic_ncols=True)
+            bar = bars[stage] = tqdm(total=total, desc=labels[stage], unit="chunk",
+                                     file=sys.stderr, leave=False, dynamic_ncols=True)
+        if bar.total != total:  # the total is an estimate until every document is chunked
+            bar.total = total
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -87,8 +90,19 @@ def _progress_bar(enabled: bool, say_waiting: bool = False) -> Callable[[str, in
     return report
 
 
+class ReaderGone(Exception):
+    """stdout's reader closed the pipe (``… | head -1``): a normal end, not an error.
+    Click would turn the ``BrokenPipeError`` into exit 1; this passes it to ``main``."""
+
+
 class DefaultGroup(click.Group):
     """``assistant`` with no command opens the chat (like datasette's default command)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise ReaderGone() from exc
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or (args[0].startswith("-") and args[0] not in ("--help", "-h",
@@ -111,6 +125,10 @@ def cli() -> None:
 @_location_options
 def chat(corpus_dir: Path | None, index_dir: Path | None) -> None:
     """Open the terminal chat (builds or refreshes the index first, inside the app)."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise click.UsageError("the chat needs a terminal (standard input or output is a pipe "
+                               "or a file); in scripts use `assistant ask QUESTION` or "
+                               "`assistant batch FILE`")
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
     from assistant.tui.app import run_app  # textual: ~0.3 s, only for the chat
 
@@ -165,14 +183,16 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool) -> None
     from assistant.build import index_status
 
     st = index_status(settings)
+    if not st.exists:
+        from assistant.errors import IndexMissingError
+
+        raise IndexMissingError(f"no index in {st.index_dir}; run `assistant index` to build "
+                                f"it from {st.corpus_dir}")
     if as_json:
         click.echo(st.model_dump_json())
         return
-    if not st.exists:
-        click.echo(f"No index in {st.index_dir}. Run `assistant index` to build it from "
-                   f"{st.corpus_dir}.")
-        return
     click.echo(f"Index:     {st.index_dir} (generation {st.generation})")
+    click.echo(f"Corpus:    {st.corpus_dir}")
     click.echo(f"Built at:  {st.built_at:%Y-%m-%d %H:%M:%S %Z}" if st.built_at else "")
     click.echo(f"Model:     {st.model}")
     vec = st.vectors
@@ -203,6 +223,15 @@ def _open_answerer(settings: Any) -> Any:
         raise IndexCorruptError(f"the index's copy of the model cannot be loaded "
                                 f"({exc.message.split(';')[0]}); "
                                 "run `assistant index --full` to restore it") from exc
+
+
+def _open_output(path: Path) -> Any:
+    """``batch -o PATH`` opened for unbuffered writing, its folder created if missing."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "wb", buffering=0)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _warn_if_stale(answerer: Any) -> None:
@@ -237,22 +266,30 @@ def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool)
 @cli.command()
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
-              help="Write here instead of stdout (written as answers come).")
+              help="Write here instead of stdout (written as answers come; missing folders "
+                   "are created; - is stdout).")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "md"]), default="jsonl")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Citations per answer.")
 def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
           top_k: int | None) -> None:
     """Answer every question in FILE (.txt: one a line; .jsonl: {"question", "id",
-    "conversation"}), one record out per line in."""
+    "conversation"}; - reads standard input), one record out per line in. Lines that share a
+    "conversation" form one chat, asked in file order, so follow-ups are understood."""
     settings = _settings(index_dir=index_dir)
     from assistant.batch import count_lines, markdown_record, open_questions, run_batch
     from assistant.models import BatchErrorRecord
 
-    open_questions(file)[0].close()  # fail early on a missing or unreadable file
-    answerer = _open_answerer(settings)
+    source = open_questions(file)  # fail early on a missing, unreadable or binary file
+    try:
+        answerer = _open_answerer(settings)
+    except BaseException:
+        source[0].close()
+        raise
+    if output is not None and str(output) == "-":
+        output = None
     # One unbuffered write per record: an interrupted batch leaves whole lines behind.
-    out = open(output, "wb", buffering=0) if output else None  # noqa: SIM115
+    out = _open_output(output) if output else None
     bar = None
     if sys.stderr.isatty():
         from tqdm import tqdm
@@ -260,7 +297,7 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
         bar = tqdm(total=count_lines(file), unit="q", file=sys.stderr, leave=False)
     failures = 0
     try:
-        for record in run_batch(answerer, file, top_k=top_k):
+        for record in run_batch(answerer, file, top_k=top_k, source=source):
             if isinstance(record, BatchErrorRecord):
                 failures += 1
             line = (markdown_record(record) + "\n" if fmt == "md"
@@ -298,32 +335,56 @@ def eval_cmd(gold: Path, index_dir: Path | None, as_json: bool) -> None:
     click.echo(rep.model_dump_json() if as_json else report_text(rep))
 
 
+def _fail(message: str, exit_code: int, title: str, as_json: bool) -> None:
+    """Report an error as one line on stderr (a JSON object with ``--json``), and exit."""
+    message = " ".join(message.split())  # always one line
+    if as_json:
+        import json
+
+        _err(json.dumps({"error": message, "title": title, "exit_code": exit_code},
+                        ensure_ascii=False))
+    else:
+        _err("error: " + message)
+    sys.exit(exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning every user error into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    as_json = "--json" in args[:args.index("--")] if "--" in args else "--json" in args
     try:
         cli.main(args=argv, prog_name="assistant", standalone_mode=False)
     except AssistantError as exc:
-        _err("error: " + " ".join(exc.message.split()))  # always one line
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        _err("interrupted")
-        sys.exit(130)
-    except KeyboardInterrupt:
+        _fail(exc.message, exc.exit_code, exc.title, as_json)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        if as_json:
+            _fail("interrupted", 130, "Interrupted", as_json)
         _err("interrupted")
         sys.exit(130)
     except click.ClickException as exc:
-        _err(f"error: {exc.format_message()}")
-        sys.exit(exc.exit_code)
-    except BrokenPipeError:
-        sys.exit(0)
+        _fail(exc.format_message(), exc.exit_code, "Usage", as_json)
+    except (BrokenPipeError, ReaderGone):
+        _quiet_broken_pipe()
     except Exception as exc:  # a bug: still one line for the user, the traceback on request
         import os
 
         if os.environ.get("ASSISTANT_DEBUG"):
             raise
-        _err(f"error: unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
-             "(a bug; set ASSISTANT_DEBUG=1 to see where)")
-        sys.exit(1)
+        _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
+              "(a bug; set ASSISTANT_DEBUG=1 to see where)", 1, "Unexpected error", as_json)
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader went away (``assistant batch … | head -1``): that is a normal end, exit 0.
+    stdout is pointed at /dev/null so Python's flush at exit cannot fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    sys.exit(0)
 
 
 if __name__ == "__main__":

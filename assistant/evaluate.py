@@ -31,10 +31,16 @@ def load_gold(path: Path) -> list[GoldQuestion]:
             if not line.strip():
                 continue
             try:
-                gold.append(GoldQuestion.model_validate(json.loads(line)))
+                g = GoldQuestion.model_validate(json.loads(line))
             except (ValueError, ValidationError) as exc:
                 raise InputError(f"{path} line {n} is not a gold question "
                                  f"({str(exc).splitlines()[0]})") from exc
+            if g.answerable and not g.expect_any:
+                raise InputError(f"{path} line {n} is answerable but has no \"expect_any\" "
+                                 "(the phrases a right answer contains); add them, or "
+                                 "\"answerable\": false for a question the documents do not "
+                                 "answer")
+            gold.append(g)
     if not gold:
         raise InputError(f"the gold file {path} has no questions")
     return gold
@@ -100,8 +106,10 @@ def report(items: list[EvalItem]) -> EvalReport:
         top1_accuracy=_ratio(sum(i.correct_top1 for i in ans), len(ans)),
         hit_at_3=_ratio(sum(i.hit_at_3 for i in ans), len(ans)),
         mrr=_ratio(sum(i.reciprocal_rank for i in ans), len(ans)),
-        abstention_precision=_ratio(sum(not i.answerable for i in abstained), len(abstained)),
-        abstention_recall=_ratio(sum(i.abstained for i in una), len(una)),
+        # Undefined (None), not 100%, with no unanswerable question (or no abstention).
+        abstention_precision=(_ratio(sum(not i.answerable for i in abstained), len(abstained))
+                              if una and abstained else None),
+        abstention_recall=_ratio(sum(i.abstained for i in una), len(una)) if una else None,
         answerable_abstained_rate=_ratio(sum(i.abstained for i in ans), len(ans)),
         latency_p50_ms=_percentile(lat, 0.5), latency_p95_ms=_percentile(lat, 0.95),
         items=items)
@@ -111,14 +119,18 @@ def _ratio(a: float, b: int) -> float:
     return round(a / b, 4) if b else 1.0
 
 
+def _percent(value: float | None) -> str:
+    return "n/a (no unanswerable questions in the set)" if value is None else f"{value:.1%}"
+
+
 def report_text(r: EvalReport) -> str:
     rows = [
         ("questions", f"{r.questions} ({r.answerable} answerable, {r.unanswerable} not)"),
         ("top-1 accuracy", f"{r.top1_accuracy:.1%}"),
         ("hit@3", f"{r.hit_at_3:.1%}"),
         ("MRR", f"{r.mrr:.3f}"),
-        ("abstention precision", f"{r.abstention_precision:.1%}"),
-        ("abstention recall", f"{r.abstention_recall:.1%}"),
+        ("abstention precision", _percent(r.abstention_precision)),
+        ("abstention recall", _percent(r.abstention_recall)),
         ("answerable abstained", f"{r.answerable_abstained_rate:.1%}"),
         ("latency p50 / p95", f"{r.latency_p50_ms:.1f} ms / {r.latency_p95_ms:.1f} ms"),
     ]

@@ -138,6 +138,12 @@ def extract(file: CorpusFile, raw: bytes) -> SourceDocument:
 _BINARY_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 
 
+def looks_binary(head: bytes) -> bool:
+    """The first bytes of a file are not text: many NULs or other control characters (a
+    stray one, such as a damaged line in a batch file, is tolerated)."""
+    return len(_BINARY_CONTROL.findall(head)) > max(8, len(head) // 200)
+
+
 def decode_text(raw: bytes) -> tuple[str, str | None]:
     """Decode bytes as UTF-8 (or a BOM's encoding); refuse binary; fall back to Windows-1252.
 
@@ -409,6 +415,7 @@ def _extract_pdf(raw: bytes) -> tuple[str, list[Section], str]:
         raise UnreadableDocument(f"malformed PDF ({type(exc).__name__})") from exc
     except Exception as exc:  # pypdf raises assorted errors on hostile files
         raise UnreadableDocument(f"malformed PDF ({type(exc).__name__})") from exc
+    pages = drop_page_furniture(pages)
     out = io.StringIO()
     heads: list[tuple[int, int, str]] = []
     length = 0
@@ -417,11 +424,46 @@ def _extract_pdf(raw: bytes) -> tuple[str, list[Section], str]:
         if not page.strip():
             continue
         heads.append((length, 1, f"Page {n}"))
+        # Headings inside the page, found by shape as in plain text, so a heading is not
+        # glued to the first sentence under it and chunks carry it as their section.
+        inner, _ = plain_text_sections(page)
+        heads.extend((length + sec.start, 2, sec.title) for sec in inner)
         out.write(page + "\n\n")
         length += len(page) + 2
     text = out.getvalue()
     title = meta_title.strip() or next((ln.strip() for ln in text.split("\n") if ln.strip()), "")
     return text, _sections_from_heads(heads, len(text)), title[:200]
+
+
+_PAGE_NUMBER = re.compile(r"(?i)^\W*(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?\W*$")
+
+
+def drop_page_furniture(pages: list[str]) -> list[str]:
+    """Pages without their running headers and footers: a line among the first or last two of
+    at least half the pages (three or more), the same but for its numbers ("Chapter 3:
+    Utilities 6"), and bare page numbers ("6", "Page 6 of 12") at a page's top or bottom."""
+    def key(line: str) -> str:
+        return re.sub(r"\d+", "#", " ".join(line.split())).casefold()
+
+    def edges(page: str) -> list[int]:
+        lines = page.split("\n")
+        filled = [i for i, ln in enumerate(lines) if ln.strip()]
+        return sorted(set(filled[:2] + filled[-2:]))
+
+    counts: dict[str, int] = {}
+    for page in pages:
+        lines = page.split("\n")
+        for k in {key(lines[i]) for i in edges(page)}:
+            counts[k] = counts.get(k, 0) + 1
+    filled_pages = sum(1 for p in pages if p.strip())
+    repeated = {k for k, n in counts.items() if filled_pages >= 3 and n >= max(3, filled_pages / 2)}
+    out = []
+    for page in pages:
+        lines = page.split("\n")
+        drop = {i for i in edges(page)
+                if key(lines[i]) in repeated or _PAGE_NUMBER.match(lines[i].strip())}
+        out.append("\n".join(ln for i, ln in enumerate(lines) if i not in drop))
+    return out
 
 
 def iter_lines_with_offsets(text: str, start: int = 0, end: int | None = None

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,14 +113,18 @@ def shared_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "briefing-assistant"
 
 
-def ensure_onnx(models_dir: Path, files: ModelFiles, threads: int = 0) -> Path:
+def ensure_onnx(models_dir: Path, files: ModelFiles, threads: int = 0,
+                on_export: Callable[[], None] | None = None) -> Path:
     """The ONNX export of the model inside ``models_dir``; copied from the shared cache, or
-    made and verified now if no export of these weights exists yet."""
+    made and verified now if no export of these weights exists yet (``on_export`` is called
+    first then, so the user is told only when the slow export really happens)."""
     target = onnx_path(models_dir, files)
     if _complete(target):
         return target
     cached = onnx_path(shared_cache_dir() / "models", files)
     if not _complete(cached):
+        if on_export is not None:
+            on_export()
         try:
             _export_verified(cached, files, threads)
         except IndexWriteError:

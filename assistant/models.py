@@ -66,6 +66,15 @@ class SkippedFile(BaseModel):
     reason: str
 
 
+class SkippedRecord(BaseModel):
+    """A supported file the build could not index (empty, binary, broken), remembered with its
+    size and mtime so that an unchanged corpus is recognised as unchanged."""
+
+    reason: str
+    size: int
+    mtime_ns: int
+
+
 class DocumentRecord(BaseModel):
     """What the manifest remembers of one indexed document, to detect change cheaply."""
 
@@ -121,6 +130,8 @@ class IndexManifest(BaseModel):
     built_at: datetime
     build_seconds: float
     corpus_dir: str
+    skipped: dict[str, SkippedRecord] = Field(default_factory=dict)
+    """Files of the corpus passed over by this build, by path (older manifests: none)."""
 
 
 class BuildSummary(BaseModel):
@@ -245,8 +256,9 @@ class EvalReport(BaseModel):
     top1_accuracy: float
     hit_at_3: float
     mrr: float
-    abstention_precision: float
-    abstention_recall: float
+    abstention_precision: float | None
+    abstention_recall: float | None
+    """Both None when the set holds no unanswerable question (they would be meaningless)."""
     answerable_abstained_rate: float
     latency_p50_ms: float
     latency_p95_ms: float

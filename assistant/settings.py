@@ -8,9 +8,11 @@ TOML file (``assistant.toml`` in the working directory, or the file named by
 
 from __future__ import annotations
 
+import difflib
 import os
+import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -20,9 +22,33 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from assistant.errors import SettingsError
+
 
 def _config_file() -> Path:
     return Path(os.environ.get("ASSISTANT_CONFIG", "assistant.toml"))
+
+
+class _CheckedToml(TomlConfigSettingsSource):
+    """assistant.toml, read strictly: a syntax error or an unknown key (``top_kk``) is a
+    ``SettingsError`` that names the file, not a setting silently ignored."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        try:
+            with file_path.open(mode="rb") as fh:
+                data: dict[str, Any] = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{file_path} is not valid TOML ({exc})") from exc
+        except OSError as exc:
+            raise SettingsError(f"cannot read {file_path}: {exc.strerror or exc}") from exc
+        known = set(Settings.model_fields)
+        for key in data:
+            if key not in known:
+                near = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f"; did you mean {near[0]}?" if near else ""
+                raise SettingsError(f"{file_path}: unknown setting {key!r}{hint} (the settings "
+                                    "are listed in assistant/settings.py)")
+        return data
 
 
 class Settings(BaseSettings):
@@ -104,7 +130,7 @@ class Settings(BaseSettings):
         return (
             init_settings,
             env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=_config_file()),
+            _CheckedToml(settings_cls, toml_file=_config_file()),
         )
 
     def resolved_model_path(self) -> Path:

@@ -81,6 +81,13 @@ def without_links(text: str) -> str:
     return _LINK.sub(" ", text)
 
 
+def without_terminal_codes(text: str) -> str:
+    """Text pasted from a terminal with its escape sequences (colours, titles) removed and
+    every other control character, newlines included, made a space: what a one-line
+    question box should receive."""
+    return _CONTROL.sub(" ", _ANSI.sub("", text).replace("\n", " ").replace("\t", " "))
+
+
 def clean_question(text: str) -> str:
     """The question with terminal escapes and control characters removed, spaces folded."""
     text = _ANSI.sub(" ", text)

@@ -83,6 +83,10 @@ def held_out_sets() -> list[tuple[GoldSet, str | None]]:
             (GoldSet("pydoc-follow-ups", follow, pydoc), "pydoc")]
 
 
+def _nan(x: float | None) -> float:
+    return float("nan") if x is None else x
+
+
 def evaluate_held_out() -> dict[str, dict[str, float]]:
     """The shipped model on the sets it was never fitted on (``assistant eval``'s figures)."""
     from assistant.evaluate import evaluate
@@ -102,8 +106,8 @@ def evaluate_held_out() -> dict[str, dict[str, float]]:
         r = evaluate(Answerer(open_index(index), settings), gold)
         out[gs.name] = {"answerable": r.answerable, "unanswerable": r.unanswerable,
                         "top1": r.top1_accuracy, "hit3": r.hit_at_3,
-                        "abstention_precision": r.abstention_precision,
-                        "abstention_recall": r.abstention_recall,
+                        "abstention_precision": _nan(r.abstention_precision),
+                        "abstention_recall": _nan(r.abstention_recall),
                         "answerable_abstained": r.answerable_abstained_rate}
     return out
 

@@ -601,3 +601,39 @@ def _staging_has(index: Path, doc_id: str) -> bool:
     except sqlite3.Error:
         return False
     return row is not None and "shrank" in row[0] and row[1] == 1
+
+
+def test_ctrl_c_in_a_small_build_keeps_what_was_embedded(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build of far fewer chunks than 512 commits as it goes too: after Ctrl+C, the next
+    build reuses the documents already embedded (issue 14: it used to resume nothing)."""
+    from helpers.fast_encoder import FastEncoder
+
+    import assistant.build
+
+    monkeypatch.setattr(assistant.build, "OnnxEncoder", FastEncoder)
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    text = BRIEFING.read_text(encoding="utf-8")
+    for n in range(12):
+        (corpus / f"copy{n:02}.txt").write_text(f"{text}\nCopy number {n}.\n", encoding="utf-8")
+    calls: list[tuple[int, int]] = []
+
+    def interrupt(stage: str, done: int, total: int) -> None:
+        if stage == "embed":
+            calls.append((done, total))
+            if len(calls) == 14:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_index(Settings(corpus_dir=corpus, index_dir=index), progress=interrupt)
+    assert not (index / "CURRENT").exists()
+    seen: list[tuple[int, int]] = []
+    s = build_index(Settings(corpus_dir=corpus, index_dir=index),
+                    progress=lambda stage, done, total: seen.append((done, total))
+                    if stage == "embed" else None)
+    assert s.chunks_reused > 0, s
+    assert s.chunks_reused + s.chunks_embedded == s.chunk_count and s.documents == 12
+    # the progress counts chunks and ends exactly at the total
+    assert seen[-1] == (s.chunk_count, s.chunk_count)
+    assert all(done < total for done, total in seen[:-1])

@@ -22,11 +22,12 @@ BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
 DATA = Path(__file__).resolve().parent / "data" / "ingest"
 
 
-def run(*args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path | None = None, **extra_env: str
+        ) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", **extra_env)
     env.pop("ASSISTANT_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True,
-                          text=True, env=env, timeout=600)
+                          text=True, env=env, timeout=600, cwd=cwd)
 
 
 def where(corpus: Path, index: Path) -> list[str]:
@@ -152,7 +153,9 @@ def test_progress_bar_on_a_terminal(copy: tuple[Path, Path]) -> None:
         os.close(master)
     shown = b"".join(chunks).decode("utf-8", "replace")
     assert proc.returncode == 0
-    assert "indexing documents" in shown and "publishing" in shown
+    assert "embedding chunks" in shown and "publishing" in shown
+    assert "chunk/s" in shown or "s/chunk" in shown  # counts chunks, not documents
+    assert "exporting" not in shown  # the index already holds the model's export
     assert proc.stdout.startswith("Indexed 2 documents")
 
 
@@ -195,10 +198,71 @@ def test_info_reports_a_stale_index(copy: tuple[Path, Path]) -> None:
     assert not st.stale and [d.doc_id for d in st.documents] == ["new.txt"]
 
 
-def test_info_without_an_index(tmp_path: Path) -> None:
+def test_info_without_an_index_exits_4(tmp_path: Path) -> None:
     r = run("info", *where(tmp_path, tmp_path / "none"))
-    assert r.returncode == 0
-    assert r.stdout.startswith(f"No index in {tmp_path / 'none'}. Run `assistant index`")
+    assert_one_line_error(r, 4, f"no index in {tmp_path / 'none'}", "run `assistant index`")
+    assert r.stdout == ""
+
+
+def test_json_errors_are_json(tmp_path: Path) -> None:
+    """With --json a script reads the error as JSON too (on stderr; stdout stays empty)."""
+    r = run("info", "--json", *where(tmp_path, tmp_path / "none"))
+    assert r.returncode == 4 and r.stdout == ""
+    error = json.loads(r.stderr)
+    assert error["exit_code"] == 4 and error["title"] == "No index"
+    assert error["error"].startswith(f"no index in {tmp_path / 'none'}")
+    r = run("index", "--json", *where(tmp_path / "nowhere", tmp_path / "index"))
+    assert r.returncode == 3 and json.loads(r.stderr)["exit_code"] == 3
+
+
+def test_skipped_files_are_remembered_so_an_unchanged_corpus_is_not_stale(
+        copy: tuple[Path, Path]) -> None:
+    """An empty or binary file is skipped once; it does not make the index stale forever nor
+    make every build publish a new generation."""
+    corpus, index = copy
+    (corpus / "empty.txt").write_text("")
+    (corpus / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64))
+    r = run("index", *where(corpus, index))
+    assert r.returncode == 0, r.stderr
+    assert "(generation 2)" in r.stdout
+    assert "warning: skipped empty.txt: no text to index" in r.stderr.splitlines()
+    info = run("info", *where(corpus, index))
+    assert "Stale:     no" in info.stdout, info.stdout
+    again = run("index", *where(corpus, index))
+    assert again.stdout.startswith("Index is up to date: 1 document"), again.stdout
+    assert "warning: skipped image.txt: binary file, not text" in again.stderr.splitlines()
+    assert (index / "CURRENT").read_text().strip() == "gen-000002"
+    ask = run("ask", "Which vendors deploy rack-scale systems?", "--index", str(index))
+    assert ask.returncode == 0 and "stale" not in ask.stderr, ask.stderr
+    (corpus / "empty.txt").write_text("Late news\nTariffs rose again in March.\n")
+    st = IndexStatus.model_validate_json(run("info", "--json", *where(corpus, index)).stdout)
+    assert st.stale and st.stale_reasons == ["new document empty.txt"]
+    s = BuildSummary.model_validate_json(run("index", "--json", *where(corpus, index)).stdout)
+    assert s.added == ["empty.txt"] and [k.path for k in s.skipped] == ["image.txt"]
+
+
+def test_info_compares_with_the_corpus_the_index_was_built_from(
+        copy: tuple[Path, Path], tmp_path: Path) -> None:
+    """Without --corpus, `info` uses the index's own corpus, not ./corpus of the cwd."""
+    _, index = copy
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "corpus").mkdir(parents=True)
+    (elsewhere / "corpus" / "other.txt").write_text("Other\nSomething else entirely.\n")
+    built_from = json.loads((index / "gen-000001" / "manifest.json").read_text())["corpus_dir"]
+    r = run("info", "--index", str(index), cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert f"Corpus:    {built_from}\n" in r.stdout
+    assert "Stale:     no" in r.stdout, r.stdout
+    r = run("index", "--index", str(index), cwd=elsewhere)
+    assert r.stdout.startswith("Index is up to date: 1 document"), r.stdout
+    r = run("info", "--index", str(index), "--corpus", "corpus", cwd=elsewhere)
+    assert "Stale:     yes" in r.stdout and "new document other.txt" in r.stdout
+
+
+def test_a_corpus_that_is_a_file_says_so(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("Notes\nA file, not a folder.\n")
+    r = run("index", *where(tmp_path / "notes.txt", tmp_path / "index"))
+    assert_one_line_error(r, 3, "is a file, not a folder", "--corpus DIR")
 
 
 # --- bad input ---------------------------------------------------------------------------------

@@ -166,14 +166,41 @@ def test_pdf_pages_are_sections() -> None:
                    title="Chip Report Q3")
     doc = extract_bytes(raw, "q3.pdf")
     assert doc.format == "pdf" and doc.title == "Chip Report Q3"
-    assert [t for _, t in section_titles(doc)] == ["Page 1", "Page 3"]  # the blank page: none
-    page1 = doc.text[doc.sections[0].start:doc.sections[0].end]
-    page3 = doc.text[doc.sections[1].start:doc.sections[1].end]
+    pages = [s for s in doc.sections if s.level == 1]
+    assert [s.title for s in pages] == ["Page 1", "Page 3"]  # the blank page: none
+    page1 = doc.text[pages[0].start:pages[1].start]
+    page3 = doc.text[pages[1].start:]
     assert "Exports fell by 25% in the U.S. market." in page1 and "Arizona" not in page1
     assert "Capacity in Arizona will double by 2027." in page3
     assert_sections_tile_the_text(doc)
     untitled = extract_bytes(make_pdf([["First line names it", "Body text."]]), "x.pdf")
     assert untitled.title == "First line names it"
+
+
+def test_pdf_running_headers_footers_and_page_numbers_are_dropped() -> None:
+    """Issue 14, item 7: "Chapter 3: Utilities 6" on every page is not text to quote, and a
+    heading inside a page is a section, not the start of the first sentence under it."""
+    topics = [("Parking", "The new building has 40 spaces for bicycles."),
+              ("Lighting", "Every office has daylight sensors."),
+              ("Heating", "A heat pump warms the ground floor."),
+              ("Water", "Rain water flushes the toilets.")]
+    body = [[f"Chapter 3: Utilities {n}", head, sentence, f"More about {head.lower()} follows.",
+             f"{n}"] for n, (head, sentence) in enumerate(topics, start=4)]
+    doc = extract_bytes(make_pdf(body), "guide.pdf")
+    assert "Chapter 3" not in doc.text
+    assert not any(line.strip().isdigit() for line in doc.text.split("\n"))
+    assert "The new building has 40 spaces for bicycles." in doc.text
+    headings = [s.title for s in doc.sections if s.level == 2]
+    assert headings == [head for head, _ in topics]
+    from assistant.chunk import blocks, regions, sentences
+
+    firsts = [doc.text[sp.start:sp.end] for region in regions(doc)
+              for b in blocks(doc.text, region) for sp in sentences(doc.text, *b)]
+    assert "The new building has 40 spaces for bicycles." in firsts
+    assert not any(s.startswith(("Parking", "Chapter")) for s in firsts), firsts
+    # two pages are too few to call a line "running": a real first line is kept
+    two = extract_bytes(make_pdf([["Intro", "Body one."], ["Intro", "Body two."]]), "t.pdf")
+    assert two.text.count("Intro") == 2
 
 
 def test_the_fixture_pdf_reads() -> None:

@@ -28,7 +28,7 @@ from rich.text import Text
 from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.widget import Widget
-from textual.widgets import Static
+from textual.widgets import Input, OptionList, Static
 
 from assistant.build import build_index
 from assistant.models import Section
@@ -148,8 +148,8 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
             cites = list(card.query(CitationLine))
             assert len(cites) >= 2
             label = flat(text_of(cites[0]))
-            assert label.startswith("[1]") and "characters" in label and "score" in label
-            assert "confidence" in str(card.border_subtitle)
+            assert label.startswith("[1] nvidia-h200-china.txt")
+            assert "likely to answer" in str(card.border_subtitle)
 
             await ask(pilot, "Which of them are deploying rack-scale systems?")
             follow = app.query(AnswerCard).last()
@@ -192,6 +192,109 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
     run(go)
 
 
+def test_typing_reaches_the_question_box_wherever_focus_is(
+        briefing: Callable[[], BriefingApp]) -> None:
+    """Issue 14, item 2: after a document (Esc) or from a source or the document list,
+    printable keys go to the question box; Enter does not re-open the document; Tab cycles
+    question box → latest answer's sources → document list, not through every citation;
+    1–9 work with the conversation in focus."""
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            box = app.query_one(QuestionInput)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            await ask(pilot, "What revenue share does the US get?")
+            await ask(pilot, "What does Beijing want?")
+            latest = app.query(AnswerCard).last()
+            # Tab: three stops, whatever the number of answers and citations
+            assert app.focused is box
+            await pilot.press("tab")
+            assert app.focused is latest.query(CitationLine).first()
+            await pilot.press("tab")
+            assert app.focused is app.query_one(SidePanel).query_one(OptionList)
+            await pilot.press("tab")
+            assert app.focused is box
+            await pilot.press("shift+tab")
+            assert isinstance(app.focused, OptionList)
+            # ↑ from the latest answer's first source reaches the previous answer's sources
+            await pilot.press("shift+tab")
+            await pilot.press("up")
+            assert isinstance(app.focused, CitationLine)
+            assert app.focused.citation in app.query(AnswerCard)[1].answer.citations
+            # a citation opened, then Esc: focus is back in the question box
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, DocumentScreen)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.focused is box
+            await pilot.press("enter")  # an empty question: nothing re-opens
+            await pilot.pause()
+            assert not isinstance(app.screen, DocumentScreen)
+            # typed on a source: the keys go to the question box (y and digits keep theirs)
+            latest.query(CitationLine).first().focus()
+            await pilot.press("w", "h", "o", "space", "s")
+            assert app.focused is box and box.value == "who s"
+            box.value = ""
+            # from the document list: open one, come back, type
+            docs = app.query_one(SidePanel).query_one(OptionList)
+            docs.focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, DocumentScreen)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.focused is box
+            docs.focus()
+            await pilot.press("a", "b")
+            assert app.focused is box and box.value == "ab"
+            # 1–9 with the conversation itself in focus open the latest answer's sources
+            app.conversation_view.focus()
+            await pilot.press("2")
+            await pilot.pause()
+            assert isinstance(app.screen, DocumentScreen)
+            second = latest.answer.citations[1]
+            assert app.screen.quote == (second.start, second.end)
+
+    run(go)
+
+
+def test_pasted_escape_sequences_are_cleaned_from_the_question(
+        briefing: Callable[[], BriefingApp]) -> None:
+    """Issue 14, item 3: a question pasted with ANSI colours (and over two lines) arrives
+    as its words, in order; nothing of the escapes reaches the card, the history or the
+    next follow-up's context."""
+    from textual import events
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            box = app.query_one(QuestionInput)
+            box.focus()
+            await pilot.press("W", "h", "i", "c", "h")
+            box.post_message(events.Paste(" \x1b[31mChinese\x1b[0m vendors\nare mentioned?"))
+            await pilot.pause()
+            assert box.value == "Which Chinese vendors are mentioned?"
+            assert box.cursor_position == len(box.value)
+            box.value = "Who is \x1b[1;31mmentioned\x1b[0m?\x07"  # set by other means
+            await pilot.press("enter")
+            await settle(pilot)
+            asked = flat(text_of(app.query(QuestionCard).last()))
+            assert asked.startswith("› Who is mentioned?"), asked
+            assert app.history.previous("") == "Who is mentioned?"
+            answer = app.query(AnswerCard).last().answer
+            assert answer.question == "Who is mentioned?"
+            await ask(pilot, "Which of them are deploying rack-scale systems?")
+            follow = app.query(AnswerCard).last().answer
+            for text in (follow.resolved_question or "", follow.question):
+                assert "31m" not in text and "\x1b" not in text and "x1b" not in text
+
+    run(go)
+
+
 def test_abstention_looks_different(briefing: Callable[[], BriefingApp]) -> None:
     async def go() -> None:
         app = briefing()
@@ -206,12 +309,206 @@ def test_abstention_looks_different(briefing: Callable[[], BriefingApp]) -> None
             assert "these do not answer the question" in shown
             assert not card.query(PassageView)  # no passage pretends to answer
             assert all(not c.citation.is_answer for c in card.query(CitationLine))
+            # no confidence figure on an abstention, and not the green "ready" mark
+            assert not card.border_subtitle
+            assert app.query_one(StatusLine).kind == "warning"
+            assert "0." not in shown.split("Closest passages")[0]
             # a document chosen in the side panel opens at its top
             app.query_one("#documents").focus()
             await pilot.press("enter")
             await pilot.pause()
             assert isinstance(app.screen, DocumentScreen) and app.screen.quote is None
             assert "Letting Nvidia sell H200s" in text_of(app.screen.query_one("#doc-text"))
+
+    run(go)
+
+
+def test_citations_read_as_places_and_why_shows_the_scores(tmp_path: Path,
+                                                         briefing_index: Path) -> None:
+    """Issue 14, item 6: a source names its file (BUGS.MD is not bugs.md) and where it is
+    (section, line), not "characters a–b · score x"; F2 shows the scores and offsets; the
+    excerpt wraps instead of being cut at one line, even in a wide window."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    briefing = briefing_index.parent / "corpus" / "nvidia-h200-china.txt"
+    shutil.copy2(briefing, corpus / "nvidia-h200-china.txt")
+    (corpus / "BUGS.MD").write_text("# Known bugs\n\nThe H200 export licence form crashes "
+                                    "when the vendor list is long.\n")
+    (corpus / "bugs.md").write_text("# Fixed bugs\n\nThe H200 export licence form no longer "
+                                    "loses the vendor list.\n")
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, tmp_path / "index")
+        async with app.run_test(size=(200, 50)) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            card = app.query(AnswerCard).last()
+            cites = list(card.query(CitationLine))
+            labels = [flat(text_of(c.query_one(".cite"))) for c in cites]
+            assert labels[0].startswith("[1] nvidia-h200-china.txt · "), labels
+            assert all("line " in label for label in labels), labels
+            assert not any("score" in label or "characters" in label for label in labels)
+            assert not cites[0].query_one(".why").display
+            await ask(pilot, "What happens to the H200 export licence form?")
+            names = {c.citation.doc_id for c in app.query(AnswerCard).last().query(
+                CitationLine)}
+            assert {"BUGS.MD", "bugs.md"} <= names
+            shown = flat(text_of(app.query(AnswerCard).last()))
+            assert "BUGS.MD" in shown and "bugs.md" in shown
+            # a long excerpt is shown whole (wrapped), not cut with an ellipsis
+            long = next(c for c in card.query(CitationLine) if c.show_quote
+                        and len(c.citation.quote) > 150)
+            quote = flat(text_of(long.query_one(".quote")))
+            assert " ".join(long.citation.quote.split()) in quote, quote
+            await pilot.press("f2")
+            await pilot.pause()
+            why = cites[0].query_one(".why")
+            assert app.conversation_view.has_class("-why")
+            assert why.display and why.size.height >= 1
+            assert flat(text_of(why)).startswith("score ")
+            assert f"characters {cites[0].citation.start}" in flat(text_of(why))
+
+    run(go)
+
+
+def test_small_terminals_keep_the_answer_readable(briefing: Callable[[], BriefingApp]) -> None:
+    """Issue 14, item 5: at 80 columns the side panel steps aside (Ctrl+B shows it, narrow);
+    at 50 columns an answer still shows its words, not "…"; a resize keeps the message that
+    was in view."""
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            side = app.query_one(SidePanel)
+            assert not side.display  # the answers get the width
+            await pilot.press("ctrl+b")
+            await pilot.pause()
+            assert side.display and side.size.width <= 26
+            await pilot.press("ctrl+b")
+            await pilot.pause()
+            assert not side.display
+            assert app.preferences.side_panel  # the wide layout's choice is unchanged
+            for q in ("Which Chinese vendors are mentioned?", "What does Beijing want?",
+                      "What revenue share does the US get from H200 sales?"):
+                await ask(pilot, q)
+            await pilot.resize_terminal(50, 24)
+            await pilot.pause()
+            card = app.query(AnswerCard).last()
+            passage = flat(text_of(card.query_one(PassageView)))
+            assert len(passage) > 60 and "25%" in passage, passage
+            label = flat(text_of(card.query(CitationLine).first().query_one(".cite")))
+            assert label.startswith("[1] nvidia-h200-china.txt"), label
+            # bring the second question to the top, then resize: it stays in view
+            view = app.conversation_view
+            second = app.query(QuestionCard)[1]
+            view.scroll_to_widget(second, top=True, animate=False)
+            await pilot.pause()
+            assert abs(view.scroll_y - second.virtual_region.y) <= 1
+            for size in ((120, 40), (60, 20), (80, 24)):
+                await pilot.resize_terminal(*size)
+                await pilot.pause()
+                await pilot.pause()
+                top, bottom = view.scroll_y, view.scroll_y + view.size.height
+                region = second.virtual_region
+                assert top - 1 <= region.y < bottom, (size, top, region)
+
+    run(go)
+
+
+def test_document_viewer_marks_pages_styles_headings_and_searches(tmp_path: Path) -> None:
+    """Issue 14, items 7 and 10: a PDF opens with a mark at each page and its headings
+    styled; / searches the text, n / N walk the matches, ] jumps to the next page."""
+    from test_ingest import make_pdf
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    pages = [[f"Chapter 3: Utilities {n}", head, f"The {head.lower()} plan covers the "
+              f"building in {n} parts.", "Further lines follow here.",
+              *[f"Note {k} on page {n} says little." for k in range(30)], str(n)]
+             for n, head in enumerate(["Parking", "Lighting", "Heating", "Water"], start=4)]
+    (corpus / "guide.pdf").write_bytes(make_pdf(pages))
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, tmp_path / "index")
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            app.query_one(SidePanel).query_one(OptionList).focus()
+            await pilot.press("enter")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, DocumentScreen)
+            marks = [flat(text_of(w)) for w in screen.query(".page-mark")]
+            assert marks == ["page 1", "page 2", "page 3", "page 4"]
+            body_text = text_of(screen.query_one("#doc-body"))
+            assert "Chapter 3" not in body_text and "Lighting" in body_text
+            styled = [seg.text for w in screen.query("#doc-body Static") for line in
+                      lines_of(w) for seg in line if seg.style and seg.style.bold
+                      and seg.style.underline]
+            assert "Parking" in "".join(styled)
+            await pilot.press("slash")
+            await pilot.pause()
+            await pilot.press(*"plan", "enter")
+            await pilot.pause()
+            assert screen.matches and len(screen.matches) == 4
+            assert "match 1 of 4" in flat(text_of(screen.query_one("#doc-header")))
+            assert "plan" in flat(text_of(screen.query_one("#doc-match")))
+            await pilot.press("n")
+            await pilot.pause()
+            assert "match 2 of 4" in flat(text_of(screen.query_one("#doc-header")))
+            await pilot.press("N", "N")
+            await pilot.pause()
+            assert "match 4 of 4" in flat(text_of(screen.query_one("#doc-header")))
+            body = screen.query_one("#doc-body")
+            body.scroll_home(animate=False)
+            await pilot.pause()
+            await pilot.press("right_square_bracket")
+            await pilot.pause()
+            second = list(screen.query(".page-mark"))[1]
+            assert abs(body.scroll_y - second.virtual_region.y) <= 1
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, DocumentScreen)
+
+    run(go)
+
+
+def test_export_as_a_chosen_path_and_json(briefing: Callable[[], BriefingApp],
+                                          tmp_path: Path) -> None:
+    """Issue 14, item 10: Ctrl+E asks where to write; a .json path gets the answers as JSON,
+    into folders created on the way; Esc cancels."""
+    import json
+
+    target = tmp_path / "chosen" / "deep" / "chat.json"
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            await pilot.press("ctrl+e")
+            await pilot.pause()
+            box = app.screen.query_one("#export-path", Input)
+            assert box.value.endswith(".md")
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not target.exists()
+            await pilot.press("ctrl+e")
+            await pilot.pause()
+            app.screen.query_one("#export-path", Input).value = str(target)
+            await pilot.press("enter")
+            await pilot.pause()
+            data = json.loads(target.read_text(encoding="utf-8"))
+            assert [a["question"] for a in data["answers"]] == [
+                "Which Chinese vendors are mentioned?"]
+            assert VENDORS in data["answers"][0]["answer"]["text"]
+            md = target.with_suffix(".md")
+            await pilot.press("ctrl+e")
+            await pilot.pause()
+            app.screen.query_one("#export-path", Input).value = str(md)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert md.read_text(encoding="utf-8").startswith("# Conversation of ")
 
     run(go)
 
@@ -349,7 +646,7 @@ def test_missing_index_is_built_in_the_ui_and_early_questions_wait(
             await settle(pilot)
             assert VENDORS in highlighted_text(app.query(PassageView).last())
             assert not app.query(PendingCard)
-            assert any(s.startswith("Building the index: embedding documents") for s in said)
+            assert any(s.startswith("Building the index: embedding chunks") for s in said)
             assert status.text.startswith("Answered")
             panel = text_of(app.query_one(SidePanel))
             assert "up to date" in panel and "nvidia-h200-china.txt" in panel
@@ -610,3 +907,20 @@ def test_the_ui_starts_without_the_engine() -> None:
             "'onnxruntime', 'torch', 'sentence_transformers', 'assistant.qa.pipeline') "
             "if m in sys.modules]; assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_place_of_names_section_page_and_line() -> None:
+    from assistant.tui.passage import place_of
+
+    text = "Title\nIntro line.\nSummary\nFirst.\nSecond line here.\n"
+    sections = [Section(title="Summary", start=18, end=len(text))]
+    at = text.index("Second")
+    assert place_of(text, sections, at, title="Title") == "Summary · line 5"
+    assert place_of(text, [], 0) == "line 1"
+    pdf = "Page one text.\n\nChapter 3\nUtilities are here.\nMore.\n\n"
+    pages = [Section(title="Page 1", start=0, end=16),
+             Section(title="Page 2", start=16, end=len(pdf))]
+    assert place_of(pdf, pages, pdf.index("Utilities")) == "page 2, line 2"
+    heading = Section(title="Chapter 3", level=2, start=pdf.index("Chapter 3"), end=len(pdf))
+    pages[1] = Section(title="Page 2", start=16, end=heading.start)
+    assert place_of(pdf, [*pages, heading], pdf.index("More")) == "Chapter 3 · page 2, line 3"

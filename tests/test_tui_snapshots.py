@@ -133,3 +133,13 @@ def test_snapshot_empty_corpus_error(snap_compare: Snap, here: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=failed)
+
+
+def test_snapshot_answer_at_80x24(snap_compare: Snap, stable_app: BriefingApp) -> None:
+    """The narrow layout (issue 14): the side panel steps aside, the answer gets the width."""
+    assert snap_compare(stable_app, terminal_size=(80, 24), run_before=answered)
+
+
+def test_snapshot_answer_at_50_columns(snap_compare: Snap, stable_app: BriefingApp) -> None:
+    """50 columns: the answer and its sources still show their words, wrapped."""
+    assert snap_compare(stable_app, terminal_size=(50, 30), run_before=answered)

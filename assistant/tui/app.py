@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, OptionList
 from textual.worker import Worker, WorkerState
 
 from assistant.errors import AssistantError
@@ -57,6 +58,7 @@ from assistant.tui.widgets.conversation import (
     MessageCard,
     PendingCard,
     QuestionCard,
+    likely,
 )
 from assistant.tui.widgets.question_input import QuestionInput
 from assistant.tui.widgets.side_panel import SidePanel
@@ -66,8 +68,12 @@ if TYPE_CHECKING:
     from assistant.models import Answer
     from assistant.tui.engine import Engine, IndexOutcome, Reply
 
+NARROW_BELOW = 100
+"""Columns under which the chat is laid out for a small terminal."""
+
 CHAT_ACTIONS = frozenset({"new_conversation", "open_source", "copy_answer", "export",
-                          "rebuild", "toggle_panel", "scroll_chat"})
+                          "export_as",
+                          "rebuild", "toggle_panel", "scroll_chat", "toggle_why"})
 """Actions of the chat screen, disabled while a document or the help is shown."""
 
 
@@ -88,10 +94,17 @@ class BriefingApp(App[None]):
     """The terminal chat over one index; build it with ``create_app``."""
 
     TITLE = "Briefing assistant"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]  # noqa: RUF012
+    """Below NARROW_BELOW columns the side panel steps aside (Ctrl+B still shows it, narrower):
+    at 80 columns it would take two fifths of the width the answers need."""
     CSS = """
+    SidePanel.-hidden { display: none; }
+    Screen.-narrow SidePanel { display: none; }
+    Screen.-narrow SidePanel.-peek { display: block; width: 26; }
     #main { height: 1fr; }
     #chat { width: 1fr; height: 1fr; }
     QuestionInput { margin-bottom: 0; }
+    ConversationView.-why CitationLine > .why { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help"),
@@ -102,8 +115,12 @@ class BriefingApp(App[None]):
                 priority=True),
         Binding("ctrl+s", "export", "Export", tooltip="Export the conversation to Markdown",
                 priority=True),
+        Binding("ctrl+e", "export_as", "Export as", tooltip="Export the conversation to a "
+                "path of your choice (.md or .json)", priority=True),
         Binding("ctrl+r", "rebuild", "Rebuild", tooltip="Rebuild the index", priority=True),
         Binding("ctrl+b", "toggle_panel", "Panel", priority=True),
+        Binding("f2", "toggle_why", "Why", tooltip="Show the scores and offsets behind "
+                "each source"),
         Binding("ctrl+t", "change_theme", "Theme", show=False),
         Binding("pageup", "scroll_chat(-1)", "Scroll up", show=False),
         Binding("pagedown", "scroll_chat(1)", "Scroll down", show=False),
@@ -146,7 +163,7 @@ class BriefingApp(App[None]):
     def on_mount(self) -> None:
         if self.preferences.theme in self.available_themes:
             self.theme = self.preferences.theme
-        self.query_one(SidePanel).display = self.preferences.side_panel
+        self.query_one(SidePanel).set_class(not self.preferences.side_panel, "-hidden")
         self.theme_changed_signal.subscribe(self, lambda _: self._remember())
         self.query_one(QuestionInput).focus()
         if self.history.problem:
@@ -156,7 +173,7 @@ class BriefingApp(App[None]):
 
     def _remember(self) -> None:
         self.preferences.theme = self.theme
-        self.preferences.side_panel = bool(self.query_one(SidePanel).display)
+        self.preferences.side_panel = not self.query_one(SidePanel).has_class("-hidden")
         if self.preferences_file is not None:
             self.preferences.save(self.preferences_file)
 
@@ -211,7 +228,8 @@ class BriefingApp(App[None]):
         status = self.status_line
         verb = "Rebuilding" if self.building == "rebuild" and self.engine else "Building"
         if message.stage == "embed" and message.total:
-            status.say(f"{verb} the index: {label} {message.done}/{message.total}", "busy")
+            status.say(f"{verb} the index: {label}, {message.done:,} of about "
+                       f"{message.total:,}", "busy")
             status.progress(message.done, message.total)
         else:
             status.say(f"{verb} the index: {label}…",
@@ -276,8 +294,12 @@ class BriefingApp(App[None]):
 
     @on(Input.Submitted, "#question")
     async def ask_question(self, event: Input.Submitted) -> None:
-        question = event.value
-        if not question.strip():
+        from assistant.text import without_terminal_codes
+
+        # what is shown, kept in the history and the conversation: never raw escapes
+        question = " ".join(without_terminal_codes(event.value).split())
+        if not question:
+            event.input.value = ""
             return
         event.input.value = ""
         self.history.add(question)
@@ -348,14 +370,14 @@ class BriefingApp(App[None]):
             self.conversation = result.conversation
             if answer.resolved_question:
                 pending.question_card.understood_as(answer.resolved_question)
-            card = AnswerCard(answer, result.passage)
+            card = AnswerCard(answer, result.passage, result.places)
             self.answers.append(answer)
             if answer.abstained:
                 self.status_line.say("Not covered by the documents · the closest passages "
-                                     "are listed", "ready")
+                                     "are listed", "warning")
             else:
-                self.status_line.say(f"Answered (confidence {answer.confidence:.2f}) · Ctrl+O "
-                                     "opens the source", "ready")
+                self.status_line.say(f"Answered ({likely(answer.confidence)} likely to answer) · "
+                                     "Ctrl+O opens the source", "ready")
         await view.mount(card, after=pending.card)
         await pending.card.remove()
         self.call_after_refresh(view.scroll_to_widget, pending.question_card, top=True,
@@ -397,7 +419,8 @@ class BriefingApp(App[None]):
         except AssistantError as exc:
             self.notify(exc.message, title=exc.title, severity="error", markup=False)
             return
-        self.push_screen(DocumentScreen(view, message.start, message.end))
+        self.push_screen(DocumentScreen(view, message.start, message.end),
+                         lambda _: self.action_focus_question())
 
     # ---- actions -----------------------------------------------------------------------
 
@@ -459,15 +482,50 @@ class BriefingApp(App[None]):
             return
         self.notify(f"Saved the conversation to {path}", title="Exported", markup=False)
 
+    def action_export_as(self) -> None:
+        """Ask where to write the conversation (.md or .json), then write it there."""
+        if not self.answers:
+            self.notify("Nothing to export yet: ask a question first.", severity="warning",
+                        markup=False)
+            return
+        from assistant.tui.screens.export import ExportScreen
+
+        default = export_dir() / f"conversation-{datetime.now():%Y%m%d-%H%M%S}.md"
+
+        def chosen(path: str | None) -> None:
+            if path is None:
+                return
+            target = Path(path).expanduser()
+            try:
+                export_to(self.answers, target)
+            except OSError as exc:
+                self.notify(f"Cannot write {target}: {exc.strerror or exc}", title="Export",
+                            severity="error", markup=False)
+                return
+            self.notify(f"Saved the conversation to {target}", title="Exported", markup=False)
+
+        self.push_screen(ExportScreen(str(default)), chosen)
+
     def action_rebuild(self, full: bool = False) -> None:
         if self.building is not None:
             self.notify("The index is already being built.", severity="warning", markup=False)
             return
         self._start_index_job("rebuild", full=full)
 
+    def action_toggle_why(self) -> None:
+        """The "why" view: each source's score, character offsets and matched evidence."""
+        view = self.conversation_view
+        view.toggle_class("-why")
+        shown = view.has_class("-why")
+        self.notify("Showing why each source was chosen (F2 hides it)." if shown else
+                    "Hid the scores (F2 shows them).", markup=False)
+
     def action_toggle_panel(self) -> None:
         side = self.query_one(SidePanel)
-        side.display = not side.display
+        if self.screen.has_class("-narrow"):  # shown for now, over the layout's choice
+            side.toggle_class("-peek")
+            return
+        side.toggle_class("-hidden")
         self._remember()
 
     def action_clear_history(self) -> None:
@@ -491,6 +549,59 @@ class BriefingApp(App[None]):
     def action_focus_question(self) -> None:
         self.query_one(QuestionInput).focus()
 
+    # ---- focus: typing always reaches the question box ---------------------------------
+
+    def on_key(self, event: events.Key) -> None:
+        """A printable key pressed while a citation, the conversation or the document list
+        has focus goes into the question box (keys those widgets bind, such as 1–9 and y on
+        the sources, keep their meaning)."""
+        if self.screen is not self.screen_stack[0] or not event.is_printable:
+            return
+        if not event.character or isinstance(self.focused, Input):
+            return
+        if event.key in self.active_bindings:
+            return
+        event.stop()
+        event.prevent_default()
+        box = self.query_one(QuestionInput)
+        box.focus()
+        box.insert_text_at_cursor(event.character)
+
+    def _tab_stops(self) -> list[Widget]:
+        """Tab's cycle on the chat: the question box, the latest answer's sources, the
+        document list (when the panel shows). Older answers' sources are reached with ↑/↓
+        from there, not by tabbing through every one of them."""
+        stops: list[Widget] = [self.query_one(QuestionInput)]
+        latest = self.conversation_view.latest_answer()
+        lines = list(latest.query(CitationLine)) if latest else []
+        focused = self.focused
+        if isinstance(focused, CitationLine):
+            stops.append(focused)  # Tab from any source moves on to the next stop
+        elif lines:
+            stops.append(lines[0])
+        side = self.query_one(SidePanel)
+        if side.display:
+            stops.append(side.query_one(OptionList))
+        return stops
+
+    def _cycle_focus(self, step: int) -> None:
+        stops = self._tab_stops()
+        focused = self.focused
+        at = stops.index(focused) if focused in stops else (0 if step > 0 else 1)
+        stops[(at + step) % len(stops)].focus()
+
+    def action_focus_next(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            super().action_focus_next()
+            return
+        self._cycle_focus(1)
+
+    def action_focus_previous(self) -> None:
+        if self.screen is not self.screen_stack[0]:
+            super().action_focus_previous()
+            return
+        self._cycle_focus(-1)
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if screen is not self.screen_stack[0]:
@@ -504,12 +615,16 @@ class BriefingApp(App[None]):
              lambda: self.action_rebuild(full=True)),
             ("Export conversation", "Save the chat as Markdown with its citations (Ctrl+S)",
              self.action_export),
+            ("Export conversation as…", "Choose the path; .md or .json (Ctrl+E)",
+             self.action_export_as),
             ("Copy answer", "The latest answer and its source, to the clipboard (Ctrl+Y)",
              self.action_copy_answer),
             ("Open source", "The latest answer's document at the quote (Ctrl+O)",
              self.action_open_source),
             ("Toggle side panel", "Show or hide the index and documents (Ctrl+B)",
              self.action_toggle_panel),
+            ("Why these sources", "Show or hide each source's score and offsets (F2)",
+             self.action_toggle_why),
             ("Clear question history", "Forget the questions kept for ↑/↓",
              self.action_clear_history),
             ("Help", "Every key of the chat (F1)", self.action_help),
@@ -542,6 +657,25 @@ def export_conversation(answers: list[Answer], directory: Path) -> Path:
         path = directory / f"{base}-{n}.md"
     with open(path, "x", encoding="utf-8") as fh:
         fh.write(body)
+    return path
+
+
+def export_to(answers: list[Answer], path: Path) -> Path:
+    """Write the conversation to ``path``: JSON (``{"title", "answers": [Answer…]}``) for a
+    ``.json`` path, else Markdown; its folder is created. Overwrites: the user chose it."""
+    import json
+
+    from assistant.render import conversation_markdown
+
+    title = f"Conversation of {datetime.now():%Y-%m-%d %H:%M}"
+    if path.suffix.lower() == ".json":
+        body = json.dumps({"title": title, "answers": [a.model_dump(mode="json")
+                                                       for a in answers]},
+                          ensure_ascii=False, indent=2) + "\n"
+    else:
+        body = conversation_markdown(answers, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body, encoding="utf-8")
     return path
 
 

@@ -18,7 +18,7 @@ from assistant.qa.conversation import Conversation
 from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
 from assistant.store import OpenIndex, open_index
-from assistant.tui.passage import Passage, passage_around, section_of
+from assistant.tui.passage import Passage, passage_around, place_of, section_of
 
 
 class UnexpectedError(AssistantError):
@@ -40,6 +40,9 @@ class Reply:
     passage: Passage | None
     conversation: Conversation
     """The conversation with this turn added."""
+    places: dict[int, str] = field(default_factory=dict)
+    """Each citation's place in its document by rank, in a reader's words (section, page,
+    line): ``assistant.tui.passage.place_of``."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,15 @@ class Engine:
                 text = self.index.document_text(span.doc_id)
                 section = section_of(self.index.document_sections(span.doc_id), span.start)
                 passage = passage_around(span.doc_id, text, span.start, span.end, section)
-        return Reply(answer=answer, passage=passage, conversation=reply.conversation)
+            places: dict[int, str] = {}
+            docs: dict[str, tuple[str, list[Section]]] = {}
+            for c in answer.citations:
+                if c.doc_id not in docs:  # most citations share a document: read it once
+                    docs[c.doc_id] = (self.index.document_text(c.doc_id),
+                                      self.index.document_sections(c.doc_id))
+                places[c.rank] = place_of(*docs[c.doc_id], c.start, c.title)
+        return Reply(answer=answer, passage=passage, conversation=reply.conversation,
+                     places=places)
 
     def document(self, doc_id: str) -> DocumentView:
         with self._lock:

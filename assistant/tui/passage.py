@@ -8,6 +8,8 @@ context before trusting it. This module never imports ``textual`` (only ``rich``
 
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,37 @@ class Passage:
     cut_before: bool = False
     """The passage starts in the middle of a line (shown with a leading ellipsis)."""
     cut_after: bool = False
+
+
+_PAGE = re.compile(r"Page (\d+)")
+"""The sections ingest gives a PDF's pages (assistant.ingest._extract_pdf)."""
+
+
+def page_of(sections: list[Section], offset: int) -> tuple[int, int] | None:
+    """For a PDF: the page number holding ``offset`` and the offset where that page starts."""
+    page = None
+    for s in sections:  # the last page that starts at or before it (headings split pages)
+        m = _PAGE.fullmatch(s.title)
+        if m and s.level == 1 and s.start <= offset:
+            page = (int(m.group(1)), s.start)
+    return page
+
+
+def place_of(text: str, sections: list[Section], offset: int, title: str = "") -> str:
+    """Where ``offset`` is, in a reader's words: ``Summary · line 12``, or for a PDF
+    ``Chapter 3 · page 6, line 4`` (never character offsets)."""
+    page = page_of(sections, offset)
+    named = [s for s in sections if s.start <= offset < s.end
+             and not (page and s.level == 1 and _PAGE.fullmatch(s.title))]
+    parts = []
+    if named:
+        section = max(named, key=lambda s: (s.start, -s.end))
+        if section.title.strip() and section.title != title:
+            parts.append(" ".join(section.title.split()))
+    start = page[1] if page else 0
+    line = text.count("\n", start, max(start, min(offset, len(text)))) + 1
+    parts.append(f"page {page[0]}, line {line}" if page else f"line {line}")
+    return " · ".join(parts)
 
 
 def section_of(sections: list[Section], offset: int) -> Section | None:
@@ -97,6 +130,23 @@ def highlighted(text: str, start: int, end: int, quote_style: str, base_style: s
     out.append(printable(text[:a]))
     out.append(printable(text[a:b]), style=quote_style)
     out.append(printable(text[b:]))
+    return out
+
+
+def marked(text: str, offset: int, marks: list[tuple[int, int, str]]) -> Text:
+    """``text`` (which starts at ``offset`` of its document) as a literal ``Text`` with each
+    mark's span ``(start, end, style)`` styled, later marks over earlier ones. Each piece
+    is made printable on its own, so offsets never drift."""
+    from assistant.render import printable  # pydantic models: ~0.1 s, after the first frame
+
+    end = offset + len(text)
+    spans = [(max(a, offset), min(b, end), style) for a, b, style in marks
+             if a < end and b > offset and a < b]
+    cuts = sorted({offset, end, *(a for a, _, _ in spans), *(b for _, b, _ in spans)})
+    out = Text(no_wrap=False)
+    for x, y in itertools.pairwise(cuts):
+        styles = [style for a, b, style in spans if a <= x and y <= b]
+        out.append(printable(text[x - offset:y - offset]), style=" ".join(styles) or None)
     return out
 
 

@@ -14,6 +14,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
+from textual.widget import Widget
 from textual.widgets import Static
 
 from assistant.errors import (
@@ -58,20 +59,32 @@ def what_to_do(exc: AssistantError, corpus: str) -> str:
     return "The chat goes on; set ASSISTANT_DEBUG=1 and report this if it persists."
 
 
-def citation_label(c: Citation, show_title: bool = True) -> Text:
-    """``[n] Section · characters a–b · score s · Title``: the chat's compact form of
-    ``assistant.render.citation_line`` (which the clipboard and exports use)."""
+def likely(confidence: float) -> str:
+    """A calibrated probability as a reader's percentage, never a certain "100%"."""
+    return f"{max(1, min(99, round(confidence * 100)))}%"
+
+
+def citation_label(c: Citation, place: str | None = None) -> Text:
+    """``[n] file.txt · Section · line 12``: which document (its file name, which tells
+    ``BUGS.MD`` from ``bugs.md``) and where, in a reader's words. Scores and character
+    offsets belong to the "why" line (``citation_why``), shown on request (F2)."""
     label = Text(f"[{c.rank}] ", style="bold")
-    if c.section and c.section != c.title:
-        label.append(literal(c.section, "bold"))
+    label.append(literal(c.doc_id, "bold"))
+    if place is None:  # no text to count lines in: the section alone
+        place = c.section if c.section and c.section != c.title else ""
+    if place:
         label.append(" · ")
-    label.append(f"characters {c.start}–{c.end} · score {c.score:.2f}")
+        label.append(literal(place))
     if c.is_answer:
         label.append(" · the quote above", style="italic")
-    if show_title:
-        label.append(" · ", style="dim")
-        label.append(literal(c.title, "dim"))
     return label
+
+
+def citation_why(c: Citation) -> Text:
+    """The ranking's evidence for one citation: its score, its characters, what matched."""
+    text = Text(f"score {c.score:.2f} · characters {c.start}–{c.end} · ")
+    text.append(literal(c.why or "no details"))
+    return text
 
 
 class CitationLine(Vertical, can_focus=True):
@@ -81,34 +94,49 @@ class CitationLine(Vertical, can_focus=True):
     CitationLine { padding: 0 1; height: auto; }
     CitationLine:hover { background: $boost; }
     CitationLine:focus { background: $accent 30%; }
-    CitationLine > Static { text-wrap: nowrap; text-overflow: ellipsis; }
-    CitationLine > .quote { padding-left: 4; color: $text-muted; text-style: italic; }
-    CitationLine.full > .quote { text-wrap: wrap; }
+    CitationLine > .cite { text-wrap: wrap; }
+    CitationLine > .quote {
+        padding-left: 4; color: $text-muted; text-style: italic; max-height: 4;
+    }
+    CitationLine.full > .quote { max-height: 12; }
+    CitationLine > .why { display: none; padding-left: 4; color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open source"),
         Binding("y", "copy", "Copy citation"),
-        Binding("down", "app.focus_next", "Next", show=False),
-        Binding("up", "app.focus_previous", "Previous", show=False),
+        Binding("down", "step(1)", "Next source", show=False),
+        Binding("up", "step(-1)", "Previous source", show=False),
         Binding("escape", "app.focus_question", "Question", show=False),
     ]
 
     def __init__(self, citation: Citation, show_quote: bool, full_quote: bool = False,
-                 show_title: bool = True) -> None:
+                 place: str | None = None) -> None:
         super().__init__(classes="full" if full_quote else "")
         self.citation = citation
         self.show_quote = show_quote
-        self.show_title = show_title
-        self.tooltip = "Enter or click: open the document at this passage · y: copy"
+        self.place = place
+        self.tooltip = ("Enter or click: open the document at this passage · y: copy · "
+                        "F2: why (scores)")
 
     def compose(self) -> ComposeResult:
-        yield Static(citation_label(self.citation, self.show_title), classes="cite")
+        yield Static(citation_label(self.citation, self.place), classes="cite")
         if self.show_quote:
             yield Static(literal(f"“{' '.join(self.citation.quote.split())}”"),
                          classes="quote")
+        yield Static(citation_why(self.citation), classes="why")
 
     def on_click(self) -> None:
         self.action_open()
+
+    def action_step(self, direction: int) -> None:
+        """↑/↓ walk every source of every answer, in reading order."""
+        lines = list(self.screen.query(CitationLine))
+        at = lines.index(self)
+        if 0 <= at + direction < len(lines):
+            lines[at + direction].focus()
+            lines[at + direction].scroll_visible(animate=False)
+        elif direction > 0:
+            self.app.action_focus_question()  # type: ignore[attr-defined]
 
     def action_open(self) -> None:
         c = self.citation
@@ -174,21 +202,23 @@ class AnswerCard(Vertical):
         border: round $success; border-title-color: $success; border-subtitle-color: $text-muted;
     }
     AnswerCard.abstained { border: round $warning; border-title-color: $warning; }
-    AnswerCard .where {
-        color: $text-muted; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis;
-    }
+    AnswerCard .where { color: $text-muted; padding: 0 1; }
     AnswerCard .verdict { color: $warning; text-style: bold; padding: 0 1; }
     AnswerCard .label { color: $text-muted; padding: 0 1; margin-top: 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(str(n), f"open_citation({n})", f"Open [{n}]", show=False) for n in range(1, 10)]
 
-    def __init__(self, answer: Answer, passage: Passage | None) -> None:
+    def __init__(self, answer: Answer, passage: Passage | None,
+                 places: dict[int, str] | None = None) -> None:
         super().__init__(classes="abstained" if answer.abstained else "")
         self.answer = answer
         self.passage = passage
+        self.places = places or {}
         self.border_title = "Not covered" if answer.abstained else "Answer"
-        self.border_subtitle = f"confidence {answer.confidence:.2f}"
+        # a calibrated probability that the quote answers; an abstention has no such figure
+        self.border_subtitle = ("" if answer.abstained
+                                else f"{likely(answer.confidence)} likely to answer")
 
     def compose(self) -> ComposeResult:
         a = self.answer
@@ -199,22 +229,25 @@ class AnswerCard(Vertical):
                              classes="label", markup=False)
         else:
             if self.passage is not None:
-                first = a.citations[0] if a.citations else None
+                first = next((c for c in a.citations if c.is_answer), None) or (
+                    a.citations[0] if a.citations else None)
                 where = Text()
                 if first is not None:
-                    if first.section and first.section != first.title:
-                        where.append(literal(first.section, "bold"))
+                    where.append(literal(first.title, "bold"))
+                    where.append(" · ")
+                    where.append(literal(first.doc_id))
+                    place = self.places.get(first.rank)
+                    if place:
                         where.append(" · ")
-                    where.append(literal(first.title))
+                        where.append(literal(place))
                 yield Static(where, classes="where")
                 yield PassageView(self.passage)
             else:
                 yield Static(literal(f"“{a.answer.text}”"))
             yield Static("Sources", classes="label", markup=False)
-        several_documents = len({c.doc_id for c in a.citations}) > 1
         for c in a.citations:
             yield CitationLine(c, show_quote=not c.is_answer, full_quote=a.abstained,
-                               show_title=several_documents)
+                               place=self.places.get(c.rank))
 
     def action_open_citation(self, n: int) -> None:
         lines = list(self.query(CitationLine))
@@ -274,13 +307,53 @@ F1 lists every key; Ctrl+P opens the command palette."""
 
 
 class ConversationView(VerticalScroll):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(str(n), f"open_citation({n})", f"Open [{n}]", show=False) for n in range(1, 10)]
+
     DEFAULT_CSS = """
     ConversationView { height: 1fr; padding: 0 1 1 0; scrollbar-gutter: stable; }
     ConversationView #welcome { color: $text-muted; padding: 1 2; }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._anchor: tuple[Widget, int] | None = None
+        """The card at the top of the view and how far into it the view starts: a resize
+        re-wraps every card, and the view must stay on the message it showed."""
+        self._at_end = True
+        self._restoring = False
+
     def compose(self) -> ComposeResult:
         yield Static(WELCOME, id="welcome", markup=False)
+
+    def on_mount(self) -> None:
+        self.watch(self, "scroll_y", self._note_anchor, init=False)
+
+    def _note_anchor(self, y: float) -> None:
+        if self._restoring:
+            return
+        self._at_end = y >= self.max_scroll_y - 1
+        for child in self.children:
+            region = child.virtual_region
+            if region.bottom > y:
+                self._anchor = (child, max(0, int(y) - region.y))
+                return
+
+    def on_resize(self) -> None:
+        self._restoring = True
+        self.call_after_refresh(self._restore_anchor)
+
+    def _restore_anchor(self) -> None:
+        try:
+            if self._at_end:
+                self.scroll_end(animate=False, immediate=True)
+            elif self._anchor is not None and self._anchor[0].is_attached:
+                child, offset = self._anchor
+                offset = min(offset, max(0, child.virtual_region.height - 1))
+                self.scroll_to(y=child.virtual_region.y + offset, animate=False,
+                               immediate=True)
+        finally:
+            self._restoring = False
 
     async def reset(self) -> None:
         await self.remove_children()
@@ -289,3 +362,11 @@ class ConversationView(VerticalScroll):
     def latest_answer(self) -> AnswerCard | None:
         cards = list(self.query(AnswerCard))
         return cards[-1] if cards else None
+
+    def action_open_citation(self, n: int) -> None:
+        """1–9 with the conversation in focus: source n of the latest answer."""
+        card = self.latest_answer()
+        if card is None:
+            self.app.bell()
+        else:
+            card.action_open_citation(n)

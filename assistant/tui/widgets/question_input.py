@@ -1,12 +1,18 @@
-"""The question box: Enter asks, Up/Down recall earlier questions (kept across runs)."""
+"""The question box: Enter asks, Up/Down recall earlier questions (kept across runs).
+
+Pasted text is cleaned as it comes in: terminal escape sequences (``ESC[31m``) are dropped,
+control characters and newlines become spaces, so a question copied from a coloured
+terminal or over several lines arrives whole and readable."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
+from assistant.text import without_terminal_codes
 from assistant.tui.history import InputHistory
 
 
@@ -22,8 +28,22 @@ class QuestionInput(Input):
 
     def __init__(self, history: InputHistory, *, placeholder: str = "", id: str | None = None
                  ) -> None:
-        super().__init__(placeholder=placeholder, id=id)
+        # no select-all on focus: a key typed elsewhere is forwarded here (BriefingApp.on_key)
+        # and the next one must not replace it
+        super().__init__(placeholder=placeholder, id=id, select_on_focus=False)
         self.history = history
+
+    def _on_paste(self, event: events.Paste) -> None:
+        event.prevent_default()  # instead of Input's, which keeps the first line, raw
+        event.stop()
+        text = without_terminal_codes(event.text)
+        if not text:
+            return
+        selection = self.selection
+        if selection.is_empty:
+            self.insert_text_at_cursor(text)
+        else:
+            self.replace(text, *selection)
 
     def action_history_previous(self) -> None:
         entry = self.history.previous(self.value)

@@ -69,7 +69,7 @@ class SidePanel(Vertical):
     SidePanel .heading { text-style: bold; color: $accent; margin-top: 1; }
     SidePanel #index-status { height: auto; }
     SidePanel #documents { height: 1fr; border: none; padding: 0; background: $surface; }
-    SidePanel #documents:focus { background-tint: $foreground 5%; }
+    SidePanel #documents:focus { background-tint: $accent 12%; }
     SidePanel #documents:blur > .option-list--option-highlighted { background: $surface; }
     """
 

@@ -17,8 +17,9 @@ _MARKS: dict[Kind, tuple[str, str]] = {
     "warning": ("▲", "bold #e0af68"), "error": ("✖", "bold #f7768e"),
 }
 
-STAGES = {"scan": "scanning the corpus", "export": "exporting the model (once)",
-          "embed": "embedding documents", "vectors": "writing vectors",
+STAGES = {"scan": "scanning the corpus",
+          "export": "exporting the embedding model (once per machine, ~15 s)",
+          "embed": "embedding chunks", "vectors": "writing vectors",
           "publish": "publishing the new index",
           "waiting": "another build holds the index; waiting for it"}
 
