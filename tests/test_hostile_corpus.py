@@ -236,9 +236,9 @@ def test_duplicates_are_both_indexed_but_collapsed_in_answers(hostile: dict[str,
 
 
 def test_unaffected_documents_answer_as_usual(hostile: dict[str, Any]) -> None:
-    answer = _ask_cli(hostile, "How much of the revenue goes to the US government?")
-    assert answer.answer is not None and "25% revenue" in answer.answer.text
-    assert answer.answer.doc_id in ("a-copy.txt", "b-copy.txt")
+    answer = _ask_cli(hostile, "What revenue share does the US get from H200 sales?")
+    assert "25% revenue" in answer.citations[0].quote
+    assert answer.citations[0].doc_id in ("a-copy.txt", "b-copy.txt")
 
 
 # --- a document that changes while it is being indexed -------------------------------------

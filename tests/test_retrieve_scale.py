@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from assistant import retrieve
+from assistant.qa import candidates as retrieve
+from assistant.qa import lang
 from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
 from assistant.store import IndexLayout, open_index
@@ -47,7 +48,7 @@ def test_common_words_left_out_of_lexical_search_keep_the_answers(
     after = _answers(briefing_index)
     idx = open_index(briefing_index)
     try:  # the setting does leave words out: "nvidia" is in most sentences (it is in the title)
-        r = retrieve.Retriever(idx)
+        r = retrieve.Retriever(idx, lang.load("en"))
         stats = r.term_stats(["nvidia", "policy", "change"])
         assert stats.df["nvidia"] > retrieve.COMMON_SHARE * r.sentence_count
         assert stats.df["policy"] < retrieve.COMMON_SHARE * r.sentence_count

@@ -18,7 +18,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
-BRIEFING_QUESTION = "How much of the revenue goes to the US government?"
+BRIEFING_QUESTION = "What revenue share does the US get from H200 sales?"
 
 
 def cli_env(**extra: str) -> dict[str, str]:
