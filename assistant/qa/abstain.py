@@ -46,11 +46,12 @@ def abstention_features(a: QuestionAnalysis, ranked: Sequence[Candidate],
         return f
     best = ranked[0]
     terms = list(a.query.terms)
-    own = [i for i, t in enumerate(terms) if t in set(a.own_terms)]
+    own_set = set(a.own_terms)
+    own = [i for i, t in enumerate(terms) if t in own_set]
     idf = np.array([a.stats.idf.get(t, 0.0) for t in terms])
     found = best.exact | (best.soft >= SOFT_MIN) | best.in_window | best.in_context
     own_idf = float(idf[own].sum()) if own else 0.0
-    unknown = {t for t in a.stats.unknown}
+    unknown = set(a.stats.unknown)
     softly = np.zeros(len(terms), dtype=bool)
     for c in ranked[:20]:
         softly |= c.exact | (c.soft >= SOFT_MIN)
