@@ -12,11 +12,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from assistant.errors import AssistantError, InputError, SettingsError
+
+if TYPE_CHECKING:
+    from assistant.session import Session
+    from assistant.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,7 +29,7 @@ missing/damaged/incompatible; 5 index busy (another build); 6 cannot write the i
 7 model cannot load; 8 bad question or input file (batch: some lines failed); 130 interrupted."""
 
 
-def _settings(**overrides: Any) -> Any:
+def _settings(**overrides: Any) -> Settings:
     from pydantic import ValidationError
 
     from assistant.settings import Settings
@@ -210,19 +214,10 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool) -> None
         click.echo("Stale:     no (matches the corpus)")
 
 
-def _open_answerer(settings: Any) -> Any:
-    from assistant.errors import IndexCorruptError, ModelError
-    from assistant.qa.pipeline import Answerer
-    from assistant.store import open_index
+def _open_session(settings: Settings) -> Session:
+    from assistant.session import Session
 
-    index = open_index(settings.index_dir)
-    try:
-        return Answerer(index, settings)
-    except ModelError as exc:  # the index's own copy of the model is damaged
-        index.close()
-        raise IndexCorruptError(f"the index's copy of the model cannot be loaded "
-                                f"({exc.message.split(';')[0]}); "
-                                "run `assistant index --full` to restore it") from exc
+    return Session.open(settings)
 
 
 def _open_output(path: Path) -> Any:
@@ -234,11 +229,9 @@ def _open_output(path: Path) -> Any:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def _warn_if_stale(answerer: Any) -> None:
+def _warn_if_stale(session: Session) -> None:
     """A note on stderr when the corpus the index was built from has changed since."""
-    from assistant.build import documents_changed
-
-    changed = documents_changed(answerer.index.manifest)
+    changed = session.stale_documents()
     if changed:
         _err(f"note: the index is stale ({len(changed)} document(s) changed since it was built, "
              f"e.g. {changed[0]}); run `assistant index` to update it")
@@ -252,9 +245,9 @@ def _warn_if_stale(answerer: Any) -> None:
 def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool) -> None:
     """Answer one QUESTION with a verbatim quote and its citations."""
     settings = _settings(index_dir=index_dir)
-    answerer = _open_answerer(settings)
-    answer = answerer.ask(question, top_k=top_k).answer
-    _warn_if_stale(answerer)
+    session = _open_session(settings)
+    answer = session.ask(question, top_k=top_k).answer
+    _warn_if_stale(session)
     if as_json:
         click.echo(answer.model_dump_json())
         return
@@ -282,7 +275,7 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
 
     source = open_questions(file)  # fail early on a missing, unreadable or binary file
     try:
-        answerer = _open_answerer(settings)
+        session = _open_session(settings)
     except BaseException:
         source[0].close()
         raise
@@ -297,7 +290,7 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
         bar = tqdm(total=count_lines(file), unit="q", file=sys.stderr, leave=False)
     failures = 0
     try:
-        for record in run_batch(answerer, file, top_k=top_k, source=source):
+        for record in run_batch(session.answerer, file, top_k=top_k, source=source):
             if isinstance(record, BatchErrorRecord):
                 failures += 1
             line = (markdown_record(record) + "\n" if fmt == "md"
@@ -331,7 +324,7 @@ def eval_cmd(gold: Path, index_dir: Path | None, as_json: bool) -> None:
     from assistant.evaluate import evaluate, load_gold, report_text
 
     questions = load_gold(gold)
-    rep = evaluate(_open_answerer(settings), questions)
+    rep = evaluate(_open_session(settings).answerer, questions)
     click.echo(rep.model_dump_json() if as_json else report_text(rep))
 
 

@@ -80,3 +80,15 @@ class ModelError(AssistantError):
 class InputError(AssistantError):
     title = "Input"
     exit_code = 8
+
+
+class UnexpectedError(AssistantError):
+    """A bug, reported as one readable line instead of a traceback (in the chat: and the
+    chat goes on)."""
+
+    title = "Unexpected error"
+
+    @classmethod
+    def wrap(cls, exc: BaseException) -> UnexpectedError:
+        text = " ".join(str(exc).split())[:300]
+        return cls(f"unexpected {type(exc).__name__}: {text} (a bug; the chat goes on)")

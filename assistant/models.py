@@ -113,7 +113,7 @@ class VectorIndexInfo(BaseModel):
     qdrant_collection: str | None = None
     qdrant_version: int = 0
     """Qdrant server mode: this generation sees the points added at or before this version
-    and not removed by it (see assistant.qdrant_store)."""
+    and not removed by it (see assistant.index.vectors.qdrant)."""
 
 
 class IndexManifest(BaseModel):

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
     the threshold fitted with the answer model by scripts/fit.py (at most 5% of answerable
     held-out questions abstained)."""
 
+    corpus_name: str | None = Field(default=None, min_length=1, max_length=60)
+    """What the corpus is called in an abstention ("The briefing does not cover this."). Unset:
+    "The document" for a one-document corpus, "The indexed documents" for more."""
+
     language: Literal["en"] = "en"
     """Language of the corpus and the questions: which file of assistant/qa/lang/ holds the
     stop words, pronouns, plural rules and answer kinds."""

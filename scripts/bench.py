@@ -20,7 +20,7 @@ downloads), then measures, side by side and in the same run:
   (``build_faiss``) over the index's vectors, queried with embedded questions;
 * resumability: a build killed with SIGKILL mid-embedding, then run again: the second run
   must reuse what the first embedded (``chunks_reused``) and embed only the rest;
-* FAISS against Qdrant local at 10,000 chunks, when ``assistant.qdrant_store`` exists.
+* FAISS against Qdrant local at 10,000 chunks, when ``assistant.index.vectors.qdrant`` exists.
 
 Prints a table with each figure's ratio to the peers and its target; writes
 bench-results-SIZE.json.
@@ -156,7 +156,7 @@ def run(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
         res["resume"] = resume(corpus, work / "index-resume", n)
 
     if (not args.skip_qdrant and args.size == 10000
-            and importlib.util.find_spec("assistant.qdrant_store") is not None):
+            and importlib.util.find_spec("assistant.index.vectors.qdrant") is not None):
         step("Qdrant local at the same size")
         res["qdrant"] = qdrant(corpus, work / "index-qdrant", questions, args.probes, work, n)
 
@@ -191,9 +191,10 @@ def ivf_figures(index: Path, questions: list[str]) -> dict[str, Any]:
     import numpy as np
 
     from assistant.embed import Embedder, OnnxEncoder, Tokenizer
+    from assistant.index.meta import blob_vector
+    from assistant.index.store import open_index
+    from assistant.index.vectors.faiss import FAISS_FILE, FaissVectors, build_faiss, ivf_recall
     from assistant.settings import Settings
-    from assistant.store import blob_vector, open_index
-    from assistant.vectors import FAISS_FILE, FaissVectors, build_faiss, ivf_recall
 
     idx = open_index(index)
     try:

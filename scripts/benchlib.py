@@ -198,7 +198,7 @@ def chunk_texts(index_dir: Path) -> list[str]:
     """The exact strings our build embedded (title/section prefix + chunk text), read back
     from the index, so the peers embed the very same texts."""
     from assistant.chunk import embed_prefix
-    from assistant.store import open_index
+    from assistant.index.store import open_index
 
     idx = open_index(index_dir)
     try:
@@ -228,10 +228,11 @@ def our_build(corpus: Path, index: Path, full: bool = False, env: dict[str, str]
 
 def onnx_file(index_dir: Path) -> Path:
     """The index's own ONNX export of the model."""
-    from assistant.store import IndexLayout, read_manifest, require_index
+    from assistant.index.layout import IndexLayout
+    from assistant.index.manifest import read_manifest
 
     layout = IndexLayout(index_dir)
-    return layout.root / read_manifest(require_index(layout)).model.onnx_file
+    return layout.root / read_manifest(layout.require_current()).model.onnx_file
 
 
 def ort_modes(onnx: Path, texts: Sequence[str], configs: Sequence[tuple[int, int, int, int]],
@@ -442,9 +443,9 @@ def _probe_ours(job: dict[str, Any]) -> dict[str, Any]:
     (imports excluded and included), first answer, warm latencies. (Not peak memory: a
     child's ru_maxrss starts from its parent's at fork; see peak_rss_isolated.)"""
     t = time.perf_counter()
+    from assistant.index.store import open_index
     from assistant.qa.pipeline import Answerer
     from assistant.settings import Settings
-    from assistant.store import open_index
 
     import_s = time.perf_counter() - t
     settings = Settings(index_dir=Path(job["index_dir"]))

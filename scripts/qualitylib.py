@@ -34,12 +34,12 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from assistant.build import build_index
+from assistant.index.store import open_index
 from assistant.qa.analysis import QuestionAnalysis
 from assistant.qa.candidates import Candidate
 from assistant.qa.conversation import Conversation
 from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
-from assistant.store import open_index
 
 ROOT = Path(__file__).resolve().parent.parent
 QA_DEV = Path(os.environ.get("ASSISTANT_QA_DEV", ROOT.parent / "shared" / "qa-dev"))

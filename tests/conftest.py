@@ -14,6 +14,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests run from the repository root, whose assistant.toml is the bundled chat's: read none
+# (a missing file is no settings file). Tests of the file itself set their own.
+os.environ.setdefault("ASSISTANT_CONFIG", str(Path(__file__).resolve().parent / "no-such.toml"))
 
 ROOT = Path(__file__).resolve().parent.parent
 BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
@@ -37,9 +40,9 @@ def briefing_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def answerer(briefing_index: Path) -> Iterator[object]:
+    from assistant.index.store import open_index
     from assistant.qa.pipeline import Answerer
     from assistant.settings import Settings
-    from assistant.store import open_index
 
     idx = open_index(briefing_index)
     yield Answerer(idx, Settings(index_dir=briefing_index))

@@ -2,7 +2,8 @@
 
 Dense: the query vector against the FAISS (or Qdrant) chunk index; every sentence of
 the top chunks is a candidate. Lexical: SQLite FTS5 over single sentences, an OR of
-the query's terms (with singular/plural variants), ranked by BM25. The two candidate
+the query's terms (with singular/plural variants), ranked by BM25. Every read of the index
+goes through ``assistant.index.meta.MetaReader``: no SQL here. The two candidate
 lists are merged (a union: every candidate is then scored on all features by the learned scorer),
 and each candidate carries the raw evidence that ``qa.features`` turns into features:
 
@@ -25,8 +26,9 @@ import numpy as np
 import numpy.typing as npt
 
 from assistant import text as tx
+from assistant.index.meta import Span, blob_vector
+from assistant.index.store import OpenIndex
 from assistant.qa import lang
-from assistant.store import OpenIndex, blob_vector
 
 Vector = npt.NDArray[np.float32]
 SOFT_MIN = 0.5
@@ -128,11 +130,8 @@ class Retriever:
     def __init__(self, index: OpenIndex, language: lang.Language) -> None:
         self.index = index
         self.language = language
-        self.conn = index.conn
+        self.meta = index.meta
         self.sentence_count = max(1, index.manifest.sentence_count)
-        has_df = self.conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='term_df'").fetchone()
-        self._df_source = "df FROM term_df" if has_df else "doc FROM sentence_vocab"
         self._word_vectors: dict[str, Vector | None] = {}
         """Word vectors read so far (None: the index has none for the word). An index
         generation never changes, so a warm process reads each word once."""
@@ -148,15 +147,8 @@ class Retriever:
         return TermStats(idf=idf, unknown=[t for t, d in df.items() if d == 0], df=df)
 
     def _df(self, words: Sequence[str]) -> dict[str, int]:
-        """Sentence frequency of each word that occurs (from ``term_df``; an index built
-        before that table existed falls back to the FTS vocabulary, slower)."""
-        out: dict[str, int] = {}
-        for i in range(0, len(words), 900):
-            part = list(words[i:i + 900])
-            marks = ",".join("?" * len(part))
-            out.update((str(t), int(d)) for t, d in self.conn.execute(
-                f"SELECT term, {self._df_source} WHERE term IN ({marks})", part))
-        return out
+        """Sentence frequency of each word that occurs."""
+        return self.meta.document_frequencies(words)
 
     def candidates(self, query: Query, query_vector: Vector, stats: TermStats,
                    limit: int, term_vectors: dict[str, Vector] | None = None
@@ -168,13 +160,13 @@ class Retriever:
         lexical = [sid for sid, _ in lexical_hits]
         lex_rank = {sid: r for r, sid in enumerate(lexical)}
         lex_score = dict(lexical_hits)
-        rows = self._sentences(list(chunk_score), lexical)
+        rows = self.meta.sentences(list(chunk_score), lexical)
         if not rows:
             return []
-        chunk_vecs = self._chunk_vectors({int(r[1]) for r in rows} - set(chunk_score))
+        chunk_vecs = self.meta.chunk_vectors({r.chunk_id for r in rows} - set(chunk_score))
         qterms = list(query.terms)
         weights = np.array([query.terms[t] * stats.idf.get(t, 0.0) for t in qterms])
-        bodies = [tx.terms(tx.without_links(r[8])) for r in rows]
+        bodies = [tx.terms(tx.without_links(r.body)) for r in rows]
         soft = self._soft_matcher(qterms, term_vectors or {}, bodies)
         forms = [tx.variants(t) for t in qterms]
         nears: list[list[str]] = []
@@ -237,28 +229,15 @@ class Retriever:
         referent holds (``inherited``)."""
         if not cands:
             return
-        ids = [c.sentence_id for c in cands]
-        marks = ",".join("?" * len(ids))
-        around = {int(sid): (pid, nid) for sid, pid, nid in self.conn.execute(
-            "SELECT s.id, (SELECT p.id FROM sentences p WHERE p.doc_id = s.doc_id AND "
-            "p.start < s.start ORDER BY p.start DESC LIMIT 1), (SELECT n.id FROM sentences n "
-            "WHERE n.doc_id = s.doc_id AND n.start > s.start ORDER BY n.start LIMIT 1) "
-            f"FROM sentences s WHERE s.id IN ({marks})", ids)}
-        wanted = sorted({int(x) for pair in around.values() for x in pair if x is not None})
-        info: dict[int, tuple[str, set[str]]] = {}
-        for i in range(0, len(wanted), 900):
-            part = wanted[i:i + 900]
-            marks = ",".join("?" * len(part))
-            for sid, section, body in self.conn.execute(
-                    "SELECT s.id, c.section, f.body FROM sentences s JOIN chunks c ON "
-                    "c.id = s.chunk_id JOIN sentence_fts f ON f.rowid = s.id "
-                    f"WHERE s.id IN ({marks})", part):
-                info[int(sid)] = (str(section), set(tx.terms(tx.without_links(str(body)))))
+        around = self.meta.adjacent_ids([c.sentence_id for c in cands])
+        wanted = sorted({x for pair in around.values() for x in pair if x is not None})
+        info = {sid: (section, set(tx.terms(tx.without_links(body))))
+                for sid, (section, body) in self.meta.sections_and_bodies(wanted).items()}
         none = np.zeros(len(forms), dtype=bool)
         for c in cands:
             pid, nid = around.get(c.sentence_id, (None, None))
-            prev = info.get(int(pid)) if pid is not None else None
-            nxt = info.get(int(nid)) if nid is not None else None
+            prev = info.get(pid) if pid is not None else None
+            nxt = info.get(nid) if nid is not None else None
             c.first_in_section = prev is None or prev[0] != c.section
             prev_found = _found(forms, prev[1]) if prev and not c.first_in_section else none
             next_found = _found(forms, nxt[1]) if nxt and nxt[0] == c.section else none
@@ -310,16 +289,7 @@ class Retriever:
         if missing:
             if len(cache) + len(missing) > self.WORD_VECTOR_CACHE:
                 cache.clear()
-            found: dict[str, Vector] = {}
-            try:
-                for i in range(0, len(missing), 900):
-                    part = missing[i:i + 900]
-                    marks = ",".join("?" * len(part))
-                    for term, blob in self.conn.execute(
-                            f"SELECT term, vector FROM term_vectors WHERE term IN ({marks})", part):
-                        found[str(term)] = blob_vector(blob)
-            except Exception:  # an index without word vectors: exact matching only
-                return {}
+            found = self.meta.word_vectors(missing)  # a damaged table: IndexCorruptError
             for w in missing:
                 cache[w] = found.get(w)
         return {w: v for w in words if (v := cache.get(w)) is not None}
@@ -336,59 +306,12 @@ class Retriever:
         forms = sorted({v for t in rare for v in tx.variants(t)})
         if not forms:
             return []
-        match = " OR ".join(f'"{f}"' for f in forms)
-        try:
-            rows = self.conn.execute(
-                "SELECT rowid, bm25(sentence_fts, 1.0, 0.2) AS score FROM sentence_fts "
-                "WHERE sentence_fts MATCH ? ORDER BY score LIMIT ?", (match, limit)).fetchall()
-        except Exception:  # a term FTS5 cannot parse: fall back to dense only
-            return []
-        return [(int(r[0]), -float(r[1])) for r in rows]  # FTS5's bm25 is lower-is-better
+        return self.meta.lexical(forms, limit)  # a damaged FTS table: IndexCorruptError
 
-    def _sentences(self, chunk_ids: list[int], sentence_ids: list[int]) -> list[tuple]:  # type: ignore[type-arg]
-        # the sentence's text from the FTS table, which holds it as written at build time
-        # (document text[start:end], checked by the tests): cutting it out of the document
-        # with substr() costs the whole document's length for every sentence
-        sql = ("SELECT s.id, s.chunk_id, s.doc_id, s.start, s.end, s.vector, c.section, d.title, "
-               "f.body FROM sentences s JOIN chunks c ON c.id = s.chunk_id "
-               "JOIN documents d ON d.doc_id = s.doc_id JOIN sentence_fts f ON f.rowid = s.id "
-               "WHERE ")
-        rows: dict[int, tuple] = {}  # type: ignore[type-arg]
-        if chunk_ids:
-            marks = ",".join("?" * len(chunk_ids))
-            for r in self.conn.execute(sql + f"s.chunk_id IN ({marks})", chunk_ids):
-                rows[int(r[0])] = r
-        missing = [s for s in sentence_ids if s not in rows]
-        if missing:
-            marks = ",".join("?" * len(missing))
-            for r in self.conn.execute(sql + f"s.id IN ({marks})", missing):
-                rows[int(r[0])] = r
-        return list(rows.values())
-
-    def _chunk_vectors(self, chunk_ids: set[int]) -> dict[int, Vector]:
-        if not chunk_ids:
-            return {}
-        ids = list(chunk_ids)
-        marks = ",".join("?" * len(ids))
-        return {int(cid): blob_vector(blob) for cid, blob in self.conn.execute(
-            f"SELECT id, vector FROM chunks WHERE id IN ({marks})", ids)}
-
-    def neighbours(self, doc_id: str, start: int, end: int) -> tuple[tuple[int, int, str] | None,
-                                                                   tuple[int, int, str] | None]:
-        """The sentences just before and after a span in its document (for answer spans);
-        their text from the FTS table, as in ``_sentences``, not cut out of the document."""
-        prev = self.conn.execute(
-            "SELECT s.start, s.end, f.body FROM sentences s JOIN sentence_fts f ON f.rowid = s.id "
-            "WHERE s.doc_id=? AND s.start < ? ORDER BY s.start DESC LIMIT 1",
-            (doc_id, start)).fetchone()
-        nxt = self.conn.execute(
-            "SELECT s.start, s.end, f.body FROM sentences s JOIN sentence_fts f ON f.rowid = s.id "
-            "WHERE s.doc_id=? AND s.start >= ? ORDER BY s.start LIMIT 1",
-            (doc_id, end)).fetchone()
-        return (tuple(prev) if prev else None, tuple(nxt) if nxt else None)
+    def neighbours(self, doc_id: str, start: int, end: int) -> tuple[Span | None, Span | None]:
+        """The sentences just before and after a span in its document (for answer spans)."""
+        return self.meta.neighbours(doc_id, start, end)
 
     def document_slice(self, doc_id: str, start: int, end: int) -> str:
         """``document_text[start:end]``, read without loading the whole document."""
-        row = self.conn.execute("SELECT substr(text, ?, ?) FROM documents WHERE doc_id=?",
-                                (start + 1, end - start, doc_id)).fetchone()
-        return str(row[0]) if row else ""
+        return self.meta.document_slice(doc_id, start, end)

@@ -24,6 +24,7 @@ import numpy as np
 from assistant import text as tx
 from assistant.embed import Embedder, OnnxEncoder, Tokenizer
 from assistant.errors import InputError
+from assistant.index.store import OpenIndex
 from assistant.models import Answer, Citation
 from assistant.qa import lang
 from assistant.qa.abstain import Abstainer, abstention_features
@@ -35,7 +36,6 @@ from assistant.qa.features import FeatureExtractor
 from assistant.qa.quote import QuoteBuilder
 from assistant.qa.scorer import AnswerModel, FittedScorer, Scorer, load_model
 from assistant.settings import Settings
-from assistant.store import OpenIndex
 
 MAX_RANKED = 60
 """Candidates kept after ranking (duplicates collapsed); no one reads further."""
@@ -58,6 +58,15 @@ class Ranked:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def not_covered_message(corpus_name: str | None, documents: int) -> str:
+    """What an abstention says: the corpus by its configured name, else by its size (a corpus
+    of one document is not necessarily a briefing)."""
+    if corpus_name:
+        return f"The {corpus_name} does not cover this."
+    return ("The document does not cover this." if documents == 1
+            else "The indexed documents do not cover this.")
+
+
 class Answerer:
     """Answers questions from one open index. Thread-compatible: one ``ask`` at a time."""
 
@@ -75,9 +84,8 @@ class Answerer:
         self.scorer: Scorer = scorer or FittedScorer(self.model.ranker)
         self.abstainer = Abstainer(self.model.abstainer, settings.abstain_below)
         self.quotes = QuoteBuilder(self.retriever)
-        titles = {d.title for d in index.manifest.documents.values()}
-        self.not_covered = ("The briefing does not cover this." if len(titles) == 1
-                            else "The indexed documents do not cover this.")
+        self.not_covered = not_covered_message(settings.corpus_name,
+                                               len(index.manifest.documents))
 
     def gather(self, question: str, conversation: Conversation | None = None
                ) -> tuple[QuestionAnalysis, list[Candidate], dict[str, float]]:

@@ -45,6 +45,7 @@ from assistant.errors import AssistantError
 from assistant.qa.conversation import Conversation
 from assistant.render import count
 from assistant.settings import Settings
+from assistant.tui.backend import CoreBackend
 from assistant.tui.history import InputHistory, default_history_path
 from assistant.tui.messages import BuildProgress, SourceRequested
 from assistant.tui.passage import answer_clip, citation_clip
@@ -66,7 +67,9 @@ from assistant.tui.widgets.status_line import STAGES, StatusLine
 
 if TYPE_CHECKING:
     from assistant.models import Answer
-    from assistant.tui.engine import Engine, IndexOutcome, Reply
+    from assistant.session import IndexOutcome
+    from assistant.tui.backend import ChatBackend, ChatEngine
+    from assistant.tui.engine import Reply
 
 NARROW_BELOW = 100
 """Columns under which the chat is laid out for a small terminal."""
@@ -87,7 +90,7 @@ class Pending:
     """The conversation it was asked in; a reply to one since cleared is dropped."""
     question_card: QuestionCard
     card: PendingCard
-    engine: Engine | None = None
+    engine: ChatEngine | None = None
 
 
 class BriefingApp(App[None]):
@@ -128,14 +131,16 @@ class BriefingApp(App[None]):
     ]
 
     def __init__(self, settings: Settings, history: InputHistory,
-                 preferences_file: Path | None = None) -> None:
+                 preferences_file: Path | None = None,
+                 backend: ChatBackend | None = None) -> None:
         super().__init__()
         self.settings = settings
+        self.backend: ChatBackend = backend or CoreBackend()
         self.history = history
         self.preferences_file = preferences_file
         self.preferences = (Preferences.load(preferences_file) if preferences_file
                             else Preferences())
-        self.engine: Engine | None = None
+        self.engine: ChatEngine | None = None
         self.conversation = Conversation(id=uuid.uuid4().hex[:12])
         self.answers: list[Answer] = []
         self.queue: deque[Pending] = deque()
@@ -143,7 +148,7 @@ class BriefingApp(App[None]):
         self.building: str | None = None
         """"load" or "rebuild" while an index worker runs."""
         self.index_error: AssistantError | None = None
-        self._retired: list[Engine] = []
+        self._retired: list[ChatEngine] = []
         self._asked = 0
 
     # ---- layout ------------------------------------------------------------------------
@@ -208,12 +213,12 @@ class BriefingApp(App[None]):
         def progress(stage: str, done: int, total: int) -> None:
             self.post_message(BuildProgress(stage, done, total))
 
-        def job() -> IndexOutcome:
-            from assistant.tui import engine  # numpy, FAISS, onnxruntime: ~0.5 s, off the UI
+        backend = self.backend
 
+        def job() -> IndexOutcome:  # numpy, FAISS, onnxruntime: ~0.5 s to import, off the UI
             if kind == "load":
-                return engine.load(settings, progress)
-            return engine.rebuild(settings, progress, full=full)
+                return backend.load(settings, progress)
+            return backend.rebuild(settings, progress, full=full)
 
         self.run_worker(job, name=kind, group="index", exclusive=True, thread=True,
                         description=f"{kind} the index {settings.index_dir}",
@@ -243,8 +248,8 @@ class BriefingApp(App[None]):
         side = self.query_one(SidePanel)
         side.show_status(outcome.status)
         view = self.conversation_view
-        if outcome.engine is not None:
-            self._swap_engine(outcome.engine)
+        if outcome.session is not None:
+            self._swap_engine(outcome.session)
             self.index_error = None
             summary = outcome.summary
             if summary is not None and not summary.up_to_date:
@@ -258,7 +263,7 @@ class BriefingApp(App[None]):
             if outcome.warnings:
                 await self._add_card(MessageCard.notice("Index warnings", outcome.warnings,
                                                         warning=True))
-            manifest = outcome.engine.index.manifest
+            manifest = outcome.session.manifest
             docs = len(manifest.documents)
             self.sub_title = count(docs, "document")
             status.say(f"Ready — {count(docs, 'document')}, "
@@ -276,12 +281,12 @@ class BriefingApp(App[None]):
                 for p in self.queue:
                     p.card.update("Waiting for a usable index (see the message above; "
                                   "Ctrl+R builds it).")
-        if outcome.engine is None and outcome.error is None:  # cannot happen; be safe
+        if outcome.session is None and outcome.error is None:  # cannot happen; be safe
             status.say("The index could not be opened.", "error")
         view.scroll_end(animate=False)
         self._pump()
 
-    def _swap_engine(self, new: Engine) -> None:
+    def _swap_engine(self, new: ChatEngine) -> None:
         old, self.engine = self.engine, new
         if old is None:
             return
@@ -340,11 +345,10 @@ class BriefingApp(App[None]):
         self.status_line.say("Answering…", "busy")
 
         conversation = self.conversation  # as it stands after the answers before this one
+        backend = self.backend
 
         def job() -> Reply | AssistantError:
-            from assistant.tui.engine import ask
-
-            return ask(engine, pending.question, conversation)
+            return backend.ask(engine, pending.question, conversation)
 
         self.run_worker(job, name=f"ask-{pending.number}", group="ask", thread=True,
                         description=f"answer question {pending.number}", exit_on_error=False)
@@ -387,7 +391,7 @@ class BriefingApp(App[None]):
     async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker: Worker[Any] = event.worker
         if event.state == WorkerState.ERROR:  # the jobs catch everything; a last resort
-            from assistant.tui.engine import UnexpectedError
+            from assistant.errors import UnexpectedError
 
             error = UnexpectedError.wrap(worker.error or RuntimeError("worker failed"))
             if worker.group == "ask":
@@ -679,13 +683,16 @@ def export_to(answers: list[Answer], path: Path) -> Path:
     return path
 
 
-def create_app(settings: Settings, history_file: Path | None = None) -> BriefingApp:
+def create_app(settings: Settings, history_file: Path | None = None,
+               backend: ChatBackend | None = None) -> BriefingApp:
     """The app for ``settings`` (the CLI and the tests build it the same way); the history
     lives in ``history_file`` (default: ``ASSISTANT_HISTORY_FILE`` or the user data dir),
-    the preferences (theme, side panel) next to it."""
+    the preferences (theme, side panel) next to it. ``backend``: how it opens and asks
+    (``CoreBackend`` unless a test passes a fake)."""
     history_file = history_file or default_history_path()
     return BriefingApp(settings, InputHistory(history_file),
-                       preferences_file=history_file.with_name("preferences.json"))
+                       preferences_file=history_file.with_name("preferences.json"),
+                       backend=backend)
 
 
 def run_app(settings: Settings) -> None:

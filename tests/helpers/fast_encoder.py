@@ -26,8 +26,18 @@ class FastEncoder:
         return out
 
 
-def install() -> None:
-    """Make the build use ``FastEncoder`` (call before ``assistant.cli.main``)."""
-    import assistant.build
+def build_main() -> None:
+    """`assistant index` with ``FastEncoder`` passed in as the build's encoder, as a script:
+    ``python -c "...; build_main()" --corpus C --index I``; prints the summary as JSON."""
+    import argparse
 
-    setattr(assistant.build, "OnnxEncoder", FastEncoder)  # noqa: B010 - a test seam
+    from assistant.build import build_index
+    from assistant.settings import Settings
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--index", type=Path, required=True)
+    args = parser.parse_args()
+    summary = build_index(Settings(corpus_dir=args.corpus, index_dir=args.index),
+                          encoder=FastEncoder)
+    print(summary.model_dump_json())

@@ -190,9 +190,9 @@ def build(corpus: Path, index: Path, full: bool = False, **settings: Any) -> Any
 
 def ask(index: Path, question: str) -> Any:
     """Open the index, ask once, close; also checks every quote against the stored text."""
+    from assistant.index.store import open_index
     from assistant.qa.pipeline import Answerer
     from assistant.settings import Settings
-    from assistant.store import open_index
 
     idx = open_index(index)
     try:

@@ -28,7 +28,7 @@ from assistant.tui.widgets.conversation import QUOTE_STYLE
 if TYPE_CHECKING:
     from textual.widget import Widget
 
-    from assistant.tui.engine import DocumentView
+    from assistant.session import DocumentView
 
 WINDOW_CHARS = 200_000
 MATCH_STYLE = "bold #1b1b1b on #7dcfff"

@@ -12,13 +12,13 @@ import pytest
 
 from assistant.build import build_index
 from assistant.evaluate import evaluate, load_gold
+from assistant.index.store import open_index
 from assistant.models import GoldQuestion
 from assistant.qa.conversation import Conversation
 from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
-from assistant.store import open_index
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GOLD = ROOT / "tests" / "data" / "pydoc_questions.jsonl"
 
 

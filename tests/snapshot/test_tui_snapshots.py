@@ -6,8 +6,8 @@ answer shown is a recorded one (the bundled briefing's sentences, located in the
 index), so that tuning the answer engine changes the Pilot tests' scores, not these
 pictures. The passage, the highlighting and the document screen come from the real index.
 
-Update after an intended change of the UI: ``pytest tests/test_tui_snapshots.py
---snapshot-update``, then look at the SVGs in ``tests/__snapshots__/``.
+Update after an intended change of the UI: ``pytest tests/snapshot/test_tui_snapshots.py
+--snapshot-update``, then look at the SVGs in ``tests/snapshot/__snapshots__/``.
 """
 
 from __future__ import annotations
@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui import ask, settle
+from helpers.pilot import ask, settle
 from textual.pilot import Pilot
 
-from assistant.build import index_status
+from assistant.build import Progress, index_status
 from assistant.models import Answer, AnswerSpan, Citation
 from assistant.qa.conversation import Conversation
 from assistant.qa.pipeline import Reply
+from assistant.session import IndexOutcome, Session
 from assistant.settings import Settings
 from assistant.tui.app import BriefingApp, create_app
+from assistant.tui.backend import CoreBackend
 from assistant.tui.widgets.question_input import QuestionInput
 from assistant.tui.widgets.side_panel import SidePanel
 
@@ -68,6 +70,27 @@ class RecordedAnswerer:
         return Reply(answer, conversation or Conversation())
 
 
+class RecordedSession(Session):
+    """The real index and documents, with recorded answers: the snapshots do not depend on
+    which sentence the ranking picks."""
+
+    def ask(self, question: str, conversation: Conversation | None = None,
+            top_k: int | None = None) -> Reply:
+        recorded = RecordedAnswerer(self.index.document_text(DOC),
+                                    self.manifest.documents[DOC].title)
+        return recorded.ask(question, conversation)
+
+
+class RecordedBackend(CoreBackend):
+    """The chat's real backend, opening a ``RecordedSession`` (``create_app(backend=...)``)."""
+
+    def load(self, settings: Settings, progress: Progress) -> IndexOutcome:
+        outcome = super().load(settings, progress)
+        if outcome.session is not None:
+            outcome.session = RecordedSession(outcome.session.index, outcome.session.answerer)
+        return outcome
+
+
 @pytest.fixture()
 def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
@@ -81,7 +104,7 @@ def stable_app(briefing_index: Path, here: Path) -> BriefingApp:
     shutil.copytree(briefing_index.parent / "corpus", here / "corpus")
     shutil.copytree(briefing_index, here / "index")
     return create_app(Settings(corpus_dir=Path("corpus"), index_dir=Path("index")),
-                      history_file=here / "history")
+                      history_file=here / "history", backend=RecordedBackend())
 
 
 async def ready(pilot: Pilot[None]) -> None:
@@ -89,13 +112,10 @@ async def ready(pilot: Pilot[None]) -> None:
     app = pilot.app
     assert isinstance(app, BriefingApp)
     await settle(pilot)
-    assert app.engine is not None
+    assert isinstance(app.engine, RecordedSession)
     status = index_status(app.settings)
     status.built_at = datetime(2025, 12, 10, 9, 30, tzinfo=UTC)
     app.query_one(SidePanel).show_status(status)
-    index = app.engine.index
-    recorded = RecordedAnswerer(index.document_text(DOC), index.manifest.documents[DOC].title)
-    app.engine.answerer = recorded  # type: ignore[assignment]
     app.query_one(QuestionInput).cursor_blink = False
     await pilot.pause()
 

@@ -129,7 +129,7 @@ def _stderr_lines(hostile: dict[str, Any]) -> list[str]:
 
 def _stored(index: Path) -> dict[str, str]:
     """Every document text the index holds, read straight from its database."""
-    from assistant.store import open_index
+    from assistant.index.store import open_index
 
     idx = open_index(index)
     try:
@@ -188,7 +188,7 @@ def test_encrypted_and_malformed_pdfs_are_skipped_with_a_reason(hostile: dict[st
 
 
 def test_html_scripts_and_styles_are_not_indexed(hostile: dict[str, Any]) -> None:
-    from assistant.store import open_index
+    from assistant.index.store import open_index
 
     stored = _stored(hostile["index"])
     assert HARBOUR in stored["page.html"]
@@ -215,9 +215,9 @@ def test_symlinks_are_never_followed(hostile: dict[str, Any]) -> None:
 
 
 def test_duplicates_are_both_indexed_but_collapsed_in_answers(hostile: dict[str, Any]) -> None:
+    from assistant.index.store import open_index
     from assistant.qa.pipeline import Answerer
     from assistant.settings import Settings
-    from assistant.store import open_index
 
     stored = _stored(hostile["index"])
     assert stored["a-copy.txt"] == stored["b-copy.txt"]
@@ -252,7 +252,7 @@ def test_document_changed_while_indexed(tmp_path: Path, monkeypatch: pytest.Monk
     """The file is rewritten right after the build has read it: the index holds the version
     read (text, hash and offsets agree), says so, and the next build takes the new one."""
     from assistant import ingest
-    from assistant.store import open_index
+    from assistant.index.store import open_index
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -331,7 +331,7 @@ def test_document_rewritten_repeatedly_during_cli_build(tmp_path: Path) -> None:
 # --- a 50 MB export --------------------------------------------------------------------------
 
 FAST_ENCODER_BOOT = (f"import sys\nsys.path.insert(0, {str(TESTS)!r})\n"
-                     "from helpers.fast_encoder import install\ninstall()")
+                     "from helpers.fast_encoder import build_main")
 MEMORY_BOUND_MB = 1500
 
 
@@ -350,8 +350,8 @@ def test_50mb_text_file_is_streamed_with_bounded_memory(tmp_path: Path) -> None:
     (corpus / "export.txt").write_text(text, encoding="utf-8")
     size = (corpus / "export.txt").stat().st_size
     assert size >= 50_000_000
-    cmd = [sys.executable, "-c", f"{FAST_ENCODER_BOOT}\nfrom assistant.cli import main\nmain()",
-           "index", "--corpus", str(corpus), "--index", "index", "--json"]
+    cmd = [sys.executable, "-c", f"{FAST_ENCODER_BOOT}\nbuild_main()",
+           "--corpus", str(corpus), "--index", "index"]
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     started = time.perf_counter()
     with open(out, "wb") as o, open(err, "wb") as e:

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from assistant.build import build_index
+from assistant.index.meta import blob_vector
+from assistant.index.store import open_index
 from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
-from assistant.store import blob_vector, open_index
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
 TOPICS = ["rail freight", "wheat harvests", "river ports", "solar tariffs", "copper mining",
           "fishing quotas", "airport slots", "coffee prices", "steel output", "water rights"]

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_setup_says_it_installs_and_silences_the_editable_warning(tmp_path: Path) -> None:

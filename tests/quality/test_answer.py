@@ -14,7 +14,7 @@ from assistant.evaluate import evaluate, load_gold
 from assistant.models import Answer
 from assistant.qa.conversation import Conversation
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _check_offsets(answerer: Any, answer: Answer) -> None:
@@ -184,9 +184,9 @@ def test_why_question_quotes_the_reason_that_follows_the_fact(tmp_path: Path) ->
     """The sentence that matches a "why" question often states the fact; the reason is the
     next sentence ("This is for..."), and it belongs in the quote."""
     from assistant.build import build_index
+    from assistant.index.store import open_index
     from assistant.qa.pipeline import Answerer
     from assistant.settings import Settings
-    from assistant.store import open_index
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -235,16 +235,16 @@ def test_an_abstention_gives_a_reason_only_when_it_fits(answerer: Any) -> None:
     """"Weather in Paris tomorrow?" is not covered; saying "the closest passage gives no
     date" would suggest the briefing is about the weather but undated."""
     a = answerer.ask("What's the weather in Paris tomorrow?").answer
-    assert a.abstained and a.message == "The briefing does not cover this."
+    assert a.abstained and a.message == "The document does not cover this."
 
 
 def test_a_quote_opening_with_a_pronoun_brings_the_sentence_it_refers_to(tmp_path: Path) -> None:
     """"It skips the rest of the iteration." alone does not say what "it" is: the quote starts
     at the sentence before it, which does."""
     from assistant.build import build_index
+    from assistant.index.store import open_index
     from assistant.qa.pipeline import Answerer
     from assistant.settings import Settings
-    from assistant.store import open_index
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -19,7 +19,7 @@ from assistant.chunk import chunk_document, regions
 from assistant.embed import MAX_SEQ_LENGTH, Tokenizer
 from assistant.models import Chunk, SourceDocument
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
 
 

@@ -1,4 +1,4 @@
-"""The vector store seam: chunk vectors in, nearest chunk ids out.
+"""The FAISS vector store, the embedded default: chunk vectors in ``chunks.faiss`` per generation.
 
 ``FaissVectors`` is the embedded default: exact inner-product search (``IndexFlatIP``)
 up to ``ann_threshold`` chunks, and above it an IVF index whose ``nprobe`` is tuned at
@@ -6,8 +6,8 @@ build time to reach recall@10 >= 0.98 against exact search for question-like que
 made from the index's own vectors (measured by scripts/bench.py at 100,000 chunks: 0.98
 on those gives ~0.97 for real questions). Both are keyed by chunk id (the flat index
 inside an ``IndexIDMap2``, the IVF storing ids itself), so an incremental build removes
-and adds ids instead of rebuilding. ``assistant.qdrant_store`` implements the same protocol
-on Qdrant for corpora that outgrow one machine.
+and adds ids instead of rebuilding. ``assistant.index.vectors.qdrant`` implements the same
+protocol on Qdrant for corpora that outgrow one machine.
 
 A published index file is opened memory-mapped: the vectors are not read in, pages come
 from the OS cache as searches touch them (at 100,000 chunks: ~0.05 s to open instead of
@@ -17,32 +17,20 @@ reads its own copy first.
 
 from __future__ import annotations
 
+import errno
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
-import numpy.typing as npt
 
 from assistant.errors import IndexCorruptError
-from assistant.models import VectorIndexInfo
+from assistant.index.layout import IndexLayout
+from assistant.index.vectors import ChunkSource, Ids, Vectors, VectorTarget
+from assistant.models import IndexManifest, VectorIndexInfo
 
 if TYPE_CHECKING:
     import faiss
-
-Vectors = npt.NDArray[np.float32]
-Ids = npt.NDArray[np.int64]
-
-
-class VectorSearch(Protocol):
-    """What the query path needs of a vector store."""
-
-    def search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
-        """The ``k`` nearest chunk ids to one normalised query vector, with cosine scores."""
-        ...
-
-    @property
-    def count(self) -> int: ...
 
 
 FAISS_FILE = "chunks.faiss"
@@ -105,6 +93,9 @@ class FaissVectors:
             return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
         id_map = index.id_map  # type: ignore[attr-defined]
         return np.asarray(faiss.vector_to_array(id_map), dtype=np.int64)
+
+    def close(self) -> None:
+        """Nothing to release: the memory map goes with the object."""
 
     def search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
         if self.count == 0:
@@ -246,3 +237,52 @@ def ivf_recall(store: FaissVectors, vectors: Vectors, ids: Ids, queries: Vectors
         got = {i for i, _ in store.search(queries[qi], k)}
         total += len(got & set(ids[exact[qi]].tolist())) / k
     return total / max(1, len(queries))
+
+
+def save(store: FaissVectors, target: Path) -> None:
+    """FAISS reports a failed write (a full disk) as a RuntimeError; make it an OSError."""
+    try:
+        store.save(target)
+    except RuntimeError as exc:
+        err = OSError(errno.ENOSPC if "No space" in str(exc) else errno.EIO,
+                      f"cannot write {target.name}")
+        raise err from exc
+
+
+class FaissBackend:
+    name = "faiss"
+
+    def require(self) -> None:
+        """FAISS is a core dependency: always there."""
+
+    def open(self, layout: IndexLayout, info: VectorIndexInfo, generation_dir: Path
+             ) -> FaissVectors:
+        return FaissVectors.open(generation_dir / FAISS_FILE, info)
+
+    def update(self, layout: IndexLayout, chunks: ChunkSource, base: IndexManifest | None,
+               target: VectorTarget) -> VectorIndexInfo:
+        """The base generation's index with the ids that left removed and the new ones added
+        (ids are never reused), or a fresh one when there is no FAISS base of the right kind."""
+        count = chunks.count()
+        want_kind = "ivf" if count > target.ann_threshold else "flat"
+        out = layout.staging / FAISS_FILE
+        if base is not None and base.vectors.store == "faiss" and base.vectors.kind == want_kind:
+            store = FaissVectors.open(layout.generation_dir(base.generation) / FAISS_FILE,
+                                      base.vectors)
+            stored = set(store.ids().tolist())
+            in_db = chunks.ids()
+            store.remove(np.asarray(sorted(stored - in_db), dtype=np.int64))
+            for ids, vecs in chunks.batches(sorted(in_db - stored)):
+                store.add(np.asarray(ids, dtype=np.int64), vecs)
+            if store.count != count:
+                raise IndexCorruptError("the vector index disagrees with the database; "
+                                        "run `assistant index --full`")
+            save(store, out)
+            return store.info
+        all_ids, all_vecs = chunks.all(target.dimension)
+        store = build_faiss(all_ids, all_vecs, target.dimension, target.ann_threshold)
+        save(store, out)
+        return store.info
+
+
+BACKEND = FaissBackend()

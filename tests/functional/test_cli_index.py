@@ -17,9 +17,9 @@ import pytest
 
 from assistant.models import BuildSummary, IndexStatus
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
-DATA = Path(__file__).resolve().parent / "data" / "ingest"
+DATA = Path(__file__).resolve().parents[1] / "data" / "ingest"
 
 
 def run(*args: str, cwd: Path | None = None, **extra_env: str
@@ -317,7 +317,7 @@ def test_bad_files_are_skipped_with_a_warning_and_the_build_goes_on(copy: tuple[
     assert "warning: skipped dangling.txt: symbolic link, not followed" in warnings
     assert "warning: cafe.txt: not UTF-8; read as Windows-1252 (Latin-1)" in warnings
     assert all(w.startswith("warning: ") for w in warnings)
-    from assistant.store import open_index
+    from assistant.index.store import open_index
 
     idx = open_index(index)
     try:

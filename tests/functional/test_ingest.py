@@ -16,9 +16,9 @@ import pytest
 from assistant import ingest
 from assistant.models import SourceDocument
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
-DATA = Path(__file__).resolve().parent / "data" / "ingest"
+DATA = Path(__file__).resolve().parents[1] / "data" / "ingest"
 
 
 def extract_bytes(raw: bytes, name: str) -> SourceDocument:
@@ -307,7 +307,7 @@ def test_content_hash_follows_the_bytes(tmp_path: Path) -> None:
 
 def test_extracted_text_is_stored_in_the_index(briefing_index: Path) -> None:
     """Citations are shown and verified from the index alone, without the source file."""
-    from assistant.store import open_index
+    from assistant.index.store import open_index
 
     doc = extract_file(BRIEFING, BRIEFING.parent)
     idx = open_index(briefing_index)

@@ -24,21 +24,23 @@ import pytest
 
 from assistant.build import build_index
 from assistant.errors import SettingsError
-from assistant.models import VectorIndexInfo
-from assistant.qa.pipeline import Answerer
-from assistant.qdrant_store import (
+from assistant.index.layout import IndexLayout
+from assistant.index.manifest import read_manifest
+from assistant.index.store import open_index
+from assistant.index.vectors.faiss import FAISS_FILE, FaissVectors
+from assistant.index.vectors.qdrant import (
     MEMORY_URL,
     QDRANT_DIR,
     QdrantVectors,
     _collection_prefix,
     _server_client,
 )
+from assistant.models import VectorIndexInfo
+from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
-from assistant.store import IndexLayout, open_index, read_manifest
-from assistant.vectors import FAISS_FILE, FaissVectors
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parents[1] / "data"
 VENDORS = "Huawei, Baidu, Cambricon, Biren, MetaX"
 VENDOR_QUESTION = "Which Chinese vendors are mentioned?"
 
@@ -215,11 +217,12 @@ def test_incremental_rebuild_embeds_only_changed_documents(workspace: tuple[Path
 KILL_SCRIPT = """
 import os, signal, sys
 from pathlib import Path
-import assistant.qdrant_store as qs
+import assistant.index.vectors.qdrant as qs
 from assistant.build import build_index
+from assistant.index.meta import ChunkVectors
 from assistant.settings import Settings
 
-qs.BATCH = 8
+ChunkVectors.BATCH = 8
 real = qs._upsert
 calls = []
 
@@ -348,7 +351,7 @@ def _collection_points(collection: str) -> dict[int, Any]:
 def _chunk_vector(gen: Path, chunk_id: int) -> Any:
     import sqlite3
 
-    from assistant.store import blob_vector
+    from assistant.index.meta import blob_vector
 
     conn = sqlite3.connect(f"file:{gen / 'meta.sqlite'}?mode=ro", uri=True)
     try:
@@ -371,12 +374,12 @@ def _assert_generation_exact(layout: IndexLayout, gen: Path) -> None:
 
 
 def _crash_before_publish(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    import assistant.build
+    import assistant.build.publish
 
     def crash(*_: object) -> None:
         raise RuntimeError("killed before publish")
 
-    monkeypatch.setattr(assistant.build, "_publish", crash)
+    monkeypatch.setattr(assistant.build.publish, "publish", crash)
     with pytest.raises(RuntimeError):
         build_index(settings)
     monkeypatch.undo()

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from assistant.index.layout import IndexLayout
+from assistant.index.store import open_index
 from assistant.qa import candidates as retrieve
 from assistant.qa import lang
 from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
-from assistant.store import IndexLayout, open_index
 
 QUESTIONS = {
     "What revenue share does the US get from H200 sales?": "25% revenue",

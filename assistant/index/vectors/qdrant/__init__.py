@@ -1,6 +1,7 @@
 """The Qdrant vector store: FAISS's seam (``search``, ``count``) on an engine that scales out.
 
-Two placements of the same chunk vectors, chosen by ``Settings.qdrant_url``:
+Two placements of the same chunk vectors, chosen by the build's ``VectorTarget.qdrant_url``
+(from ``Settings.qdrant_url``):
 
 * **Local mode** (no URL): Qdrant's embedded engine keeps a folder ``qdrant/`` in each
   generation, next to ``meta.sqlite``. A build copies the base generation's folder into
@@ -41,18 +42,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from assistant.errors import IndexCorruptError, IndexWriteError, SettingsError
+from assistant.errors import AssistantError, IndexCorruptError, IndexWriteError, SettingsError
+from assistant.index.layout import IndexLayout, fsync_tree, remove_tree, write_json_atomic
+from assistant.index.manifest import read_manifest
+from assistant.index.vectors import ChunkSource, VectorTarget
 from assistant.models import IndexManifest, VectorIndexInfo
-from assistant.settings import Settings
-from assistant.store import (
-    IndexLayout,
-    blob_vector,
-    fsync_dir,
-    iter_rows,
-    read_manifest,
-    remove_tree,
-    write_json_atomic,
-)
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -66,8 +60,6 @@ SERVER_MARKER = "qdrant_server.json"
 keeps what a killed one uploaded and a fresh one forgets it."""
 MEMORY_URL = ":memory:"
 """A process-wide in-memory Qdrant standing in for a server (tests, benchmarks)."""
-DIM = 384
-BATCH = 512
 ID_BATCH = 1000
 MISSING = ("the qdrant store needs qdrant-client: pip install 'briefing-assistant[qdrant]'")
 
@@ -305,25 +297,25 @@ def _server_errors(url: str | None, doing: str) -> Iterator[None]:
 # --- building ---------------------------------------------------------------------------------
 
 
-def update_qdrant(settings: Settings, layout: IndexLayout, conn: sqlite3.Connection,
-                  base: IndexManifest | None) -> VectorIndexInfo:
+def update_qdrant(layout: IndexLayout, chunks: ChunkSource, base: IndexManifest | None,
+                  target: VectorTarget) -> VectorIndexInfo:
     """Bring the staging generation's Qdrant vectors in line with the staging database."""
     _client_class()
-    in_db = {int(r[0]) for r in conn.execute("SELECT id FROM chunks")}
-    if settings.qdrant_url:
+    if target.qdrant_url:
         remove_tree(layout.staging / QDRANT_DIR)
-        url = settings.qdrant_url.rstrip("/")
+        url = target.qdrant_url.rstrip("/")
         with _server_errors(url, "building"):
-            return _update_server(url, layout, conn, in_db, base)
+            return _update_server(url, layout, chunks, base, target.dimension)
     (layout.staging / SERVER_MARKER).unlink(missing_ok=True)
-    return _update_local(layout, conn, in_db, base)
+    return _update_local(layout, chunks, base, target.dimension)
 
 
-def _update_local(layout: IndexLayout, conn: sqlite3.Connection, in_db: set[int],
-                  base: IndexManifest | None) -> VectorIndexInfo:
+def _update_local(layout: IndexLayout, chunks: ChunkSource, base: IndexManifest | None,
+                  dim: int) -> VectorIndexInfo:
     """Copy the base generation's folder (or start empty), then apply the id difference."""
     from qdrant_client.http import models as qm
 
+    in_db = chunks.ids()
     target = layout.staging / QDRANT_DIR
     # A folder already in staging is a killed build's work on the same plan: keep it.
     client = _open_local_writer(target) if target.is_dir() else None
@@ -347,16 +339,16 @@ def _update_local(layout: IndexLayout, conn: sqlite3.Connection, in_db: set[int]
         with _quiet():
             if not client.collection_exists(LOCAL_COLLECTION):
                 client.create_collection(LOCAL_COLLECTION, vectors_config=qm.VectorParams(
-                    size=DIM, distance=qm.Distance.COSINE))
+                    size=dim, distance=qm.Distance.COSINE))
             _fast_local_writes(client)
-            _sync(client, LOCAL_COLLECTION, conn, in_db, version=None)
+            _sync(client, LOCAL_COLLECTION, chunks, in_db, version=None)
             count = int(client.count(LOCAL_COLLECTION, exact=True).count)
     finally:
         client.close()
     if count != len(in_db):
         raise IndexCorruptError(f"the Qdrant folder holds {count} vectors, the database "
                                 f"{len(in_db)}; run `assistant index --full`")
-    _fsync_tree(target)
+    fsync_tree(target)
     return VectorIndexInfo(store="qdrant", kind="flat", qdrant_collection=LOCAL_COLLECTION)
 
 
@@ -373,7 +365,7 @@ def _open_local_writer(folder: Path) -> QdrantClient | None:
 def _fast_local_writes(client: QdrantClient) -> None:
     """Local mode commits every point on its own, and SQLite syncs each commit to disk:
     10,000 points took 177 s here, 3.8 s without the sync. A killed process loses nothing
-    either way; the whole folder is synced once before it is published (``_fsync_tree``).
+    either way; the whole folder is synced once before it is published (``fsync_tree``).
     Reaches into qdrant-client's internals, so any change there only costs speed."""
     collections = getattr(getattr(client, "_client", None), "collections", None) or {}
     for collection in collections.values():
@@ -381,19 +373,12 @@ def _fast_local_writes(client: QdrantClient) -> None:
             collection.storage.storage.execute("PRAGMA synchronous=OFF")
 
 
-def _fsync_tree(root: Path) -> None:
-    for folder, _, files in os.walk(root):
-        for name in files:
-            with open(os.path.join(folder, name), "rb") as fh:
-                os.fsync(fh.fileno())
-        fsync_dir(Path(folder))
-
-
-def _update_server(url: str, layout: IndexLayout, conn: sqlite3.Connection, in_db: set[int],
-                   base: IndexManifest | None) -> VectorIndexInfo:
+def _update_server(url: str, layout: IndexLayout, chunks: ChunkSource,
+                   base: IndexManifest | None, dim: int) -> VectorIndexInfo:
     """Write version base + 1 of the lineage's collection (or version 1 of a new one)."""
     from qdrant_client.http import models as qm
 
+    in_db = chunks.ids()
     client = _server_client(url)
     prefix = _collection_prefix(layout)
     marker_file = layout.staging / SERVER_MARKER
@@ -430,12 +415,12 @@ def _update_server(url: str, layout: IndexLayout, conn: sqlite3.Connection, in_d
         if not client.collection_exists(collection):
             with _quiet():
                 client.create_collection(collection, vectors_config=qm.VectorParams(
-                    size=DIM, distance=qm.Distance.COSINE))
+                    size=dim, distance=qm.Distance.COSINE))
                 for key in ("born", "dies"):
                     client.create_payload_index(collection, key,
                                                 field_schema=qm.PayloadSchemaType.INTEGER)
     with _quiet():
-        _sync(client, collection, conn, in_db, version=version)
+        _sync(client, collection, chunks, in_db, version=version)
     count = int(client.count(collection, count_filter=_visible(version), exact=True).count)
     if count != len(in_db):
         raise IndexCorruptError(f"the Qdrant collection {collection} holds {count} vectors "
@@ -469,7 +454,7 @@ def _server_generations(layout: IndexLayout, url: str) -> list[VectorIndexInfo]:
     for gen in layout.generations():
         try:
             info = read_manifest(gen).vectors
-        except Exception:  # a damaged generation names nothing worth keeping
+        except AssistantError:  # a damaged generation names nothing worth keeping
             continue
         if info.store == "qdrant" and info.qdrant_url == url and info.qdrant_collection:
             infos.append(info)
@@ -514,7 +499,7 @@ def _present(client: QdrantClient, collection: str, flt: qm.Filter | None,
             return found
 
 
-def _sync(client: QdrantClient, collection: str, conn: sqlite3.Connection, in_db: set[int],
+def _sync(client: QdrantClient, collection: str, chunks: ChunkSource, in_db: set[int],
           version: int | None) -> None:
     """Make the store's ids (as ``version`` sees them) exactly the database's chunk ids."""
     from qdrant_client.http import models as qm
@@ -530,7 +515,7 @@ def _sync(client: QdrantClient, collection: str, conn: sqlite3.Connection, in_db
         client.delete(collection, qm.PointIdsList(points=part))
     for part in _batches(retire, ID_BATCH):
         client.set_payload(collection, {"dies": version}, qm.PointIdsList(points=part))
-    for ids, vectors in _vectors(conn, new):
+    for ids, vectors in chunks.batches(new):
         payload = None if version is None else [{"born": version}] * len(ids)
         _upsert(client, collection, ids, vectors, payload)
 
@@ -544,34 +529,24 @@ def _upsert(client: QdrantClient, collection: str, ids: list[int],
                   wait=True)
 
 
-def _vectors(conn: sqlite3.Connection, ids: list[int]
-             ) -> Iterator[tuple[list[int], npt.NDArray[np.float32]]]:
-    """The chunk vectors of ``ids`` in batches: by scanning when most are wanted (a full
-    build), by id lookups when few are (an incremental one)."""
-    if not ids:
-        return
-    total = int(conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
-    rows: Iterator[tuple[Any, ...]]
-    if len(ids) * 4 > total:
-        wanted = set(ids)
-        rows = (r for r in iter_rows(conn, "SELECT id, vector FROM chunks ORDER BY id")
-                if int(r[0]) in wanted)  # type: ignore[call-overload]
-    else:
-        rows = (r for part in _batches(ids, 500) for r in conn.execute(
-            f"SELECT id, vector FROM chunks WHERE id IN ({','.join('?' * len(part))}) "
-            "ORDER BY id", part))
-    batch_ids: list[int] = []
-    batch_vecs: list[npt.NDArray[np.float32]] = []
-    for cid, blob in rows:
-        batch_ids.append(int(cid))
-        batch_vecs.append(blob_vector(blob))
-        if len(batch_ids) == BATCH:
-            yield batch_ids, np.stack(batch_vecs)
-            batch_ids, batch_vecs = [], []
-    if batch_ids:
-        yield batch_ids, np.stack(batch_vecs)
-
-
 def _batches(items: list[int], size: int) -> Iterator[list[int]]:
     for i in range(0, len(items), size):
         yield items[i:i + size]
+
+
+class QdrantBackend:
+    name = "qdrant"
+
+    def require(self) -> None:
+        require_client()
+
+    def open(self, layout: IndexLayout, info: VectorIndexInfo, generation_dir: Path
+             ) -> QdrantVectors:
+        return QdrantVectors.open(layout, info, generation_dir)
+
+    def update(self, layout: IndexLayout, chunks: ChunkSource, base: IndexManifest | None,
+               target: VectorTarget) -> VectorIndexInfo:
+        return update_qdrant(layout, chunks, base, target)
+
+
+BACKEND = QdrantBackend()

@@ -54,8 +54,8 @@ def _corpus_state(corpus: Path) -> dict[str, str]:
 def _check_index(index: Path, states: list[dict[str, str]], answer: bool = True) -> str | None:
     """None if the live index opens, answers with exact quotes and holds exactly one of the
     corpus ``states``; else what is wrong."""
+    from assistant.index.store import open_index
     from assistant.ingest import content_hash
-    from assistant.store import open_index
 
     try:
         idx = open_index(index)
@@ -110,8 +110,8 @@ def test_kill9_build_at_random_moments(tmp_path: Path) -> None:
     index opens and answers and holds exactly the old or the new corpus, and that the next
     build completes and matches the corpus."""
     from assistant.build import index_status
+    from assistant.index.layout import IndexLayout
     from assistant.settings import Settings
-    from assistant.store import IndexLayout
 
     rng = random.Random(SEED)
     corpus = briefing_corpus(tmp_path / "corpus")
@@ -199,8 +199,8 @@ def test_ask_and_batch_during_index_swaps(tmp_path: Path) -> None:
     """A rebuild loop flips harbour.txt between two versions whose answers and offsets
     differ, while ``assistant ask``, ``assistant batch`` and in-process readers keep going:
     every answer agrees with exactly one version, and nothing fails."""
+    from assistant.index.store import open_index
     from assistant.models import Answer, BatchErrorRecord
-    from assistant.store import open_index
 
     corpus = briefing_corpus(tmp_path / "corpus")
     (corpus / "harbour.txt").write_text(V1)
@@ -336,7 +336,7 @@ def test_staging_left_by_a_killed_build_is_resumed(tmp_path: Path) -> None:
     build(corpus, index)
     write_generated_corpus(corpus, documents=8, sentences=40, seed=8)
     env = cli_env()
-    boot = "import assistant.build as b\nb.BATCH_CHUNKS = 4"
+    boot = "import assistant.build.embedding as b\nb.BATCH_CHUNKS = 4"
     cmd = [sys.executable, "-c", f"{boot}\nfrom assistant.cli import main\nmain()",
            "index", "--corpus", str(corpus), "--index", str(index)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
@@ -369,7 +369,7 @@ def test_open_index_survives_two_swaps_between_current_and_its_files(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The narrowest race, made deterministic: a reader reads CURRENT, then two builds publish
     and remove that generation before the reader opens its files. It opens the new one."""
-    import assistant.store as store
+    import assistant.index.store as store
 
     corpus = briefing_corpus(tmp_path / "corpus")
     (corpus / "harbour.txt").write_text(V1)

@@ -25,13 +25,14 @@ from assistant import ingest
 from assistant.build import build_index
 from assistant.chunk import CHUNKER_VERSION
 from assistant.embed import Embedder, OnnxEncoder, Tokenizer
+from assistant.index.meta import blob_vector
+from assistant.index.store import open_index
 from assistant.models import SCHEMA_VERSION, BuildSummary
 from assistant.settings import Settings
-from assistant.store import blob_vector, open_index
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
-DATA = Path(__file__).resolve().parent / "data" / "ingest"
+DATA = Path(__file__).resolve().parents[1] / "data" / "ingest"
 MIXED = ["chip-policy.html", "chip-report.pdf", "grid-outlook.txt", "market-report.md",
          "release-notes.txt"]
 
@@ -609,9 +610,6 @@ def test_ctrl_c_in_a_small_build_keeps_what_was_embedded(tmp_path: Path,
     build reuses the documents already embedded (issue 14: it used to resume nothing)."""
     from helpers.fast_encoder import FastEncoder
 
-    import assistant.build
-
-    monkeypatch.setattr(assistant.build, "OnnxEncoder", FastEncoder)
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     corpus.mkdir()
     text = BRIEFING.read_text(encoding="utf-8")
@@ -626,12 +624,13 @@ def test_ctrl_c_in_a_small_build_keeps_what_was_embedded(tmp_path: Path,
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build_index(Settings(corpus_dir=corpus, index_dir=index), progress=interrupt)
+        build_index(Settings(corpus_dir=corpus, index_dir=index), progress=interrupt,
+                    encoder=FastEncoder)
     assert not (index / "CURRENT").exists()
     seen: list[tuple[int, int]] = []
     s = build_index(Settings(corpus_dir=corpus, index_dir=index),
                     progress=lambda stage, done, total: seen.append((done, total))
-                    if stage == "embed" else None)
+                    if stage == "embed" else None, encoder=FastEncoder)
     assert s.chunks_reused > 0, s
     assert s.chunks_reused + s.chunks_embedded == s.chunk_count and s.documents == 12
     # the progress counts chunks and ends exactly at the total

@@ -10,7 +10,6 @@ coroutine with ``asyncio.run``.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
@@ -18,15 +17,15 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.pilot import ask, run, settle
 from rich.segment import Segment
 from rich.text import Text
 from textual.geometry import Region
-from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static
 
@@ -57,32 +56,6 @@ RACK_SCALE = "Huawei and Baidu are deploying rack-scale systems"
 QUOTE_BG = QUOTE_STYLE.split(" on ")[1]
 
 # ---- helpers -------------------------------------------------------------------------------
-
-
-def run(coro_fn: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(coro_fn())  # type: ignore[arg-type]
-
-
-async def settle(pilot: Pilot[None], timeout: float = 180.0) -> None:
-    """Wait until the app has nothing left to do: loading, building, answering."""
-    app = pilot.app
-    assert isinstance(app, BriefingApp)
-    deadline = time.monotonic() + timeout
-    await pilot.pause()
-    while app.busy or any(w.is_running for w in app.workers):
-        assert time.monotonic() < deadline, "the chat did not settle"
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-    await pilot.pause()
-
-
-async def ask(pilot: Pilot[None], question: str, wait: bool = True) -> None:
-    box = pilot.app.query_one(QuestionInput)
-    box.focus()
-    box.value = question
-    await pilot.press("enter")
-    if wait:
-        await settle(pilot)
 
 
 def lines_of(widget: Widget) -> list[list[Segment]]:
@@ -704,7 +677,7 @@ def test_empty_corpus_and_missing_index_show_what_to_do(tmp_path: Path) -> None:
             # a question waits; once documents are added, Ctrl+R builds and answers it
             await ask(pilot, "Which Chinese vendors are mentioned?")
             assert "Waiting for a usable index" in text_of(app.query_one(PendingCard))
-            shutil.copy(Path(__file__).parent.parent / "corpus" / "nvidia-h200-china.txt",
+            shutil.copy(Path(__file__).resolve().parents[2] / "corpus" / "nvidia-h200-china.txt",
                         corpus)
             await pilot.press("ctrl+r")
             await settle(pilot)
@@ -804,7 +777,7 @@ def test_markup_and_escape_sequences_are_shown_literally(tmp_path: Path) -> None
 
 def test_a_huge_document_opens_at_its_quote(briefing: Callable[[], BriefingApp]) -> None:
     """A 2 MB document is shown as a window around the quote, highlighted, at once."""
-    from assistant.tui.engine import DocumentView
+    from assistant.session import DocumentView
 
     line = "Filler sentence number {n} says nothing of interest at all.\n"
     before = "".join(line.format(n=n) for n in range(20_000))

@@ -248,15 +248,17 @@ def grown(tmp_path: Path) -> tuple[Path, Path, Any]:
 
 
 def _full_disk(point: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import assistant.build as b
-    from assistant.vectors import FaissVectors
+    import assistant.build.embedding as b
+    import assistant.build.publish as publish
+    import assistant.index.manifest as manifest
+    from assistant.index.vectors.faiss import FaissVectors
 
     def enospc(*_: object) -> OSError:
         return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     if point == "embedding":
         monkeypatch.setattr(b, "BATCH_CHUNKS", 1)
-        real = b._embed_and_store
+        real = b.embed_and_store
         calls = {"n": 0}
 
         def embed_then_fill(*args: Any) -> int:
@@ -265,21 +267,22 @@ def _full_disk(point: str, monkeypatch: pytest.MonkeyPatch) -> None:
                 raise sqlite3.OperationalError("database or disk is full")
             return real(*args)
 
-        monkeypatch.setattr(b, "_embed_and_store", embed_then_fill)
+        monkeypatch.setattr(b, "embed_and_store", embed_then_fill)
     elif point == "vectors":
         def save(self: Any, path: Path) -> None:
             raise RuntimeError(f"write error in {path}: 0 != 3072 (No space left on device)")
 
         monkeypatch.setattr(FaissVectors, "save", save)
     elif point in ("manifest.json", "CURRENT"):
-        real_write = getattr(b, "write_json_atomic")  # noqa: B009 - patched below
+        real_write = getattr(publish, "write_json_atomic")  # noqa: B009 - patched below
 
         def write(path: Path, text: str) -> None:
             if path.name == point:
                 raise enospc()
             real_write(path, text)
 
-        monkeypatch.setattr(b, "write_json_atomic", write)
+        monkeypatch.setattr(publish, "write_json_atomic", write)  # CURRENT
+        monkeypatch.setattr(manifest, "write_json_atomic", write)  # manifest.json
     elif point == "staging":
         def copyfile(*_: object, **__: object) -> None:
             raise enospc()
@@ -292,7 +295,7 @@ def _full_disk(point: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_disk_full_during_build_keeps_the_previous_index(
         grown: tuple[Path, Path, Any], point: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from assistant.errors import IndexWriteError
-    from assistant.store import IndexLayout
+    from assistant.index.layout import IndexLayout
 
     corpus, index, before = grown
     live = IndexLayout(index).current_generation()
@@ -307,7 +310,7 @@ def test_disk_full_during_build_keeps_the_previous_index(
     assert IndexLayout(index).current_generation() == live
     after = ask(index, BRIEFING_QUESTION)  # still usable, still the same answer
     assert after.answer == before.answer
-    from assistant.store import open_index
+    from assistant.index.store import open_index
 
     idx = open_index(index)
     assert "ferry.txt" not in idx.manifest.documents  # nothing of the failed build shows
@@ -320,9 +323,9 @@ def test_disk_full_during_build_keeps_the_previous_index(
 
 def test_disk_full_message_through_the_cli(grown: tuple[Path, Path, Any]) -> None:
     corpus, index, _ = grown
-    boot = ("import assistant.build as b, sqlite3\n"
+    boot = ("import assistant.build.embedding as b, sqlite3\n"
             "def full(*a, **k):\n    raise sqlite3.OperationalError('database or disk is full')\n"
-            "b._embed_and_store = full")
+            "b.embed_and_store = full")
     proc = cli("index", "--corpus", corpus, "--index", index, cwd=index.parent, boot=boot)
     assert_user_error(proc, 6, "database or disk is full", "the previous index is intact",
                       "free some space", "assistant index")

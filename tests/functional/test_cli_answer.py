@@ -10,7 +10,7 @@ from pathlib import Path
 
 from assistant.models import Answer, BatchErrorRecord, EvalReport
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

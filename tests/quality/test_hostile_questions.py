@@ -38,7 +38,7 @@ def _ask_json(index: Path, question: str) -> Any:
 
 @pytest.fixture(scope="module")
 def briefing_text(briefing_index: Path) -> str:
-    from assistant.store import open_index
+    from assistant.index.store import open_index
 
     idx = open_index(briefing_index)
     try:

@@ -1,0 +1,302 @@
+"""Embedding: chunks in batches into the staging database, with the progress in chunks."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assistant import ingest
+from assistant import text as tx
+from assistant.build.plan import Plan, remembered_skip
+from assistant.build.staging import chunk_count_of, drop_if_held, record
+from assistant.chunk import chunk_document
+from assistant.embed import Embedder, Encoder, OnnxEncoder, Tokenizer
+from assistant.errors import ModelError
+from assistant.index.layout import IndexLayout, remove_tree
+from assistant.index.meta import next_id, sections_json, vector_blob
+from assistant.model_export import ModelFiles, ensure_onnx, onnx_path, onnx_sha256, shared_cache_dir
+from assistant.models import (
+    BuildSummary,
+    Chunk,
+    DocumentRecord,
+    SkippedFile,
+    SkippedRecord,
+    SourceDocument,
+)
+from assistant.settings import Settings
+
+Progress = Callable[[str, int, int], None]
+"""progress(stage, done, total): stage is "scan", "export", "embed", "vectors" or "publish"."""
+
+EncoderFactory = Callable[[Path, int], Encoder]
+"""Makes the transformer from the exported ONNX file and a thread count: ``OnnxEncoder``,
+or a stand-in passed to ``build_index`` (tests/helpers/fast_encoder.py)."""
+
+BATCH_CHUNKS = 64
+"""Chunks embedded and committed together: an interrupted build resumes from the last
+commit, so this is the most a Ctrl+C can lose (about a second of work here); larger batches
+were not faster (the embedder batches by a token budget of its own)."""
+CHARS_PER_CHUNK = 900
+"""A first guess of a document's chunks from its size, for the progress bar's total until
+the first document is chunked."""
+
+
+class ChunkProgress:
+    """The embedding stage's progress in chunks, not documents: one 500-page PDF is most of
+    the work. The total is estimated from the files' sizes and the chunks per byte seen so
+    far, exact once every document is chunked."""
+
+    def __init__(self, report: Progress, files: list[ingest.CorpusFile]) -> None:
+        self.report = report
+        self.total_bytes = sum(max(f.size, 1) for f in files)
+        self.bytes_seen = 0
+        self.chunks_seen = 0
+        self.done = 0
+        self.current = (0.0, 0)
+        """The document being chunked: the share of its bytes and the chunks seen so far."""
+
+    def document(self, f: ingest.CorpusFile, chunks: int) -> None:
+        """A document was chunked (or reused, or skipped: 0)."""
+        self.bytes_seen += max(f.size, 1)
+        self.chunks_seen += chunks
+        self.current = (0.0, 0)
+
+    def within(self, f: ingest.CorpusFile, share: float, chunks: int) -> None:
+        """``share`` of a long document chunked so far, into ``chunks``."""
+        self.current = (share * max(f.size, 1), chunks)
+
+    def embedded(self, chunks: int) -> None:
+        self.done += chunks
+        self.show()
+
+    def show(self) -> None:
+        seen_bytes = self.bytes_seen + self.current[0]
+        seen_chunks = self.chunks_seen + self.current[1]
+        if seen_chunks:
+            rest = (self.total_bytes - seen_bytes) * seen_chunks / seen_bytes
+        else:
+            rest = (self.total_bytes - seen_bytes) / CHARS_PER_CHUNK
+        # below 100% until finish(): the estimate never claims the end early
+        self.report("embed", self.done, max(self.done + 1, seen_chunks + round(rest)))
+
+    def finish(self) -> None:
+        self.report("embed", self.done, self.done)
+
+
+def load_model(layout: IndexLayout, model: ModelFiles, settings: Settings,
+               on_export: Callable[[], None] | None = None,
+               encoder: EncoderFactory = OnnxEncoder) -> tuple[Path, Tokenizer, Encoder, str]:
+    """The index's export of the model, loaded. A damaged export is replaced from the shared
+    cache, and if that is damaged too, exported again: `assistant index --full` repairs it."""
+    for attempt in range(3):
+        onnx_file = ensure_onnx(layout.models_dir, model, settings.embed_threads, on_export)
+        try:
+            digest = onnx_sha256(onnx_file)
+            return (onnx_file, Tokenizer(onnx_file.parent / "tokenizer.json"),
+                    encoder(onnx_file, 1), digest)  # one thread per worker (Embedder)
+        except (ModelError, OSError, ValueError, KeyError):
+            if attempt == 2:
+                raise
+            remove_tree(onnx_file.parent)
+            if attempt == 1:
+                remove_tree(onnx_path(shared_cache_dir() / "models", model).parent)
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class Piece:
+    """Consecutive chunks of one document in an embedding batch: the document's first piece
+    inserts its row (incomplete until its last piece is committed)."""
+
+    doc: SourceDocument
+    file: ingest.CorpusFile
+    chunks: list[Chunk] = field(default_factory=list)
+    first: bool = True
+    last: bool = False
+    total: int = 0
+    """The document's chunk count, known on its last piece."""
+
+
+def embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
+                     pending: list[Piece], sentence_vectors: str = "standalone") -> int:
+    """Embed some chunks and commit them; a document is marked complete with its last piece."""
+    all_chunks = [c for p in pending for c in p.chunks]
+    texts = [c.embed_prefix + c.text for c in all_chunks]
+    spans = [[(len(c.embed_prefix) + s.start - c.start, len(c.embed_prefix) + s.end - c.start)
+              for s in c.sentences[c.first_owned:]] for c in all_chunks]
+    if sentence_vectors == "late":
+        chunk_vecs, sentence_vecs = embedder.embed_with_spans(texts, spans)
+    else:
+        chunk_vecs = embedder.embed(texts)
+        owned = [[c.text[s.start - c.start:s.end - c.start] for s in c.sentences[c.first_owned:]]
+                 for c in all_chunks]
+        # a link's characters say nothing a question could ask about; embed the prose only
+        flat = embedder.embed([tx.without_links(t) for group in owned for t in group])
+        sentence_vecs, k = [], 0
+        for group in owned:
+            sentence_vecs.append(flat[k:k + len(group)])
+            k += len(group)
+    next_chunk = next_id(conn, "chunks")
+    next_sentence = next_id(conn, "sentences")
+    chunk_rows, sentence_rows, fts_rows = [], [], []
+    k = 0
+    for p in pending:
+        doc = p.doc
+        context = ""
+        for c in p.chunks:
+            cid = next_chunk
+            next_chunk += 1
+            chunk_rows.append((cid, c.doc_id, c.ordinal, c.section, c.start, c.end, c.first_owned,
+                               vector_blob(chunk_vecs[k])))
+            context = f"{doc.title}\n{c.section}"
+            for s, vec in zip(c.sentences[c.first_owned:], sentence_vecs[k], strict=True):
+                sentence_rows.append((next_sentence, cid, c.doc_id, s.start, s.end,
+                                      vector_blob(vec)))
+                fts_rows.append((next_sentence, doc.text[s.start:s.end], context))
+                next_sentence += 1
+            k += 1
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO documents(doc_id, title, format, content_hash, size, mtime_ns, text, sections,"
+        " chunk_count, complete) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        [(p.doc.doc_id, p.doc.title, p.doc.format, p.doc.content_hash, p.file.size,
+          p.file.mtime_ns, p.doc.text, sections_json(p.doc.sections), p.total, int(p.last))
+         for p in pending if p.first])
+    conn.executemany("UPDATE documents SET chunk_count=?, complete=1 WHERE doc_id=?",
+                     [(p.total, p.doc.doc_id) for p in pending if p.last and not p.first])
+    conn.executemany("INSERT INTO chunks(id, doc_id, ordinal, section, start, end, first_owned, "
+                     "vector) VALUES (?,?,?,?,?,?,?,?)", chunk_rows)
+    conn.executemany("INSERT INTO sentences(id, chunk_id, doc_id, start, end, vector) "
+                     "VALUES (?,?,?,?,?,?)", sentence_rows)
+    conn.executemany("INSERT INTO sentence_fts(rowid, body, context) VALUES (?,?,?)", fts_rows)
+    add_term_vectors(conn, embedder, {t for _, body, ctx in fts_rows
+                                       for t in tx.content_terms(f"{body} {ctx}")})
+    conn.execute("COMMIT")
+    return len(all_chunks)
+
+
+def add_term_vectors(conn: sqlite3.Connection, embedder: Embedder, words: set[str]) -> None:
+    """Embed the words the index has not seen yet (single words are a few word pieces, so
+    this costs little); the answer stage uses them to match "money" with "revenue"."""
+    words = {w for w in words if not w.isdigit()}
+    if not words:
+        return
+    todo = sorted(words)
+    known: set[str] = set()
+    for i in range(0, len(todo), 500):
+        part = todo[i:i + 500]
+        marks = ",".join("?" * len(part))
+        known.update(str(r[0]) for r in conn.execute(
+            f"SELECT term FROM term_vectors WHERE term IN ({marks})", part))
+    new = [w for w in todo if w not in known]
+    if not new:
+        return
+    vecs = embedder.embed(new)
+    conn.executemany("INSERT INTO term_vectors(term, vector) VALUES (?, ?)",
+                     [(w, vector_blob(v)) for w, v in zip(new, vecs, strict=True)])
+
+
+
+
+def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tokenizer,
+                    settings: Settings, plan: Plan, prev_docs: dict[str, DocumentRecord],
+                    held: dict[str, tuple[str, int]], summary: BuildSummary, report: Progress
+                    ) -> tuple[dict[str, DocumentRecord], dict[str, SkippedRecord]]:
+    """Read, chunk, embed and commit every document the plan indexes, reusing what a killed
+    build committed; returns the records of the documents now held and of those skipped."""
+    records: dict[str, DocumentRecord] = {r.doc_id: r for r in plan.unchanged}
+    not_indexed: dict[str, SkippedRecord] = dict(plan.still_skipped)
+    pending: list[Piece] = []
+    pending_chunks = 0
+    bar = ChunkProgress(report, plan.to_index)
+    for f in plan.to_index:
+        bar.show()
+        try:
+            raw = ingest.read_raw(f)
+            digest = ingest.content_hash(raw)
+            after = f.path.stat()
+        except (ingest.UnreadableDocument, OSError) as exc:
+            summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
+            if isinstance(exc, ingest.UnreadableDocument):
+                not_indexed.update(remembered_skip(f, str(exc)))
+            drop_if_held(conn, f.doc_id, held)
+            bar.document(f, 0)
+            continue
+        mtime = f.mtime_ns
+        if after.st_mtime_ns != f.mtime_ns or after.st_size != f.size:
+            summary.warnings.append(f"{f.doc_id} changed while it was being indexed; the "
+                                    "version read is indexed, the next build takes the rest")
+            mtime = 0  # forces a re-read next time
+        prev = prev_docs.get(f.doc_id)
+        if prev is not None and prev.content_hash == digest and held.get(f.doc_id) == (
+                digest, 1):
+            records[f.doc_id] = prev.model_copy(update={"size": f.size, "mtime_ns": mtime})
+            summary.unchanged += 1
+            bar.document(f, prev.chunks)
+            bar.embedded(prev.chunks)
+            continue
+        if f.doc_id in held and held[f.doc_id] == (digest, 1):
+            count = chunk_count_of(conn, f.doc_id)
+            records[f.doc_id] = record(f, digest, mtime, count, conn)
+            summary.chunks_reused += int(count)
+            classify(summary, plan.known, f.doc_id, digest)
+            bar.document(f, int(count))
+            bar.embedded(int(count))
+            continue
+        drop_if_held(conn, f.doc_id, held)
+        try:
+            doc = ingest.extract(f, raw)
+        except ingest.UnreadableDocument as exc:
+            summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
+            not_indexed.update(remembered_skip(f, str(exc)))
+            bar.document(f, 0)
+            continue
+        summary.warnings.extend(f"{f.doc_id}: {w}" for w in doc.warnings)
+        # Chunks are embedded and committed in batches as they come, even inside one
+        # document, so a 50 MB file never holds all its chunks and vectors in memory.
+        piece = Piece(doc, f)
+        done = 0
+        for chunk in chunk_document(doc, tokenizer.count, tokenizer.split_points,
+                                    settings.chunk_max_tokens,
+                                    settings.chunk_overlap_sentences):
+            piece.chunks.append(chunk)
+            pending_chunks += 1
+            if pending_chunks >= BATCH_CHUNKS:
+                stored = embed_and_store(conn, embedder, [*pending, piece],
+                                          settings.sentence_vectors)
+                summary.chunks_embedded += stored
+                done += len(piece.chunks)
+                pending, pending_chunks = [], 0
+                piece = Piece(doc, f, first=False)
+                bar.within(f, chunk.end / max(len(doc.text), 1), done)
+                bar.embedded(stored)
+        piece.last, piece.total = True, done + len(piece.chunks)
+        pending.append(piece)
+        bar.document(f, piece.total)
+        records[f.doc_id] = DocumentRecord(doc_id=f.doc_id, title=doc.title, format=doc.format,
+                                           content_hash=digest, size=f.size, mtime_ns=mtime,
+                                           chunks=piece.total)
+        classify(summary, plan.known, f.doc_id, digest)
+    if pending:
+        stored = embed_and_store(conn, embedder, pending, settings.sentence_vectors)
+        summary.chunks_embedded += stored
+        bar.embedded(stored)
+    bar.finish()
+    return records, not_indexed
+
+
+def classify(summary: BuildSummary, known: dict[str, DocumentRecord], doc_id: str,
+              digest: str) -> None:
+    """Count a document indexed in this build as added, changed, or (its content the same,
+    re-embedded by a full rebuild) unchanged."""
+    old = known.get(doc_id)
+    if old is None:
+        summary.added.append(doc_id)
+    elif old.content_hash == digest:
+        summary.unchanged += 1
+    else:
+        summary.changed.append(doc_id)
+
+

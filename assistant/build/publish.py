@@ -1,0 +1,57 @@
+"""Publishing: fill the vector store from the staging database, then make the staging
+folder the live generation in one rename."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from assistant.build.staging import PLAN
+from assistant.index.layout import (
+    IndexLayout,
+    fsync_dir,
+    generation_name,
+    remove_tree,
+    write_json_atomic,
+)
+from assistant.index.manifest import write_manifest
+from assistant.index.meta import ChunkVectors
+from assistant.index.vectors import VectorTarget, backend
+from assistant.models import IndexManifest, VectorIndexInfo
+from assistant.settings import Settings
+
+
+def update_vectors(settings: Settings, layout: IndexLayout, conn: sqlite3.Connection,
+                   base: IndexManifest | None, dimension: int) -> VectorIndexInfo:
+    """Write the staging generation's vector store through its adapter."""
+    target = VectorTarget(dimension=dimension, ann_threshold=settings.ann_threshold,
+                          qdrant_url=settings.qdrant_url if settings.store == "qdrant" else None)
+    return backend(settings.store).update(layout, ChunkVectors(conn), base, target)
+
+
+def publish(layout: IndexLayout, manifest: IndexManifest) -> None:
+    """Name the staging folder a generation and point CURRENT at it; keep two generations."""
+    staging = layout.staging
+    (staging / PLAN).unlink(missing_ok=True)
+    write_manifest(staging, manifest)
+    for p in staging.iterdir():
+        if p.is_file():
+            with open(p, "rb+") as fh:
+                os.fsync(fh.fileno())
+    fsync_dir(staging)
+    name = generation_name(manifest.generation)
+    target = layout.root / name
+    if target.exists():
+        remove_tree(target)
+    staging.rename(target)
+    fsync_dir(layout.root)
+    write_json_atomic(layout.current_file, name + "\n")
+    keep = {name}
+    gens = [p for p in layout.generations() if p.name != name]
+    if gens:
+        keep.add(gens[-1].name)
+    for p in layout.generations():
+        if p.name not in keep:
+            remove_tree(p)
+
+

@@ -1,0 +1,11 @@
+"""The index: the only package that knows the on-disk layout and the database schema.
+
+* ``layout``   the folder (generations, CURRENT, staging, models, lock) and atomic files
+* ``manifest`` reading and writing a generation's manifest
+* ``meta``     the SQLite schema and every query-time SQL statement (``MetaReader``)
+* ``store``    opening a published generation, checked against its manifest (``open_index``)
+* ``vectors``  the vector store protocol and the registry of adapters (``faiss``, ``qdrant``)
+
+The build (``assistant.build``) writes generations; everything else reads them through
+``open_index`` and ``MetaReader``. Nothing here imports the answer stages or the settings.
+"""

@@ -1,0 +1,101 @@
+"""Opening a published generation for reading: manifest, database, vectors, model files.
+
+Every part is checked against the manifest before a reader gets it, so a damaged or
+half-copied index is reported with its fix (``IndexCorruptError``) at open, not as a
+wrong answer later. The vector store is opened through the registry by the name the
+manifest records (``assistant.index.vectors.backend``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from assistant.errors import IndexCorruptError, IndexMissingError
+from assistant.index.layout import META_DB, IndexLayout
+from assistant.index.manifest import read_manifest
+from assistant.index.meta import MetaReader, connect_read
+from assistant.index.vectors import VectorSearch, backend
+from assistant.models import IndexManifest, Section
+
+
+@dataclass
+class OpenIndex:
+    """A published generation opened for reading."""
+
+    layout: IndexLayout
+    generation_dir: Path
+    manifest: IndexManifest
+    meta: MetaReader
+    vectors: VectorSearch
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The database connection, for tests and diagnostics: code reads through ``meta``."""
+        return self.meta.conn
+
+    @property
+    def onnx_file(self) -> Path:
+        return self.layout.root / self.manifest.model.onnx_file
+
+    def document_text(self, doc_id: str) -> str:
+        return self.meta.document_text(doc_id)
+
+    def document_sections(self, doc_id: str) -> list[Section]:
+        return self.meta.document_sections(doc_id)
+
+    def reader(self) -> MetaReader:
+        """A second, independent reader of the same database (the generation never changes):
+        for a thread that must not wait on the one answering."""
+        path = self.generation_dir / META_DB
+        return MetaReader(connect_read(path), path)
+
+    def close(self) -> None:
+        self.meta.close()
+        self.vectors.close()  # Qdrant's local mode holds a lock
+
+
+def open_index(index_dir: Path) -> OpenIndex:
+    """Open the live generation, checking that its parts exist and agree with the manifest."""
+    layout = IndexLayout(index_dir)
+    if not index_dir.is_dir():
+        raise IndexMissingError(f"no index in {index_dir}; run `assistant index` to build it")
+    for _ in range(3):
+        gen = layout.require_current()
+        try:
+            return _open_generation(layout, gen)
+        except IndexCorruptError:
+            # A build published twice between reading CURRENT and opening the files, and
+            # removed this generation: open the new one instead of reporting damage.
+            if layout.current_generation() == gen:
+                raise
+    return _open_generation(layout, layout.require_current())
+
+
+def _open_generation(layout: IndexLayout, gen: Path) -> OpenIndex:
+    manifest = read_manifest(gen)
+    path = gen / META_DB
+    meta = MetaReader(connect_read(path), path)
+    try:
+        return _check_generation(layout, gen, manifest, meta)
+    except BaseException:
+        meta.close()
+        raise
+
+
+def _check_generation(layout: IndexLayout, gen: Path, manifest: IndexManifest,
+                      meta: MetaReader) -> OpenIndex:
+    meta.check(manifest.chunk_count)
+    onnx = layout.root / manifest.model.onnx_file
+    for part in (onnx, onnx.parent / "tokenizer.json"):
+        if not part.is_file():
+            raise IndexCorruptError(f"the exported model file {part} is missing; "
+                                    "run `assistant index --full`")
+    vectors = backend(manifest.vectors.store).open(layout, manifest.vectors, gen)
+    if vectors.count != manifest.chunk_count:
+        vectors.close()
+        raise IndexCorruptError(f"the vector index holds {vectors.count} vectors, the manifest "
+                                f"says {manifest.chunk_count}; run `assistant index --full`")
+    return OpenIndex(layout=layout, generation_dir=gen, manifest=manifest, meta=meta,
+                     vectors=vectors)

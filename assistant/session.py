@@ -1,0 +1,183 @@
+"""A session: one open index generation, answering and reading documents, for the CLI and the chat.
+
+``Session.open`` is the one place where what can go wrong opening an index or its model is
+turned into what the user reads (a damaged copy of the model is a damaged index, with its
+fix). ``load`` and ``rebuild`` bring an index up to date and open it, never raising: every
+failure comes back inside an ``IndexOutcome``, which is what a chat worker thread needs.
+
+The answer stages answer one question at a time (``ask`` holds a lock); document reads go
+through a reader of their own, so opening a source while an answer is being worked out
+never waits for it. Nothing here imports ``textual``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from assistant.build import Progress, build_index, documents_changed, index_status
+from assistant.errors import (
+    AssistantError,
+    IndexCorruptError,
+    IndexMissingError,
+    ModelError,
+    UnexpectedError,
+)
+from assistant.index.meta import MetaReader
+from assistant.index.store import OpenIndex, open_index
+from assistant.models import BuildSummary, IndexManifest, IndexStatus, Section
+from assistant.qa.conversation import Conversation
+from assistant.qa.pipeline import Answerer, Reply
+from assistant.settings import Settings
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    doc_id: str
+    title: str
+    text: str
+    sections: list[Section]
+
+
+class Session:
+    """One open index generation, its Answerer, and a document reader of its own."""
+
+    def __init__(self, index: OpenIndex, answerer: Answerer) -> None:
+        self.index = index
+        self.answerer = answerer
+        self._answer_lock = threading.Lock()
+        self._reader: MetaReader | None = None
+        self._reader_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings) -> Session:
+        index = open_index(settings.index_dir)
+        try:
+            return cls(index, Answerer(index, settings))
+        except ModelError as exc:  # the index's own copy of the model is damaged
+            index.close()
+            raise IndexCorruptError(f"the index's copy of the model cannot be loaded "
+                                    f"({exc.message.split(';')[0]}); run "
+                                    "`assistant index --full` to restore it") from exc
+        except BaseException:
+            index.close()
+            raise
+
+    @property
+    def manifest(self) -> IndexManifest:
+        return self.index.manifest
+
+    @property
+    def generation(self) -> int:
+        return self.index.manifest.generation
+
+    def ask(self, question: str, conversation: Conversation | None = None,
+            top_k: int | None = None) -> Reply:
+        """Answer one question (in a conversation, which is returned with this turn added)."""
+        with self._answer_lock:
+            return self.answerer.ask(question, conversation, top_k=top_k)
+
+    def document(self, doc_id: str) -> DocumentView:
+        """A document's text and sections; never waits for an answer in progress."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = self.index.reader()
+            text = self._reader.document_text(doc_id)
+            sections = self._reader.document_sections(doc_id)
+        record = self.index.manifest.documents.get(doc_id)
+        return DocumentView(doc_id=doc_id, title=record.title if record else doc_id,
+                            text=text, sections=sections)
+
+    def stale_documents(self) -> list[str]:
+        """Documents of the corpus this index was built from that changed since (stat only)."""
+        return documents_changed(self.index.manifest)
+
+    def close(self) -> None:
+        with self._answer_lock, self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+            self.index.close()
+
+
+@dataclass
+class IndexOutcome:
+    """What loading or rebuilding ended with: a session to answer from, or the error that
+    leaves the caller without one (``also``: a second problem behind the first)."""
+
+    session: Session | None = None
+    status: IndexStatus | None = None
+    summary: BuildSummary | None = None
+    error: AssistantError | None = None
+    also: AssistantError | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_status(settings: Settings) -> tuple[IndexStatus | None, AssistantError | None]:
+    try:
+        return index_status(settings), None
+    except AssistantError as exc:
+        return None, exc
+    except Exception as exc:
+        return None, UnexpectedError.wrap(exc)
+
+
+def _build(settings: Settings, progress: Progress, full: bool
+           ) -> tuple[BuildSummary | None, AssistantError | None]:
+    try:
+        return build_index(settings, full=full, progress=progress), None
+    except AssistantError as exc:
+        return None, exc
+    except Exception as exc:
+        return None, UnexpectedError.wrap(exc)
+
+
+def _open(settings: Settings) -> tuple[Session | None, AssistantError | None]:
+    try:
+        return Session.open(settings), None
+    except AssistantError as exc:
+        return None, exc
+    except Exception as exc:
+        return None, UnexpectedError.wrap(exc)
+
+
+def _summary_warnings(summary: BuildSummary | None) -> list[str]:
+    if summary is None:
+        return []
+    return ([f"skipped {s.path}: {s.reason}" for s in summary.skipped]
+            + list(summary.warnings))
+
+
+def load(settings: Settings, progress: Progress) -> IndexOutcome:
+    """Start-up: bring a missing or stale index up to date, then open it. When the build
+    fails but an older index opens, answer from that one and say so."""
+    status, status_error = read_status(settings)
+    summary = build_error = None
+    if status_error is not None or status is None or not status.exists or status.stale:
+        summary, build_error = _build(settings, progress, full=False)
+    session, open_error = _open(settings)
+    status_after, _ = read_status(settings)
+    outcome = IndexOutcome(session=session, status=status_after or status, summary=summary,
+                           warnings=_summary_warnings(summary))
+    if session is None:
+        outcome.error = build_error or open_error
+        if build_error is not None and not isinstance(open_error, IndexMissingError):
+            outcome.also = open_error  # a damaged index behind a failed build: say both
+    elif build_error is not None:
+        outcome.warnings.insert(0, f"the index could not be brought up to date "
+                                   f"({build_error.message}); answering from the existing "
+                                   f"index, built before the change")
+    return outcome
+
+
+def rebuild(settings: Settings, progress: Progress, full: bool = False) -> IndexOutcome:
+    """Update (or, ``full``, remake) the index and open the new generation; the caller keeps
+    answering from its current session until this returns, and keeps it on failure."""
+    summary, build_error = _build(settings, progress, full=full)
+    if build_error is not None:
+        status, _ = read_status(settings)
+        return IndexOutcome(status=status, error=build_error)
+    session, open_error = _open(settings)
+    status, _ = read_status(settings)
+    return IndexOutcome(session=session, status=status, summary=summary, error=open_error,
+                        warnings=_summary_warnings(summary))

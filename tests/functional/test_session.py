@@ -1,0 +1,98 @@
+"""The session both faces share: document reads that never wait on an answer in progress,
+the one translation of a damaged model copy, and the abstention's wording."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from assistant.build import build_index
+from assistant.errors import IndexCorruptError
+from assistant.index.store import open_index
+from assistant.qa.analysis import QuestionAnalysis
+from assistant.qa.candidates import Candidate
+from assistant.qa.pipeline import Answerer, not_covered_message
+from assistant.session import Session
+from assistant.settings import Settings
+
+HARBOUR = ("Harbour report\n\nThe new quay opened in March. Cargo volume rose by a tenth over "
+           "the year. The harbour master retired in June.\n")
+
+
+class SlowScorer:
+    """The shipped scorer, after a pause: an answer that takes a while to work out."""
+
+    def __init__(self, inner: Any, started: threading.Event, seconds: float) -> None:
+        self.inner, self.started, self.seconds = inner, started, seconds
+
+    def score(self, analysis: QuestionAnalysis, candidates: list[Candidate]
+              ) -> npt.NDArray[np.float64]:
+        self.started.set()
+        time.sleep(self.seconds)
+        out: npt.NDArray[np.float64] = self.inner.score(analysis, candidates)
+        return out
+
+
+def test_a_document_opens_while_an_answer_is_being_worked_out(briefing_index: Path) -> None:
+    """Opening a source during an answer used to wait for the answer's lock (the chat froze
+    until the answer came); the session reads documents through a reader of its own."""
+    settings = Settings(index_dir=briefing_index)
+    index = open_index(briefing_index)
+    shipped = Answerer(index, settings)
+    started = threading.Event()
+    session = Session(index, Answerer(index, settings,
+                                      scorer=SlowScorer(shipped.scorer, started, 3.0)))
+    try:
+        asker = threading.Thread(target=session.ask, args=("What does the US get?",))
+        asker.start()
+        assert started.wait(30)
+        t0 = time.perf_counter()
+        view = session.document("nvidia-h200-china.txt")
+        waited = time.perf_counter() - t0
+        assert asker.is_alive(), "the answer finished first: the test proves nothing"
+        asker.join()
+    finally:
+        session.close()
+    assert "H200" in view.text and view.title
+    assert waited < 1.0, f"the document read waited {waited:.1f} s for the answer"
+
+
+def test_a_damaged_model_copy_is_a_damaged_index_with_its_fix(tmp_path: Path,
+                                                             workspace: tuple[Path, Path]
+                                                             ) -> None:
+    corpus, index = workspace
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+    onnx = open_index(index)
+    onnx_file = onnx.onnx_file
+    onnx.close()
+    # replaced, not overwritten in place: the file is a hard link of the machine's shared
+    # export, which the other indexes of this test run use too
+    onnx_file.unlink()
+    onnx_file.write_bytes(b"not a model")
+    with pytest.raises(IndexCorruptError) as caught:
+        Session.open(Settings(index_dir=index))
+    assert "assistant index --full" in caught.value.message
+
+
+def test_a_one_document_corpus_is_not_called_a_briefing(tmp_path: Path) -> None:
+    """The abstention named any one-document corpus "the briefing"; it names the corpus only
+    as configured (``corpus_name``), else by what it is."""
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    (corpus / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+    session = Session.open(Settings(index_dir=index, corpus_name=None))
+    try:
+        a = session.ask("What's the weather in Paris tomorrow?").answer
+    finally:
+        session.close()
+    assert a.abstained
+    assert a.message == "The document does not cover this."
+    assert not_covered_message("briefing", 1) == "The briefing does not cover this."
+    assert not_covered_message(None, 3) == "The indexed documents do not cover this."
