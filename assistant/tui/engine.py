@@ -79,9 +79,10 @@ class Engine:
     def generation(self) -> int:
         return self.index.manifest.generation
 
-    def ask(self, question: str, conversation: Conversation) -> Reply:
+    def ask(self, question: str, conversation: Conversation,
+            documents: frozenset[str] | None = None) -> Reply:
         with self._lock:
-            reply = self.answerer.ask(question, conversation)
+            reply = self.answerer.ask(question, conversation, documents=documents)
             answer = reply.answer
             passage = None
             if answer.answer is not None:
@@ -195,10 +196,12 @@ def rebuild(settings: Settings, progress: Progress, full: bool = False) -> Index
                         warnings=_summary_warnings(summary))
 
 
-def ask(engine: Engine, question: str, conversation: Conversation) -> Reply | AssistantError:
-    """One question, never raising: an unusable question or a bug comes back as an error."""
+def ask(engine: Engine, question: str, conversation: Conversation,
+        documents: frozenset[str] | None = None) -> Reply | AssistantError:
+    """One question, never raising: an unusable question or a bug comes back as an error.
+    ``documents`` (doc ids): answer from those documents only."""
     try:
-        return engine.ask(question, conversation)
+        return engine.ask(question, conversation, documents)
     except AssistantError as exc:
         return exc
     except Exception as exc:
