@@ -264,3 +264,34 @@ def test_outside_command_and_the_line_in_the_file(tmp_path: Path) -> None:
     text = "First part.\nThe quoted words are here.\n"  # the extracted text: other lines
     assert line_in_file(f, text, text.index("The"), "The quoted words are here.") == 4
     assert line_in_file(f, text, text.index("The"), "Not in the file at all") == 2
+
+
+# ---- the new keys are listed -----------------------------------------------------------------
+
+
+def test_the_new_keys_are_in_the_help_and_the_palette(
+        briefing: Callable[[], BriefingApp]) -> None:
+    from assistant.tui.screens.help import KEYS
+
+    keys = {key: what for _, rows in KEYS for key, what in rows}
+    assert "saved conversations" in keys["Ctrl+L"]
+    assert "search the conversation" in keys["Ctrl+F"]
+    assert "ask only" in keys["o on a document"]
+    assert "$EDITOR" in keys["e"]
+    assert "clipboard.txt" in keys["Ctrl+Y"]
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            assert {"Saved conversations", "Search the conversation",
+                    "Open source in $EDITOR", f"Ask only {BRIEFING_DOC}"} <= set(commands)
+            commands[f"Ask only {BRIEFING_DOC}"].callback()
+            await pilot.pause()
+            assert app.only_document == BRIEFING_DOC
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            commands["Ask every document"].callback()
+            assert app.only_document is None
+
+    run(go)

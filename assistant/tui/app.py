@@ -37,7 +37,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -55,14 +55,6 @@ from assistant.errors import AssistantError
 from assistant.qa.conversation import Conversation
 from assistant.render import count
 from assistant.settings import Settings
-from assistant.tui.clipboard import Which
-from assistant.tui.conversations import (
-    ConversationStore,
-    SavedConversation,
-    SavedTurn,
-    default_conversations_dir,
-    now,
-)
 from assistant.tui.history import InputHistory, default_history_path
 from assistant.tui.messages import BuildProgress, RestrictionRequested, SourceRequested
 from assistant.tui.passage import answer_clip, citation_clip
@@ -85,6 +77,8 @@ from assistant.tui.widgets.status_line import STAGES, StatusLine
 
 if TYPE_CHECKING:
     from assistant.models import Answer
+    from assistant.tui.clipboard import Which
+    from assistant.tui.conversations import ConversationStore, SavedConversation, SavedTurn
     from assistant.tui.engine import Engine, IndexOutcome, Reply
 
 NARROW_BELOW = 100
@@ -160,10 +154,11 @@ class BriefingApp(App[None]):
         super().__init__()
         self.settings = settings
         self.history = history
-        self.store = ConversationStore(conversations_dir)
+        self.conversations_dir = conversations_dir
+        self._store: ConversationStore | None = None
         self.turns: list[SavedTurn] = []
         """The answered turns of this conversation, as saved."""
-        self.started = now()
+        self.started = datetime.now(UTC)
         self.only_document: str | None = None
         """The document questions are asked of alone (``o`` on the document list)."""
         self.which: Which = shutil.which
@@ -219,6 +214,16 @@ class BriefingApp(App[None]):
         self.preferences.side_panel = not self.query_one(SidePanel).has_class("-hidden")
         if self.preferences_file is not None:
             self.preferences.save(self.preferences_file)
+
+    @property
+    def store(self) -> ConversationStore:
+        """The saved conversations (opened at the first answer: its pydantic models cost
+        ~20 ms of import the first frame need not wait for)."""
+        if self._store is None:
+            from assistant.tui.conversations import ConversationStore
+
+            self._store = ConversationStore(self.conversations_dir)
+        return self._store
 
     @property
     def conversation_view(self) -> ConversationView:
@@ -423,6 +428,8 @@ class BriefingApp(App[None]):
             if answer.resolved_question:
                 pending.question_card.understood_as(answer.resolved_question)
             card = AnswerCard(answer, result.passage, result.places)
+            from assistant.tui.conversations import SavedTurn
+
             self.answers.append(answer)
             self.turns.append(SavedTurn(answer=answer, passage=result.passage,
                                         places=result.places))
@@ -499,7 +506,7 @@ class BriefingApp(App[None]):
         self.conversation = Conversation(id=uuid.uuid4().hex[:12])
         self.answers = []
         self.turns = []
-        self.started = now()
+        self.started = datetime.now(UTC)
         self.queue.clear()
         self._close_search()
         await self.conversation_view.reset()
@@ -511,10 +518,13 @@ class BriefingApp(App[None]):
     # ---- saved conversations -----------------------------------------------------------
 
     def _save_conversation(self) -> None:
+        from assistant.tui.conversations import SavedConversation
+
         if not self.turns:
             return
         saved = SavedConversation(id=self.conversation.id, created=self.started,
-                                  updated=now(), turns=self.turns, context=self.conversation)
+                                  updated=datetime.now(UTC), turns=self.turns,
+                                  context=self.conversation)
         if not self.store.save(saved) and self.store.problem:
             self.notify(self.store.problem, title="Conversation not saved",
                         severity="warning", markup=False)
@@ -963,7 +973,7 @@ def create_app(settings: Settings, history_file: Path | None = None) -> Briefing
     history_file = history_file or default_history_path()
     return BriefingApp(settings, InputHistory(history_file),
                        preferences_file=history_file.with_name("preferences.json"),
-                       conversations_dir=default_conversations_dir(history_file))
+                       conversations_dir=history_file.with_name("conversations"))
 
 
 def run_app(settings: Settings) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -52,14 +52,6 @@ class SavedConversation(BaseModel):
     def title(self) -> str:
         """The first question, which is how people remember a conversation."""
         return self.turns[0].answer.question if self.turns else "(no questions)"
-
-
-def default_conversations_dir(history_file: Path) -> Path:
-    return history_file.with_name("conversations")
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 class ConversationStore:
