@@ -72,10 +72,11 @@ class Session:
         return self.index.manifest.generation
 
     def ask(self, question: str, conversation: Conversation | None = None,
-            top_k: int | None = None) -> Reply:
-        """Answer one question (in a conversation, which is returned with this turn added)."""
+            top_k: int | None = None, documents: frozenset[str] | None = None) -> Reply:
+        """Answer one question (in a conversation, which is returned with this turn added);
+        ``documents`` (doc ids): from those documents only."""
         with self._answer_lock:
-            return self.answerer.ask(question, conversation, top_k=top_k)
+            return self.answerer.ask(question, conversation, top_k=top_k, documents=documents)
 
     def document(self, doc_id: str) -> DocumentView:
         """A document's text and sections; never waits for an answer in progress."""

@@ -117,19 +117,26 @@ class Answerer:
         timings["retrieve"] = _ms(t)
         return a, cands, timings
 
-    def rank(self, question: str, conversation: Conversation | None = None) -> Ranked:
-        """The question's candidates scored and ordered, with the abstainer's evidence."""
+    def rank(self, question: str, conversation: Conversation | None = None,
+             documents: frozenset[str] | None = None) -> Ranked:
+        """The question's candidates scored and ordered, with the abstainer's evidence;
+        with ``documents``, only the sentences of those documents (by doc id)."""
         a, cands, timings = self.gather(question, conversation)
+        if documents is not None:  # asked of some documents only: the rest cannot answer
+            cands = [c for c in cands if c.doc_id in documents]
         t = time.perf_counter()
         out = order(a, cands, self.scorer.score(a, cands))
         out.timings = {**timings, "rank": _ms(t)}
         return out
 
     def ask(self, question: str, conversation: Conversation | None = None,
-            qid: str | None = None, top_k: int | None = None) -> Reply:
+            qid: str | None = None, top_k: int | None = None,
+            documents: frozenset[str] | None = None) -> Reply:
+        """Answer ``question`` in ``conversation``; ``documents`` (doc ids) restricts the
+        answer and its citations to those documents."""
         t0 = time.perf_counter()
         conv = conversation or Conversation()
-        return self.reply(self.rank(question, conv), conv, qid, top_k, t0)
+        return self.reply(self.rank(question, conv, documents), conv, qid, top_k, t0)
 
     def reply(self, r: Ranked, conv: Conversation, qid: str | None = None,
               top_k: int | None = None, started: float | None = None,

@@ -7,6 +7,13 @@ Questions typed while the index loads wait in a queue. A rebuild builds and open
 new generation in a worker while the chat keeps answering from the old one, then swaps
 them. Every ``AssistantError`` becomes a card in the conversation that says what to do.
 
+Every answered turn is saved (``tui/conversations.py``) and Ctrl+L resumes a saved
+conversation; Ctrl+F searches the conversation's cards. While the chat is open the corpus
+is stat-ed every ``CORPUS_WATCH_SECONDS`` in a worker (group ``watch``): a change marks the
+side panel stale and names the key that rebuilds, never rebuilding by itself. ``o`` on a
+document in the side panel asks it alone. Copies also go to a clipboard tool, or a file,
+for terminals without OSC 52 (``tui/clipboard.py``).
+
     BriefingApp
     ├── Header
     ├── #main
@@ -14,20 +21,23 @@ them. Every ``AssistantError`` becomes a card in the conversation that says what
     │   └── #chat
     │       ├── ConversationView   QuestionCard, AnswerCard (PassageView, CitationLine…),
     │       │                      MessageCard (errors, notices)
+    │       ├── ConversationSearch Ctrl+F: find in the cards, "k of n"
     │       ├── StatusLine         what is happening, build progress
     │       └── QuestionInput      history on ↑/↓
     └── Footer
-    DocumentScreen (a source, its quote highlighted) and HelpScreen are pushed over it.
+    DocumentScreen (a source, its quote highlighted), HelpScreen, ExportScreen and
+    ConversationsScreen (the saved ones) are pushed over it.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -47,7 +57,7 @@ from assistant.render import count
 from assistant.settings import Settings
 from assistant.tui.backend import CoreBackend
 from assistant.tui.history import InputHistory, default_history_path
-from assistant.tui.messages import BuildProgress, SourceRequested
+from assistant.tui.messages import BuildProgress, RestrictionRequested, SourceRequested
 from assistant.tui.passage import answer_clip, citation_clip
 from assistant.tui.preferences import Preferences
 from assistant.tui.screens.document import DocumentScreen
@@ -61,6 +71,7 @@ from assistant.tui.widgets.conversation import (
     QuestionCard,
     likely,
 )
+from assistant.tui.widgets.conversation_search import ConversationSearch, card_matches
 from assistant.tui.widgets.question_input import QuestionInput
 from assistant.tui.widgets.side_panel import SidePanel
 from assistant.tui.widgets.status_line import STAGES, StatusLine
@@ -69,13 +80,15 @@ if TYPE_CHECKING:
     from assistant.models import Answer
     from assistant.session import IndexOutcome
     from assistant.tui.backend import ChatBackend, ChatEngine
+    from assistant.tui.clipboard import Which
+    from assistant.tui.conversations import ConversationStore, SavedConversation, SavedTurn
     from assistant.tui.engine import Reply
 
 NARROW_BELOW = 100
 """Columns under which the chat is laid out for a small terminal."""
 
 CHAT_ACTIONS = frozenset({"new_conversation", "open_source", "copy_answer", "export",
-                          "export_as",
+                          "export_as", "conversations", "search_conversation",
                           "rebuild", "toggle_panel", "scroll_chat", "toggle_why"})
 """Actions of the chat screen, disabled while a document or the help is shown."""
 
@@ -91,12 +104,16 @@ class Pending:
     question_card: QuestionCard
     card: PendingCard
     engine: ChatEngine | None = None
+    documents: frozenset[str] | None = None
+    """The documents it is asked of (None: all of them)."""
 
 
 class BriefingApp(App[None]):
     """The terminal chat over one index; build it with ``create_app``."""
 
     TITLE = "Briefing assistant"
+    CORPUS_WATCH_SECONDS = 2.0
+    """How often the corpus is stat-ed for changes while the chat is open."""
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]  # noqa: RUF012
     """Below NARROW_BELOW columns the side panel steps aside (Ctrl+B still shows it, narrower):
     at 80 columns it would take two fifths of the width the answers need."""
@@ -122,6 +139,10 @@ class BriefingApp(App[None]):
                 "path of your choice (.md or .json)", priority=True),
         Binding("ctrl+r", "rebuild", "Rebuild", tooltip="Rebuild the index", priority=True),
         Binding("ctrl+b", "toggle_panel", "Panel", priority=True),
+        Binding("ctrl+f", "search_conversation", "Search", show=False,
+                tooltip="Search the conversation"),
+        Binding("ctrl+l", "conversations", "Conversations", show=False,
+                tooltip="List the saved conversations and resume one"),
         Binding("f2", "toggle_why", "Why", tooltip="Show the scores and offsets behind "
                 "each source"),
         Binding("ctrl+t", "change_theme", "Theme", show=False),
@@ -132,11 +153,26 @@ class BriefingApp(App[None]):
 
     def __init__(self, settings: Settings, history: InputHistory,
                  preferences_file: Path | None = None,
+                 conversations_dir: Path | None = None,
                  backend: ChatBackend | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.backend: ChatBackend = backend or CoreBackend()
         self.history = history
+        self.conversations_dir = conversations_dir
+        self._store: ConversationStore | None = None
+        self.turns: list[SavedTurn] = []
+        """The answered turns of this conversation, as saved."""
+        self.started = datetime.now(UTC)
+        self.only_document: str | None = None
+        """The document questions are asked of alone (``o`` on the document list)."""
+        self.which: Which = shutil.which
+        """How clipboard tools are looked up (a seam for the tests)."""
+        self._corpus_changes: tuple[str, ...] = ()
+        self._watched_gen: int | None = None
+        """The index generation the running corpus scan compares with."""
+        self._search_hits: list[Widget] = []
+        self._search_at = -1
         self.preferences_file = preferences_file
         self.preferences = (Preferences.load(preferences_file) if preferences_file
                             else Preferences())
@@ -159,6 +195,7 @@ class BriefingApp(App[None]):
             yield SidePanel(id="side")
             with Vertical(id="chat"):
                 yield ConversationView(id="conversation")
+                yield ConversationSearch(id="search")
                 yield StatusLine()
                 yield QuestionInput(self.history, id="question",
                                     placeholder="Ask a question about the documents…  "
@@ -175,12 +212,23 @@ class BriefingApp(App[None]):
             self.notify(self.history.problem, title="History", severity="warning",
                         markup=False)
         self._start_index_job("load")
+        self.set_interval(self.CORPUS_WATCH_SECONDS, self._watch_corpus, name="corpus watch")
 
     def _remember(self) -> None:
         self.preferences.theme = self.theme
         self.preferences.side_panel = not self.query_one(SidePanel).has_class("-hidden")
         if self.preferences_file is not None:
             self.preferences.save(self.preferences_file)
+
+    @property
+    def store(self) -> ConversationStore:
+        """The saved conversations (opened at the first answer: its pydantic models cost
+        ~20 ms of import the first frame need not wait for)."""
+        if self._store is None:
+            from assistant.tui.conversations import ConversationStore
+
+            self._store = ConversationStore(self.conversations_dir)
+        return self._store
 
     @property
     def conversation_view(self) -> ConversationView:
@@ -251,6 +299,12 @@ class BriefingApp(App[None]):
         if outcome.session is not None:
             self._swap_engine(outcome.session)
             self.index_error = None
+            self._corpus_changes = ()
+            if self.only_document and self.only_document not in \
+                    outcome.session.manifest.documents:
+                self.notify(f"{self.only_document} is no longer indexed; asking every "
+                            "document again.", severity="warning", markup=False)
+                self._restrict(None)
             summary = outcome.summary
             if summary is not None and not summary.up_to_date:
                 self.notify(f"Indexed {count(summary.documents, 'document')} "
@@ -267,7 +321,8 @@ class BriefingApp(App[None]):
             docs = len(manifest.documents)
             self.sub_title = count(docs, "document")
             status.say(f"Ready — {count(docs, 'document')}, "
-                       f"{count(manifest.chunk_count, 'chunk')}. Ask a question.", "ready")
+                       f"{count(manifest.chunk_count, 'chunk')}. Ask a question."
+                       f"{self._only_note()}", "ready")
         elif outcome.error is not None:
             await self._add_card(MessageCard.error(outcome.error, str(self.settings.corpus_dir),
                                                    also=outcome.also))
@@ -326,7 +381,9 @@ class BriefingApp(App[None]):
             await welcome.remove()
         await view.mount_all([qcard, card])
         view.scroll_end(animate=False)
-        self.queue.append(Pending(self._asked, question, self.conversation.id, qcard, card))
+        only = frozenset({self.only_document}) if self.only_document else None
+        self.queue.append(Pending(self._asked, question, self.conversation.id, qcard, card,
+                                  documents=only))
         self._pump()
 
     def _pump(self) -> None:
@@ -348,7 +405,7 @@ class BriefingApp(App[None]):
         backend = self.backend
 
         def job() -> Reply | AssistantError:
-            return backend.ask(engine, pending.question, conversation)
+            return backend.ask(engine, pending.question, conversation, pending.documents)
 
         self.run_worker(job, name=f"ask-{pending.number}", group="ask", thread=True,
                         description=f"answer question {pending.number}", exit_on_error=False)
@@ -375,13 +432,21 @@ class BriefingApp(App[None]):
             if answer.resolved_question:
                 pending.question_card.understood_as(answer.resolved_question)
             card = AnswerCard(answer, result.passage, result.places)
+            from assistant.tui.conversations import SavedTurn
+
             self.answers.append(answer)
+            self.turns.append(SavedTurn(answer=answer, passage=result.passage,
+                                        places=result.places))
+            self._save_conversation()
+            only = ""
+            if pending.documents is not None:
+                only = f" · asked of {', '.join(sorted(pending.documents))} only"
             if answer.abstained:
                 self.status_line.say("Not covered by the documents · the closest passages "
-                                     "are listed", "warning")
+                                     f"are listed{only}", "warning")
             else:
                 self.status_line.say(f"Answered ({likely(answer.confidence)} likely to answer) · "
-                                     "Ctrl+O opens the source", "ready")
+                                     f"Ctrl+O opens the source{only}", "ready")
         await view.mount(card, after=pending.card)
         await pending.card.remove()
         self.call_after_refresh(view.scroll_to_widget, pending.question_card, top=True,
@@ -390,6 +455,10 @@ class BriefingApp(App[None]):
 
     async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker: Worker[Any] = event.worker
+        if worker.group == "watch":  # a failed scan is retried at the next tick, silently
+            if event.state == WorkerState.SUCCESS and self.engine is not None:
+                self._corpus_changed(cast("list[str]", worker.result), self._watched_gen)
+            return
         if event.state == WorkerState.ERROR:  # the jobs catch everything; a last resort
             from assistant.errors import UnexpectedError
 
@@ -423,7 +492,8 @@ class BriefingApp(App[None]):
         except AssistantError as exc:
             self.notify(exc.message, title=exc.title, severity="error", markup=False)
             return
-        self.push_screen(DocumentScreen(view, message.start, message.end),
+        source = Path(self.engine.manifest.corpus_dir) / message.doc_id
+        self.push_screen(DocumentScreen(view, message.start, message.end, source=source),
                          lambda _: self.action_focus_question())
 
     # ---- actions -----------------------------------------------------------------------
@@ -436,13 +506,80 @@ class BriefingApp(App[None]):
             self.push_screen(HelpScreen())
 
     async def action_new_conversation(self) -> None:
+        """A fresh conversation; the one left is already saved (Ctrl+L resumes it)."""
         self.conversation = Conversation(id=uuid.uuid4().hex[:12])
         self.answers = []
+        self.turns = []
+        self.started = datetime.now(UTC)
         self.queue.clear()
+        self._close_search()
         await self.conversation_view.reset()
         self.query_one(QuestionInput).focus()
         if self.engine is not None:
-            self.status_line.say("New conversation. Ask a question.", "ready")
+            self.status_line.say(f"New conversation. Ask a question.{self._only_note()}",
+                                 "ready")
+
+    # ---- saved conversations -----------------------------------------------------------
+
+    def _save_conversation(self) -> None:
+        from assistant.tui.conversations import SavedConversation
+
+        if not self.turns:
+            return
+        saved = SavedConversation(id=self.conversation.id, created=self.started,
+                                  updated=datetime.now(UTC), turns=self.turns,
+                                  context=self.conversation)
+        if not self.store.save(saved) and self.store.problem:
+            self.notify(self.store.problem, title="Conversation not saved",
+                        severity="warning", markup=False)
+            self.store.problem = None
+
+    def action_conversations(self) -> None:
+        """List the saved conversations; the one chosen is resumed."""
+        from assistant.tui.screens.conversations import ConversationsScreen
+
+        saved = self.store.list()
+        if self.store.problem:
+            self.notify(self.store.problem, title="Saved conversations", severity="warning",
+                        markup=False)
+            self.store.problem = None
+        by_id = {s.id: s for s in saved}
+
+        async def chosen(conversation_id: str | None) -> None:
+            if conversation_id is None or conversation_id not in by_id:
+                self.action_focus_question()
+                return
+            await self.resume(by_id[conversation_id])
+
+        self.push_screen(ConversationsScreen(saved, current=self.conversation.id), chosen)
+
+    async def resume(self, saved: SavedConversation) -> None:
+        """Show a saved conversation's cards again; follow-ups continue in its context."""
+        if saved.id == self.conversation.id:
+            self.action_focus_question()
+            return
+        self.conversation = saved.context
+        if self.conversation.id != saved.id:  # the file's name is the conversation
+            self.conversation = Conversation(id=saved.id, turns=saved.context.turns)
+        self.turns = list(saved.turns)
+        self.answers = [t.answer for t in saved.turns]
+        self.started = saved.created
+        self.queue.clear()
+        self._close_search()
+        view = self.conversation_view
+        await view.remove_children()
+        questions = [QuestionCard(t.answer.question) for t in saved.turns]
+        cards: list[Widget] = []
+        for question, turn in zip(questions, saved.turns, strict=True):
+            cards += [question, AnswerCard(turn.answer, turn.passage, turn.places)]
+        await view.mount_all(cards)
+        for question, turn in zip(questions, saved.turns, strict=True):
+            if turn.answer.resolved_question:
+                question.understood_as(turn.answer.resolved_question)
+        view.scroll_end(animate=False)
+        self.action_focus_question()
+        self.status_line.say(f"Resumed “{saved.title}” ({count(len(saved.turns), 'question')}"
+                             "); follow-ups continue it.", "ready")
 
     def _latest(self) -> AnswerCard | None:
         card = self.conversation_view.latest_answer()
@@ -455,6 +592,35 @@ class BriefingApp(App[None]):
         card = self._latest()
         if card is not None:
             card.action_open_citation(n)
+
+    def copy_to_clipboard(self, text: str) -> None:
+        """Through the terminal (OSC 52), and to a clipboard tool as well; with none, also
+        into ``clipboard.txt`` in the export folder, whose path is said."""
+        from assistant.tui.clipboard import copy_to_file, copy_with_tool
+
+        super().copy_to_clipboard(text)
+        if copy_with_tool(text, self.which) is not None:
+            return
+        try:
+            path = copy_to_file(text, export_dir())
+        except OSError as exc:
+            self.notify(f"No clipboard tool (wl-copy, xclip, xsel, pbcopy) and cannot write "
+                        f"the copy to a file: {exc.strerror or exc}", title="Copy",
+                        severity="warning", markup=False)
+            return
+        self.notify(f"No clipboard tool found (wl-copy, xclip, xsel, pbcopy): if the terminal "
+                    f"does not pass copies on (OSC 52), the text is also in {path}",
+                    title="Copy", markup=False)
+
+    def action_open_source_outside(self) -> None:
+        """The latest answer's source in $EDITOR / $PAGER, through its document screen."""
+        card = self._latest()
+        if card is None or not card.answer.citations:
+            return
+        c = card.answer.citations[0]
+        self.on_source_requested(SourceRequested(c.doc_id, c.start, c.end))
+        if isinstance(self.screen, DocumentScreen):
+            self.call_after_refresh(self.screen.action_open_outside)
 
     def action_copy_answer(self) -> None:
         card = self._latest()
@@ -515,6 +681,113 @@ class BriefingApp(App[None]):
             self.notify("The index is already being built.", severity="warning", markup=False)
             return
         self._start_index_job("rebuild", full=full)
+
+    # ---- asking one document -----------------------------------------------------------
+
+    def on_restriction_requested(self, message: RestrictionRequested) -> None:
+        self._restrict(None if message.doc_id == self.only_document else message.doc_id)
+
+    def _restrict(self, doc_id: str | None) -> None:
+        self.only_document = doc_id
+        self.query_one(SidePanel).show_only(doc_id)
+        box = self.query_one(QuestionInput)
+        box.placeholder = (f"Ask a question about {doc_id} only…  (o on it in the document "
+                           "list: every document)" if doc_id else
+                           "Ask a question about the documents…  (↑↓ history · F1 keys)")
+        if doc_id:
+            self.status_line.say(f"Asking only {doc_id} (o on it again: every document)",
+                                 "ready")
+        else:
+            self.status_line.say("Asking every document again.", "ready")
+
+    def _only_note(self) -> str:
+        return f" Asking only {self.only_document}." if self.only_document else ""
+
+    # ---- search in the conversation ----------------------------------------------------
+
+    def action_search_conversation(self) -> None:
+        self.query_one(ConversationSearch).open()
+
+    def _searchable_cards(self) -> list[tuple[Widget, str]]:
+        cards: list[tuple[Widget, str]] = []
+        for child in self.conversation_view.children:
+            text = getattr(child, "search_text", None)
+            if isinstance(text, str):
+                cards.append((child, text))
+        return cards
+
+    def _show_match(self) -> None:
+        for card in self.conversation_view.query(".-found"):
+            card.remove_class("-found")
+        bar = self.query_one(ConversationSearch)
+        bar.show_count(self._search_at, len(self._search_hits))
+        if 0 <= self._search_at < len(self._search_hits):
+            card = self._search_hits[self._search_at]
+            card.add_class("-found")
+            self.conversation_view.scroll_to_widget(card, top=True, animate=False)
+
+    def on_conversation_search_changed(self, message: ConversationSearch.Changed) -> None:
+        self._search_hits = card_matches(self._searchable_cards(), message.query)
+        self._search_at = len(self._search_hits) - 1 if self._search_hits else -1
+        self._show_match()  # the latest match first: the conversation is read from the end
+
+    def on_conversation_search_step(self, message: ConversationSearch.Step) -> None:
+        query = self.query_one(ConversationSearch).box.value
+        self._search_hits = card_matches(self._searchable_cards(), query)
+        if not self._search_hits:
+            self._search_at = -1
+            self.bell()
+        else:
+            at = self._search_at if self._search_at >= 0 else 0
+            # next goes down the conversation, previous up; both wrap round
+            self._search_at = (at + message.step) % len(self._search_hits)
+        self._show_match()
+
+    def on_conversation_search_closed(self, _: ConversationSearch.Closed) -> None:
+        self._close_search()
+        self.action_focus_question()
+
+    def _close_search(self) -> None:
+        self.query_one(ConversationSearch).close()
+        for card in self.conversation_view.query(".-found"):
+            card.remove_class("-found")
+        self._search_hits, self._search_at = [], -1
+
+    # ---- watching the corpus -----------------------------------------------------------
+
+    def _watch_corpus(self) -> None:
+        """Every few seconds: stat the corpus in a worker (never on the UI thread)."""
+        engine = self.engine
+        if engine is None or self.building is not None:
+            return
+        if any(w.group == "watch" and w.is_running for w in self.workers):
+            return
+        settings, manifest = self.settings, engine.manifest
+        self._watched_gen = engine.generation
+
+        def job() -> list[str]:
+            from assistant.build import documents_changed, resolve_corpus
+
+            corpus = resolve_corpus(settings).corpus_dir
+            return documents_changed(manifest.model_copy(update={"corpus_dir": str(corpus)}))
+
+        self.run_worker(job, name="watch", group="watch", thread=True, exit_on_error=False,
+                        description="look for changes in the corpus")
+
+    def _corpus_changed(self, changed: list[str], generation: int | None) -> None:
+        if self.engine is None or self.building is not None or \
+                self.engine.generation != generation:
+            return  # rebuilt (or rebuilding) since the scan began: it is out of date
+        if tuple(changed) == self._corpus_changes:
+            return
+        self._corpus_changes = tuple(changed)
+        self.query_one(SidePanel).show_changes(changed)
+        if changed:
+            names = ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)"
+                                              if len(changed) > 3 else "")
+            self.notify(f"{names} changed since the index was built. Press Ctrl+R to "
+                        "rebuild it; until then answers come from the index as it was.",
+                        title="The corpus changed", timeout=10, markup=False)
 
     def action_toggle_why(self) -> None:
         """The "why" view: each source's score, character offsets and matched evidence."""
@@ -621,10 +894,16 @@ class BriefingApp(App[None]):
              self.action_export),
             ("Export conversation as…", "Choose the path; .md or .json (Ctrl+E)",
              self.action_export_as),
+            ("Saved conversations", "List the saved conversations and resume one (Ctrl+L)",
+             self.action_conversations),
+            ("Search the conversation", "Find words in the questions, answers and sources; "
+             "Enter / Shift+Enter next / previous (Ctrl+F)", self.action_search_conversation),
             ("Copy answer", "The latest answer and its source, to the clipboard (Ctrl+Y)",
              self.action_copy_answer),
             ("Open source", "The latest answer's document at the quote (Ctrl+O)",
              self.action_open_source),
+            ("Open source in $EDITOR", "The latest answer's file in $EDITOR, else $PAGER or "
+             "less, at the quote (e in a document)", self.action_open_source_outside),
             ("Toggle side panel", "Show or hide the index and documents (Ctrl+B)",
              self.action_toggle_panel),
             ("Why these sources", "Show or hide each source's score and offsets (F2)",
@@ -633,8 +912,16 @@ class BriefingApp(App[None]):
              self.action_clear_history),
             ("Help", "Every key of the chat (F1)", self.action_help),
         ]
+        if self.only_document:
+            commands.append(("Ask every document", f"Stop asking only {self.only_document} "
+                             "(o on it in the document list)", lambda: self._restrict(None)))
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
+        for doc_id in sorted(self.engine.manifest.documents) if self.engine else []:
+            if doc_id != self.only_document:
+                yield SystemCommand(f"Ask only {doc_id}", "Restrict the questions to this "
+                                    "document (o on it in the document list)",
+                                    lambda d=doc_id: self._restrict(d))
         latest = self.conversation_view.latest_answer()
         for c in latest.answer.citations if latest else []:
             yield SystemCommand(f"Copy citation [{c.rank}]",
@@ -687,11 +974,12 @@ def create_app(settings: Settings, history_file: Path | None = None,
                backend: ChatBackend | None = None) -> BriefingApp:
     """The app for ``settings`` (the CLI and the tests build it the same way); the history
     lives in ``history_file`` (default: ``ASSISTANT_HISTORY_FILE`` or the user data dir),
-    the preferences (theme, side panel) next to it. ``backend``: how it opens and asks
-    (``CoreBackend`` unless a test passes a fake)."""
+    the preferences (theme, side panel) and the saved conversations next to it. ``backend``:
+    how it opens and asks (``CoreBackend`` unless a test passes a fake)."""
     history_file = history_file or default_history_path()
     return BriefingApp(settings, InputHistory(history_file),
                        preferences_file=history_file.with_name("preferences.json"),
+                       conversations_dir=history_file.with_name("conversations"),
                        backend=backend)
 
 

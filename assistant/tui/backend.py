@@ -40,8 +40,10 @@ class ChatBackend(Protocol):
     def rebuild(self, settings: Settings, progress: Progress, full: bool = False
                 ) -> IndexOutcome: ...
 
-    def ask(self, engine: ChatEngine, question: str, conversation: Conversation
-            ) -> Reply | AssistantError: ...
+    def ask(self, engine: ChatEngine, question: str, conversation: Conversation,
+            documents: frozenset[str] | None = None) -> Reply | AssistantError:
+        """Answer (``documents``: of those documents only), never raising."""
+        ...
 
 
 class CoreBackend:
@@ -58,8 +60,8 @@ class CoreBackend:
 
         return session.rebuild(settings, progress, full=full)
 
-    def ask(self, engine: ChatEngine, question: str, conversation: Conversation
-            ) -> Reply | AssistantError:
+    def ask(self, engine: ChatEngine, question: str, conversation: Conversation,
+            documents: frozenset[str] | None = None) -> Reply | AssistantError:
         from assistant.tui.engine import ask
 
-        return ask(engine, question, conversation)
+        return ask(engine, question, conversation, documents)

@@ -33,8 +33,9 @@ class Reply:
     line): ``assistant.tui.passage.place_of``."""
 
 
-def _reply(session: Session, question: str, conversation: Conversation) -> Reply:
-    reply = session.ask(question, conversation)
+def _reply(session: Session, question: str, conversation: Conversation,
+           documents: frozenset[str] | None) -> Reply:
+    reply = session.ask(question, conversation, documents=documents)
     answer = reply.answer
     docs: dict[str, DocumentView] = {}
 
@@ -58,12 +59,14 @@ def _reply(session: Session, question: str, conversation: Conversation) -> Reply
                  places=places)
 
 
-def ask(engine: ChatEngine, question: str, conversation: Conversation) -> Reply | AssistantError:
-    """One question, never raising: an unusable question or a bug comes back as an error."""
+def ask(engine: ChatEngine, question: str, conversation: Conversation,
+        documents: frozenset[str] | None = None) -> Reply | AssistantError:
+    """One question, never raising: an unusable question or a bug comes back as an error.
+    ``documents`` (doc ids): answer from those documents only."""
     try:
         if not isinstance(engine, Session):
             raise TypeError(f"CoreBackend asks a Session, not {type(engine).__name__}")
-        return _reply(engine, question, conversation)
+        return _reply(engine, question, conversation, documents)
     except AssistantError as exc:
         return exc
     except Exception as exc:

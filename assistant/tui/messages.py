@@ -1,7 +1,8 @@
 """Messages the chat's widgets and workers send to the app.
 
 Workers post ``BuildProgress`` and ``EngineNote`` from their threads (``post_message``
-is thread-safe); widgets post ``SourceRequested`` when a citation or a document is chosen.
+is thread-safe); widgets post ``SourceRequested`` when a citation or a document is chosen, and
+``RestrictionRequested`` when a document is to be asked alone.
 """
 
 from __future__ import annotations
@@ -36,3 +37,12 @@ class EngineNote(Message):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
+
+
+class RestrictionRequested(Message):
+    """Ask only ``doc_id`` from now on (asked for the document already restricted to:
+    every document again)."""
+
+    def __init__(self, doc_id: str) -> None:
+        super().__init__()
+        self.doc_id = doc_id

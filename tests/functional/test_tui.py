@@ -92,6 +92,13 @@ def make_app(tmp_path: Path, corpus: Path, index: Path, **settings: Any) -> Brie
                       history_file=tmp_path / "history")
 
 
+@pytest.fixture(autouse=True)
+def exports_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exports and copies made without a clipboard tool (``clipboard.txt``) go to the test's
+    folder, never into the checkout."""
+    monkeypatch.setenv("ASSISTANT_EXPORT_DIR", str(tmp_path / "exports"))
+
+
 @pytest.fixture()
 def briefing(briefing_index: Path, tmp_path: Path) -> Callable[[], BriefingApp]:
     """A factory of apps on the session's briefing index (read-only)."""

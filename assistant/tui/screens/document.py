@@ -4,19 +4,24 @@ highlighted. Escape goes back to the chat.
 The text is split at line boundaries into pieces: the lines of the quote (or of the search
 match in view) are one widget the screen can scroll to, whatever the wrapping, and a PDF's
 pages each start with a mark. Headings are styled. ``/`` (or Ctrl+F) searches the text,
-``n`` / ``N`` go to the next / previous match, ``[`` / ``]`` to the previous / next page.
-Very long documents are shown as a window of ``WINDOW_CHARS`` around the quote (or match).
+``n`` / ``N`` go to the next / previous match, ``[`` / ``]`` to the previous / next page,
+``e`` opens the file in ``$EDITOR`` (else ``$PAGER``, else ``less``) at the quote's line,
+the chat suspended meanwhile. Very long documents are shown as a window of
+``WINDOW_CHARS`` around the quote (or match).
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import on
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
@@ -79,6 +84,8 @@ class DocumentScreen(Screen[None]):
         Binding("escape", "back", "Back"),
         Binding("q", "back", "Back", show=False),
         Binding("y", "copy_quote", "Copy quote"),
+        Binding("e", "open_outside", "Editor", tooltip="Open the file in $EDITOR (else "
+                "$PAGER, else less) at the quote"),
         Binding("slash,ctrl+f", "search", "Search"),
         Binding("n", "next_match(1)", "Next match", show=False),
         Binding("N", "next_match(-1)", "Previous match", show=False),
@@ -89,9 +96,11 @@ class DocumentScreen(Screen[None]):
     ]
 
     def __init__(self, view: DocumentView, start: int | None = None,
-                 end: int | None = None) -> None:
+                 end: int | None = None, source: Path | None = None) -> None:
         super().__init__()
         self.view = view
+        self.source = source
+        """The document's file in the corpus (for ``e``)."""
         n = len(view.text)
         self.quote: tuple[int, int] | None = None
         if start is not None and end is not None:
@@ -242,6 +251,42 @@ class DocumentScreen(Screen[None]):
         a, b = self.quote
         self.app.copy_to_clipboard(self.view.text[a:b])
         self.app.notify("Copied the quote.", markup=False)
+
+    def action_open_outside(self) -> None:
+        """The file in the user's editor or pager, at the quote's (or the match's) line."""
+        from assistant.tui.outside import line_in_file, outside_command
+
+        path = self.source
+        if path is None or not path.is_file():
+            self.app.notify(f"The file is not in the corpus any more: {path or self.view.doc_id}",
+                            severity="warning", markup=False)
+            return
+        if path.suffix.lower() == ".pdf":
+            self.app.notify(f"A PDF opens in a PDF viewer, not $EDITOR or $PAGER: {path}",
+                            markup=False)
+            return
+        span = self._focus_span()
+        text = self.view.text
+        line = line_in_file(path, text, span[0], text[span[0]:span[1]]) if span else None
+        argv = outside_command(path, line, os.environ)
+        if argv is None:
+            self.app.notify(f"Set $EDITOR or $PAGER to open the file (less is not installed "
+                            f"either): {path}", severity="warning", markup=False)
+            return
+        try:
+            with self.app.suspend():
+                done = subprocess.run(argv, check=False)
+        except SuspendNotSupported:
+            self.app.notify(f"This terminal cannot hand over to another program; the file is "
+                            f"{path}", severity="warning", markup=False)
+            return
+        except OSError as exc:
+            self.app.notify(f"Cannot run {argv[0]}: {exc.strerror or exc}", severity="error",
+                            markup=False)
+            return
+        if done.returncode != 0:
+            self.app.notify(f"{Path(argv[0]).name} exited with status {done.returncode}.",
+                            severity="warning", markup=False)
 
     def action_search(self) -> None:
         box = self.query_one("#doc-search", Input)

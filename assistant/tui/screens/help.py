@@ -16,7 +16,11 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Asking", [
         ("Enter", "ask the question typed"),
         ("↑ / ↓", "earlier / later questions (history kept across runs)"),
-        ("Ctrl+N", "new conversation (follow-ups start afresh)"),
+        ("Ctrl+N", "new conversation (the one left stays saved)"),
+        ("Ctrl+L", "saved conversations: Enter resumes one, follow-ups continue it"),
+        ("Ctrl+F", "search the conversation: Enter / ↓ next, Shift+Enter / ↑ previous, "
+                   "Esc closes"),
+        ("o on a document", "ask only that document (o again: every document)"),
     ]),
     ("Sources", [
         ("Ctrl+O", "open the latest answer's source, the quote highlighted"),
@@ -34,13 +38,16 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("n / N", "next / previous match"),
         ("] / [", "next / previous page (PDF)"),
         ("y", "copy the quote"),
+        ("e", "open the file in $EDITOR (else $PAGER, else less) at the quote's line"),
         ("Esc or q", "close the search, then back to the chat"),
     ]),
     ("Chat", [
-        ("Ctrl+Y", "copy the latest answer with its source"),
+        ("Ctrl+Y", "copy the latest answer with its source (no OSC 52 in the terminal: "
+                   "also to wl-copy / xclip / xsel / pbcopy, else to clipboard.txt)"),
         ("Ctrl+S", "export the conversation to Markdown, with citations"),
         ("Ctrl+E", "export to a path of your choice: .md, or .json"),
-        ("Ctrl+R", "rebuild the index (answers continue from the old one meanwhile)"),
+        ("Ctrl+R", "rebuild the index (answers continue from the old one meanwhile); "
+                   "the side panel says when the corpus has changed"),
         ("Ctrl+B", "show / hide the side panel"),
         ("Ctrl+T", "switch theme"),
         ("Ctrl+P", "command palette: every action, plus clearing the history"),

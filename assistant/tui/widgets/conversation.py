@@ -159,6 +159,7 @@ class QuestionCard(Vertical):
     def __init__(self, question: str) -> None:
         super().__init__()
         self.question = question
+        self.resolved = ""
 
     def compose(self) -> ComposeResult:
         text = Text("› ")
@@ -166,7 +167,13 @@ class QuestionCard(Vertical):
         yield Static(text, classes="asked")
 
     def understood_as(self, resolved: str) -> None:
+        self.resolved = resolved
         self.mount(Static(literal(f"understood as: {resolved}"), classes="resolved"))
+
+    @property
+    def search_text(self) -> str:
+        """What a search of the conversation (Ctrl+F) finds in this card."""
+        return f"{self.question}\n{self.resolved}"
 
 
 class PendingCard(Static):
@@ -249,6 +256,16 @@ class AnswerCard(Vertical):
             yield CitationLine(c, show_quote=not c.is_answer, full_quote=a.abstained,
                                place=self.places.get(c.rank))
 
+    @property
+    def search_text(self) -> str:
+        """What a search of the conversation (Ctrl+F) finds in this card: the quote, its
+        passage, the sources' names, places and quotes."""
+        a = self.answer
+        parts = [a.message, self.passage.text if self.passage else ""]
+        for c in a.citations:
+            parts += [c.doc_id, c.title, self.places.get(c.rank, c.section), c.quote]
+        return "\n".join(parts)
+
     def action_open_citation(self, n: int) -> None:
         lines = list(self.query(CitationLine))
         if 1 <= n <= len(lines):
@@ -268,6 +285,8 @@ class MessageCard(Static):
     MessageCard.notice { border: round $primary; border-title-color: $primary; }
     MessageCard.warning { border: round $warning; border-title-color: $warning; }
     """
+    search_text = ""
+    """What a search of the conversation (Ctrl+F) finds in this card."""
 
     @classmethod
     def error(cls, exc: AssistantError, corpus: str, also: AssistantError | None = None
@@ -282,6 +301,7 @@ class MessageCard(Static):
             text.append(literal(advice, "bold"))
         card = cls(text)
         card.border_title = exc.title  # a class constant, never user text
+        card.search_text = f"{exc.title}\n{text.plain}"
         return card
 
     @classmethod
@@ -293,6 +313,7 @@ class MessageCard(Static):
             text.append(literal(line))
         card = cls(text, classes="warning" if warning else "notice")
         card.border_title = title
+        card.search_text = f"{title}\n{text.plain}"
         return card
 
 
@@ -313,6 +334,8 @@ class ConversationView(VerticalScroll):
     DEFAULT_CSS = """
     ConversationView { height: 1fr; padding: 0 1 1 0; scrollbar-gutter: stable; }
     ConversationView #welcome { color: $text-muted; padding: 1 2; }
+    ConversationView > .-found { background: $accent 25%; }
+    AnswerCard.-found { border: heavy $accent; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:

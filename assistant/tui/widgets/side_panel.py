@@ -1,17 +1,19 @@
-"""The side panel: the index's status (model, chunks, built at, stale or not) and its
-documents; choosing a document opens it."""
+"""The side panel: the index's status (model, chunks, built at, stale or not, files changed
+since while the chat is open) and its documents; choosing a document opens it, ``o`` on
+one restricts the questions to it (again: all documents)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from assistant.tui.messages import SourceRequested
+from assistant.tui.messages import RestrictionRequested, SourceRequested
 from assistant.tui.passage import literal
 
 if TYPE_CHECKING:
@@ -27,8 +29,11 @@ def short_path(path: str, width: int = 24) -> str:
     return path if len(path) <= width else "…" + path[-(width - 1):]
 
 
-def status_text(status: IndexStatus | None, note: str | None = None) -> Text:
-    """The index block: every value literal (paths and names come from the user)."""
+def status_text(status: IndexStatus | None, note: str | None = None,
+                changed: list[str] | None = None, only: str | None = None) -> Text:
+    """The index block: every value literal (paths and names come from the user).
+    ``changed``: corpus files changed since the index was opened (the chat watches);
+    ``only``: the document questions are restricted to."""
     text = Text()
 
     def row(label: str, value: str, style: str = "") -> None:
@@ -49,12 +54,16 @@ def status_text(status: IndexStatus | None, note: str | None = None) -> Text:
         row("built", f"{status.built_at:%Y-%m-%d %H:%M}" if status.built_at else "?")
         if status.generation is not None:
             row("gen", str(status.generation))
-        if status.stale:
+        if changed:
+            row("state", f"stale: {len(changed)} changed (Ctrl+R rebuilds)", "bold")
+        elif status.stale:
             reasons = status.stale_reasons
             more = f" (+{len(reasons) - 2} more)" if len(reasons) > 2 else ""
             row("state", "stale: " + "; ".join(reasons[:2]) + more, "bold")
         else:
             row("state", "up to date")
+    if only:
+        row("asking", f"only {short_path(only, 22)} (o: all)", "bold")
     if note:
         row("", note, "italic")
     return text
@@ -72,6 +81,17 @@ class SidePanel(Vertical):
     SidePanel #documents:focus { background-tint: $accent 12%; }
     SidePanel #documents:blur > .option-list--option-highlighted { background: $surface; }
     """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("o", "only", "Ask only this", tooltip="Ask only the highlighted document "
+                "(again: every document)"),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.status: IndexStatus | None = None
+        self.note: str | None = None
+        self.changed: list[str] = []
+        self.only: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("Index", classes="heading", markup=False)
@@ -80,11 +100,32 @@ class SidePanel(Vertical):
         yield OptionList(id="documents")
 
     def show_status(self, status: IndexStatus | None, note: str | None = None) -> None:
-        self.query_one("#index-status", Static).update(status_text(status, note))
+        """A fresh status (it supersedes the changes seen since the last one)."""
+        self.status, self.note, self.changed = status, note, []
+        self._show_index()
+        self._show_documents()
+
+    def show_changes(self, changed: list[str]) -> None:
+        """Corpus files changed since the index was opened: the state says it is stale."""
+        self.changed = changed
+        self._show_index()
+
+    def show_only(self, doc_id: str | None) -> None:
+        self.only = doc_id
+        self._show_index()
+        self._show_documents()
+
+    def _show_index(self) -> None:
+        self.query_one("#index-status", Static).update(
+            status_text(self.status, self.note, self.changed, self.only))
+
+    def _show_documents(self) -> None:
+        status = self.status
         documents = self.query_one("#documents", OptionList)
         docs = sorted(status.documents, key=lambda d: d.title.casefold()) if status else []
         highlighted = documents.highlighted
-        documents.set_options(self._option(d.doc_id, d.title, d.chunks) for d in docs)
+        documents.set_options(self._option(d.doc_id, d.title, d.chunks, d.doc_id == self.only)
+                              for d in docs)
         if docs:  # Enter on the list opens a document at once
             documents.highlighted = highlighted if highlighted is not None and \
                 highlighted < len(docs) else 0
@@ -92,14 +133,25 @@ class SidePanel(Vertical):
         self.query_one("#documents-heading", Static).update(heading)
 
     @staticmethod
-    def _option(doc_id: str, title: str, chunks: int) -> Option:
+    def _option(doc_id: str, title: str, chunks: int, only: bool = False) -> Option:
         title = " ".join(title.split())
         if len(title) > TITLE_CHARS:
             title = title[: TITLE_CHARS - 1].rstrip() + "…"
-        prompt = literal(title, "bold")
+        prompt = literal(f"◆ {title}" if only else title, "bold")
         prompt.append("\n")
         prompt.append(literal(f"{doc_id} · {chunks} chunks", "dim"))
+        if only:
+            prompt.append(" · asked alone", style="bold")
         return Option(prompt, id=doc_id)
+
+    def action_only(self) -> None:
+        documents = self.query_one("#documents", OptionList)
+        if documents.highlighted is None:
+            self.app.bell()
+            return
+        option = documents.get_option_at_index(documents.highlighted)
+        if option.id is not None:
+            self.post_message(RestrictionRequested(option.id))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

@@ -1,0 +1,297 @@
+"""The chat's tools for people used to Elia, oterm and Harlequin (issue 14, item 10): copying
+where the terminal ignores OSC 52, the corpus watched while the chat is open, questions
+asked of one document, and a source opened in ``$EDITOR`` / ``$PAGER``."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_tui import SIZE, ask, flat, make_app, run, settle, text_of
+from textual.pilot import Pilot
+from textual.widgets import OptionList
+
+from assistant.build import build_index
+from assistant.settings import Settings
+from assistant.tui.app import BriefingApp
+from assistant.tui.outside import line_in_file, outside_command
+from assistant.tui.screens.document import DocumentScreen
+from assistant.tui.widgets.conversation import AnswerCard
+from assistant.tui.widgets.question_input import QuestionInput
+from assistant.tui.widgets.side_panel import SidePanel
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "ingest"
+BRIEFING_DOC = "nvidia-h200-china.txt"
+
+
+@pytest.fixture(autouse=True)
+def exports_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    out = tmp_path / "exports"
+    monkeypatch.setenv("ASSISTANT_EXPORT_DIR", str(out))
+    return out
+
+
+@pytest.fixture()
+def briefing(briefing_index: Path, tmp_path: Path) -> Callable[[], BriefingApp]:
+    corpus = briefing_index.parent / "corpus"
+    return lambda: make_app(tmp_path, corpus, briefing_index)
+
+
+def spy_notes(app: BriefingApp) -> list[str]:
+    said: list[str] = []
+    notify = app.notify
+
+    def spy(message: str, *args: object, **kwargs: object) -> None:
+        said.append(message)
+        notify(message, *args, **kwargs)  # type: ignore[arg-type]
+
+    app.notify = spy  # type: ignore[method-assign]
+    return said
+
+
+def script(path: Path, body: str) -> Path:
+    """A small shell program (a fake clipboard tool or editor) at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+# ---- copying without OSC 52 ----------------------------------------------------------------
+
+
+def test_copy_goes_to_a_clipboard_tool_else_to_a_file(briefing: Callable[[], BriefingApp],
+                                                      tmp_path: Path,
+                                                      exports_in_tmp: Path) -> None:
+    got = tmp_path / "xclip-got"
+    xclip = script(tmp_path / "bin" / "xclip", f'echo "$@" > "{got}.args"\ncat > "{got}"\n')
+    broken = script(tmp_path / "bin" / "wl-copy", "exit 1\n")  # no Wayland display here
+    tools = {"xclip": str(xclip), "wl-copy": str(broken)}
+    clip_file = exports_in_tmp / "clipboard.txt"
+
+    async def go() -> None:
+        app = briefing()
+        said = spy_notes(app)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            app.which = tools.get
+            await pilot.press("ctrl+y")
+            await pilot.pause()
+            assert got.read_text(encoding="utf-8") == app.clipboard  # OSC 52 and xclip
+            assert got.with_suffix(".args").read_text().split() == ["-selection",
+                                                                    "clipboard"]
+            assert not clip_file.exists()
+            app.which = lambda _: None  # no tool at all: the text is also put in a file
+            said.clear()
+            await pilot.press("escape")  # to the sources; y copies the first one
+            await pilot.press("y")
+            await pilot.pause()
+            assert clip_file.read_text(encoding="utf-8") == app.clipboard
+            assert "Cambricon" in app.clipboard
+            assert any(str(clip_file) in s for s in said), said
+
+    run(go)
+
+
+# ---- the corpus watched ----------------------------------------------------------------------
+
+
+async def wait_for(pilot: Pilot[None], done: Callable[[], bool], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.1)
+
+
+def test_a_corpus_change_marks_the_index_stale_and_offers_the_rebuild(
+        workspace: tuple[Path, Path], tmp_path: Path) -> None:
+    corpus, index = workspace
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index)
+        app.CORPUS_WATCH_SECONDS = 0.2  # type: ignore[misc]
+        said = spy_notes(app)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            panel = app.query_one(SidePanel)
+            assert "up to date" in flat(text_of(panel))
+            assert app.engine is not None
+            generation = app.engine.generation
+            with open(corpus / BRIEFING_DOC, "a", encoding="utf-8") as fh:
+                fh.write("\nA sentence added while the chat is open.\n")
+            await wait_for(pilot, lambda: "stale: 1 changed" in flat(text_of(panel)))
+            notes = [s for s in said if BRIEFING_DOC in s]
+            assert len(notes) == 1 and "Ctrl+R" in notes[0]
+            await pilot.pause(0.6)  # more scans: the same change is not said again
+            assert len([s for s in said if BRIEFING_DOC in s]) == 1
+            assert app.engine.generation == generation and app.building is None  # not rebuilt
+            await pilot.press("ctrl+r")
+            await settle(pilot)
+            assert app.engine.generation > generation
+            await pilot.pause(0.5)
+            assert "up to date" in flat(text_of(panel))
+
+    run(go)
+
+
+# ---- one document ----------------------------------------------------------------------------
+
+
+def test_questions_can_be_restricted_to_one_document(tmp_path: Path,
+                                                      briefing_index: Path) -> None:
+    corpus = tmp_path / "corpus"
+    shutil.copytree(briefing_index.parent / "corpus", corpus)
+    shutil.copy(DATA / "grid-outlook.txt", corpus / "grid-outlook.txt")
+    index = tmp_path / "index"
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            assert {c.doc_id for c in app.query(AnswerCard).last().answer.citations} >= {
+                BRIEFING_DOC}
+            docs = app.query_one(SidePanel).query_one(OptionList)
+            docs.focus()
+            at = next(i for i in range(docs.option_count)
+                      if docs.get_option_at_index(i).id == "grid-outlook.txt")
+            docs.highlighted = at
+            await pilot.press("o")
+            await pilot.pause()
+            assert app.only_document == "grid-outlook.txt"
+            panel = flat(text_of(app.query_one(SidePanel)))
+            assert "only grid-outlook.txt" in panel and "asked alone" in panel
+            assert "grid-outlook.txt only" in app.query_one(QuestionInput).placeholder
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            answer = app.query(AnswerCard).last().answer
+            assert answer.citations and {c.doc_id for c in answer.citations} == {
+                "grid-outlook.txt"}
+            assert "grid-outlook.txt only" in app.status_line.text
+            docs.focus()
+            docs.highlighted = at
+            await pilot.press("o")  # again: every document
+            await pilot.pause()
+            assert app.only_document is None
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            assert BRIEFING_DOC in {c.doc_id for c in
+                                    app.query(AnswerCard).last().answer.citations}
+
+    run(go)
+
+
+def test_answerer_asks_only_the_documents_given(answerer: object) -> None:
+    from assistant.qa.pipeline import Answerer
+
+    assert isinstance(answerer, Answerer)
+    question = "Which Chinese vendors are mentioned?"
+    everything = answerer.ask(question).answer
+    same = answerer.ask(question, documents=frozenset({BRIEFING_DOC})).answer
+    assert not everything.abstained and same.message == everything.message
+    elsewhere = answerer.ask(question, documents=frozenset({"another.txt"})).answer
+    assert elsewhere.abstained and not elsewhere.citations
+
+
+# ---- $EDITOR / $PAGER -------------------------------------------------------------------------
+
+
+def test_a_source_opens_in_the_editor_at_the_quote(briefing: Callable[[], BriefingApp],
+                                                    tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    record = tmp_path / "argv"
+    vim = script(tmp_path / "bin" / "vim", f'printf "%s\\n" "$@" > "{record}"\n')
+    pager = script(tmp_path / "pager" / "less", f'printf "%s\\n" "$@" > "{record}.pager"\n')
+    monkeypatch.setenv("EDITOR", f"{vim} -R")
+    monkeypatch.delenv("PAGER", raising=False)
+
+    async def go() -> None:
+        app = briefing()
+        app.suspend = contextlib.nullcontext  # type: ignore[assignment,method-assign]
+        said = spy_notes(app)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            answer = app.query(AnswerCard).last().answer
+            assert answer.answer is not None
+            await pilot.press("ctrl+o")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, DocumentScreen)
+            await pilot.press("e")
+            await pilot.pause()
+            argv = record.read_text(encoding="utf-8").splitlines()
+            assert argv[0] == "-R" and argv[1].startswith("+")
+            path = Path(argv[2])
+            assert path.name == BRIEFING_DOC
+            line = path.read_text(encoding="utf-8").splitlines()[int(argv[1][1:]) - 1]
+            assert answer.answer.text[:40] in line  # the editor opens at the quote's line
+            monkeypatch.delenv("EDITOR")
+            monkeypatch.setenv("PAGER", str(pager))
+            await pilot.press("e")
+            await pilot.pause()
+            assert record.with_suffix(".pager").read_text().splitlines() == argv[1:]
+            monkeypatch.delenv("PAGER")
+            monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no less either
+            said.clear()
+            await pilot.press("e")
+            await pilot.pause()
+            assert any("Set $EDITOR or $PAGER" in s and BRIEFING_DOC in s for s in said)
+            assert isinstance(app.screen, DocumentScreen)
+
+    run(go)
+
+
+def test_outside_command_and_the_line_in_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "notes.html"
+    f.write_text("<html>\n<body>\n<p>First part.</p>\n<p>The quoted words are here.</p>\n",
+                 encoding="utf-8")
+
+    def which(name: str) -> str | None:
+        return "/usr/bin/less" if name == "less" else None
+
+    assert outside_command(f, 4, {"EDITOR": "nano"}, which) == ["nano", "+4", str(f)]
+    assert outside_command(f, 4, {"EDITOR": "code --wait"}, which) == ["code", "--wait", str(f)]
+    assert outside_command(f, 4, {"PAGER": "less -R"}, which) == ["less", "-R", "+4", str(f)]
+    assert outside_command(f, 4, {}, which) == ["/usr/bin/less", "+4", str(f)]
+    assert outside_command(f, 4, {}, lambda _: None) is None
+    text = "First part.\nThe quoted words are here.\n"  # the extracted text: other lines
+    assert line_in_file(f, text, text.index("The"), "The quoted words are here.") == 4
+    assert line_in_file(f, text, text.index("The"), "Not in the file at all") == 2
+
+
+# ---- the new keys are listed -----------------------------------------------------------------
+
+
+def test_the_new_keys_are_in_the_help_and_the_palette(
+        briefing: Callable[[], BriefingApp]) -> None:
+    from assistant.tui.screens.help import KEYS
+
+    keys = {key: what for _, rows in KEYS for key, what in rows}
+    assert "saved conversations" in keys["Ctrl+L"]
+    assert "search the conversation" in keys["Ctrl+F"]
+    assert "ask only" in keys["o on a document"]
+    assert "$EDITOR" in keys["e"]
+    assert "clipboard.txt" in keys["Ctrl+Y"]
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            assert {"Saved conversations", "Search the conversation",
+                    "Open source in $EDITOR", f"Ask only {BRIEFING_DOC}"} <= set(commands)
+            commands[f"Ask only {BRIEFING_DOC}"].callback()
+            await pilot.pause()
+            assert app.only_document == BRIEFING_DOC
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            commands["Ask every document"].callback()
+            assert app.only_document is None
+
+    run(go)
