@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from assistant.build import build_index
 from assistant.index.meta import blob_vector
@@ -57,6 +58,7 @@ def _check_ids(index: Path) -> None:
         idx.close()
 
 
+@pytest.mark.slow
 def test_ivf_index_stays_exact_about_ids_across_incremental_builds(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers.hostile import assert_ok, assert_user_error, cli, cli_env
 
 GOOD = [
@@ -148,6 +149,7 @@ def _interrupted_batch(index: Path, tmp_path: Path, sig: int, seconds: float
     return done, out.read_bytes().decode("utf-8").split("\n"), elapsed
 
 
+@pytest.mark.slow
 def test_huge_batch_streams_and_a_kill_keeps_whole_lines(briefing_index: Path,
                                                          tmp_path: Path) -> None:
     """``kill -9`` a few seconds into a 100,000-line batch: every line written is a whole

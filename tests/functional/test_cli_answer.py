@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from assistant.models import Answer, BatchErrorRecord, EvalReport
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -99,6 +101,7 @@ def test_batch_missing_file(briefing_index: Path, tmp_path: Path) -> None:
     assert r.returncode == 8 and "does not exist" in r.stderr
 
 
+@pytest.mark.slow
 def test_eval_reports_metrics(briefing_index: Path) -> None:
     r = run("eval", str(DATA / "dev_questions.jsonl"), "--json", "--index", str(briefing_index))
     assert r.returncode == 0, r.stderr

@@ -91,6 +91,7 @@ def test_index_json_is_one_build_summary(copy: tuple[Path, Path]) -> None:
     assert again.up_to_date and again.documents == 2
 
 
+@pytest.mark.slow
 def test_full_and_changed_parameters_say_why(copy: tuple[Path, Path]) -> None:
     corpus, index = copy
     r = run("index", "--full", *where(corpus, index))
@@ -179,6 +180,7 @@ def test_info_says_what_the_index_holds(built: tuple[Path, Path, str]) -> None:
     assert st.model and st.built_at is not None
 
 
+@pytest.mark.slow
 def test_info_reports_a_stale_index(copy: tuple[Path, Path]) -> None:
     corpus, index = copy
     path = corpus / BRIEFING.name
@@ -215,6 +217,7 @@ def test_json_errors_are_json(tmp_path: Path) -> None:
     assert r.returncode == 3 and json.loads(r.stderr)["exit_code"] == 3
 
 
+@pytest.mark.slow
 def test_skipped_files_are_remembered_so_an_unchanged_corpus_is_not_stale(
         copy: tuple[Path, Path]) -> None:
     """An empty or binary file is skipped once; it does not make the index stale forever nor
@@ -334,6 +337,7 @@ def test_bad_settings_exit_2(tmp_path: Path) -> None:
 @pytest.mark.parametrize("damage", ["garbage CURRENT", "CURRENT names nothing",
                                     "manifest not JSON", "manifest fields missing",
                                     "database garbage"])
+@pytest.mark.slow
 def test_a_corrupt_index_gets_a_clear_message_and_a_rebuild_recovers(
         copy: tuple[Path, Path], damage: str) -> None:
     corpus, index = copy

@@ -121,6 +121,7 @@ def twin_indexes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return base / "faiss", base / "qdrant"
 
 
+@pytest.mark.slow
 def test_qdrant_index_answers_with_the_quoted_sentence(twin_indexes: tuple[Path, Path]) -> None:
     _, index = twin_indexes
     gen = IndexLayout(index).current_generation()
@@ -141,6 +142,7 @@ def test_qdrant_index_answers_with_the_quoted_sentence(twin_indexes: tuple[Path,
     assert answer.answer is not None and VENDORS in answer.answer.text
 
 
+@pytest.mark.slow
 def test_qdrant_search_agrees_with_faiss(twin_indexes: tuple[Path, Path]) -> None:
     """Same chunk ids, same ranking, same cosine scores (to float16 rounding), same answers."""
     faiss_dir, qdrant_dir = twin_indexes
@@ -173,6 +175,7 @@ def test_qdrant_search_agrees_with_faiss(twin_indexes: tuple[Path, Path]) -> Non
 # --- incremental, killed, switched ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_incremental_rebuild_embeds_only_changed_documents(workspace: tuple[Path, Path]) -> None:
     corpus, index = workspace
     (corpus / "a.txt").write_text(generated_doc(101), encoding="utf-8")
@@ -238,6 +241,7 @@ print("not killed")
 """
 
 
+@pytest.mark.slow
 def test_build_killed_while_writing_qdrant_leaves_the_old_generation(
         workspace: tuple[Path, Path], tmp_path: Path) -> None:
     corpus, index = workspace
@@ -385,6 +389,7 @@ def _crash_before_publish(settings: Settings, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.undo()
 
 
+@pytest.mark.slow
 def test_server_mode_versions_keep_every_generation_exact(
         workspace: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     corpus, index = workspace

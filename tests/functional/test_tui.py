@@ -172,6 +172,7 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
     run(go)
 
 
+@pytest.mark.slow
 def test_typing_reaches_the_question_box_wherever_focus_is(
         briefing: Callable[[], BriefingApp]) -> None:
     """Issue 14, item 2: after a document (Esc) or from a source or the document list,
@@ -303,6 +304,7 @@ def test_abstention_looks_different(briefing: Callable[[], BriefingApp]) -> None
     run(go)
 
 
+@pytest.mark.slow
 def test_citations_read_as_places_and_why_shows_the_scores(tmp_path: Path,
                                                          briefing_index: Path) -> None:
     """Issue 14, item 6: a source names its file (BUGS.MD is not bugs.md) and where it is
@@ -351,6 +353,7 @@ def test_citations_read_as_places_and_why_shows_the_scores(tmp_path: Path,
     run(go)
 
 
+@pytest.mark.slow
 def test_small_terminals_keep_the_answer_readable(briefing: Callable[[], BriefingApp]) -> None:
     """Issue 14, item 5: at 80 columns the side panel steps aside (Ctrl+B shows it, narrow);
     at 50 columns an answer still shows its words, not "…"; a resize keeps the message that
@@ -396,6 +399,7 @@ def test_small_terminals_keep_the_answer_readable(briefing: Callable[[], Briefin
     run(go)
 
 
+@pytest.mark.slow
 def test_document_viewer_marks_pages_styles_headings_and_searches(tmp_path: Path) -> None:
     """Issue 14, items 7 and 10: a PDF opens with a mark at each page and its headings
     styled; / searches the text, n / N walk the matches, ] jumps to the next page."""
@@ -493,6 +497,7 @@ def test_export_as_a_chosen_path_and_json(briefing: Callable[[], BriefingApp],
     run(go)
 
 
+@pytest.mark.slow
 def test_export_and_copy(briefing: Callable[[], BriefingApp], tmp_path: Path,
                          monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "exports"
@@ -527,6 +532,7 @@ def test_export_and_copy(briefing: Callable[[], BriefingApp], tmp_path: Path,
     assert "nvidia-h200-china.txt characters" in md
 
 
+@pytest.mark.slow
 def test_command_palette_runs_the_chat_actions(briefing: Callable[[], BriefingApp],
                                                tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
@@ -564,6 +570,7 @@ def test_command_palette_runs_the_chat_actions(briefing: Callable[[], BriefingAp
     run(go)
 
 
+@pytest.mark.slow
 def test_history_and_preferences_are_kept_across_runs(briefing: Callable[[], BriefingApp],
                                                    tmp_path: Path) -> None:
     async def first() -> None:
@@ -603,6 +610,7 @@ def test_history_and_preferences_are_kept_across_runs(briefing: Callable[[], Bri
 # ---- the index: building, rebuilding, errors -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_missing_index_is_built_in_the_ui_and_early_questions_wait(
         workspace: tuple[Path, Path], tmp_path: Path) -> None:
     corpus, index = workspace
@@ -634,6 +642,7 @@ def test_missing_index_is_built_in_the_ui_and_early_questions_wait(
     run(go)
 
 
+@pytest.mark.slow
 def test_rebuild_answers_from_the_old_index_until_the_new_one_is_in(
         workspace: tuple[Path, Path], tmp_path: Path) -> None:
     corpus, index = workspace
@@ -665,6 +674,7 @@ def test_rebuild_answers_from_the_old_index_until_the_new_one_is_in(
     run(go)
 
 
+@pytest.mark.slow
 def test_empty_corpus_and_missing_index_show_what_to_do(tmp_path: Path) -> None:
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     corpus.mkdir()
@@ -740,6 +750,7 @@ HOSTILE = ("[bold red]Flux[/] manual [@click=app.quit]quit[/]\n"
            "A second line with a stray [/] closing tag and [on red]colour[/on red].\n")
 
 
+@pytest.mark.slow
 def test_markup_and_escape_sequences_are_shown_literally(tmp_path: Path) -> None:
     corpus, index = tmp_path / "corpus", tmp_path / "index"
     corpus.mkdir()
@@ -782,6 +793,7 @@ def test_markup_and_escape_sequences_are_shown_literally(tmp_path: Path) -> None
     run(go)
 
 
+@pytest.mark.slow
 def test_a_huge_document_opens_at_its_quote(briefing: Callable[[], BriefingApp]) -> None:
     """A 2 MB document is shown as a window around the quote, highlighted, at once."""
     from assistant.session import DocumentView

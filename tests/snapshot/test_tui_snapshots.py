@@ -75,7 +75,7 @@ class RecordedSession(Session):
     which sentence the ranking picks."""
 
     def ask(self, question: str, conversation: Conversation | None = None,
-            top_k: int | None = None) -> Reply:
+            top_k: int | None = None, documents: frozenset[str] | None = None) -> Reply:
         recorded = RecordedAnswerer(self.index.document_text(DOC),
                                     self.manifest.documents[DOC].title)
         return recorded.ask(question, conversation)

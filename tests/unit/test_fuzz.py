@@ -149,6 +149,7 @@ QUESTIONS = st.one_of(
 
 @settings(max_examples=200 * SCALE, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(question=QUESTIONS)
 def test_any_question_gives_an_answer_with_exact_quotes_or_an_input_error(
         answerer: Any, question: str) -> None:
