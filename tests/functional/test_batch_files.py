@@ -87,6 +87,7 @@ def test_txt_batch_with_blank_and_non_utf8_lines(briefing_index: Path, tmp_path:
     assert records[2]["id"] == "5" and records[2]["question"] == GOOD[1]
 
 
+@pytest.mark.slow
 def test_all_good_batch_exits_zero_and_markdown_too(briefing_index: Path, tmp_path: Path
                                                     ) -> None:
     batch = tmp_path / "q.txt"
@@ -167,6 +168,7 @@ def test_huge_batch_streams_and_a_kill_keeps_whole_lines(briefing_index: Path,
           f"100,000 lines would take ~{BIG_LINES / rate / 60:.0f} min")
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_a_huge_batch_cleanly(briefing_index: Path, tmp_path: Path) -> None:
     proc, lines, _ = _interrupted_batch(briefing_index, tmp_path, signal.SIGINT, 2.0)
     assert proc.returncode == 130

@@ -11,12 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers.hostile import assert_ok, assert_user_error, cli, cli_env
 
 QUESTIONS = ["Which Chinese vendors are mentioned?", "What does Beijing want?",
              "What revenue share does the US get from H200 sales?"]
 
 
+@pytest.mark.slow
 def test_batch_output_into_a_missing_folder_creates_it(briefing_index: Path, tmp_path: Path
                                                        ) -> None:
     (tmp_path / "q.txt").write_text("\n".join(QUESTIONS) + "\n")
@@ -36,6 +38,7 @@ def test_batch_output_into_a_missing_folder_creates_it(briefing_index: Path, tmp
         assert_user_error(proc, 8, "cannot write ro/x/answers.jsonl")
 
 
+@pytest.mark.slow
 def test_dash_is_standard_input_and_output(briefing_index: Path, tmp_path: Path) -> None:
     env = cli_env()
     text = "\n".join(QUESTIONS[:2]) + "\n"
@@ -63,6 +66,7 @@ def test_a_binary_batch_file_is_refused_not_answered(briefing_index: Path, tmp_p
     assert proc.stdout == ""
 
 
+@pytest.mark.slow
 def test_an_empty_batch_file_is_an_error(briefing_index: Path, tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text("")
     assert_user_error(cli("batch", "empty.txt", "--index", briefing_index, cwd=tmp_path),
@@ -109,6 +113,7 @@ def test_eval_refuses_an_answerable_line_without_expected_phrases(
                       "line 2 is answerable but has no \"expect_any\"")
 
 
+@pytest.mark.slow
 def test_eval_without_unanswerable_questions_reports_no_abstention_figures(
         briefing_index: Path, tmp_path: Path) -> None:
     gold = tmp_path / "gold.jsonl"

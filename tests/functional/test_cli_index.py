@@ -365,6 +365,7 @@ def test_a_corrupt_index_gets_a_clear_message_and_a_rebuild_recovers(
         assert answer.returncode == 0 and "25%" in answer.stdout
 
 
+@pytest.mark.slow
 def test_full_rebuild_recovers_a_corrupt_index(copy: tuple[Path, Path]) -> None:
     corpus, index = copy
     (index / "CURRENT").write_text("garbage")
@@ -374,6 +375,7 @@ def test_full_rebuild_recovers_a_corrupt_index(copy: tuple[Path, Path]) -> None:
     assert "Stale:     no" in run("info", *where(corpus, index)).stdout
 
 
+@pytest.mark.slow
 def test_an_index_from_another_schema_version(copy: tuple[Path, Path]) -> None:
     corpus, index = copy
     manifest = index / "gen-000001" / "manifest.json"

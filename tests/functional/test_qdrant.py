@@ -285,6 +285,7 @@ def test_build_killed_while_writing_qdrant_leaves_the_old_generation(
     assert answer.answer is not None and "Reykjavik" in answer.answer.text
 
 
+@pytest.mark.slow
 def test_switching_stores_both_ways(workspace: tuple[Path, Path]) -> None:
     from click.testing import CliRunner
 
@@ -318,6 +319,7 @@ def test_switching_stores_both_ways(workspace: tuple[Path, Path]) -> None:
     assert VENDORS in _ask(index, VENDOR_QUESTION).answer.text
 
 
+@pytest.mark.slow
 def test_a_second_process_reads_while_the_first_holds_the_folder(
         twin_indexes: tuple[Path, Path]) -> None:
     """Local mode locks its folder; a chat holding the index open must not stop `ask`."""

@@ -457,6 +457,7 @@ def test_document_viewer_marks_pages_styles_headings_and_searches(tmp_path: Path
     run(go)
 
 
+@pytest.mark.slow
 def test_export_as_a_chosen_path_and_json(briefing: Callable[[], BriefingApp],
                                           tmp_path: Path) -> None:
     """Issue 14, item 10: Ctrl+E asks where to write; a .json path gets the answers as JSON,

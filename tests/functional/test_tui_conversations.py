@@ -44,6 +44,7 @@ def spy_notes(app: BriefingApp) -> list[str]:
     return said
 
 
+@pytest.mark.slow
 def test_conversations_are_saved_listed_and_resumed_across_restarts(
         briefing: Callable[[], BriefingApp], tmp_path: Path) -> None:
     saved_dir = tmp_path / "conversations"
@@ -154,6 +155,7 @@ def test_conversation_store_reports_a_failed_save(tmp_path: Path) -> None:
     assert good.path_of("../escape") is None  # an id never becomes a path elsewhere
 
 
+@pytest.mark.slow
 def test_search_in_the_conversation(briefing: Callable[[], BriefingApp]) -> None:
     async def go() -> None:
         app = briefing()

@@ -109,6 +109,7 @@ async def wait_for(pilot: Pilot[None], done: Callable[[], bool], seconds: float 
         await pilot.pause(0.1)
 
 
+@pytest.mark.slow
 def test_a_corpus_change_marks_the_index_stale_and_offers_the_rebuild(
         workspace: tuple[Path, Path], tmp_path: Path) -> None:
     corpus, index = workspace
@@ -144,6 +145,7 @@ def test_a_corpus_change_marks_the_index_stale_and_offers_the_rebuild(
 # ---- one document ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_questions_can_be_restricted_to_one_document(tmp_path: Path,
                                                       briefing_index: Path) -> None:
     corpus = tmp_path / "corpus"

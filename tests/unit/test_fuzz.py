@@ -169,6 +169,7 @@ def test_any_question_gives_an_answer_with_exact_quotes_or_an_input_error(
 
 @settings(max_examples=40 * SCALE, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow
 @given(turns=st.lists(QUESTIONS, min_size=2, max_size=4))
 def test_any_conversation_keeps_exact_quotes(answerer: Any, turns: list[str]) -> None:
     from assistant.errors import InputError
