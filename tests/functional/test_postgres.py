@@ -270,3 +270,45 @@ def test_a_server_that_is_not_running_is_one_line(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1 and "cannot reach the index server" in result.stderr
     bad = run_cli("ask", VENDOR_QUESTION, "--server", "http://example.invalid/")
     assert bad.returncode == 2 and "not a PostgreSQL URL" in bad.stderr
+
+
+def test_above_ann_threshold_the_server_searches_by_hnsw_with_the_same_answer(
+        server_url: str, workspace: tuple[Path, Path]) -> None:
+    corpus, _ = workspace
+    settings = Settings(corpus_dir=corpus, server=server_url, ann_threshold=3)
+    build_index(settings)
+    index = open_server_index(server_url, shared_cache_dir())
+    try:
+        assert index.manifest.vectors.kind == "hnsw"
+        found = index.meta.db.rows(  # type: ignore[attr-defined]
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'briefing_assistant'", {})
+        assert ("chunks_hnsw",) in found
+        exact = index.meta.chunk_vectors(range(1, index.manifest.chunk_count + 1))
+        query = exact[1]
+        hits = index.vectors.search(query, 3)
+        assert hits[0][0] == 1 and hits[0][1] == pytest.approx(float(query @ query), abs=1e-5)
+        reply = Answerer(index, settings).ask(VENDOR_QUESTION)
+        assert reply.answer.answer is not None
+        assert "rack-scale systems" in reply.answer.answer.text
+    finally:
+        index.close()
+
+
+def test_a_password_in_the_url_is_never_written(
+        server_url: str, workspace: tuple[Path, Path]) -> None:
+    corpus, _ = workspace
+    # the test server trusts local connections, so any password is accepted
+    with_password = server_url.replace("postgres:@", "postgres:sekrit-9f2@", 1).replace(
+        "postgres@", "postgres:sekrit-9f2@", 1)
+    assert "sekrit-9f2" in with_password
+    built = run_cli("index", "--corpus", str(corpus), "--server", with_password, "--json")
+    assert built.returncode == 0, built.stderr
+    assert "sekrit-9f2" not in built.stdout + built.stderr
+    manifest = read_server_manifest(server_url)
+    assert manifest is not None and manifest.vectors.server_url is not None
+    assert "sekrit" not in manifest.model_dump_json()
+    staging = staging_dir(with_password)
+    assert staging == staging_dir(server_url)  # keyed by the URL without its password
+    for path in staging.rglob("*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            assert b"sekrit-9f2" not in path.read_bytes(), path
