@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from assistant.build import Progress, build_index, documents_changed, index_status
 from assistant.errors import (
@@ -173,12 +174,20 @@ def _summary_warnings(summary: BuildSummary | None) -> list[str]:
             + list(summary.warnings))
 
 
+def _reader_of_a_server(settings: Settings, status: IndexStatus | None) -> bool:
+    """A server index that exists, opened where its corpus is not: nothing to build from."""
+    return (settings.server is not None and status is not None and status.exists
+            and not Path(status.corpus_dir).is_dir())
+
+
 def load(settings: Settings, progress: Progress) -> IndexOutcome:
     """Start-up: bring a missing or stale index up to date, then open it. When the build
     fails but an older index opens, answer from that one and say so."""
     status, status_error = read_status(settings)
     summary = build_error = None
-    if status_error is not None or status is None or not status.exists or status.stale:
+    if _reader_of_a_server(settings, status):
+        pass  # a team member without the corpus answers from the server as it is
+    elif status_error is not None or status is None or not status.exists or status.stale:
         summary, build_error = _build(settings, progress, full=False)
     session, open_error = _open(settings)
     status_after, _ = read_status(settings)

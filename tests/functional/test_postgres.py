@@ -312,3 +312,22 @@ def test_a_password_in_the_url_is_never_written(
     for path in staging.rglob("*"):
         if path.is_file() and path.stat().st_size < 50_000_000:
             assert b"sekrit-9f2" not in path.read_bytes(), path
+
+
+def test_the_chat_start_up_on_a_server_without_the_corpus_answers_without_building(
+        server_url: str, workspace: tuple[Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant import session as sessions
+
+    corpus, _ = workspace
+    build_index(Settings(corpus_dir=corpus, server=server_url))
+    shutil.rmtree(corpus)  # a team member's machine: no corpus here
+    monkeypatch.chdir(tmp_path)
+    outcome = sessions.load(Settings(server=server_url), lambda stage, done, total: None)
+    try:
+        assert outcome.error is None and outcome.summary is None and not outcome.warnings
+        assert outcome.session is not None and outcome.session.generation == 1
+        assert outcome.session.ask(VENDOR_QUESTION).answer.answer is not None
+    finally:
+        if outcome.session is not None:
+            outcome.session.close()
