@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.errors import AssistantError, IndexCorruptError, ServerError
+from assistant.errors import AssistantError, IndexCorruptError, IndexMissingError, ServerError
 from assistant.index.meta import BATCH_PARAMS, SentenceRow, Span, Vector, blob_vector
 from assistant.index.postgres.connection import connect, public_url, unreachable
 from assistant.index.postgres.lexical import Posting, Tokenizer, bm25
@@ -294,8 +294,14 @@ class PgVectors:
             return []
         q = "[" + ",".join(repr(float(x)) for x in np.asarray(query, np.float32).ravel()) + "]"
         sql = (f"SELECT c.id, -(c.embedding <#> %(q)s::vector) FROM {S}.chunks c "
-               f"WHERE {visible('c')} ORDER BY c.embedding <#> %(q)s::vector LIMIT %(k)s")
+               f"WHERE {visible('c')} AND EXISTS (SELECT 1 FROM {S}.generations "
+               "WHERE generation = %(g)s) ORDER BY c.embedding <#> %(q)s::vector LIMIT %(k)s")
         rows = self.db.rows(sql, {"g": self.generation, "q": q, "k": min(k, self._count)})
+        if not rows and not self.db.rows(f"SELECT 1 FROM {S}.generations WHERE generation = "
+                                         "%(g)s", {"g": self.generation}):
+            raise IndexMissingError(
+                f"the index on {public_url(self.db.url)} was rebuilt three times since this "
+                f"session opened it, and its generation {self.generation} is gone; open it again")
         return [(int(cid), float(score)) for cid, score in rows]
 
     def close(self) -> None:
