@@ -52,6 +52,12 @@ def _location_options(f: F) -> F:
     return f
 
 
+def _server_option(f: F) -> F:
+    return click.option("--server", "server", metavar="URL", default=None,
+                        help="A PostgreSQL server holding the index (postgresql://user@host/db;"
+                             " default: ASSISTANT_SERVER); no local index folder is used.")(f)
+
+
 def _err(message: str) -> None:
     click.echo(message, err=True)
 
@@ -71,7 +77,8 @@ def _progress_bar(enabled: bool, say_waiting: bool = False) -> Callable[[str, in
     bars: dict[str, Any] = {}
     labels = {"export": "exporting the embedding model to ONNX (once per machine, ~15 s)",
               "embed": "embedding chunks",
-              "vectors": "writing vectors", "publish": "publishing"}
+              "vectors": "writing vectors", "publish": "publishing",
+              "send": "sending the changed documents to the server"}
 
     def report(stage: str, done: int, total: int) -> None:
         if stage == "waiting":
@@ -127,13 +134,14 @@ def cli() -> None:
 
 @cli.command()
 @_location_options
-def chat(corpus_dir: Path | None, index_dir: Path | None) -> None:
+@_server_option
+def chat(corpus_dir: Path | None, index_dir: Path | None, server: str | None) -> None:
     """Open the terminal chat (builds or refreshes the index first, inside the app)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise click.UsageError("the chat needs a terminal (standard input or output is a pipe "
                                "or a file); in scripts use `assistant ask QUESTION` or "
                                "`assistant batch FILE`")
-    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
+    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, server=server)
     from assistant.tui.app import run_app  # textual: ~0.3 s, only for the chat
 
     run_app(settings)
@@ -146,11 +154,12 @@ def chat(corpus_dir: Path | None, index_dir: Path | None) -> None:
 @click.option("--store", type=click.Choice(["faiss", "qdrant"]), default=None,
               help="Vector store (default faiss; qdrant needs qdrant-client).")
 @click.option("--qdrant-url", default=None, help="Qdrant server URL (default: local mode).")
+@_server_option
 def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_json: bool,
-              store: str | None, qdrant_url: str | None) -> None:
+              store: str | None, qdrant_url: str | None, server: str | None) -> None:
     """Build or update the index from the corpus (incremental, atomic, resumable)."""
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, store=store,
-                         qdrant_url=qdrant_url)
+                         qdrant_url=qdrant_url, server=server)
     from assistant.build import build_index
 
     summary = build_index(settings, full=full, progress=_progress_bar(
@@ -181,9 +190,11 @@ def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_js
 @cli.command()
 @_location_options
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool) -> None:
+@_server_option
+def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
+         server: str | None) -> None:
     """Say what the index holds and whether it is stale against the corpus."""
-    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir)
+    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, server=server)
     from assistant.build import index_status
 
     st = index_status(settings)
@@ -242,9 +253,11 @@ def _warn_if_stale(session: Session) -> None:
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Citations to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
-def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool) -> None:
+@_server_option
+def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool,
+        server: str | None) -> None:
     """Answer one QUESTION with a verbatim quote and its citations."""
-    settings = _settings(index_dir=index_dir)
+    settings = _settings(index_dir=index_dir, server=server)
     session = _open_session(settings)
     answer = session.ask(question, top_k=top_k).answer
     _warn_if_stale(session)
@@ -264,12 +277,13 @@ def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool)
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "md"]), default="jsonl")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Citations per answer.")
+@_server_option
 def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
-          top_k: int | None) -> None:
+          top_k: int | None, server: str | None) -> None:
     """Answer every question in FILE (.txt: one a line; .jsonl: {"question", "id",
     "conversation"}; - reads standard input), one record out per line in. Lines that share a
     "conversation" form one chat, asked in file order, so follow-ups are understood."""
-    settings = _settings(index_dir=index_dir)
+    settings = _settings(index_dir=index_dir, server=server)
     from assistant.batch import count_lines, markdown_record, open_questions, run_batch
     from assistant.models import BatchErrorRecord
 
@@ -318,9 +332,10 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
 @click.argument("gold", type=click.Path(path_type=Path))
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def eval_cmd(gold: Path, index_dir: Path | None, as_json: bool) -> None:
+@_server_option
+def eval_cmd(gold: Path, index_dir: Path | None, as_json: bool, server: str | None) -> None:
     """Measure answer quality on a GOLD.jsonl question set."""
-    settings = _settings(index_dir=index_dir)
+    settings = _settings(index_dir=index_dir, server=server)
     from assistant.evaluate import evaluate, load_gold, report_text
 
     questions = load_gold(gold)

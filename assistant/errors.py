@@ -10,6 +10,7 @@ title in the TUI) and exit with its ``exit_code``; anything else is a bug.
     │   ├── IndexMissingError               never built
     │   ├── IndexCorruptError               files damaged or unreadable
     │   ├── IndexIncompatibleError          other schema or model
+    │   ├── ServerError                     the index server is down or refuses the login
     │   └── IndexLockedError       exit 5   another build holds the lock
     ├── IndexWriteError            exit 6   disk full, read-only directory
     ├── ModelError                 exit 7   the embedding model cannot load
@@ -60,6 +61,10 @@ class IndexCorruptError(IndexError_):
 
 class IndexIncompatibleError(IndexError_):
     title = "Incompatible index"
+
+
+class ServerError(IndexError_):
+    title = "Index server unavailable"
 
 
 class IndexLockedError(IndexError_):

@@ -105,7 +105,7 @@ class ChunkParams(BaseModel):
 
 
 class VectorIndexInfo(BaseModel):
-    store: Literal["faiss", "qdrant"] = "faiss"
+    store: Literal["faiss", "qdrant", "postgres"] = "faiss"
     kind: Literal["flat", "ivf", "hnsw"] = "flat"
     nlist: int = 0
     nprobe: int = 0
@@ -114,6 +114,8 @@ class VectorIndexInfo(BaseModel):
     qdrant_version: int = 0
     """Qdrant server mode: this generation sees the points added at or before this version
     and not removed by it (see assistant.index.vectors.qdrant)."""
+    server_url: str | None = None
+    """PostgreSQL index: the server's URL without its password (assistant.index.postgres)."""
 
 
 class IndexManifest(BaseModel):
@@ -153,6 +155,8 @@ class BuildSummary(BaseModel):
     documents: int = 0
     generation: int = 0
     seconds: float = 0.0
+    documents_sent: int | None = None
+    """A server build: documents whose rows were sent (the others were kept as they were)."""
 
 
 class IndexStatus(BaseModel):

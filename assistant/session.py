@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from assistant.build import Progress, build_index, documents_changed, index_status
 from assistant.errors import (
     AssistantError,
     IndexCorruptError,
+    IndexIncompatibleError,
     IndexMissingError,
     ModelError,
     UnexpectedError,
 )
-from assistant.index.meta import MetaReader
+from assistant.index.meta import MetaSource
 from assistant.index.store import OpenIndex, open_index
 from assistant.models import BuildSummary, IndexManifest, IndexStatus, Section
 from assistant.qa.conversation import Conversation
@@ -46,12 +48,12 @@ class Session:
         self.index = index
         self.answerer = answerer
         self._answer_lock = threading.Lock()
-        self._reader: MetaReader | None = None
+        self._reader: MetaSource | None = None
         self._reader_lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings) -> Session:
-        index = open_index(settings.index_dir)
+        index = open_server(settings) if settings.server else open_index(settings.index_dir)
         try:
             return cls(index, Answerer(index, settings))
         except ModelError as exc:  # the index's own copy of the model is damaged
@@ -99,6 +101,30 @@ class Session:
                 self._reader.close()
                 self._reader = None
             self.index.close()
+
+
+def open_server(settings: Settings) -> OpenIndex:
+    """The index on ``settings.server``; its model's export comes from this machine's shared
+    cache (made from the local model when this machine has not made it yet)."""
+    from assistant.index.postgres import open_server_index
+    from assistant.model_export import ensure_onnx, identify, shared_cache_dir
+
+    assert settings.server is not None
+    root = shared_cache_dir()
+    index = open_server_index(settings.server, root)
+    try:
+        if not index.onnx_file.is_file():
+            files = identify(settings.resolved_model_path(), root / "models")
+            if files.weights_sha256 != index.manifest.model.weights_sha256:
+                raise IndexIncompatibleError(
+                    f"the server's index was built with {index.manifest.model.name} "
+                    f"({index.manifest.model.weights_sha256[:12]}), this machine has "
+                    f"{files.weights_sha256[:12]}; install that model or rebuild the index")
+            ensure_onnx(root / "models", files, settings.embed_threads)
+    except BaseException:
+        index.close()
+        raise
+    return index
 
 
 @dataclass
@@ -149,12 +175,20 @@ def _summary_warnings(summary: BuildSummary | None) -> list[str]:
             + list(summary.warnings))
 
 
+def _reader_of_a_server(settings: Settings, status: IndexStatus | None) -> bool:
+    """A server index that exists, opened where its corpus is not: nothing to build from."""
+    return (settings.server is not None and status is not None and status.exists
+            and not Path(status.corpus_dir).is_dir())
+
+
 def load(settings: Settings, progress: Progress) -> IndexOutcome:
     """Start-up: bring a missing or stale index up to date, then open it. When the build
     fails but an older index opens, answer from that one and say so."""
     status, status_error = read_status(settings)
     summary = build_error = None
-    if status_error is not None or status is None or not status.exists or status.stale:
+    if _reader_of_a_server(settings, status):
+        pass  # a team member without the corpus answers from the server as it is
+    elif status_error is not None or status is None or not status.exists or status.stale:
         summary, build_error = _build(settings, progress, full=False)
     session, open_error = _open(settings)
     status_after, _ = read_status(settings)

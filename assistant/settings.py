@@ -94,8 +94,15 @@ class Settings(BaseSettings):
     qdrant_url: str | None = None
     """URL of a Qdrant server or cluster; unset means Qdrant's local mode in the index folder."""
 
+    server: str | None = None
+    """A PostgreSQL server (``postgresql://user@host:5432/db``, with pgvector) that holds the
+    whole index for a team: built into by `assistant index`, answered from by every command,
+    with no local index folder. The password comes from the URL, ``PGPASSWORD`` or
+    ``~/.pgpass`` and is never written anywhere."""
+
     ann_threshold: int = Field(default=50_000, ge=1)
-    """Above this many chunks the FAISS index is approximate (IVF) instead of exact."""
+    """Above this many chunks the vector search is approximate (FAISS: IVF; PostgreSQL:
+    HNSW) instead of exact."""
 
     top_k: int = Field(default=5, ge=1, le=50)
     """Citations listed with an answer."""

@@ -72,7 +72,12 @@ __all__ = ["EncoderFactory", "Progress", "build_index", "documents_changed", "in
 def build_index(settings: Settings, full: bool = False, progress: Progress | None = None,
                 encoder: EncoderFactory = OnnxEncoder) -> BuildSummary:
     """Make the index at ``settings.index_dir`` reflect ``settings.corpus_dir`` (or, when no
-    corpus is given, the corpus it was built from: ``resolve_corpus``)."""
+    corpus is given, the corpus it was built from: ``resolve_corpus``); with ``settings.server``,
+    the index on that PostgreSQL server (``assistant.build.server``)."""
+    if settings.server is not None:
+        from assistant.build.server import build_server_index
+
+        return build_server_index(settings, full, progress, encoder)
     started = time.perf_counter()
     settings = resolve_store(resolve_corpus(settings))
     report = progress or (lambda stage, done, total: None)

@@ -172,6 +172,10 @@ def current_manifest(layout: IndexLayout) -> tuple[IndexManifest | None, str | N
 def index_status(settings: Settings) -> IndexStatus:
     """What the index holds and whether it is stale against the corpus (the corpus is only
     stat-ed, never read: fast)."""
+    if settings.server is not None:
+        from assistant.build.server import server_status
+
+        return server_status(settings)
     settings = resolve_store(resolve_corpus(settings))
     layout = IndexLayout(settings.index_dir)
     status = IndexStatus(index_dir=str(settings.index_dir), corpus_dir=str(settings.corpus_dir),

@@ -17,7 +17,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -205,6 +205,45 @@ class ChunkVectors:
                 batch_ids, batch_vecs = [], []
         if batch_ids:
             yield batch_ids, np.stack(batch_vecs)
+
+
+class MetaSource(Protocol):
+    """Every read the answer stages and the readers of documents make of a generation: a
+    local database (``MetaReader``) or a server (``assistant.index.postgres.PgMeta``)."""
+
+    def check(self, chunk_count: int) -> None: ...
+
+    def document_frequencies(self, words: Sequence[str]) -> dict[str, int]: ...
+
+    def word_vectors(self, words: Sequence[str]) -> dict[str, Vector]: ...
+
+    def lexical(self, forms: Sequence[str], limit: int) -> list[tuple[int, float]]: ...
+
+    def sentences(self, chunk_ids: Sequence[int], sentence_ids: Sequence[int]
+                  ) -> list[SentenceRow]: ...
+
+    def chunk_vectors(self, chunk_ids: Iterable[int]) -> dict[int, Vector]: ...
+
+    def adjacent_ids(self, sentence_ids: Sequence[int]
+                     ) -> dict[int, tuple[int | None, int | None]]: ...
+
+    def sections_and_bodies(self, sentence_ids: Sequence[int]
+                            ) -> dict[int, tuple[str, str]]: ...
+
+    def neighbours(self, doc_id: str, start: int, end: int
+                   ) -> tuple[Span | None, Span | None]: ...
+
+    def document_slice(self, doc_id: str, start: int, end: int) -> str: ...
+
+    def document_text(self, doc_id: str) -> str: ...
+
+    def document_sections(self, doc_id: str) -> list[Section]: ...
+
+    def documents(self) -> list[tuple[str, str, str]]: ...
+
+    def sentence_spans(self, doc_id: str) -> list[tuple[int, int]]: ...
+
+    def close(self) -> None: ...
 
 
 class MetaReader:

@@ -9,30 +9,36 @@ manifest records (``assistant.index.vectors.backend``).
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.errors import IndexCorruptError, IndexMissingError
 from assistant.index.layout import META_DB, IndexLayout
 from assistant.index.manifest import read_manifest
-from assistant.index.meta import MetaReader, connect_read
+from assistant.index.meta import MetaReader, MetaSource, connect_read
 from assistant.index.vectors import VectorSearch, backend
 from assistant.models import IndexManifest, Section
 
 
 @dataclass
 class OpenIndex:
-    """A published generation opened for reading."""
+    """A published generation opened for reading: a local one, or one on a server
+    (``assistant.index.postgres.open_server_index``; then ``layout`` is the machine's model
+    cache, the only local files it needs, and ``new_reader`` opens a second connection)."""
 
     layout: IndexLayout
     generation_dir: Path
     manifest: IndexManifest
-    meta: MetaReader
+    meta: MetaSource
     vectors: VectorSearch
+    new_reader: Callable[[], MetaSource] | None = field(default=None, repr=False)
 
     @property
     def conn(self) -> sqlite3.Connection:
         """The database connection, for tests and diagnostics: code reads through ``meta``."""
+        if not isinstance(self.meta, MetaReader):
+            raise TypeError("a server index has no local database connection")
         return self.meta.conn
 
     @property
@@ -45,9 +51,11 @@ class OpenIndex:
     def document_sections(self, doc_id: str) -> list[Section]:
         return self.meta.document_sections(doc_id)
 
-    def reader(self) -> MetaReader:
+    def reader(self) -> MetaSource:
         """A second, independent reader of the same database (the generation never changes):
         for a thread that must not wait on the one answering."""
+        if self.new_reader is not None:
+            return self.new_reader()
         path = self.generation_dir / META_DB
         return MetaReader(connect_read(path), path)
 

@@ -50,3 +50,10 @@ def test_help_lists_the_index_commands() -> None:
                        capture_output=True, text=True, timeout=120)
     for option in ("--corpus", "--index", "--full", "--json"):
         assert option in r.stdout
+
+
+def test_a_local_index_never_loads_the_postgresql_driver() -> None:
+    """psycopg is imported only when a server is configured (``assistant.index.postgres``)."""
+    found = imported_after("import assistant.session, assistant.build, assistant.cli",
+                           ["psycopg", "assistant.index.postgres"])
+    assert found == []

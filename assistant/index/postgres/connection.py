@@ -1,0 +1,70 @@
+"""Connecting to the index server, and what its failures mean to a user.
+
+Credentials come only from the URL or libpq's own ``PGPASSWORD`` / ``~/.pgpass``; anything
+written (the manifest, the local staging folder's name, messages) uses ``public_url``, the
+URL with its password removed. A server that is down, a refused login and a missing
+``psycopg`` are one-line errors, never tracebacks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from assistant.errors import ServerError, SettingsError
+
+if TYPE_CHECKING:
+    import psycopg
+
+
+def public_url(url: str) -> str:
+    """The URL without its password (and without the user's password in the query)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, host = netloc.rsplit("@", 1)
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("password="))
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def check_url(url: str) -> None:
+    if urlsplit(url).scheme not in ("postgresql", "postgres"):
+        raise SettingsError(f"the server URL {public_url(url)!r} is not a PostgreSQL URL; "
+                            "write it as postgresql://user@host:5432/database")
+
+
+def require_driver() -> None:
+    try:
+        import psycopg  # noqa: F401  ~60 ms, only for a server index
+    except ImportError as exc:
+        raise SettingsError("a PostgreSQL index needs psycopg; install it with "
+                            "pip install 'briefing-assistant[postgres]'") from exc
+
+
+def connect(url: str, autocommit: bool = True) -> psycopg.Connection[Any]:
+    """A connection, or a ``ServerError`` saying why there is none."""
+    check_url(url)
+    require_driver()
+    import psycopg
+
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10,
+                               application_name="briefing-assistant")
+    except psycopg.Error as exc:
+        raise unreachable(url, exc) from exc
+
+
+def unreachable(url: str, exc: Exception) -> ServerError:
+    """The error for a failed connection or a connection lost mid-question."""
+    detail = " ".join(str(exc).split())
+    if "password authentication failed" in detail or "no password supplied" in detail:
+        reason = detail[detail.find("password"):] if "password" in detail else detail
+        return ServerError(f"the index server {public_url(url)} refused the login "
+                           f"({reason[:200]}); check the user and password in the URL, "
+                           "PGPASSWORD or ~/.pgpass")
+    if "does not exist" in detail and "database" in detail:
+        return ServerError(f"the index server {public_url(url)} has no such database "
+                           f"({detail[:200]}); create it or fix the URL")
+    return ServerError(f"cannot reach the index server {public_url(url)} ({detail[:200]}); "
+                       "check that it is running and that the URL is right, then try again")

@@ -1,0 +1,311 @@
+"""Reading one generation from the server: ``PgMeta`` (the ``MetaSource`` the answer stages
+read through) and ``PgVectors`` (pgvector search: exact, or HNSW above ``ann_threshold``).
+
+Every statement names the generation it reads, so a reader sees one generation whatever a
+build does meanwhile (a build only adds rows, marks rows as leaving, and deletes rows no
+generation since the previous one can see). The connection is in autocommit mode: a
+reader never holds a transaction open between questions. A connection lost mid-question
+is tried once more on a fresh connection, then reported as a ``ServerError``; the next
+question connects again, so a restarted server answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from assistant.errors import AssistantError, IndexCorruptError, IndexMissingError, ServerError
+from assistant.index.meta import BATCH_PARAMS, SentenceRow, Span, Vector, blob_vector
+from assistant.index.postgres.connection import connect, public_url, unreachable
+from assistant.index.postgres.lexical import Posting, Tokenizer, bm25
+from assistant.index.postgres.schema import SCHEMA, visible
+from assistant.models import Section
+
+S = SCHEMA
+
+
+def _parts(items: Sequence[Any]) -> list[list[Any]]:
+    return [list(items[i:i + BATCH_PARAMS]) for i in range(0, len(items), BATCH_PARAMS)]
+
+
+class PgConnection:
+    """One connection, re-made when the server drops it; every query passes through ``rows``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: Any = connect(url)
+        self._fresh = True
+        self.settings: list[str] = []
+        """Statements run on every new connection (``SET hnsw.ef_search``)."""
+        self._lock = threading.Lock()
+
+    def rows(self, sql: str, params: dict[str, Any], fetch: bool = True
+             ) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with self._lock:
+            for attempt in range(2):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = connect(self.url)
+                        self._fresh = True
+                    if self._fresh:
+                        for setting in self.settings:
+                            self._conn.execute(setting)
+                        self._fresh = False
+                    cur = self._conn.execute(sql, params)
+                    return list(cur.fetchall()) if fetch else []
+                except psycopg.OperationalError as exc:
+                    self._drop()
+                    if attempt == 1:
+                        raise unreachable(self.url, exc) from exc
+                except AssistantError:
+                    raise
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise ServerError(
+                        f"the index server {public_url(self.url)} does not let this user read "
+                        f"the index ({' '.join(str(exc).split())[:160]}); grant it USAGE on "
+                        "schema briefing_assistant and SELECT on its tables") from exc
+                except psycopg.Error as exc:
+                    raise IndexCorruptError(
+                        f"the index on the server is damaged ({' '.join(str(exc).split())[:160]});"
+                        " run `assistant index --server URL --full`") from exc
+        raise AssertionError("unreachable")
+
+    def on_connect(self, statement: str) -> None:
+        """Run ``statement`` now and on every new connection."""
+        self.settings.append(statement)
+        self._fresh = True
+
+    def _drop(self) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.close()
+        except Exception:
+            pass
+        self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+class PgMeta:
+    """Every read of one server generation (the same surface as ``MetaReader``)."""
+
+    def __init__(self, db: PgConnection, generation: int, sentence_rows: int,
+                 token_total: int) -> None:
+        self.db = db
+        self.generation = generation
+        self.sentence_rows = sentence_rows
+        self.token_total = token_total
+        self._tokenizer: Tokenizer | None = None
+
+    def _rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
+        return self.db.rows(sql, {"g": self.generation, **params})
+
+    def check(self, chunk_count: int) -> None:
+        n = self._rows(f"SELECT count(*) FROM {S}.chunks c WHERE {visible('c')}")[0][0]
+        if int(n) != chunk_count:
+            raise IndexCorruptError(f"the server's generation {self.generation} holds {n} "
+                                    f"chunks, its manifest says {chunk_count}; run "
+                                    "`assistant index --server URL --full`")
+
+    # --- term statistics ------------------------------------------------------------------
+
+    def document_frequencies(self, words: Sequence[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for part in _parts(list(words)):
+            out.update((str(t), int(n)) for t, n in self._rows(
+                f"SELECT p.term, count(*) FROM {S}.postings p WHERE p.term = ANY(%(w)s) "
+                f"AND {visible('p')} GROUP BY p.term", w=part))
+        return out
+
+    def word_vectors(self, words: Sequence[str]) -> dict[str, Vector]:
+        found: dict[str, Vector] = {}
+        for part in _parts(list(words)):
+            for term, blob in self._rows(
+                    f"SELECT t.term, t.vector FROM {S}.term_vectors t WHERE t.term = ANY(%(w)s) "
+                    f"AND {visible('t')}", w=part):
+                found[str(term)] = blob_vector(bytes(blob))
+        return found
+
+    # --- candidates -----------------------------------------------------------------------
+
+    def lexical(self, forms: Sequence[str], limit: int) -> list[tuple[int, float]]:
+        """FTS5's BM25 over the stored term statistics (``lexical``): the local index's
+        scores. A form FTS5 would split into several tokens (none of the question's words,
+        which are runs of letters and digits) is searched by its first token."""
+        if not forms:
+            return []
+        if self._tokenizer is None:
+            self._tokenizer = Tokenizer()
+        terms = [toks[0] if toks else "" for toks in map(self._tokenizer.tokens, forms)]
+        wanted = sorted({t for t in terms if t})
+        found: dict[str, list[Posting]] = {t: [] for t in wanted}
+        if wanted:
+            for term, sid, body_tf, context_tf, tokens in self._rows(
+                    f"SELECT p.term, p.sentence_id, p.body_tf, p.context_tf, p.tokens "
+                    f"FROM {S}.postings p WHERE p.term = ANY(%(w)s) AND {visible('p')}",
+                    w=wanted):
+                found[str(term)].append(Posting(int(sid), int(body_tf), int(context_tf),
+                                                int(tokens)))
+        phrases = [found.get(t, []) for t in terms]
+        return bm25(phrases, self.sentence_rows, self.token_total, limit)
+
+    def _sentence_sql(self, where: str, order: str) -> str:
+        return (f"SELECT s.id, s.chunk_id, s.doc_id, s.start, s.\"end\", s.vector, c.section, "
+                f"d.title, s.body FROM {S}.sentences s "
+                f"JOIN {S}.chunks c ON c.id = s.chunk_id AND {visible('c')} "
+                f"JOIN {S}.documents d ON d.doc_id = s.doc_id AND {visible('d')} "
+                f"WHERE {visible('s')} AND {where} ORDER BY {order}")
+
+    @staticmethod
+    def _row(r: tuple[Any, ...]) -> SentenceRow:
+        return SentenceRow(int(r[0]), int(r[1]), str(r[2]), int(r[3]), int(r[4]), bytes(r[5]),
+                           str(r[6]), str(r[7]), str(r[8]))
+
+    def sentences(self, chunk_ids: Sequence[int], sentence_ids: Sequence[int]
+                  ) -> list[SentenceRow]:
+        """In the local index's order (SQLite walks an IN list sorted, each part of it)."""
+        rows: dict[int, SentenceRow] = {}
+        for part in _parts(list(chunk_ids)):
+            for r in self._rows(self._sentence_sql("s.chunk_id = ANY(%(ids)s)",
+                                                   "s.chunk_id, s.id"), ids=part):
+                rows[int(r[0])] = self._row(r)
+        missing = [s for s in sentence_ids if s not in rows]
+        for part in _parts(missing):
+            for r in self._rows(self._sentence_sql("s.id = ANY(%(ids)s)", "s.id"), ids=part):
+                rows[int(r[0])] = self._row(r)
+        return list(rows.values())
+
+    def chunk_vectors(self, chunk_ids: Iterable[int]) -> dict[int, Vector]:
+        out: dict[int, Vector] = {}
+        for part in _parts(list(chunk_ids)):
+            for cid, blob in self._rows(
+                    f"SELECT c.id, c.vector FROM {S}.chunks c WHERE c.id = ANY(%(ids)s) "
+                    f"AND {visible('c')}", ids=part):
+                out[int(cid)] = blob_vector(bytes(blob))
+        return out
+
+    def adjacent_ids(self, sentence_ids: Sequence[int]
+                     ) -> dict[int, tuple[int | None, int | None]]:
+        out: dict[int, tuple[int | None, int | None]] = {}
+        for part in _parts(list(sentence_ids)):
+            for sid, pid, nid in self._rows(
+                    f"SELECT s.id, (SELECT p.id FROM {S}.sentences p WHERE p.doc_id = s.doc_id "
+                    f"AND p.start < s.start AND {visible('p')} ORDER BY p.start DESC LIMIT 1), "
+                    f"(SELECT n.id FROM {S}.sentences n WHERE n.doc_id = s.doc_id AND "
+                    f"n.start > s.start AND {visible('n')} ORDER BY n.start LIMIT 1) "
+                    f"FROM {S}.sentences s WHERE s.id = ANY(%(ids)s) AND {visible('s')}",
+                    ids=part):
+                out[int(sid)] = (None if pid is None else int(pid),
+                                 None if nid is None else int(nid))
+        return out
+
+    def sections_and_bodies(self, sentence_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        out: dict[int, tuple[str, str]] = {}
+        for part in _parts(list(sentence_ids)):
+            for sid, section, body in self._rows(
+                    f"SELECT s.id, c.section, s.body FROM {S}.sentences s JOIN {S}.chunks c "
+                    f"ON c.id = s.chunk_id AND {visible('c')} WHERE s.id = ANY(%(ids)s) "
+                    f"AND {visible('s')}", ids=part):
+                out[int(sid)] = (str(section), str(body))
+        return out
+
+    # --- documents ------------------------------------------------------------------------
+
+    def neighbours(self, doc_id: str, start: int, end: int) -> tuple[Span | None, Span | None]:
+        prev = self._rows(
+            f"SELECT s.start, s.\"end\", s.body FROM {S}.sentences s WHERE s.doc_id = %(d)s "
+            f"AND s.start < %(x)s AND {visible('s')} ORDER BY s.start DESC LIMIT 1",
+            d=doc_id, x=start)
+        nxt = self._rows(
+            f"SELECT s.start, s.\"end\", s.body FROM {S}.sentences s WHERE s.doc_id = %(d)s "
+            f"AND s.start >= %(x)s AND {visible('s')} ORDER BY s.start LIMIT 1",
+            d=doc_id, x=end)
+        return (_span(prev), _span(nxt))
+
+    def _document(self, column: str, doc_id: str) -> Any:
+        rows = self._rows(f"SELECT {column} FROM {S}.documents d WHERE d.doc_id = %(d)s "
+                          f"AND {visible('d')}", d=doc_id)
+        return rows[0][0] if rows else None
+
+    def document_slice(self, doc_id: str, start: int, end: int) -> str:
+        # substr counts characters (code points), as Python's slicing does
+        found = self._document(f"substr(d.text, {int(start) + 1}, {max(0, int(end - start))})",
+                               doc_id)
+        return str(found) if found is not None else ""
+
+    def document_text(self, doc_id: str) -> str:
+        found = self._document("d.text", doc_id)
+        if found is None:
+            raise IndexCorruptError(f"document {doc_id} is missing from the index")
+        return str(found)
+
+    def document_sections(self, doc_id: str) -> list[Section]:
+        found = self._document("d.sections", doc_id)
+        return [Section.model_validate(s) for s in json.loads(found)] if found else []
+
+    def documents(self) -> list[tuple[str, str, str]]:
+        return [(str(d), str(t), str(x)) for d, t, x in self._rows(
+            f"SELECT d.doc_id, d.title, d.text FROM {S}.documents d WHERE {visible('d')}")]
+
+    def sentence_spans(self, doc_id: str) -> list[tuple[int, int]]:
+        return [(int(s), int(e)) for s, e in self._rows(
+            f"SELECT s.start, s.\"end\" FROM {S}.sentences s WHERE s.doc_id = %(d)s AND "
+            f"{visible('s')} ORDER BY s.start", d=doc_id)]
+
+    def close(self) -> None:
+        if self._tokenizer is not None:
+            self._tokenizer.close()
+        self.db.close()
+
+
+def _span(rows: list[tuple[Any, ...]]) -> Span | None:
+    if not rows:
+        return None
+    r = rows[0]
+    return int(r[0]), int(r[1]), str(r[2])
+
+
+class PgVectors:
+    """Nearest chunks of one generation by pgvector's inner product (vectors are normalised:
+    cosine). Exact below the build's ``ann_threshold``; above it the HNSW index answers,
+    asked for enough candidates that the generation filter leaves ``k``."""
+
+    def __init__(self, db: PgConnection, generation: int, count: int, hnsw: bool) -> None:
+        self.db = db
+        self.generation = generation
+        self._count = count
+        if hnsw:  # the generation filter runs after the graph search: ask it for more
+            db.on_connect("SET hnsw.ef_search = 200")
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def search(self, query: Vector, k: int) -> list[tuple[int, float]]:
+        if self._count == 0:
+            return []
+        q = "[" + ",".join(repr(float(x)) for x in np.asarray(query, np.float32).ravel()) + "]"
+        sql = (f"SELECT c.id, -(c.embedding <#> %(q)s::vector) FROM {S}.chunks c "
+               f"WHERE {visible('c')} AND EXISTS (SELECT 1 FROM {S}.generations "
+               "WHERE generation = %(g)s) ORDER BY c.embedding <#> %(q)s::vector LIMIT %(k)s")
+        rows = self.db.rows(sql, {"g": self.generation, "q": q, "k": min(k, self._count)})
+        if not rows and not self.db.rows(f"SELECT 1 FROM {S}.generations WHERE generation = "
+                                         "%(g)s", {"g": self.generation}):
+            raise IndexMissingError(
+                f"the index on {public_url(self.db.url)} was rebuilt three times since this "
+                f"session opened it, and its generation {self.generation} is gone; open it again")
+        return [(int(cid), float(score)) for cid, score in rows]
+
+    def close(self) -> None:
+        """The connection is the meta reader's: closed with it."""
+
+
+Opener = Callable[[], PgMeta]
