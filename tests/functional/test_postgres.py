@@ -30,6 +30,8 @@ from assistant.qa.pipeline import Answerer
 from assistant.session import Session
 from assistant.settings import Settings
 
+pytestmark = pytest.mark.slow  # a real server per session: in scripts/test --all, not the fast loop
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parents[1] / "data"
 BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
