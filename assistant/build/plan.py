@@ -189,6 +189,12 @@ def index_status(settings: Settings) -> IndexStatus:
         # The database and vectors too, not only the manifest: a damaged index is reported
         # with its fix rather than described as fine (~0.2 s).
         open_index(layout.root).close()
+    return describe(status, settings, manifest)
+
+
+def describe(status: IndexStatus, settings: Settings, manifest: IndexManifest) -> IndexStatus:
+    """``status`` filled in from a live manifest, and whether it is stale against the corpus
+    (stat only): shared by the local index and the server's."""
     status.exists = True
     status.documents = list(manifest.documents.values())
     status.chunk_count = manifest.chunk_count

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 from assistant.build.embedding import EncoderFactory, Progress
-from assistant.build.plan import scan, stale_reasons
+from assistant.build.plan import describe
 from assistant.embed import OnnxEncoder
-from assistant.errors import CorpusError, IndexCorruptError, IndexIncompatibleError
+from assistant.errors import IndexCorruptError, IndexIncompatibleError
 from assistant.index.layout import IndexLayout
 from assistant.index.manifest import read_manifest
 from assistant.index.postgres import read_server_manifest
@@ -93,20 +93,4 @@ def server_status(settings: Settings) -> IndexStatus:
     if manifest is None:
         status.stale_reasons = ["no index has been built"]
         return status
-    status.documents = list(manifest.documents.values())
-    status.chunk_count = manifest.chunk_count
-    status.sentence_count = manifest.sentence_count
-    status.model = f"{manifest.model.name} ({manifest.model.weights_sha256[:12]})"
-    status.built_at = manifest.built_at
-    status.generation = manifest.generation
-    status.vectors = manifest.vectors
-    try:
-        files, _ = scan(settings)
-    except CorpusError as exc:
-        status.stale_reasons = [exc.message.split(";")[0]]
-        status.stale = True
-        return status
-    settings = settings.model_copy(update={"store": "auto"})
-    status.stale_reasons = stale_reasons(settings, manifest, files)
-    status.stale = bool(status.stale_reasons)
-    return status
+    return describe(status, settings.model_copy(update={"store": "auto"}), manifest)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers.pilot import spy_notes
 from test_tui import RACK_SCALE, SIZE, VENDORS, ask, highlighted_text, make_app, run, settle
 from textual.widgets import OptionList, Static
 
@@ -31,17 +32,6 @@ def briefing(briefing_index: Path, tmp_path: Path) -> Callable[[], BriefingApp]:
     return lambda: make_app(tmp_path, corpus, briefing_index)
 
 
-def spy_notes(app: BriefingApp) -> list[str]:
-    """Every notification's message, as the user saw it."""
-    said: list[str] = []
-    notify = app.notify
-
-    def spy(message: str, *args: object, **kwargs: object) -> None:
-        said.append(message)
-        notify(message, *args, **kwargs)  # type: ignore[arg-type]
-
-    app.notify = spy  # type: ignore[method-assign]
-    return said
 
 
 @pytest.mark.slow

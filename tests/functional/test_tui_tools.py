@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers.pilot import spy_notes
 from test_tui import SIZE, ask, flat, make_app, run, settle, text_of
 from textual.pilot import Pilot
 from textual.widgets import OptionList
@@ -42,16 +43,6 @@ def briefing(briefing_index: Path, tmp_path: Path) -> Callable[[], BriefingApp]:
     return lambda: make_app(tmp_path, corpus, briefing_index)
 
 
-def spy_notes(app: BriefingApp) -> list[str]:
-    said: list[str] = []
-    notify = app.notify
-
-    def spy(message: str, *args: object, **kwargs: object) -> None:
-        said.append(message)
-        notify(message, *args, **kwargs)  # type: ignore[arg-type]
-
-    app.notify = spy  # type: ignore[method-assign]
-    return said
 
 
 def script(path: Path, body: str) -> Path:

@@ -36,3 +36,16 @@ async def ask(pilot: Pilot[None], question: str, wait: bool = True) -> None:
     await pilot.press("enter")
     if wait:
         await settle(pilot)
+
+
+def spy_notes(app: BriefingApp) -> list[str]:
+    """Every notification's message, as the user saw it."""
+    said: list[str] = []
+    notify = app.notify
+
+    def spy(message: str, *args: object, **kwargs: object) -> None:
+        said.append(message)
+        notify(message, *args, **kwargs)  # type: ignore[arg-type]
+
+    app.notify = spy  # type: ignore[method-assign]
+    return said
