@@ -9,6 +9,7 @@ exactly: "H20" never matches "H200".
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -26,26 +27,49 @@ STOPWORDS = _LANG.stopwords
 QUESTION_WORDS = _LANG.question_words
 
 
+class _StripMarks(dict[int, int | None]):
+    """A ``str.translate`` table, filled as characters are met: combining marks map to
+    None (removed), every other character to itself."""
+
+    def __missing__(self, code: int) -> int | None:
+        value = None if unicodedata.combining(chr(code)) else code
+        self[code] = value
+        return value
+
+
+_STRIP_MARKS = _StripMarks()
+
+
 def fold(text: str) -> str:
     """Lower case without diacritics, as the index's tokenizer sees it."""
     if text.isascii():
         return text.lower()
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFKD", text.lower()).translate(_STRIP_MARKS)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _terms(text: str) -> tuple[str, ...]:
+    return tuple(_TERM.findall(fold(text)))
 
 
 def terms(text: str) -> list[str]:
-    """All word tokens of ``text`` (folded), in order, repeats kept."""
-    return _TERM.findall(fold(text))
+    """All word tokens of ``text`` (folded), in order, repeats kept. Memoised: the same
+    sentences are read by several stages of an answer, and again by later questions."""
+    return list(_terms(text))
 
 
 def content_terms(text: str) -> list[str]:
     """Distinct terms that carry meaning (no stop words, no single letters), in order."""
+    return list(_content_terms(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _content_terms(text: str) -> tuple[str, ...]:
     seen: dict[str, None] = {}
-    for t in terms(text):
+    for t in _terms(text):
         if t not in STOPWORDS and (len(t) > 1 or t.isdigit()):
             seen.setdefault(t, None)
-    return list(seen)
+    return tuple(seen)
 
 
 def variants(term: str) -> list[str]:
@@ -56,12 +80,17 @@ def variants(term: str) -> list[str]:
 def identifiers(text: str) -> list[str]:
     """Model numbers, figures, acronyms and dotted code names as written ("H200", "25%", "US",
     "str.join"), folded, distinct."""
+    return list(_identifiers(text))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _identifiers(text: str) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for m in _IDENT.finditer(text):
         tok = fold(m.group(0)).rstrip(".")
         if tok and tok not in STOPWORDS:
             seen.setdefault(tok, None)
-    return list(seen)
+    return tuple(seen)
 
 
 def identifier_present(ident: str, text_identifiers: set[str]) -> bool:

@@ -106,18 +106,34 @@ class TermStats:
     """Sentences holding each query term (its variants pooled)."""
 
 
-def _proximity(forms: list[list[str]], words: list[str]) -> float:
-    where = {v: i for i, f in enumerate(forms) for v in f}
-    hits = [(pos, where[w]) for pos, w in enumerate(words) if w in where]
-    distinct = {t for _, t in hits}
-    if len(distinct) < 2:
-        return 0.0
-    return len(distinct) / (hits[-1][0] - hits[0][0] + 1)
+class TermForms:
+    """The query's terms with their variants (singular, plural), built once per question
+    and matched against many sentences."""
 
+    def __init__(self, forms: list[list[str]]) -> None:
+        self.size = len(forms)
+        self._owners: dict[str, list[int]] = {}
+        for i, f in enumerate(forms):
+            for v in f:
+                self._owners.setdefault(v, []).append(i)
+        self._last = {v: i for i, f in enumerate(forms) for v in f}
 
-def _found(forms: list[list[str]], words: set[str]) -> npt.NDArray[np.bool_]:
-    """Per query term (given with its variants): does the word set hold it?"""
-    return np.array([any(v in words for v in f) for f in forms], dtype=bool)
+    def found(self, words: set[str]) -> npt.NDArray[np.bool_]:
+        """Per query term: does the word set hold it (any of its forms)?"""
+        out = np.zeros(self.size, dtype=bool)
+        for w in self._owners.keys() & words:
+            out[self._owners[w]] = True
+        return out
+
+    def proximity(self, words: list[str]) -> float:
+        """Distinct query terms in ``words`` over the span of words they cover (0 with
+        fewer than two)."""
+        where = self._last
+        hits = [(pos, where[w]) for pos, w in enumerate(words) if w in where]
+        distinct = {t for _, t in hits}
+        if len(distinct) < 2:
+            return 0.0
+        return len(distinct) / (hits[-1][0] - hits[0][0] + 1)
 
 
 COMMON_SHARE = 0.02
@@ -168,7 +184,7 @@ class Retriever:
         weights = np.array([query.terms[t] * stats.idf.get(t, 0.0) for t in qterms])
         bodies = [tx.terms(tx.without_links(r.body)) for r in rows]
         soft = self._soft_matcher(qterms, term_vectors or {}, bodies)
-        forms = [tx.variants(t) for t in qterms]
+        forms = TermForms([tx.variants(t) for t in qterms])
         nears: list[list[str]] = []
         ctx_cache: dict[tuple[str, str], npt.NDArray[np.bool_]] = {}
         out: list[Candidate] = []
@@ -183,11 +199,11 @@ class Retriever:
             c.dense_rank = chunk_rank.get(cid)
             c.lexical_rank = lex_rank.get(sid)
             c.bm25 = lex_score.get(sid, 0.0)
-            c.exact = _found(forms, set(words))
-            c.proximity = _proximity(forms, words)
+            c.exact = forms.found(set(words))
+            c.proximity = forms.proximity(words)
             ctx = ctx_cache.get((title, section))
             if ctx is None:
-                ctx = _found(forms, set(tx.terms(f"{title} {section}")))
+                ctx = forms.found(set(tx.terms(f"{title} {section}")))
                 ctx_cache[(title, section)] = ctx
             c.in_context = ctx
             c.soft, near = soft(set(words))
@@ -222,7 +238,7 @@ class Retriever:
                 if c.soft[i] >= SOFT_MIN:
                     c.matched_terms.append(f"{qterms[i]}≈{word}")
 
-    def _read_neighbours(self, cands: list[Candidate], forms: list[list[str]]) -> None:
+    def _read_neighbours(self, cands: list[Candidate], forms: TermForms) -> None:
         """What the sentences just before and after each candidate say, in a few indexed
         queries: whether the candidate opens its section, which query terms its neighbours
         hold (``in_window``), and, for a sentence opening with a pronoun, the terms its
@@ -233,14 +249,14 @@ class Retriever:
         wanted = sorted({x for pair in around.values() for x in pair if x is not None})
         info = {sid: (section, set(tx.terms(tx.without_links(body))))
                 for sid, (section, body) in self.meta.sections_and_bodies(wanted).items()}
-        none = np.zeros(len(forms), dtype=bool)
+        none = np.zeros(forms.size, dtype=bool)
         for c in cands:
             pid, nid = around.get(c.sentence_id, (None, None))
             prev = info.get(pid) if pid is not None else None
             nxt = info.get(nid) if nid is not None else None
             c.first_in_section = prev is None or prev[0] != c.section
-            prev_found = _found(forms, prev[1]) if prev and not c.first_in_section else none
-            next_found = _found(forms, nxt[1]) if nxt and nxt[0] == c.section else none
+            prev_found = forms.found(prev[1]) if prev and not c.first_in_section else none
+            next_found = forms.found(nxt[1]) if nxt and nxt[0] == c.section else none
             c.in_window = prev_found | next_found
             c.inherited = (prev_found & ~c.exact if self.language.leaning_openers.match(c.text)
                            else none)

@@ -103,11 +103,13 @@ class Answerer:
             return a, [], timings
         t = time.perf_counter()
         qterms = list(a.query.terms)
-        a.vector = self.embedder.embed([a.query.text])[0]
         a.term_vectors = self.retriever.stored_term_vectors(qterms)
+        # words the corpus never uses are embedded with the question, in the same forward
+        # pass (one model run instead of two: padding is masked, the vectors are the same)
         missing = [w for w in qterms if w not in a.term_vectors]
-        if missing:  # words the corpus never uses: embed them (short: one small batch)
-            a.term_vectors.update(zip(missing, self.embedder.embed(missing), strict=True))
+        vectors = self.embedder.embed([a.query.text, *missing])
+        a.vector = vectors[0]
+        a.term_vectors.update(zip(missing, vectors[1:], strict=True))
         timings["embed"] = _ms(t)
         t = time.perf_counter()
         a.stats = self.retriever.term_stats(qterms)

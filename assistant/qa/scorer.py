@@ -12,6 +12,7 @@ by meeting the protocol.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
@@ -76,46 +77,67 @@ class TreeModel(FeatureModel):
     leaf: list[list[float]]
     depth: int
 
-    def arrays(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64],
-                              npt.NDArray[np.int64], npt.NDArray[np.int64],
-                              npt.NDArray[np.float64]]:
-        width = max(len(f) for f in self.feature)
-        leaves = max(len(v) for v in self.leaf)
-
-        def pad(rows: list[list[int]] | list[list[float]], n: int, fill: float
-                ) -> npt.NDArray[np.float64]:
-            return np.array([list(r) + [fill] * (n - len(r)) for r in rows], dtype=np.float64)
-
-        return (pad(self.feature, width, 0).astype(np.int64), pad(self.threshold, width, 0.0),
-                pad(self.left, width, -1).astype(np.int64),
-                pad(self.right, width, -1).astype(np.int64), pad(self.leaf, leaves, 0.0))
+    def flat(self) -> FlatTrees:
+        """The ensemble as one node table (see ``FlatTrees``)."""
+        return FlatTrees.of(self)
 
     def apply(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        feat, thr, left, right, leaf = self.arrays()
-        return walk_trees(x, feat, thr, left, right, leaf, self.depth)
+        return self.flat().walk(x)
 
 
-def walk_trees(x: npt.NDArray[np.float64], feat: npt.NDArray[np.int64],
-               thr: npt.NDArray[np.float64], left: npt.NDArray[np.int64],
-               right: npt.NDArray[np.int64], leaf: npt.NDArray[np.float64], depth: int
-               ) -> npt.NDArray[np.float64]:
-    """Every row through every tree at once, one level a step; the sum of the leaves."""
-    rows, trees = len(x), len(feat)
-    t = np.broadcast_to(np.arange(trees), (rows, trees))
-    r = np.broadcast_to(np.arange(rows)[:, None], (rows, trees))
-    node = np.zeros((rows, trees), dtype=np.int64)
-    out = np.zeros((rows, trees))
-    active = np.ones((rows, trees), dtype=bool)
-    for _ in range(depth + 1):
-        f = feat[t, node]
-        nxt = np.where(x[r, f] <= thr[t, node], left[t, node], right[t, node])
-        done = active & (nxt < 0)
-        out[done] = leaf[t[done], -nxt[done] - 1]
-        active &= ~done
-        if not active.any():
-            break
-        node = np.where(active, nxt, 0)
-    return np.asarray(out.sum(axis=1), dtype=np.float64)
+class FlatTrees:
+    """Every tree's nodes in one table, leaves included: a leaf is a node that sends every
+    row back to itself (threshold +inf, both children itself) and holds its value, so all
+    rows walk all trees in lock-step with three gathers a level and no bookkeeping of which
+    walks have ended; the score is the sum of the values of the nodes reached."""
+
+    def __init__(self, feature: npt.NDArray[np.intp], threshold: npt.NDArray[np.float64],
+                 left: npt.NDArray[np.intp], right: npt.NDArray[np.intp],
+                 value: npt.NDArray[np.float64], roots: npt.NDArray[np.intp],
+                 depth: int) -> None:
+        self.feature, self.threshold, self.left, self.right = feature, threshold, left, right
+        self.value, self.roots, self.depth = value, roots, depth
+
+    @classmethod
+    def of(cls, model: TreeModel) -> FlatTrees:
+        feature: list[int] = []
+        threshold: list[float] = []
+        left: list[int] = []
+        right: list[int] = []
+        value: list[float] = []
+        roots: list[int] = []
+        for feat, thr, lo, hi, leaf in zip(model.feature, model.threshold, model.left,
+                                            model.right, model.leaf, strict=True):
+            base, leaves = len(feature), len(feature) + len(feat)
+
+            def node(child: int, base: int = base, leaves: int = leaves) -> int:
+                return base + child if child >= 0 else leaves + (-child - 1)
+
+            roots.append(base if feat else leaves)  # a tree of one leaf starts on it
+            feature += feat
+            threshold += thr
+            left += [node(c) for c in lo]
+            right += [node(c) for c in hi]
+            value += [0.0] * len(feat)
+            for j, v in enumerate(leaf):
+                feature.append(0)
+                threshold.append(math.inf)
+                left.append(leaves + j)
+                right.append(leaves + j)
+                value.append(v)
+        return cls(np.array(feature, dtype=np.intp), np.array(threshold, dtype=np.float64),
+                   np.array(left, dtype=np.intp), np.array(right, dtype=np.intp),
+                   np.array(value, dtype=np.float64), np.array(roots, dtype=np.intp),
+                   model.depth)
+
+    def walk(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The ensemble's score of each row of ``x``."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        node = np.broadcast_to(self.roots, (len(x), len(self.roots)))
+        for _ in range(self.depth):  # ``depth``: the most splits on a path to a leaf
+            here = np.take_along_axis(x, self.feature[node], axis=1) <= self.threshold[node]
+            node = np.where(here, self.left[node], self.right[node])
+        return np.asarray(self.value[node].sum(axis=1), dtype=np.float64)
 
 
 class AbstainerModel(LinearModel):
@@ -145,14 +167,9 @@ class FittedScorer:
     def __init__(self, model: TreeModel | LinearModel) -> None:
         self.model = model
         self._cols: dict[str, list[int]] = {}
-        if isinstance(model, TreeModel):  # the arrays once, not once per question
-            arrays = model.arrays()
-            depth = model.depth
-
-            def walk(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-                return walk_trees(x, *arrays, depth)
-
-            self._apply: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]] = walk
+        if isinstance(model, TreeModel):  # the node table once, not once per question
+            self._apply: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]] = \
+                model.flat().walk
         else:
             self._apply = model.apply
 

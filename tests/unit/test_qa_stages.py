@@ -16,7 +16,7 @@ from assistant.qa.candidates import Candidate
 from assistant.qa.citations import choose_citations
 from assistant.qa.conversation import Conversation
 from assistant.qa.features import INDEX, FeatureExtractor, feature_names
-from assistant.qa.scorer import AbstainerModel, FittedScorer, LinearModel, load_model
+from assistant.qa.scorer import AbstainerModel, FittedScorer, LinearModel, TreeModel, load_model
 
 EN = lang.load("en")
 
@@ -175,3 +175,42 @@ def test_the_shipped_model_records_its_provenance_and_held_out_figures() -> None
     prov: dict[str, Any] = model.provenance
     assert {"fitted", "data", "split", "held_out"} <= set(prov)
     assert {"qa-dev", "briefing", "pydoc"} <= set(prov["held_out"])
+
+
+def _walk_one(model: TreeModel, row: np.ndarray) -> float:
+    """The trees walked the plain way, one row and one tree at a time."""
+    total = 0.0
+    for t in range(len(model.feature)):
+        if not model.feature[t]:  # a tree of a single leaf
+            total += model.leaf[t][0]
+            continue
+        node = 0
+        while node >= 0:
+            go_left = row[model.feature[t][node]] <= model.threshold[t][node]
+            node = model.left[t][node] if go_left else model.right[t][node]
+        total += model.leaf[t][-node - 1]
+    return total
+
+
+def test_the_tree_scorer_gives_the_shipped_trees_own_scores() -> None:
+    """The vectorised walk (every row through every tree at once) scores as a plain walk
+    does, on rows spread over and beyond the thresholds the trees split at."""
+    model = load_model().ranker
+    assert isinstance(model, TreeModel)
+    width = len(model.features)
+    rng = np.random.default_rng(7)
+    splits = [(f, th) for fs, ts in zip(model.feature, model.threshold, strict=True)
+              for f, th in zip(fs, ts, strict=True)]
+    thresholds = [[th for f, th in splits if f == j] for j in range(width)]
+    rows = np.array([[rng.choice(th) + rng.choice([-1e-9, 0.0, 1e-9])
+                      if th and rng.random() < 0.7 else rng.normal() * 3
+                      for th in thresholds] for _ in range(300)])
+    flat = model.flat().walk(rows)
+    expected = np.array([_walk_one(model, r) for r in rows])
+    np.testing.assert_allclose(flat, expected, rtol=1e-12, atol=1e-12)
+    assert np.unique(np.round(expected, 6)).size > 100  # the rows do take different paths
+
+    # a tree of one leaf scores its leaf for every row
+    single = TreeModel(features=["dense"], feature=[[], [0]], threshold=[[], [0.5]],
+                       left=[[], [-1]], right=[[], [-2]], leaf=[[0.25], [1.0, 2.0]], depth=1)
+    np.testing.assert_allclose(single.flat().walk(np.array([[0.1], [0.9]])), [1.25, 2.25])
