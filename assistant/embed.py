@@ -104,13 +104,18 @@ class Encoder(Protocol):
 
 
 class OnnxEncoder:
-    def __init__(self, onnx_file: Path, threads: int = 0) -> None:
+    def __init__(self, onnx_file: Path, threads: int = 0, spin: bool = True) -> None:
+        """``spin=False`` for an encoder that runs now and then between other work (the
+        question's embedding): onnxruntime's threads otherwise spin on the cores after each
+        run and slow the Python that follows, and other processes."""
         import onnxruntime as ort  # ~100 ms
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        if not spin:  # idle threads sleep at once instead of spinning on the cores
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(onnx_file), sess_options=opts,
                                                  providers=["CPUExecutionProvider"])

@@ -110,6 +110,13 @@ def without_links(text: str) -> str:
     return _LINK.sub(" ", text)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def prose_terms(text: str) -> tuple[str, ...]:
+    """``terms(without_links(text))``, memoised: the words of a sentence as matched against
+    a question (every sentence read for an answer is read this way, often again)."""
+    return _terms(without_links(text))
+
+
 def without_terminal_codes(text: str) -> str:
     """Text pasted from a terminal with its escape sequences (colours, titles) removed and
     every other control character, newlines included, made a space: what a one-line

@@ -151,6 +151,8 @@ class Retriever:
         self._word_vectors: dict[str, Vector | None] = {}
         """Word vectors read so far (None: the index has none for the word). An index
         generation never changes, so a warm process reads each word once."""
+        self._around: dict[int, tuple[int | None, int | None]] = {}
+        self._words: dict[int, tuple[str, set[str]]] = {}
 
     def term_stats(self, query_terms: Sequence[str]) -> TermStats:
         """IDF of each query term over sentences (its variants pooled), from FTS5's vocabulary."""
@@ -182,7 +184,7 @@ class Retriever:
         chunk_vecs = self.meta.chunk_vectors({r.chunk_id for r in rows} - set(chunk_score))
         qterms = list(query.terms)
         weights = np.array([query.terms[t] * stats.idf.get(t, 0.0) for t in qterms])
-        bodies = [tx.terms(tx.without_links(r.body)) for r in rows]
+        bodies = [list(tx.prose_terms(r.body)) for r in rows]
         soft = self._soft_matcher(qterms, term_vectors or {}, bodies)
         forms = TermForms([tx.variants(t) for t in qterms])
         nears: list[list[str]] = []
@@ -245,10 +247,9 @@ class Retriever:
         referent holds (``inherited``)."""
         if not cands:
             return
-        around = self.meta.adjacent_ids([c.sentence_id for c in cands])
-        wanted = sorted({x for pair in around.values() for x in pair if x is not None})
-        info = {sid: (section, set(tx.terms(tx.without_links(body))))
-                for sid, (section, body) in self.meta.sections_and_bodies(wanted).items()}
+        around = self._adjacent([c.sentence_id for c in cands])
+        info = self._section_and_words(
+            sorted({x for pair in around.values() for x in pair if x is not None}))
         none = np.zeros(forms.size, dtype=bool)
         for c in cands:
             pid, nid = around.get(c.sentence_id, (None, None))
@@ -260,6 +261,29 @@ class Retriever:
             c.in_window = prev_found | next_found
             c.inherited = (prev_found & ~c.exact if self.language.leaning_openers.match(c.text)
                            else none)
+
+    NEIGHBOUR_CACHE = 200_000
+    """Most sentences whose neighbours (and whose section and words) are kept between
+    questions: a generation never changes, and the same passages come up again."""
+
+    def _adjacent(self, sentence_ids: list[int]) -> dict[int, tuple[int | None, int | None]]:
+        cache = self._around
+        missing = [s for s in sentence_ids if s not in cache]
+        if missing:
+            if len(cache) + len(missing) > self.NEIGHBOUR_CACHE:
+                cache.clear()
+            cache.update(self.meta.adjacent_ids(missing))
+        return {s: cache[s] for s in sentence_ids if s in cache}
+
+    def _section_and_words(self, sentence_ids: list[int]) -> dict[int, tuple[str, set[str]]]:
+        cache = self._words
+        missing = [s for s in sentence_ids if s not in cache]
+        if missing:
+            if len(cache) + len(missing) > self.NEIGHBOUR_CACHE:
+                cache.clear()
+            for sid, (section, body) in self.meta.sections_and_bodies(missing).items():
+                cache[sid] = (section, set(tx.prose_terms(body)))
+        return {s: cache[s] for s in sentence_ids if s in cache}
 
     def _soft_matcher(self, qterms: list[str], term_vectors: dict[str, Vector],
                       bodies: list[list[str]]

@@ -75,25 +75,34 @@ class FeatureExtractor:
         given = [c.vector for c in cands if (c.doc_id, c.start) in a.query.avoid]
         repeat = (np.stack([c.vector for c in cands]) @ np.stack(given).T).max(axis=1) \
             if given else np.zeros(len(cands))
+        # the per-term evidence of all candidates as matrices (candidates x terms), so the
+        # IDF-weighted shares are one product each
+        exact = np.array([c.exact for c in cands], dtype=bool).reshape(len(cands), -1)
+        soft_sim = np.array([c.soft for c in cands], dtype=np.float64).reshape(len(cands), -1)
+        in_context = np.array([c.in_context for c in cands], dtype=bool).reshape(len(cands), -1)
+        in_window = np.array([c.in_window for c in cands], dtype=bool).reshape(len(cands), -1)
+        inherited = np.array([c.inherited for c in cands], dtype=bool).reshape(len(cands), -1)
+        soft = np.where(~exact & (soft_sim >= SOFT_MIN), soft_sim, 0.0)
+        x[:, INDEX["dense"]] = [c.dense for c in cands]
+        x[:, INDEX["chunk_dense"]] = [c.chunk_dense for c in cands]
+        x[:, INDEX["lexical"]] = (exact * weights).sum(axis=1) / total
+        x[:, INDEX["soft"]] = (soft * weights).sum(axis=1) / total
+        x[:, INDEX["context"]] = (in_context * weights).sum(axis=1) / total
+        x[:, INDEX["window"]] = ((in_window & ~exact) * weights).sum(axis=1) / total
+        x[:, INDEX["inherited"]] = (inherited * weights).sum(axis=1) / total
+        if terms:
+            x[:, INDEX["alignment"]] = np.where(exact, 1.0, soft_sim).mean(axis=1)
+            x[:, INDEX["rarest"]] = exact[:, rarest]
+        x[:, INDEX["short"]] = np.maximum(0.0, 1.0 - np.array([len(c.text) for c in cands]) / 80)
+        x[:, INDEX["repeat"]] = np.maximum(0.0, repeat - 0.6) / 0.4
         for i, c in enumerate(cands):
-            soft = np.where(~c.exact & (c.soft >= SOFT_MIN), c.soft, 0.0)
             row = x[i]
-            row[INDEX["dense"]] = c.dense
-            row[INDEX["chunk_dense"]] = c.chunk_dense
-            row[INDEX["lexical"]] = float((weights * c.exact).sum()) / total
-            row[INDEX["soft"]] = float((weights * soft).sum()) / total
             row[INDEX["bm25"]] = 1 / (1 + c.lexical_rank) if c.lexical_rank is not None else 0
             row[INDEX["passage_rank"]] = 1 / (1 + c.dense_rank) if c.dense_rank is not None \
                 else 0
-            row[INDEX["context"]] = float((weights * c.in_context).sum()) / total
-            row[INDEX["window"]] = float((weights * (c.in_window & ~c.exact)).sum()) / total
-            row[INDEX["inherited"]] = float((weights * c.inherited).sum()) / total
             row[INDEX["proximity"]] = c.proximity
             row[INDEX["phrase"]] = (len(a.bigrams & bigrams(c.text)) / len(a.bigrams)
                                     if a.bigrams else 0.0)
-            if terms:
-                row[INDEX["alignment"]] = float(np.where(c.exact, 1.0, c.soft).mean())
-                row[INDEX["rarest"]] = float(c.exact[rarest])
             if n_ident:
                 row[INDEX["identifiers"]] = len(c.matched_identifiers) / n_ident
                 row[INDEX["identifiers_missing"]] = len(c.missing_identifiers) / n_ident
@@ -106,8 +115,6 @@ class FeatureExtractor:
             novel = {t for t in tx.content_terms(c.text) if t not in own}
             row[INDEX["novelty"]] = math.log1p(len(novel))
             row[INDEX["section_start"]] = float(c.first_in_section)
-            row[INDEX["short"]] = max(0.0, 1.0 - len(c.text) / 80)
-            row[INDEX["repeat"]] = max(0.0, float(repeat[i]) - 0.6) / 0.4
         best_bm25 = max(c.bm25 for c in cands)
         if best_bm25 > 0:
             x[:, INDEX["bm25_score"]] = [c.bm25 / best_bm25 for c in cands]

@@ -78,7 +78,8 @@ class Answerer:
         self.model = model or load_model()
         onnx = index.onnx_file
         self.embedder = Embedder(Tokenizer(onnx.parent / "tokenizer.json"),
-                                 OnnxEncoder(onnx, threads=settings.embed_threads))
+                                 OnnxEncoder(onnx, threads=settings.embed_threads,
+                                                             spin=False))
         self.retriever = Retriever(index, self.language)
         self.features = FeatureExtractor()
         self.scorer: Scorer = scorer or FittedScorer(self.model.ranker)
