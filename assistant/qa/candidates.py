@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +38,27 @@ SOFT_SCALE = 0.8
 """A soft match is worth at most this much of an exact one."""
 SOFT_FLOOR = 0.4
 """Similarities below this are not even recorded."""
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _through_cache(cache: dict[K, V], keys: Sequence[K], limit: int,
+                   load: Callable[[list[K]], dict[K, V]], absent: V) -> dict[K, V]:
+    """``keys``' values, read through ``cache``: only the keys it lacks are loaded (``absent``
+    kept for a key ``load`` does not return); a cache that would pass ``limit`` entries is
+    emptied first, and then every key is loaded, so none is lost on the way."""
+    wanted = list(dict.fromkeys(keys))
+    missing = [k for k in wanted if k not in cache]
+    if missing:
+        if len(cache) + len(missing) > limit:
+            cache.clear()
+            missing = wanted
+        found = load(missing)
+        for k in missing:
+            cache[k] = found.get(k, absent)
+    return {k: cache[k] for k in wanted}
 
 
 @dataclass
@@ -152,7 +174,8 @@ class Retriever:
         """Word vectors read so far (None: the index has none for the word). An index
         generation never changes, so a warm process reads each word once."""
         self._around: dict[int, tuple[int | None, int | None]] = {}
-        self._words: dict[int, tuple[str, set[str]]] = {}
+        self._frequencies: dict[str, int] = {}
+        self._words: dict[int, tuple[str, set[str]] | None] = {}
 
     def term_stats(self, query_terms: Sequence[str]) -> TermStats:
         """IDF of each query term over sentences (its variants pooled), from FTS5's vocabulary."""
@@ -165,8 +188,11 @@ class Retriever:
         return TermStats(idf=idf, unknown=[t for t, d in df.items() if d == 0], df=df)
 
     def _df(self, words: Sequence[str]) -> dict[str, int]:
-        """Sentence frequency of each word that occurs."""
-        return self.meta.document_frequencies(words)
+        """Sentence frequency of each word that occurs. Kept between questions (a generation
+        never changes): on the server each look-up counts the word's postings."""
+        counts = _through_cache(self._frequencies, words, self.WORD_VECTOR_CACHE,
+                                self.meta.document_frequencies, 0)
+        return {w: n for w, n in counts.items() if n}
 
     def candidates(self, query: Query, query_vector: Vector, stats: TermStats,
                    limit: int, term_vectors: dict[str, Vector] | None = None
@@ -267,23 +293,16 @@ class Retriever:
     questions: a generation never changes, and the same passages come up again."""
 
     def _adjacent(self, sentence_ids: list[int]) -> dict[int, tuple[int | None, int | None]]:
-        cache = self._around
-        missing = [s for s in sentence_ids if s not in cache]
-        if missing:
-            if len(cache) + len(missing) > self.NEIGHBOUR_CACHE:
-                cache.clear()
-            cache.update(self.meta.adjacent_ids(missing))
-        return {s: cache[s] for s in sentence_ids if s in cache}
+        return _through_cache(self._around, sentence_ids, self.NEIGHBOUR_CACHE,
+                              self.meta.adjacent_ids, (None, None))
 
     def _section_and_words(self, sentence_ids: list[int]) -> dict[int, tuple[str, set[str]]]:
-        cache = self._words
-        missing = [s for s in sentence_ids if s not in cache]
-        if missing:
-            if len(cache) + len(missing) > self.NEIGHBOUR_CACHE:
-                cache.clear()
-            for sid, (section, body) in self.meta.sections_and_bodies(missing).items():
-                cache[sid] = (section, set(tx.prose_terms(body)))
-        return {s: cache[s] for s in sentence_ids if s in cache}
+        def load(ids: list[int]) -> dict[int, tuple[str, set[str]] | None]:
+            return {sid: (section, set(tx.prose_terms(body)))
+                    for sid, (section, body) in self.meta.sections_and_bodies(ids).items()}
+
+        found = _through_cache(self._words, sentence_ids, self.NEIGHBOUR_CACHE, load, None)
+        return {sid: v for sid, v in found.items() if v is not None}
 
     def _soft_matcher(self, qterms: list[str], term_vectors: dict[str, Vector],
                       bodies: list[list[str]]
@@ -324,15 +343,12 @@ class Retriever:
     """Most word vectors kept between questions (~75 MB at 384 dimensions)."""
 
     def _read_word_vectors(self, words: list[str]) -> dict[str, Vector]:
-        cache = self._word_vectors
-        missing = [w for w in words if w not in cache]
-        if missing:
-            if len(cache) + len(missing) > self.WORD_VECTOR_CACHE:
-                cache.clear()
-            found = self.meta.word_vectors(missing)  # a damaged table: IndexCorruptError
-            for w in missing:
-                cache[w] = found.get(w)
-        return {w: v for w in words if (v := cache.get(w)) is not None}
+        found = _through_cache(self._word_vectors, words, self.WORD_VECTOR_CACHE,
+                               self._load_word_vectors, None)
+        return {w: v for w, v in found.items() if v is not None}
+
+    def _load_word_vectors(self, words: list[str]) -> dict[str, Vector | None]:
+        return dict(self.meta.word_vectors(words))  # a damaged table: IndexCorruptError
 
     def _lexical(self, query: Query, stats: TermStats, limit: int) -> list[tuple[int, float]]:
         known = [t for t in query.terms if stats.idf.get(t, 0) > 0 and t not in stats.unknown]

@@ -12,7 +12,7 @@ from assistant.errors import SettingsError
 from assistant.qa import lang
 from assistant.qa.abstain import ABSTAIN_FEATURES, Abstainer
 from assistant.qa.analysis import analyse
-from assistant.qa.candidates import Candidate
+from assistant.qa.candidates import Candidate, _through_cache
 from assistant.qa.citations import choose_citations
 from assistant.qa.conversation import Conversation
 from assistant.qa.features import INDEX, FeatureExtractor, feature_names
@@ -214,3 +214,22 @@ def test_the_tree_scorer_gives_the_shipped_trees_own_scores() -> None:
     single = TreeModel(features=["dense"], feature=[[], [0]], threshold=[[], [0.5]],
                        left=[[], [-1]], right=[[], [-2]], leaf=[[0.25], [1.0, 2.0]], depth=1)
     np.testing.assert_allclose(single.flat().walk(np.array([[0.1], [0.9]])), [1.25, 2.25])
+
+
+def test_a_full_cache_is_emptied_without_losing_the_keys_asked() -> None:
+    """The retriever's caches (word vectors, frequencies, neighbours) start afresh when full;
+    the keys of the question that overflows them must still all come back."""
+    loads: list[list[str]] = []
+
+    def load(keys: list[str]) -> dict[str, int]:
+        loads.append(keys)
+        return {k: len(k) for k in keys if k != "absent"}
+
+    cache: dict[str, int] = {}
+    assert _through_cache(cache, ["aa", "b"], 4, load, -1) == {"aa": 2, "b": 1}
+    assert _through_cache(cache, ["b", "absent"], 4, load, -1) == {"b": 1, "absent": -1}
+    assert loads == [["aa", "b"], ["absent"]]  # only what was not cached yet
+    # three cached, two new: past the limit of 4, so the cache is emptied and all reloaded
+    assert _through_cache(cache, ["aa", "ccc", "dddd", "aa"], 4, load, -1) == {
+        "aa": 2, "ccc": 3, "dddd": 4}
+    assert loads[-1] == ["aa", "ccc", "dddd"] and set(cache) == {"aa", "ccc", "dddd"}
