@@ -40,3 +40,36 @@ def test_setup_says_it_installs_and_silences_the_editable_warning(tmp_path: Path
                             env=env, timeout=60)
     assert second.returncode == 0 and second.stderr == ""
     assert len(log.read_text().splitlines()) == len(calls)  # nothing installed again
+
+
+def fake_repo(tmp_path: Path, pip_body: str) -> Path:
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy2(ROOT / "scripts" / "setup", repo / "scripts" / "setup")
+    shutil.copy2(ROOT / "pyproject.toml", repo / "pyproject.toml")
+    fake = repo / ".venv" / "bin" / "python"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\n" + pip_body)
+    fake.chmod(0o755)
+    return repo
+
+
+def test_pip_chatter_goes_to_the_log_and_a_failure_shows_its_end(tmp_path: Path) -> None:
+    chatter = ("echo \"WARNING: Location 'file:///opt/x/simple/torch/' is ignored\" >&2\n"
+               "echo 'Collecting torch==2.13.0'\n")
+    quiet = fake_repo(tmp_path / "ok", chatter)
+    ok = subprocess.run([str(quiet / "scripts" / "setup")], capture_output=True, text=True,
+                        timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    assert "WARNING" not in ok.stderr and "Collecting" not in ok.stderr + ok.stdout
+    assert "Collecting torch==2.13.0" in (quiet / ".venv" / "install.log").read_text()
+
+    failing = fake_repo(tmp_path / "bad", chatter + "case \"$*\" in *-e*) "
+                        "echo 'ERROR: No matching distribution found for torch==2.13.0' >&2; "
+                        "exit 1;; esac\n")
+    bad = subprocess.run([str(failing / "scripts" / "setup")], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 1
+    assert "failed" in bad.stderr and "No matching distribution found" in bad.stderr
+    assert "WARNING: Location" not in bad.stderr  # the machine's noise is left in the log
+    assert not list((failing / ".venv").glob(".installed-*"))  # the next run tries again
