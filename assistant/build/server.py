@@ -27,9 +27,26 @@ from assistant.settings import Settings
 
 
 def staging_dir(url: str) -> Path:
-    """This machine's working index for a server (no password in its name or contents)."""
-    key = hashlib.sha256(public_url(url).encode()).hexdigest()[:16]
-    return shared_cache_dir() / "servers" / key
+    """This machine's working index for a server (no password in its name or contents).
+
+    Keyed by which database it is (user, host, port, database), not by the URL's spelling, so
+    that adding ``sslmode=require`` or a timeout to the URL does not re-embed the corpus. A
+    folder under the key of earlier versions (the whole password-free URL) is taken over.
+    """
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = conninfo_to_dict(url)
+    parts.setdefault("port", "5432")
+    identity = "|".join(str(parts.get(k) or "") for k in ("user", "host", "port", "dbname"))
+    servers = shared_cache_dir() / "servers"
+    folder = servers / hashlib.sha256(identity.encode()).hexdigest()[:16]
+    earlier = servers / hashlib.sha256(public_url(url).encode()).hexdigest()[:16]
+    if not folder.exists() and earlier.is_dir():
+        try:
+            earlier.rename(folder)
+        except OSError:
+            return earlier
+    return folder
 
 
 def with_server_corpus(settings: Settings, manifest: IndexManifest | None) -> Settings:

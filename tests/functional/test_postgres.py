@@ -355,3 +355,46 @@ def test_a_session_outlived_by_three_rebuilds_says_so_instead_of_answering_from_
         assert "open it again" in caught.value.message
     finally:
         held.close()
+
+
+# --- TLS ------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_a_tls_url_works_unchanged_and_a_wrong_certificate_is_one_line(
+        pg: Any, server_url: str, workspace: tuple[Path, Path], tmp_path: Path) -> None:
+    from helpers.tls_proxy import TlsFront, make_certificate
+
+    corpus, _ = workspace
+    cert, key = make_certificate(tmp_path)
+    front = TlsFront(Path(pg.pgdata) / ".s.PGSQL.5432", cert, key)
+    try:
+        database = server_url.split("?", 1)[0].rsplit("/", 1)[1]
+        tls = (f"postgresql://postgres@localhost:{front.port}/{database}"
+               f"?sslmode=verify-full&sslrootcert={cert}")
+        built = run_cli("index", "--corpus", str(corpus), "--server", tls, "--json")
+        assert built.returncode == 0, built.stderr
+        assert json.loads(built.stdout)["generation"] == 1
+        asked = run_cli("ask", VENDOR_QUESTION, "--json", "--server", tls)
+        assert asked.returncode == 0, asked.stderr
+        assert "rack-scale systems" in json.loads(asked.stdout)["answer"]["text"]
+        assert front.tls_sessions >= 2 and front.refused_plain == 0  # all of it over TLS
+
+        # the same database, whatever the URL's options: one staging folder, nothing re-embedded
+        assert staging_dir(tls) == staging_dir(tls.split("?", 1)[0])
+        again = run_cli("index", "--corpus", str(corpus), "--server",
+                        tls + "&connect_timeout=20", "--json")
+        assert again.returncode == 0, again.stderr
+        assert json.loads(again.stdout)["up_to_date"] is True
+        assert json.loads(again.stdout)["chunks_embedded"] == 0
+
+        other, _ = make_certificate(tmp_path, "other")  # a CA that did not sign the server's
+        wrong = tls.replace(str(cert), str(other))
+        refused = run_cli("ask", VENDOR_QUESTION, "--server", wrong)
+        assert refused.returncode == 4
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: cannot reach the index server")
+        assert "certificate verify failed" in lines[0]
+    finally:
+        front.close()
+        shutil.rmtree(staging_dir(server_url), ignore_errors=True)

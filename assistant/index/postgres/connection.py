@@ -18,13 +18,14 @@ if TYPE_CHECKING:
 
 
 def public_url(url: str) -> str:
-    """The URL without its password (and without the user's password in the query)."""
+    """The URL without its password (nor a ``password`` or ``sslpassword`` in the query)."""
     parts = urlsplit(url)
     netloc = parts.netloc
     if "@" in netloc:
         user, host = netloc.rsplit("@", 1)
         netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("password="))
+    query = "&".join(q for q in parts.query.split("&")
+                     if q and not q.startswith(("password=", "sslpassword=")))
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
