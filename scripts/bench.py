@@ -20,7 +20,11 @@ downloads), then measures, side by side and in the same run:
   (``build_faiss``) over the index's vectors, queried with embedded questions;
 * resumability: a build killed with SIGKILL mid-embedding, then run again: the second run
   must reuse what the first embedded (``chunks_reused``) and embed only the rest;
-* FAISS against Qdrant local at 10,000 chunks, when ``assistant.index.vectors.qdrant`` exists.
+* FAISS against Qdrant local at 10,000 chunks, when ``assistant.index.vectors.qdrant`` exists;
+* with ``--server``, the PostgreSQL index (a pgserver in the work folder) beside FAISS on the
+  same corpus and questions: build throughput, warm p50/p95, answers equal to FAISS's, cold
+  ``assistant ask``, 4 concurrent clients, an incremental rebuild (targets: p50 within 2x of
+  FAISS at 10,000 chunks, <= 50 ms at 100,000).
 
 Prints a table with each figure's ratio to the peers and its target; writes
 bench-results-SIZE.json.
@@ -61,6 +65,9 @@ def main() -> None:
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--skip-resume", action="store_true")
     ap.add_argument("--skip-qdrant", action="store_true")
+    ap.add_argument("--server", action="store_true",
+                    help="also the PostgreSQL index (a pgserver started in the work folder) "
+                         "beside FAISS on the same corpus and questions")
     ap.add_argument("--probes", type=int, default=3, help="fresh processes for latency/opening")
     ap.add_argument("--cold-runs", type=int, default=5)
     ap.add_argument("--workdir", type=Path, default=None,
@@ -155,15 +162,21 @@ def run(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
         step("resumability: kill -9 mid-embedding, then run again")
         res["resume"] = resume(corpus, work / "index-resume", n)
 
+    if args.server:
+        step("PostgreSQL server beside FAISS")
+        res["server"] = server(corpus, index, questions, args.probes, work)
+
     if (not args.skip_qdrant and args.size == 10000
             and importlib.util.find_spec("assistant.index.vectors.qdrant") is not None):
         step("Qdrant local at the same size")
         res["qdrant"] = qdrant(corpus, work / "index-qdrant", questions, args.probes, work, n)
 
 
-def probe(index: Path, questions: list[str], probes: int, work: Path) -> dict[str, Any]:
+def probe(index: Path, questions: list[str], probes: int, work: Path,
+          server_url: str | None = None) -> dict[str, Any]:
     runs = [bl.run_peer({"kind": "our_probe", "index_dir": str(index), "questions": questions,
-                         "repeats": 2}, work, python=bl.OUR_PYTHON) for _ in range(probes)]
+                         "repeats": 2, "server": server_url}, work, python=bl.OUR_PYTHON)
+            for _ in range(probes)]
     lat = [x for r in runs for x in r["latencies_s"]]
     return {"open_s": [r["open_s"] for r in runs], "answerer_s": [r["answerer_s"] for r in runs],
             "import_s": [r["import_s"] for r in runs],
@@ -172,13 +185,16 @@ def probe(index: Path, questions: list[str], probes: int, work: Path) -> dict[st
             "latency_p95_ms": bl.percentile(lat, 95) * 1000,
             "latency_p50_per_probe_ms": [bl.percentile(r["latencies_s"], 50) * 1000
                                          for r in runs],
-            "qps": [r["batch_n"] / r["batch_s"] for r in runs], "vectors": runs[0]["vectors"]}
+            "qps": [r["batch_n"] / r["batch_s"] for r in runs], "vectors": runs[0]["vectors"],
+            "answers": runs[0]["answers"]}
 
 
-def cold_start(index: Path, questions: list[str], runs: int) -> list[float]:
+def cold_start(index: Path, questions: list[str], runs: int, server_url: str | None = None
+               ) -> list[float]:
     out = []
+    where = ["--server", server_url] if server_url else ["--index", str(index)]
     for i in range(runs):
-        wall, proc = bl.run_cli(["ask", questions[i], "--index", str(index)])
+        wall, proc = bl.run_cli(["ask", questions[i], *where])
         if proc.returncode != 0 or not proc.stdout.strip():
             raise RuntimeError(f"assistant ask failed: {proc.stderr[-2000:]}")
         out.append(wall)
@@ -297,6 +313,52 @@ def qdrant(corpus: Path, index: Path, questions: list[str], probes: int, work: P
     return out
 
 
+def server(corpus: Path, index: Path, questions: list[str], probes: int, work: Path
+           ) -> dict[str, Any]:
+    """The PostgreSQL index on the same corpus as FAISS, measured the same way: a build from
+    nothing (its own staging folder: embedding included), warm latency in fresh processes,
+    cold `assistant ask`, 4 concurrent clients against each, an incremental rebuild of each
+    after one edit, and how many answers equal FAISS's."""
+    from pgserver.postgres_server import get_server
+
+    from assistant.build.server import staging_dir
+
+    pg = get_server(work / "pg", cleanup_mode="delete")
+    try:
+        pg.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+        url = str(pg.get_uri())
+        shutil.rmtree(staging_dir(url), ignore_errors=True)
+        wall, proc = bl.run_cli(["index", "--corpus", str(corpus), "--server", url, "--full",
+                                 "--json"], timeout=86400)
+        if proc.returncode != 0:
+            return {"error": proc.stderr[-500:]}
+        summary = json.loads(proc.stdout)
+        out: dict[str, Any] = {"build_s": summary["seconds"], "wall_s": wall,
+                               "chunks_per_s": summary["chunks_embedded"] / summary["seconds"]}
+        step(f"  built {summary['chunks_embedded']} chunks in {summary['seconds']:.1f} s")
+        out["faiss_query"] = probe(index, questions, probes, work)
+        out["query"] = probe(index, questions, probes, work, server_url=url)
+        out["same_answers"] = sum(a == b for a, b in zip(out["faiss_query"]["answers"],
+                                                         out["query"]["answers"], strict=True))
+        out["questions"] = len(questions)
+        step(f"  p50 {out['query']['latency_p50_ms']:.1f} ms (FAISS "
+             f"{out['faiss_query']['latency_p50_ms']:.1f}); same answer "
+             f"{out['same_answers']}/{len(questions)}")
+        out["ask_cold_start_s"] = cold_start(index, questions, 3, server_url=url)
+        out["clients4"] = bl.concurrent_clients(index, url, questions)
+        out["faiss_clients4"] = bl.concurrent_clients(index, None, questions)
+        bl.edit_document(bl.doc_path(corpus, 2), "server-edit")
+        _, local = bl.our_build(corpus, index)
+        _, proc = bl.run_cli(["index", "--corpus", str(corpus), "--server", url, "--json"])
+        if proc.returncode == 0:
+            out["rebuild_one_edit_s"] = json.loads(proc.stdout)["seconds"]
+            out["faiss_rebuild_one_edit_s"] = local["seconds"]
+        return out
+    finally:
+        shutil.rmtree(staging_dir(str(pg.get_uri())), ignore_errors=True)
+        pg.cleanup()
+
+
 def report(res: dict[str, Any]) -> None:
     size = res["size"]
     print(f"\n== scale benchmark: --size {size}: {res.get('chunks', '?')} chunks in "
@@ -365,6 +427,30 @@ def report(res: dict[str, Any]) -> None:
               f"{qd['ask_peak_rss_mb']:.0f}", "", "", "", "", "", "")
     elif qd:
         t.add("qdrant", "failed", "", "", "", "", "", qd["error"][:80])
+    sv = res.get("server")
+    if sv and "error" not in sv:
+        fq, sq = sv["faiss_query"], sv["query"]
+        ratio = sq["latency_p50_ms"] / fq["latency_p50_ms"]
+        t.add("server: build chunks/s", sv["chunks_per_s"], "", "", "", "", "",
+              f"faiss {ob['chunks_per_s']:.1f}" if ob else "")
+        target = (f"<=2x faiss {bl.verdict(ratio, 2, False)}" if size <= 10000 else
+                  f"<=50 {bl.verdict(sq['latency_p50_ms'], 50, False)}")
+        t.add("server: answer p50 ms (warm)", sq["latency_p50_ms"], "", "", "", "", target,
+              f"faiss {fq['latency_p50_ms']:.1f} in the same step: {ratio:.2f}x; "
+              f"{sq['vectors']['kind']} search")
+        t.add("server: answer p95 ms (warm)", sq["latency_p95_ms"], "", "", "", "", "",
+              f"faiss {fq['latency_p95_ms']:.1f}")
+        t.add("server: same answer as faiss", f"{sv['same_answers']}/{sv['questions']}", "",
+              "", "", "", "", "exact below server_ann_threshold, HNSW above")
+        t.add("server: cold start `ask` s", bl.median(sv["ask_cold_start_s"]), "", "", "", "",
+              "", bl.spread(sv["ask_cold_start_s"]))
+        t.add("server: 4 clients answers/s", sv["clients4"]["answers_per_s"], "", "", "", "",
+              "", f"faiss {sv['faiss_clients4']['answers_per_s']:.1f}")
+        if "rebuild_one_edit_s" in sv:
+            t.add("server: rebuild, 1 doc edited, s", sv["rebuild_one_edit_s"], "", "", "", "",
+                  "", f"faiss {sv['faiss_rebuild_one_edit_s']:.2f}")
+    elif sv:
+        t.add("server", "failed", "", "", "", "", "", sv["error"][:80])
     print(t.render())
     print(f"\nload average: start {res['load_average_start'][0]:.1f}, end "
           f"{res.get('load_average_end', [float('nan')])[0]:.1f} (2 cores; > 2: other work "

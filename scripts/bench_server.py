@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,21 +25,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
-
-CLIENT = """
-import json, sys, time
-from assistant.session import Session
-from assistant.settings import Settings
-
-args = json.loads(sys.argv[1])
-settings = Settings(index_dir=args["index"], server=args["server"])
-session = Session.open(settings)
-session.ask(args["questions"][0])
-start = time.perf_counter()
-for q in args["questions"]:
-    session.ask(q)
-print(json.dumps({"n": len(args["questions"]), "s": time.perf_counter() - start}))
-"""
 
 
 def main() -> None:
@@ -88,15 +72,9 @@ def main() -> None:
             where = ["--server", url] if settings.server else ["--index", str(work / "index")]
             fig["cold_ask_s"] = sorted(bl.run_cli(["ask", questions[i], *where])[0]
                                        for i in range(3))[1]
-            job = json.dumps({"index": str(settings.index_dir), "server": settings.server,
-                              "questions": questions})
-            t = time.perf_counter()
-            clients = [subprocess.Popen([sys.executable, "-c", CLIENT, job],
-                                        stdout=subprocess.PIPE, text=True, env=bl.bench_env())
-                       for _ in range(4)]
-            outs = [json.loads(c.communicate()[0]) for c in clients]
-            fig["clients4_answers_per_s"] = sum(o["n"] for o in outs) / max(o["s"] for o in outs)
-            fig["clients4_wall_s"] = time.perf_counter() - t
+            clients = bl.concurrent_clients(settings.index_dir, settings.server, questions)
+            fig["clients4_answers_per_s"] = clients["answers_per_s"]
+            fig["clients4_wall_s"] = clients["wall_s"]
             res[name] = fig
             print(name, json.dumps(fig), file=sys.stderr)
         edited = bl.doc_path(corpus, 0)

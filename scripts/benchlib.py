@@ -448,9 +448,15 @@ def _probe_ours(job: dict[str, Any]) -> dict[str, Any]:
     from assistant.settings import Settings
 
     import_s = time.perf_counter() - t
-    settings = Settings(index_dir=Path(job["index_dir"]))
+    settings = Settings(index_dir=Path(job["index_dir"]), server=job.get("server"))
     t = time.perf_counter()
-    idx = open_index(settings.index_dir)
+    if settings.server:
+        from assistant.index.postgres import open_server_index
+        from assistant.model_export import shared_cache_dir
+
+        idx = open_server_index(settings.server, shared_cache_dir())
+    else:
+        idx = open_index(settings.index_dir)
     open_s = time.perf_counter() - t
     t = time.perf_counter()
     answerer = Answerer(idx, settings)
@@ -464,12 +470,15 @@ def _probe_ours(job: dict[str, Any]) -> dict[str, Any]:
         answerer.ask(q)
     latencies = []
     abstained = 0
+    answers: list[str | None] = []
     for _ in range(int(job.get("repeats", 3))):
         for q in questions:
             t = time.perf_counter()
             a = answerer.ask(q).answer
             latencies.append(time.perf_counter() - t)
             abstained += a.abstained
+            if len(answers) < len(questions):
+                answers.append(a.answer.text if a.answer else None)
     t = time.perf_counter()
     for q in questions:
         answerer.ask(q)
@@ -478,7 +487,36 @@ def _probe_ours(job: dict[str, Any]) -> dict[str, Any]:
             "first_answer_s": first_s, "cold_start_s": cold_s, "latencies_s": latencies,
             "abstained_share": abstained / max(1, len(latencies)), "batch_s": batch_s,
             "batch_n": len(questions), "first_abstained": first.abstained,
-            "vectors": idx.manifest.vectors.model_dump()}
+            "vectors": idx.manifest.vectors.model_dump(), "answers": answers}
+
+
+CLIENT = """
+import json, sys, time
+from assistant.session import Session
+from assistant.settings import Settings
+
+args = json.loads(sys.argv[1])
+settings = Settings(index_dir=args["index"], server=args["server"])
+session = Session.open(settings)
+session.ask(args["questions"][0])
+start = time.perf_counter()
+for q in args["questions"]:
+    session.ask(q)
+print(json.dumps({"n": len(args["questions"]), "s": time.perf_counter() - start}))
+"""
+
+
+def concurrent_clients(index: Path, server: str | None, questions: list[str], clients: int = 4
+                       ) -> dict[str, float]:
+    """Answers per second from ``clients`` processes asking at once (each opens the index,
+    answers one question to warm up, then all of ``questions``; timed from the warm-up on)."""
+    job = json.dumps({"index": str(index), "server": server, "questions": questions})
+    t = time.perf_counter()
+    procs = [subprocess.Popen([str(OUR_PYTHON), "-c", CLIENT, job], stdout=subprocess.PIPE,
+                              text=True, env=bench_env()) for _ in range(clients)]
+    outs = [json.loads(p.communicate()[0]) for p in procs]
+    return {"answers_per_s": sum(o["n"] for o in outs) / max(o["s"] for o in outs),
+            "wall_s": time.perf_counter() - t}
 
 
 _PEER_JOBS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
