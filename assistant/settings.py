@@ -101,8 +101,13 @@ class Settings(BaseSettings):
     ``~/.pgpass`` and is never written anywhere."""
 
     ann_threshold: int = Field(default=50_000, ge=1)
-    """Above this many chunks the vector search is approximate (FAISS: IVF; PostgreSQL:
-    HNSW) instead of exact."""
+    """Above this many chunks FAISS searches approximately (IVF) instead of exactly."""
+
+    server_ann_threshold: int = Field(default=5_000, ge=1)
+    """Above this many chunks the PostgreSQL server searches by HNSW instead of exactly. Lower
+    than FAISS's: pgvector's exact scan costs ~3 µs a chunk (34 ms of every answer at 10,000
+    chunks), FAISS's a few ns. At 10,000 chunks HNSW gave the exact search's answer to 198
+    of 200 benchmark questions (scripts/bench.py --server)."""
 
     top_k: int = Field(default=5, ge=1, le=50)
     """Citations listed with an answer."""

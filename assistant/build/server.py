@@ -82,7 +82,7 @@ def build_server_index(settings: Settings, full: bool = False, progress: Progres
         gen = IndexLayout(local.index_dir).require_current()
         manifest = read_manifest(gen)
         report("publish", 0, 1)
-        published, sent, kept = publish(url, gen, manifest, settings.ann_threshold, full,
+        published, sent, kept = publish(url, gen, manifest, settings.server_ann_threshold, full,
                                         report)
         report("publish", 1, 1)
     summary.index_dir = public_url(url)

@@ -274,10 +274,10 @@ def test_a_server_that_is_not_running_is_one_line(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "not a PostgreSQL URL" in bad.stderr
 
 
-def test_above_ann_threshold_the_server_searches_by_hnsw_with_the_same_answer(
+def test_above_its_ann_threshold_the_server_searches_by_hnsw_with_the_same_answer(
         server_url: str, workspace: tuple[Path, Path]) -> None:
     corpus, _ = workspace
-    settings = Settings(corpus_dir=corpus, server=server_url, ann_threshold=3)
+    settings = Settings(corpus_dir=corpus, server=server_url, server_ann_threshold=3)
     build_index(settings)
     index = open_server_index(server_url, shared_cache_dir())
     try:
