@@ -179,7 +179,9 @@ def test_incremental_edit_and_delete_send_only_what_changed(
 
 
 def test_answers_equal_the_local_index_on_the_briefing_dev_set(
-        pg: Any, briefing_index: Path) -> None:
+        pg: Any, briefing_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from assistant.index.postgres import reader
+
     url = fresh_database(pg)
     try:
         corpus = briefing_index.parent / "corpus"
@@ -199,6 +201,12 @@ def test_answers_equal_the_local_index_on_the_briefing_dev_set(
             forms = ["rack", "scale", "systems", "vendors", "huawei", "revenue"]
             assert remote.meta.lexical(forms, 50) == pytest.approx(
                 local.meta.lexical(forms, 50), rel=1e-9)
+            # the server sends a shortlist, cut here: with no margin, the cut is the local one
+            monkeypatch.setattr(reader, "SHORTLIST_MARGIN", 0)
+            for words in (forms, ["china", "chips", "the"], ["nvidia", "h200", "china", "us"]):
+                for limit in (1, 2, 3, 5):
+                    assert remote.meta.lexical(words, limit) == pytest.approx(
+                        local.meta.lexical(words, limit), rel=1e-9), (words, limit)
         finally:
             local.close()
             remote.close()

@@ -93,12 +93,15 @@ def idf(rows: int, hits: int) -> float:
     return value if value > 0.0 else 1e-6
 
 
-def bm25(phrases: Sequence[Sequence[Posting]], rows: int, tokens_total: int, limit: int
-         ) -> list[tuple[int, float]]:
+def bm25(phrases: Sequence[Sequence[Posting]], rows: int, tokens_total: int, limit: int,
+         hits: Sequence[int] | None = None) -> list[tuple[int, float]]:
     """The best ``limit`` sentences for an OR of single-token phrases (each given as its
-    postings), with FTS5's scores negated (higher is better), ties by sentence id."""
+    postings), with FTS5's scores negated (higher is better), ties by sentence id.
+
+    ``hits`` gives each phrase's number of sentences when ``phrases`` holds only some of its
+    postings (the server's shortlist); by default it is their count."""
     avgdl = float(tokens_total) / float(rows) if rows else 1.0
-    idfs = [idf(rows, len(p)) for p in phrases]
+    idfs = [idf(rows, n) for n in (hits if hits is not None else [len(p) for p in phrases])]
     # (sentence id) -> weighted frequency of each phrase, and the sentence's length
     freq: dict[int, list[float]] = {}
     length: dict[int, int] = {}

@@ -21,11 +21,25 @@ import numpy as np
 from assistant.errors import AssistantError, IndexCorruptError, IndexMissingError, ServerError
 from assistant.index.meta import BATCH_PARAMS, SentenceRow, Span, Vector, blob_vector
 from assistant.index.postgres.connection import connect, public_url, unreachable
-from assistant.index.postgres.lexical import Posting, Tokenizer, bm25
+from assistant.index.postgres.lexical import (
+    BODY_WEIGHT,
+    CONTEXT_WEIGHT,
+    K1,
+    B,
+    Posting,
+    Tokenizer,
+    bm25,
+    idf,
+)
 from assistant.index.postgres.schema import SCHEMA, visible
 from assistant.models import Section
 
 S = SCHEMA
+
+
+SHORTLIST_MARGIN = 50
+"""Sentences the server sends beyond twice the lexical limit, so that a different order of
+floating-point additions there can never move a sentence across the cut made here."""
 
 
 def _parts(items: Sequence[Any]) -> list[list[Any]]:
@@ -104,6 +118,7 @@ class PgMeta:
         self.sentence_rows = sentence_rows
         self.token_total = token_total
         self._tokenizer: Tokenizer | None = None
+        self._hits: dict[str, int] = {}  # sentences holding each term (a generation is fixed)
 
     def _rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         return self.db.rows(sql, {"g": self.generation, **params})
@@ -146,16 +161,34 @@ class PgMeta:
             self._tokenizer = Tokenizer()
         terms = [toks[0] if toks else "" for toks in map(self._tokenizer.tokens, forms)]
         wanted = sorted({t for t in terms if t})
-        found: dict[str, list[Posting]] = {t: [] for t in wanted}
-        if wanted:
-            for term, sid, body_tf, context_tf, tokens in self._rows(
-                    f"SELECT p.term, p.sentence_id, p.body_tf, p.context_tf, p.tokens "
-                    f"FROM {S}.postings p WHERE p.term = ANY(%(w)s) AND {visible('p')}",
-                    w=wanted):
-                found[str(term)].append(Posting(int(sid), int(body_tf), int(context_tf),
-                                                int(tokens)))
-        phrases = [found.get(t, []) for t in terms]
-        return bm25(phrases, self.sentence_rows, self.token_total, limit)
+        missing = [t for t in wanted if t not in self._hits]
+        if missing:
+            found = self.document_frequencies(missing)
+            self._hits.update((t, found.get(t, 0)) for t in missing)
+        hits = [self._hits.get(t, 0) for t in terms]
+        if not any(hits):
+            return []
+        # The server ranks the sentences by the same formula and sends a shortlist with their
+        # term frequencies; the exact scores (FTS5's order of additions) and the cut are made
+        # here, so a common word costs no transfer of all its postings.
+        rows, total = self.sentence_rows, self.token_total
+        avgdl = float(total) / float(rows) if rows else 1.0
+        weights = [idf(rows, n) for n in hits]
+        tf = f"(p.body_tf * {BODY_WEIGHT!r} + p.context_tf * {CONTEXT_WEIGHT!r})"
+        shortlist = self._rows(
+            f"SELECT p.sentence_id, max(p.tokens), array_agg(q.ord), array_agg(p.body_tf), "
+            f"array_agg(p.context_tf) FROM {S}.postings p JOIN unnest(%(t)s::text[], "
+            "%(w)s::float8[]) WITH ORDINALITY AS q(term, weight, ord) ON p.term = q.term "
+            f"WHERE {visible('p')} GROUP BY p.sentence_id ORDER BY sum(q.weight * ({tf} * "
+            f"{K1 + 1.0!r}) / ({tf} + {K1!r} * ({1 - B!r} + {B!r} * p.tokens / %(avgdl)s))) "
+            "DESC, p.sentence_id LIMIT %(n)s",
+            t=terms, w=weights, avgdl=avgdl, n=2 * limit + SHORTLIST_MARGIN)
+        phrases: list[list[Posting]] = [[] for _ in terms]
+        for sid, tokens, ords, body_tfs, context_tfs in shortlist:
+            for i, body_tf, context_tf in zip(ords, body_tfs, context_tfs, strict=True):
+                phrases[int(i) - 1].append(Posting(int(sid), int(body_tf), int(context_tf),
+                                                   int(tokens)))
+        return bm25(phrases, rows, total, limit, hits=hits)
 
     def _sentence_sql(self, where: str, order: str) -> str:
         return (f"SELECT s.id, s.chunk_id, s.doc_id, s.start, s.\"end\", s.vector, c.section, "
