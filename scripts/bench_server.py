@@ -9,6 +9,10 @@ the server (each from nothing: the server build embeds in its own staging folder
 publishes), and measures for both: build throughput, warm answer latency p50/p95 (one
 process, questions in the corpus's vocabulary), cold `assistant ask`, and answers per second
 from 4 concurrent client processes. Writes bench-server-SIZE.json.
+
+This is the quick pairing, in one process per figure; ``scripts/bench.py --server`` measures
+the server beside FAISS inside the scale benchmark (fresh processes for latency, answers
+compared with FAISS's, ``--server-seeded`` for 100,000 chunks).
 """
 
 from __future__ import annotations
