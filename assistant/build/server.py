@@ -20,7 +20,12 @@ from assistant.errors import IndexCorruptError, IndexIncompatibleError
 from assistant.index.layout import IndexLayout
 from assistant.index.manifest import read_manifest
 from assistant.index.postgres import read_server_manifest
-from assistant.index.postgres.connection import check_url, public_url, require_driver
+from assistant.index.postgres.connection import (
+    check_url,
+    database_identity,
+    public_url,
+    require_driver,
+)
 from assistant.model_export import shared_cache_dir
 from assistant.models import BuildSummary, IndexManifest, IndexStatus
 from assistant.settings import Settings
@@ -33,13 +38,8 @@ def staging_dir(url: str) -> Path:
     that adding ``sslmode=require`` or a timeout to the URL does not re-embed the corpus. A
     folder under the key of earlier versions (the whole password-free URL) is taken over.
     """
-    from psycopg.conninfo import conninfo_to_dict
-
-    parts = conninfo_to_dict(url)
-    parts.setdefault("port", "5432")
-    identity = "|".join(str(parts.get(k) or "") for k in ("user", "host", "port", "dbname"))
     servers = shared_cache_dir() / "servers"
-    folder = servers / hashlib.sha256(identity.encode()).hexdigest()[:16]
+    folder = servers / hashlib.sha256(database_identity(url).encode()).hexdigest()[:16]
     earlier = servers / hashlib.sha256(public_url(url).encode()).hexdigest()[:16]
     if not folder.exists() and earlier.is_dir():
         try:

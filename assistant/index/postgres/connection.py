@@ -29,6 +29,15 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+def database_identity(url: str) -> str:
+    """Which database a URL names (user, host, port, database), whatever its options."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    parts = conninfo_to_dict(url)
+    parts.setdefault("port", "5432")
+    return "|".join(str(parts.get(k) or "") for k in ("user", "host", "port", "dbname"))
+
+
 def check_url(url: str) -> None:
     if urlsplit(url).scheme not in ("postgresql", "postgres"):
         raise SettingsError(f"the server URL {public_url(url)!r} is not a PostgreSQL URL; "
