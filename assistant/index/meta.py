@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from assistant.errors import IndexCorruptError
 from assistant.models import Section
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 Vector = npt.NDArray[np.float32]
 
@@ -417,3 +420,20 @@ def _span(row: tuple[object, ...] | None) -> Span | None:
     if row is None:
         return None
     return int(row[0]), int(row[1]), str(row[2])  # type: ignore[call-overload]
+
+
+def read_through(cache: dict[K, V], keys: Sequence[K], limit: int,
+                   load: Callable[[list[K]], dict[K, V]], absent: V) -> dict[K, V]:
+    """``keys``' values, read through ``cache``: only the keys it lacks are loaded (``absent``
+    kept for a key ``load`` does not return); a cache that would pass ``limit`` entries is
+    emptied first, and then every key is loaded, so none is lost on the way."""
+    wanted = list(dict.fromkeys(keys))
+    missing = [k for k in wanted if k not in cache]
+    if missing:
+        if len(cache) + len(missing) > limit:
+            cache.clear()
+            missing = wanted
+        found = load(missing)
+        for k in missing:
+            cache[k] = found.get(k, absent)
+    return {k: cache[k] for k in wanted}

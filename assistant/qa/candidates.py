@@ -21,13 +21,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from assistant import text as tx
-from assistant.index.meta import Span, blob_vector
+from assistant.index.meta import Span, blob_vector, read_through
 from assistant.index.store import OpenIndex
 from assistant.qa import lang
 
@@ -40,25 +39,6 @@ SOFT_FLOOR = 0.4
 """Similarities below this are not even recorded."""
 
 
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-def _through_cache(cache: dict[K, V], keys: Sequence[K], limit: int,
-                   load: Callable[[list[K]], dict[K, V]], absent: V) -> dict[K, V]:
-    """``keys``' values, read through ``cache``: only the keys it lacks are loaded (``absent``
-    kept for a key ``load`` does not return); a cache that would pass ``limit`` entries is
-    emptied first, and then every key is loaded, so none is lost on the way."""
-    wanted = list(dict.fromkeys(keys))
-    missing = [k for k in wanted if k not in cache]
-    if missing:
-        if len(cache) + len(missing) > limit:
-            cache.clear()
-            missing = wanted
-        found = load(missing)
-        for k in missing:
-            cache[k] = found.get(k, absent)
-    return {k: cache[k] for k in wanted}
 
 
 @dataclass
@@ -190,7 +170,7 @@ class Retriever:
     def _df(self, words: Sequence[str]) -> dict[str, int]:
         """Sentence frequency of each word that occurs. Kept between questions (a generation
         never changes): on the server each look-up counts the word's postings."""
-        counts = _through_cache(self._frequencies, words, self.WORD_VECTOR_CACHE,
+        counts = read_through(self._frequencies, words, self.WORD_VECTOR_CACHE,
                                 self.meta.document_frequencies, 0)
         return {w: n for w, n in counts.items() if n}
 
@@ -293,7 +273,7 @@ class Retriever:
     questions: a generation never changes, and the same passages come up again."""
 
     def _adjacent(self, sentence_ids: list[int]) -> dict[int, tuple[int | None, int | None]]:
-        return _through_cache(self._around, sentence_ids, self.NEIGHBOUR_CACHE,
+        return read_through(self._around, sentence_ids, self.NEIGHBOUR_CACHE,
                               self.meta.adjacent_ids, (None, None))
 
     def _section_and_words(self, sentence_ids: list[int]) -> dict[int, tuple[str, set[str]]]:
@@ -301,7 +281,7 @@ class Retriever:
             return {sid: (section, set(tx.prose_terms(body)))
                     for sid, (section, body) in self.meta.sections_and_bodies(ids).items()}
 
-        found = _through_cache(self._words, sentence_ids, self.NEIGHBOUR_CACHE, load, None)
+        found = read_through(self._words, sentence_ids, self.NEIGHBOUR_CACHE, load, None)
         return {sid: v for sid, v in found.items() if v is not None}
 
     def _soft_matcher(self, qterms: list[str], term_vectors: dict[str, Vector],
@@ -343,7 +323,7 @@ class Retriever:
     """Most word vectors kept between questions (~75 MB at 384 dimensions)."""
 
     def _read_word_vectors(self, words: list[str]) -> dict[str, Vector]:
-        found = _through_cache(self._word_vectors, words, self.WORD_VECTOR_CACHE,
+        found = read_through(self._word_vectors, words, self.WORD_VECTOR_CACHE,
                                self._load_word_vectors, None)
         return {w: v for w, v in found.items() if v is not None}
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from assistant.errors import SettingsError
+from assistant.index.meta import read_through
 from assistant.qa import lang
 from assistant.qa.abstain import ABSTAIN_FEATURES, Abstainer
 from assistant.qa.analysis import analyse
-from assistant.qa.candidates import Candidate, _through_cache
+from assistant.qa.candidates import Candidate
 from assistant.qa.citations import choose_citations
 from assistant.qa.conversation import Conversation
 from assistant.qa.features import INDEX, FeatureExtractor, feature_names
@@ -226,10 +227,10 @@ def test_a_full_cache_is_emptied_without_losing_the_keys_asked() -> None:
         return {k: len(k) for k in keys if k != "absent"}
 
     cache: dict[str, int] = {}
-    assert _through_cache(cache, ["aa", "b"], 4, load, -1) == {"aa": 2, "b": 1}
-    assert _through_cache(cache, ["b", "absent"], 4, load, -1) == {"b": 1, "absent": -1}
+    assert read_through(cache, ["aa", "b"], 4, load, -1) == {"aa": 2, "b": 1}
+    assert read_through(cache, ["b", "absent"], 4, load, -1) == {"b": 1, "absent": -1}
     assert loads == [["aa", "b"], ["absent"]]  # only what was not cached yet
     # three cached, two new: past the limit of 4, so the cache is emptied and all reloaded
-    assert _through_cache(cache, ["aa", "ccc", "dddd", "aa"], 4, load, -1) == {
+    assert read_through(cache, ["aa", "ccc", "dddd", "aa"], 4, load, -1) == {
         "aa": 2, "ccc": 3, "dddd": 4}
     assert loads[-1] == ["aa", "ccc", "dddd"] and set(cache) == {"aa", "ccc", "dddd"}

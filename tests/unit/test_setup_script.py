@@ -15,16 +15,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_setup_says_it_installs_and_silences_the_editable_warning(tmp_path: Path) -> None:
+def fake_repo(tmp_path: Path, pip_body: str) -> Path:
+    """A copy of scripts/setup whose ``.venv/bin/python`` is a shell script: ``pip_body``."""
     repo = tmp_path / "repo"
     (repo / "scripts").mkdir(parents=True)
     shutil.copy2(ROOT / "scripts" / "setup", repo / "scripts" / "setup")
     shutil.copy2(ROOT / "pyproject.toml", repo / "pyproject.toml")
     fake = repo / ".venv" / "bin" / "python"
     fake.parent.mkdir(parents=True)
-    log = tmp_path / "calls.log"
-    fake.write_text(f'#!/bin/sh\necho "$PYTHONWARNINGS|$*" >> "{log}"\n')
+    fake.write_text("#!/bin/sh\n" + pip_body)
     fake.chmod(0o755)
+    return repo
+
+
+def test_setup_says_it_installs_and_silences_the_editable_warning(tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    repo = fake_repo(tmp_path, f'echo "$PYTHONWARNINGS|$*" >> "{log}"\n')
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
     first = subprocess.run([str(repo / "scripts" / "setup")], capture_output=True, text=True,
                            env=env, timeout=60)
@@ -40,18 +46,6 @@ def test_setup_says_it_installs_and_silences_the_editable_warning(tmp_path: Path
                             env=env, timeout=60)
     assert second.returncode == 0 and second.stderr == ""
     assert len(log.read_text().splitlines()) == len(calls)  # nothing installed again
-
-
-def fake_repo(tmp_path: Path, pip_body: str) -> Path:
-    repo = tmp_path / "repo"
-    (repo / "scripts").mkdir(parents=True)
-    shutil.copy2(ROOT / "scripts" / "setup", repo / "scripts" / "setup")
-    shutil.copy2(ROOT / "pyproject.toml", repo / "pyproject.toml")
-    fake = repo / ".venv" / "bin" / "python"
-    fake.parent.mkdir(parents=True)
-    fake.write_text("#!/bin/sh\n" + pip_body)
-    fake.chmod(0o755)
-    return repo
 
 
 def test_pip_chatter_goes_to_the_log_and_a_failure_shows_its_end(tmp_path: Path) -> None:

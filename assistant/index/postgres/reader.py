@@ -19,7 +19,14 @@ from typing import Any
 import numpy as np
 
 from assistant.errors import AssistantError, IndexCorruptError, IndexMissingError, ServerError
-from assistant.index.meta import BATCH_PARAMS, SentenceRow, Span, Vector, blob_vector
+from assistant.index.meta import (
+    BATCH_PARAMS,
+    SentenceRow,
+    Span,
+    Vector,
+    blob_vector,
+    read_through,
+)
 from assistant.index.postgres.connection import connect, public_url, unreachable
 from assistant.index.postgres.lexical import (
     BODY_WEIGHT,
@@ -120,6 +127,9 @@ class PgMeta:
         self._tokenizer: Tokenizer | None = None
         self._hits: dict[str, int] = {}  # sentences holding each term (a generation is fixed)
 
+    TERM_CACHE = 50_000
+    """Terms whose sentence counts are kept between questions."""
+
     def _rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         return self.db.rows(sql, {"g": self.generation, **params})
 
@@ -161,11 +171,8 @@ class PgMeta:
             self._tokenizer = Tokenizer()
         terms = [toks[0] if toks else "" for toks in map(self._tokenizer.tokens, forms)]
         wanted = sorted({t for t in terms if t})
-        missing = [t for t in wanted if t not in self._hits]
-        if missing:
-            found = self.document_frequencies(missing)
-            self._hits.update((t, found.get(t, 0)) for t in missing)
-        hits = [self._hits.get(t, 0) for t in terms]
+        counts = read_through(self._hits, wanted, self.TERM_CACHE, self.document_frequencies, 0)
+        hits = [counts.get(t, 0) for t in terms]
         if not any(hits):
             return []
         # The server ranks the sentences by the same formula and sends a shortlist with their
