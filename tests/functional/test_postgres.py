@@ -136,6 +136,27 @@ def test_server_index_needs_no_index_folder_and_answers_in_the_session(
 # --- incremental ----------------------------------------------------------------------------
 
 
+def assert_term_counts_equal_the_local_build(url: str) -> None:
+    """Every word's sentence count on the server (``term_df``, kept by deltas) equals the
+    local staging build's, and no word the local build lacks is counted; the sentence and
+    token totals (also kept by deltas) give the local BM25 scores."""
+    local = open_index(staging_dir(url))
+    remote = open_server_index(url, shared_cache_dir())
+    try:
+        terms = [str(r[0]) for r in local.meta.conn.execute("SELECT term FROM term_df")]
+        assert len(terms) > 20
+        local_df = local.meta.document_frequencies(terms)
+        assert remote.meta.document_frequencies(terms) == local_df
+        words = ["quito", "tallinn", "2031", "2032"]  # a word gone from the corpus is 0 on both
+        assert remote.meta.document_frequencies(words) == local.meta.document_frequencies(words)
+        words += ["racks", "data", "lithography", "chips"]
+        assert remote.meta.lexical(words, 20) == pytest.approx(local.meta.lexical(words, 20),
+                                                                rel=1e-9)
+    finally:
+        local.close()
+        remote.close()
+
+
 def test_incremental_edit_and_delete_send_only_what_changed(
         server_url: str, workspace: tuple[Path, Path]) -> None:
     corpus, _ = workspace
@@ -147,6 +168,7 @@ def test_incremental_edit_and_delete_send_only_what_changed(
     settings = Settings(corpus_dir=corpus, server=server_url)
     first = build_index(settings)
     assert first.documents_sent == 3
+    assert_term_counts_equal_the_local_build(server_url)
 
     (corpus / "tallinn.txt").write_text(
         "Tallinn note\n\nThe Tallinn data centre opened in May 2032 with 75 racks.\n",
@@ -154,6 +176,7 @@ def test_incremental_edit_and_delete_send_only_what_changed(
     edited = build_index(settings)
     assert edited.documents_sent == 1 and edited.changed == ["tallinn.txt"]
     assert 0 < edited.chunks_embedded <= 2 and edited.generation == 2
+    assert_term_counts_equal_the_local_build(server_url)  # 2031 gone, 2032 counted
     index = open_server_index(server_url, shared_cache_dir())
     try:
         answerer = Answerer(index, settings)
@@ -165,6 +188,7 @@ def test_incremental_edit_and_delete_send_only_what_changed(
     (corpus / "quito.txt").unlink()
     deleted = build_index(settings)
     assert deleted.removed == ["quito.txt"] and deleted.documents_sent == 0
+    assert_term_counts_equal_the_local_build(server_url)
     manifest = read_server_manifest(server_url)
     assert manifest is not None and set(manifest.documents) == {BRIEFING.name, "tallinn.txt"}
     index = open_server_index(server_url, shared_cache_dir())

@@ -95,7 +95,8 @@ def open_server_index(url: str, model_root: Path) -> OpenIndex:
         manifest, sentence_rows, token_total = found
         meta = PgMeta(db, manifest.generation, sentence_rows, token_total)
         meta.check(manifest.chunk_count)
-        vectors = PgVectors(db, manifest.generation, manifest.chunk_count,
+        # a connection of its own: the vector search runs beside the lexical one
+        vectors = PgVectors(PgConnection(url), manifest.generation, manifest.chunk_count,
                             manifest.vectors.kind == "hnsw")
     except BaseException:
         db.close()

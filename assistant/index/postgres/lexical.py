@@ -22,6 +22,11 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
+from assistant.errors import IndexCorruptError
+
 TOKENIZER = "unicode61 remove_diacritics 2"
 """The local index's FTS5 tokenizer (``assistant.index.meta.SCHEMA_SQL``)."""
 
@@ -40,6 +45,64 @@ class Posting:
     body_tf: int
     context_tf: int
     tokens: int
+
+
+PACKED = np.dtype([("sentence_id", ">i8"), ("body_tf", ">i4"), ("context_tf", ">i4"),
+                   ("tokens", ">i4")])
+"""One posting as the server packs it (``int8send(sentence_id) || int4send(body_tf) || …``:
+network byte order, 20 bytes)."""
+
+
+@dataclass(frozen=True)
+class PackedPostings:
+    """The postings of several phrases in columns: phrase index, sentence, hits, length."""
+
+    phrase: npt.NDArray[np.int64]
+    sentence_id: npt.NDArray[np.int64]
+    body_tf: npt.NDArray[np.int64]
+    context_tf: npt.NDArray[np.int64]
+    tokens: npt.NDArray[np.int64]
+
+    @classmethod
+    def join(cls, parts: Iterable[tuple[int, bytes]]) -> PackedPostings:
+        """From (phrase index, packed postings) pairs."""
+        cols: list[npt.NDArray[np.void]] = []
+        which: list[npt.NDArray[np.int64]] = []
+        for i, blob in parts:
+            if len(blob) % PACKED.itemsize:
+                raise IndexCorruptError(f"the server sent {len(blob)} bytes of postings, not a "
+                                        f"multiple of {PACKED.itemsize}")
+            rows = np.frombuffer(blob, dtype=PACKED)
+            cols.append(rows)
+            which.append(np.full(len(rows), i, dtype=np.int64))
+        rows = np.concatenate(cols) if cols else np.zeros(0, dtype=PACKED)
+        return cls(np.concatenate(which) if which else np.zeros(0, dtype=np.int64),
+                   rows["sentence_id"].astype(np.int64), rows["body_tf"].astype(np.int64),
+                   rows["context_tf"].astype(np.int64), rows["tokens"].astype(np.int64))
+
+    def shortlist(self, idfs: Sequence[float], rows: int, tokens_total: int, n: int
+                  ) -> list[tuple[int, Posting]]:
+        """The postings of the ``n`` sentences with the best BM25 (ties by sentence id), as
+        (phrase index, posting): the same formula as ``bm25``, summed in another order, so
+        the caller keeps a margin beyond the sentences it needs and scores those exactly."""
+        if not len(self.sentence_id):
+            return []
+        avgdl = float(tokens_total) / float(rows) if rows else 1.0
+        f = self.body_tf * BODY_WEIGHT + self.context_tf * CONTEXT_WEIGHT
+        norm = K1 * (1 - B + B * self.tokens / avgdl)
+        score = np.asarray(idfs, dtype=np.float64)[self.phrase] * (f * (K1 + 1.0)) / (f + norm)
+        ids, where = np.unique(self.sentence_id, return_inverse=True)
+        totals = np.bincount(where, weights=score)
+        pick = np.arange(len(ids))
+        if len(ids) > n:  # every sentence scoring at least the n-th best (ties kept), in order
+            nth = np.partition(-totals, n - 1)[n - 1]
+            pick = np.nonzero(-totals <= nth)[0]
+        best = pick[np.lexsort((ids[pick], -totals[pick]))][:n]
+        chosen = np.zeros(len(ids), dtype=bool)
+        chosen[best] = True
+        return [(int(self.phrase[j]), Posting(int(self.sentence_id[j]), int(self.body_tf[j]),
+                                              int(self.context_tf[j]), int(self.tokens[j])))
+                for j in np.nonzero(chosen[where])[0]]
 
 
 class Tokenizer:

@@ -106,12 +106,24 @@ def publish(url: str, local_generation: Path, local: IndexManifest, ann_threshol
 
         try:
             with conn.transaction():
-                return _publish(conn, has_schema, found, local_generation, local, url,
-                                ann_threshold, report)
+                result = _publish(conn, has_schema, found, local_generation, local, url,
+                                  ann_threshold, report)
+            if result[0] is not None:
+                _tidy(conn)
+            return result
         except psycopg.OperationalError as exc:
             raise unreachable(url, exc) from exc
     finally:
         conn.close()
+
+
+def _tidy(conn: Any) -> None:
+    """Statistics and the visibility map for what was just published, before the build says
+    it is done: without them the first questions after a large build are planned blind and
+    read every posting's heap row, and autovacuum later does the same work while they wait.
+    (Pages not changed since the last build are skipped, so an edit costs little.)"""
+    for table in ALL_TABLES:
+        conn.execute(f"VACUUM (ANALYZE) {S}.{table}")
 
 
 def _ours_to_replace(db: PgConnection) -> bool:
@@ -184,19 +196,23 @@ def _publish(conn: Any, has_schema: bool, found: tuple[IndexManifest, int, int] 
             report("send", i, len(sending))
             _send_document(conn, db, doc_id, g, local_sigs[doc_id])
         report("send", len(sending), len(sending))
+        changed = sorted(set(leaving) | set(sending))
+        _term_counts(conn, g0, g, changed)
     finally:
         db.close()
-    counts = conn.execute(
-        f"SELECT (SELECT count(*) FROM {S}.chunks WHERE born <= %(g)s AND coalesce(dies, "
-        f"{NEVER}) > %(g)s), (SELECT count(*) FROM {S}.sentences WHERE born <= %(g)s AND "
-        f"coalesce(dies, {NEVER}) > %(g)s)", {"g": g}).fetchone()
-    chunk_count, sentence_rows = int(counts[0]), int(counts[1])
+    # The new generation's totals: the live one's, plus what arrived, less what left (a
+    # count over every row would read the whole of each table on every rebuild)
+    before_chunks, before_rows, before_tokens = (
+        (current.chunk_count, found[1], found[2]) if current is not None and found else (0, 0, 0))
+    chunks_delta, rows_delta, tokens_delta = _deltas(conn, g, changed)
+    chunk_count = before_chunks + chunks_delta
+    sentence_rows = before_rows + rows_delta
     if chunk_count != local.chunk_count or sentence_rows != local.sentence_count:
         raise IndexCorruptError(f"the server would hold {chunk_count} chunks and {sentence_rows}"
                                 f" sentences, the local build {local.chunk_count} and "
                                 f"{local.sentence_count}; run `assistant index --server URL "
                                 "--full`")
-    token_total = _token_total(conn, g)
+    token_total = before_tokens + tokens_delta
     hnsw = chunk_count > ann_threshold
     if hnsw:
         conn.execute(f"CREATE INDEX IF NOT EXISTS chunks_hnsw ON {S}.chunks USING hnsw "
@@ -222,13 +238,21 @@ def _same(current: IndexManifest, local: IndexManifest) -> bool:
             and current.model.weights_sha256 == local.model.weights_sha256)
 
 
-def _token_total(conn: Any, g: int) -> int:
-    """Tokens of every sentence (both columns), each counted once: FTS5's column total."""
+def _deltas(conn: Any, g: int, documents: list[str]) -> tuple[int, int, int]:
+    """What generation ``g`` adds to the live one's chunks, sentences and sentence tokens
+    (both columns, each sentence counted once: FTS5's column total), from the rows of the
+    documents that arrive (born at ``g``) or leave (dying at ``g``)."""
+    if not documents:
+        return 0, 0, 0
+    life = "count(*) FILTER (WHERE born = %(g)s) - count(*) FILTER (WHERE dies = %(g)s)"
     row = conn.execute(
-        f"SELECT coalesce(sum(tokens), 0) FROM (SELECT DISTINCT ON (sentence_id) tokens FROM "
-        f"{S}.postings WHERE born <= %(g)s AND coalesce(dies, {NEVER}) > %(g)s "
-        "ORDER BY sentence_id) t", {"g": g}).fetchone()
-    return int(row[0])
+        f"SELECT (SELECT {life} FROM {S}.chunks WHERE doc_id = ANY(%(d)s)), "
+        f"(SELECT {life} FROM {S}.sentences WHERE doc_id = ANY(%(d)s)), "
+        "(SELECT coalesce(sum(CASE WHEN born = %(g)s THEN tokens ELSE -tokens END), 0) FROM "
+        f"(SELECT DISTINCT ON (sentence_id, born) born, tokens FROM {S}.postings "
+        "WHERE doc_id = ANY(%(d)s) AND (born = %(g)s OR dies = %(g)s) "
+        "ORDER BY sentence_id, born) t)", {"g": g, "d": documents}).fetchone()
+    return int(row[0]), int(row[1]), int(row[2])
 
 
 def _terms(conn: Any, db: sqlite3.Connection, g0: int, g: int, same_model: bool) -> bool:
@@ -252,6 +276,24 @@ def _terms(conn: Any, db: sqlite3.Connection, g0: int, g: int, same_model: bool)
                 if term in wanted:
                     cp.write_row((term, g, blob))
     return bool(adding) or leaving is None or bool(leaving)
+
+
+def _term_counts(conn: Any, g0: int, g: int, documents: list[str]) -> None:
+    """Bring ``term_df`` to generation ``g``: each term of a leaving or arriving document
+    gets its new sentence count (the live count, plus the postings born at ``g``, less those
+    dying at ``g``), as a row born at ``g``; the row it replaces dies at ``g``."""
+    if not documents:
+        return
+    conn.execute(
+        f"WITH delta AS (SELECT term, sum(CASE WHEN born = %(g)s THEN 1 ELSE -1 END) AS d "
+        f"FROM {S}.postings WHERE doc_id = ANY(%(docs)s) AND (born = %(g)s OR dies = %(g)s) "
+        "GROUP BY term HAVING sum(CASE WHEN born = %(g)s THEN 1 ELSE -1 END) <> 0), "
+        f"ended AS (UPDATE {S}.term_df t SET dies = %(g)s FROM delta WHERE t.term = delta.term "
+        "AND t.born <= %(g0)s AND t.dies IS NULL RETURNING t.term, t.sentences) "
+        f"INSERT INTO {S}.term_df (term, born, sentences) SELECT delta.term, %(g)s, "
+        "coalesce(ended.sentences, 0) + delta.d FROM delta LEFT JOIN ended USING (term) "
+        "WHERE coalesce(ended.sentences, 0) + delta.d > 0",
+        {"g": g, "g0": g0, "docs": documents})
 
 
 def _rows(db: sqlite3.Connection, sql: str, doc_id: str) -> Iterator[tuple[Any, ...]]:
