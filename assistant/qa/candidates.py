@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,6 +157,7 @@ class Retriever:
         self._around: dict[int, tuple[int | None, int | None]] = {}
         self._frequencies: dict[str, int] = {}
         self._words: dict[int, tuple[str, set[str]] | None] = {}
+        self._background: ThreadPoolExecutor | None = None
 
     def term_stats(self, query_terms: Sequence[str]) -> TermStats:
         """IDF of each query term over sentences (its variants pooled), from FTS5's vocabulary."""
@@ -174,13 +176,26 @@ class Retriever:
                                 self.meta.document_frequencies, 0)
         return {w: n for w, n in counts.items() if n}
 
+    def start_lexical(self, query: Query, stats: TermStats, limit: int
+                      ) -> Future[list[tuple[int, float]]]:
+        """The lexical search for ``candidates(..., limit)``, started on a background thread:
+        it needs no question vector, so it runs while the question is embedded and the
+        vectors searched (on the server, its query runs beside theirs on connections of
+        their own). Until its result is taken the caller must not read ``meta`` itself."""
+        if self._background is None:
+            self._background = ThreadPoolExecutor(1, thread_name_prefix="lexical")
+        return self._background.submit(self._lexical, query, stats, limit * 3)
+
     def candidates(self, query: Query, query_vector: Vector, stats: TermStats,
-                   limit: int, term_vectors: dict[str, Vector] | None = None
+                   limit: int, term_vectors: dict[str, Vector] | None = None,
+                   pending: Future[list[tuple[int, float]]] | None = None
                    ) -> list[Candidate]:
+        """``pending``: the lexical search ``start_lexical`` began for these arguments."""
         dense_hits = self.index.vectors.search(query_vector, limit)
         chunk_score = dict(dense_hits)
         chunk_rank = {cid: r for r, (cid, _) in enumerate(dense_hits)}
-        lexical_hits = self._lexical(query, stats, limit * 3)
+        lexical_hits = (pending.result() if pending is not None
+                        else self._lexical(query, stats, limit * 3))
         lexical = [sid for sid, _ in lexical_hits]
         lex_rank = {sid: r for r, sid in enumerate(lexical)}
         lex_score = dict(lexical_hits)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,17 +106,22 @@ class Answerer:
         t = time.perf_counter()
         qterms = list(a.query.terms)
         a.term_vectors = self.retriever.stored_term_vectors(qterms)
-        # words the corpus never uses are embedded with the question, in the same forward
-        # pass (one model run instead of two: padding is masked, the vectors are the same)
-        missing = [w for w in qterms if w not in a.term_vectors]
-        vectors = self.embedder.embed([a.query.text, *missing])
-        a.vector = vectors[0]
-        a.term_vectors.update(zip(missing, vectors[1:], strict=True))
-        timings["embed"] = _ms(t)
-        t = time.perf_counter()
         a.stats = self.retriever.term_stats(qterms)
-        cands = self.retriever.candidates(a.query, a.vector, a.stats, self.settings.candidates,
-                                          a.term_vectors)
+        limit = self.settings.candidates
+        lexical = self.retriever.start_lexical(a.query, a.stats, limit)
+        try:
+            # words the corpus never uses are embedded with the question, in the same forward
+            # pass (one model run instead of two: padding is masked, the vectors are the same)
+            missing = [w for w in qterms if w not in a.term_vectors]
+            vectors = self.embedder.embed([a.query.text, *missing])
+            a.vector = vectors[0]
+            a.term_vectors.update(zip(missing, vectors[1:], strict=True))
+            timings["embed"] = _ms(t)
+            t = time.perf_counter()
+            cands = self.retriever.candidates(a.query, a.vector, a.stats, limit,
+                                              a.term_vectors, pending=lexical)
+        finally:
+            wait([lexical])  # never leave it reading the index after a failure here
         self.features.extract(a, cands)
         timings["retrieve"] = _ms(t)
         return a, cands, timings
