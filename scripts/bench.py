@@ -72,12 +72,19 @@ def main() -> None:
                     help="the server's build starts from a copy of the FAISS index (publish "
                          "only, no second embedding: for 100,000 chunks; its throughput is "
                          "then not an embedding figure)")
+    ap.add_argument("--reuse-index", action="store_true",
+                    help="reuse the corpus and index an earlier run left in --workdir (to "
+                         "re-measure answering and the server without a second 100,000-chunk "
+                         "embedding: build throughput, peers and resumability are not measured)")
     ap.add_argument("--probes", type=int, default=3, help="fresh processes for latency/opening")
     ap.add_argument("--cold-runs", type=int, default=5)
     ap.add_argument("--workdir", type=Path, default=None,
                     help="keep corpus and indexes here (default: a temporary folder)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.reuse_index and not (args.workdir and (args.workdir / "index" / "CURRENT").is_file()
+                                 and (args.workdir / "corpus").is_dir()):
+        ap.error("--reuse-index needs a --workdir holding corpus/ and index/ from an earlier run")
     os.environ.update(bl.bench_env())
     work = args.workdir or Path(tempfile.mkdtemp(prefix=f"bench-{args.size}-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -100,6 +107,10 @@ def step(name: str) -> None:
 
 def run(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
     corpus = work / "corpus"
+    index = work / "index"
+    if args.reuse_index:
+        run_reused(args, corpus, index, work, res)
+        return
     docs = args.documents or bl.documents_for(args.size)
     step(f"writing {docs} documents")
     bl.write_corpus(corpus, docs)
@@ -110,7 +121,6 @@ def run(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
     shutil.copy(bl.doc_path(corpus, 0), warm / "one.txt")
     res["warmup_build_s"], _ = bl.our_build(warm, work / "warm-index", full=True)
 
-    index = work / "index"
     step("our build")
     shutil.rmtree(index, ignore_errors=True)
     wall, summary = bl.our_build(corpus, index, full=True)
@@ -142,6 +152,29 @@ def run(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
         res["naive_build"] = naive
         step(f"  {naive['chunks_per_s']:.1f}/s")
 
+    answering(args, corpus, index, work, res)
+
+
+def run_reused(args: argparse.Namespace, corpus: Path, index: Path, work: Path,
+               res: dict[str, Any]) -> None:
+    """An earlier run's corpus and index: everything but the build, the peers and resuming."""
+    from assistant.index.store import open_index
+
+    opened = open_index(index)
+    try:
+        res["chunks"] = opened.manifest.chunk_count
+        res["documents"] = len(opened.manifest.documents)
+    finally:
+        opened.close()
+    res["reused_index"] = True
+    step(f"reusing {res['chunks']} chunks in {index} (build figures not measured)")
+    answering(args, corpus, index, work, res)
+
+
+def answering(args: argparse.Namespace, corpus: Path, index: Path, work: Path,
+              res: dict[str, Any]) -> None:
+    n = int(res["chunks"])
+    docs = int(res["documents"])
     questions = bl.generated_questions(args.size, QUESTIONS)
     step("opening and warm latency")
     res["ours_query"] = probe(index, questions, args.probes, work)
@@ -162,7 +195,7 @@ def run(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
     step("IVF recall against exact search")
     res["ivf"] = ivf_figures(index, questions)
 
-    if not args.skip_resume:
+    if not args.skip_resume and not args.reuse_index:
         step("resumability: kill -9 mid-embedding, then run again")
         res["resume"] = resume(corpus, work / "index-resume", n)
 
@@ -372,6 +405,8 @@ def report(res: dict[str, Any]) -> None:
     size = res["size"]
     print(f"\n== scale benchmark: --size {size}: {res.get('chunks', '?')} chunks in "
           f"{res.get('documents', '?')} documents ==")
+    if res.get("reused_index"):
+        print("(--reuse-index: an earlier run's index; its build was not measured here)")
     t = bl.Table("figure", "ours", "txtai", "naive", "vs txtai", "vs naive", "target",
                  "noise / note")
     ob = res.get("ours_build")
