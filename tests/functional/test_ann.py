@@ -8,6 +8,7 @@ Real model, real FAISS; the threshold is lowered so that a small corpus gets an 
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -80,6 +81,22 @@ def test_ivf_index_stays_exact_about_ids_across_incremental_builds(tmp_path: Pat
         (["rail-freight.txt"], ["coffee-prices.txt"], ["tin-smelting.txt"])
     assert second.unchanged == len(TOPICS) - 1  # the briefing and 8 topics
     assert 0 < second.chunks_embedded < first.chunks_embedded / 3
+    _check_ids(index)
+
+    # a document saved again with the same text: a new generation with no vector changes,
+    # whose index must be the previous one's (FAISS wrote a memory-mapped IVF as a reference
+    # to the mapped lists, and the next build crashed reading it)
+    touched = corpus / "wheat-harvests.txt"
+    stat = touched.stat()
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    third = build_index(_settings(corpus, index))
+    assert third.chunks_embedded == 0 and third.generation == second.generation + 1
+    faiss_files = [index / f"gen-{g:06d}" / "chunks.faiss"
+                   for g in (second.generation, third.generation)]
+    assert faiss_files[1].read_bytes() == faiss_files[0].read_bytes()
+    _check_ids(index)
+    (corpus / "tin-smelting.txt").write_text(_doc("tin smelting", 31), encoding="utf-8")
+    assert build_index(_settings(corpus, index)).changed == ["tin-smelting.txt"]
     _check_ids(index)
 
     # and the answers still come from the right passages

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import math
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -116,6 +117,13 @@ class FaissVectors:
                                           np.asarray(ids, dtype=np.int64))
 
     def save(self, path: Path) -> None:
+        if self._mapped_from is not None:
+            # Unchanged since it was opened: copy the file. FAISS writes a memory-mapped IVF
+            # as a reference to its mapped lists (not the lists), and the next build that
+            # read that reference crashed (found by scripts/bench.py: a document saved again
+            # with the same text makes a new generation with no vector changes).
+            shutil.copyfile(self._mapped_from, path)
+            return
         import faiss
 
         faiss.write_index(self._index, str(path))
