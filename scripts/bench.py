@@ -50,6 +50,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
 
 QUESTIONS = 60
+EDIT_SUFFIX = [""]
+"""Added to the edits' seeds with --reuse-index, so that an edit an earlier run made to the
+same document is not made again (it would change nothing and measure no rebuild)."""
 
 
 def main() -> None:
@@ -167,6 +170,7 @@ def run_reused(args: argparse.Namespace, corpus: Path, index: Path, work: Path,
     finally:
         opened.close()
     res["reused_index"] = True
+    EDIT_SUFFIX[0] = f"-{res['started']}"
     step(f"reusing {res['chunks']} chunks in {index} (build figures not measured)")
     answering(args, corpus, index, work, res)
 
@@ -186,7 +190,7 @@ def answering(args: argparse.Namespace, corpus: Path, index: Path, work: Path,
     step("incremental rebuild after editing one document")
     inc = []
     for i in range(3):
-        bl.edit_document(bl.doc_path(corpus, 1 + i * 7 % docs), f"edit-{i}")
+        bl.edit_document(bl.doc_path(corpus, 1 + i * 7 % docs), f"edit-{i}{EDIT_SUFFIX[0]}")
         w, s = bl.our_build(corpus, index)
         inc.append({"seconds": s["seconds"], "wall_s": w, "chunks_embedded": s["chunks_embedded"],
                     "changed": len(s["changed"])})
@@ -389,7 +393,7 @@ def server(corpus: Path, index: Path, questions: list[str], probes: int, work: P
         out["ask_cold_start_s"] = cold_start(index, questions, 3, server_url=url)
         out["clients4"] = bl.concurrent_clients(index, url, questions)
         out["faiss_clients4"] = bl.concurrent_clients(index, None, questions)
-        bl.edit_document(bl.doc_path(corpus, 2), "server-edit")
+        bl.edit_document(bl.doc_path(corpus, 2), f"server-edit{EDIT_SUFFIX[0]}")
         _, local = bl.our_build(corpus, index)
         _, proc = bl.run_cli(["index", "--corpus", str(corpus), "--server", url, "--json"])
         if proc.returncode == 0:
