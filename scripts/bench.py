@@ -4,6 +4,8 @@
     .venv/bin/python scripts/bench.py --size 1000    # a few minutes
     .venv/bin/python scripts/bench.py --size 10000   # ~30 minutes on 2 cores
     .venv/bin/python scripts/bench.py --size 100000  # hours: three builds of 100,000 chunks
+    .venv/bin/python scripts/bench.py --size 100000 --workdir W --reuse-index --server \
+        --server-seeded --skip-peers               # ~15 min: re-measure answering on W's index
 
 Generates a deterministic briefing-like corpus of about SIZE chunks (scripts/benchlib.py:
 ~10 chunks a document, sentences from templates with companies, figures, identifiers; no
