@@ -79,3 +79,41 @@ def test_pydoc_quotes_are_verbatim(pydoc_answerer: Answerer) -> None:
         if a.answer is not None:
             text = pydoc_answerer.index.document_text(a.answer.doc_id)
             assert text[a.answer.start:a.answer.end] == a.answer.text
+
+
+@pytest.mark.slow
+def test_the_server_gives_the_local_answers_on_the_python_reference(
+        pydoc_answerer: Answerer, tmp_path: Path) -> None:
+    """The PostgreSQL index (a real pgserver) answers every Python-reference gold question as
+    the local index does: same quote, offsets, score and citations. The server's build starts
+    from a copy of the local index (its staging folder), so nothing is embedded twice."""
+    import shutil
+
+    import pgserver
+
+    from assistant.build.server import staging_dir
+    from assistant.index.postgres import open_server_index
+    from assistant.model_export import shared_cache_dir
+
+    server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
+    url = str(server.get_uri())
+    local = pydoc_answerer.settings
+    try:
+        shutil.rmtree(staging_dir(url), ignore_errors=True)
+        shutil.copytree(local.index_dir, staging_dir(url), symlinks=True)
+        published = build_index(Settings(corpus_dir=local.corpus_dir, server=url))
+        assert published.chunks_embedded == 0 and published.documents_sent >= 70
+        remote = open_server_index(url, shared_cache_dir())
+        try:
+            theirs = Answerer(remote, Settings(server=url))
+            questions = [g.question for g in load_gold(GOLD)]
+            assert len(questions) >= 40
+            for q in questions:
+                a, b = pydoc_answerer.ask(q).answer, theirs.ask(q).answer
+                assert a.model_dump(exclude={"timings_ms", "id"}) == \
+                    b.model_dump(exclude={"timings_ms", "id"}), q
+        finally:
+            remote.close()
+    finally:
+        shutil.rmtree(staging_dir(url), ignore_errors=True)
+        server.cleanup()
