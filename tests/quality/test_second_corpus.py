@@ -89,20 +89,20 @@ def test_the_server_gives_the_local_answers_on_the_python_reference(
     from a copy of the local index (its staging folder), so nothing is embedded twice."""
     import shutil
 
-    import pgserver
+    from pgserver.postgres_server import get_server
 
     from assistant.build.server import staging_dir
     from assistant.index.postgres import open_server_index
     from assistant.model_export import shared_cache_dir
 
-    server = pgserver.get_server(tmp_path / "pg", cleanup_mode="stop")
+    server = get_server(tmp_path / "pg", cleanup_mode="stop")
     url = str(server.get_uri())
     local = pydoc_answerer.settings
     try:
         shutil.rmtree(staging_dir(url), ignore_errors=True)
         shutil.copytree(local.index_dir, staging_dir(url), symlinks=True)
         published = build_index(Settings(corpus_dir=local.corpus_dir, server=url))
-        assert published.chunks_embedded == 0 and published.documents_sent >= 70
+        assert published.chunks_embedded == 0 and (published.documents_sent or 0) >= 70
         remote = open_server_index(url, shared_cache_dir())
         try:
             theirs = Answerer(remote, Settings(server=url))
