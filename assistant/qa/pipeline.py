@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from concurrent.futures import wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,8 +119,9 @@ class Answerer:
             t = time.perf_counter()
             cands = self.retriever.candidates(a.query, a.vector, a.stats, limit,
                                               a.term_vectors, pending=lexical)
-        finally:
-            wait([lexical])  # never leave it reading the index after a failure here
+        except Exception:
+            lexical.wait()  # never leave it reading the index after a failure here
+            raise
         self.features.extract(a, cands)
         timings["retrieve"] = _ms(t)
         return a, cands, timings
