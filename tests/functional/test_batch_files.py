@@ -126,13 +126,20 @@ def _big_batch(path: Path) -> None:
                                  "id": f"q{i}"})[:-1] + conv + "}\n")
 
 
+WITH_CTRL_C = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+               "runpy.run_module('assistant', run_name='__main__', alter_sys=True)")
+"""``python -m assistant`` with Python's own Ctrl+C handler. A suite started as a background
+job of a shell without job control runs with SIGINT ignored, which its children inherit,
+and Python then installs no handler at all: the batch never sees the Ctrl+C this sends."""
+
+
 def _interrupted_batch(index: Path, tmp_path: Path, sig: int, seconds: float
                        ) -> tuple[subprocess.CompletedProcess[bytes], list[str], float]:
     batch = tmp_path / "big.jsonl"
     if not batch.exists():
         _big_batch(batch)
     out = tmp_path / f"out-{sig}.jsonl"
-    cmd = [sys.executable, "-m", "assistant", "batch", str(batch), "-o", str(out),
+    cmd = [sys.executable, "-c", WITH_CTRL_C, "batch", str(batch), "-o", str(out),
            "--index", str(index)]
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
