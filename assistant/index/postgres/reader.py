@@ -42,8 +42,8 @@ S = SCHEMA
 
 
 SHORTLIST_MARGIN = 50
-"""Sentences the server sends beyond twice the lexical limit, so that a different order of
-floating-point additions there can never move a sentence across the cut made here."""
+"""Sentences the numpy shortlist keeps beyond twice the lexical limit, so that its order of
+floating-point additions (not FTS5's) can never move a sentence across the exact cut."""
 
 
 def _parts(items: Sequence[Any]) -> list[list[Any]]:
