@@ -226,9 +226,13 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
 
 
 def _open_session(settings: Settings) -> Session:
+    from assistant.preload import preload_embedder
+
+    # started before the answer stages are imported, so the two overlap
+    preload = preload_embedder(settings)
     from assistant.session import Session
 
-    return Session.open(settings)
+    return Session.open(settings, preload)
 
 
 def _open_output(path: Path) -> Any:
@@ -362,6 +366,8 @@ def main(argv: list[str] | None = None) -> None:
     as_json = "--json" in args[:args.index("--")] if "--" in args else "--json" in args
     try:
         cli.main(args=argv, prog_name="assistant", standalone_mode=False)
+        if args[:1] == ["ask"]:
+            _exit_at_once()
     except AssistantError as exc:
         _fail(exc.message, exc.exit_code, exc.title, as_json)
     except (click.exceptions.Abort, KeyboardInterrupt):
@@ -380,6 +386,20 @@ def main(argv: list[str] | None = None) -> None:
             raise
         _fail(f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]} "
               "(a bug; set ASSISTANT_DEBUG=1 to see where)", 1, "Unexpected error", as_json)
+
+
+def _exit_at_once() -> None:
+    """End a finished ``assistant ask`` without the interpreter's teardown: ~0.1 s of freeing
+    modules, the model's session and the index's handles, a fifth of a cold answer. Nothing
+    is lost: the answer is flushed first, and the index was only read."""
+    import os
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+    os._exit(0)
 
 
 def _quiet_broken_pipe() -> None:

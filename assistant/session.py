@@ -28,6 +28,7 @@ from assistant.errors import (
 from assistant.index.meta import MetaSource
 from assistant.index.store import OpenIndex, open_index
 from assistant.models import BuildSummary, IndexManifest, IndexStatus, Section
+from assistant.preload import EmbedderPreload
 from assistant.qa.conversation import Conversation
 from assistant.qa.pipeline import Answerer, Reply
 from assistant.settings import Settings
@@ -52,10 +53,18 @@ class Session:
         self._reader_lock = threading.Lock()
 
     @classmethod
-    def open(cls, settings: Settings) -> Session:
-        index = open_server(settings) if settings.server else open_index(settings.index_dir)
+    def open(cls, settings: Settings, preload: EmbedderPreload | None = None) -> Session:
+        """``preload``: the embedder started early by ``assistant.preload``, used when it
+        is the opened index's."""
         try:
-            return cls(index, Answerer(index, settings))
+            index = open_server(settings) if settings.server else open_index(settings.index_dir)
+        except BaseException:
+            if preload is not None:
+                preload.wait()
+            raise
+        try:
+            embedder = preload.take(index.onnx_file) if preload is not None else None
+            return cls(index, Answerer(index, settings, embedder=embedder))
         except ModelError as exc:  # the index's own copy of the model is damaged
             index.close()
             raise IndexCorruptError(f"the index's copy of the model cannot be loaded "

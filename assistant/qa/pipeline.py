@@ -71,15 +71,17 @@ class Answerer:
     """Answers questions from one open index. Thread-compatible: one ``ask`` at a time."""
 
     def __init__(self, index: OpenIndex, settings: Settings, model: AnswerModel | None = None,
-                 scorer: Scorer | None = None) -> None:
+                 scorer: Scorer | None = None, embedder: Embedder | None = None) -> None:
+        """``embedder``: the index model's, when the caller has loaded it already
+        (``assistant.preload``)."""
         self.index = index
         self.settings = settings
         self.language = lang.load(settings.language)
         self.model = model or load_model()
         onnx = index.onnx_file
-        self.embedder = Embedder(Tokenizer(onnx.parent / "tokenizer.json"),
-                                 OnnxEncoder(onnx, threads=settings.embed_threads,
-                                                             spin=False))
+        self.embedder = embedder or Embedder(
+            Tokenizer(onnx.parent / "tokenizer.json"),
+            OnnxEncoder(onnx, threads=settings.embed_threads, spin=False))
         self.retriever = Retriever(index, self.language)
         self.features = FeatureExtractor()
         self.scorer: Scorer = scorer or FittedScorer(self.model.ranker)

@@ -110,3 +110,18 @@ def test_eval_reports_metrics(briefing_index: Path) -> None:
     assert rep.top1_accuracy >= 0.63
     text = run("eval", str(DATA / "dev_questions.jsonl"), "--index", str(briefing_index))
     assert "top-1 accuracy" in text.stdout and "latency p50" in text.stdout
+
+
+def test_ask_on_a_stale_index_answers_and_says_so(workspace: tuple[Path, Path]) -> None:
+    """`ask` ends without the interpreter's teardown: the answer on stdout and the stale note
+    on stderr must both be written out before it goes."""
+    corpus, index = workspace
+    assert run("index", "--corpus", str(corpus), "--index", str(index)).returncode == 0
+    doc = next(p for p in corpus.iterdir() if p.is_file())
+    doc.write_text(doc.read_text(encoding="utf-8") + "\nA sentence added later.\n",
+                   encoding="utf-8")
+    r = run("ask", "What revenue share does the US get?", "--json", "--index", str(index))
+    assert r.returncode == 0, r.stderr
+    assert "25%" in Answer.model_validate_json(r.stdout).answer.text  # type: ignore[union-attr]
+    assert "the index is stale (1 document(s) changed" in r.stderr
+    assert r.stderr.endswith("run `assistant index` to update it\n")

@@ -15,6 +15,7 @@ import pytest
 from assistant.build import build_index
 from assistant.errors import IndexCorruptError
 from assistant.index.store import open_index
+from assistant.preload import preload_embedder
 from assistant.qa.analysis import QuestionAnalysis
 from assistant.qa.candidates import Candidate
 from assistant.qa.pipeline import Answerer, not_covered_message
@@ -75,9 +76,48 @@ def test_a_damaged_model_copy_is_a_damaged_index_with_its_fix(tmp_path: Path,
     # export, which the other indexes of this test run use too
     onnx_file.unlink()
     onnx_file.write_bytes(b"not a model")
+    settings = Settings(index_dir=index)
     with pytest.raises(IndexCorruptError) as caught:
-        Session.open(Settings(index_dir=index))
+        Session.open(settings)
     assert "assistant index --full" in caught.value.message
+    # the same when the model was loading on a thread before the index was opened
+    preload = preload_embedder(settings)
+    assert preload is not None
+    with pytest.raises(IndexCorruptError) as caught:
+        Session.open(settings, preload)
+    assert "assistant index --full" in caught.value.message
+
+
+def test_the_preloaded_embedder_is_the_one_that_answers(briefing_index: Path) -> None:
+    settings = Settings(index_dir=briefing_index)
+    preload = preload_embedder(settings)
+    assert preload is not None
+    session = Session.open(settings, preload)
+    plain = Session.open(settings)
+    try:
+        encoder = session.answerer.embedder.encoder
+        assert encoder is preload.take(session.index.onnx_file).encoder  # type: ignore[union-attr]
+        question = "What revenue share does the US get?"
+        ours, theirs = session.ask(question).answer, plain.ask(question).answer
+        assert ours.answer is not None and theirs.answer is not None
+        assert (ours.answer.text, ours.confidence) == (theirs.answer.text, theirs.confidence)
+    finally:
+        session.close()
+        plain.close()
+
+
+def test_no_preload_without_a_local_index_or_for_another_generation(tmp_path: Path,
+                                                                      briefing_index: Path
+                                                                      ) -> None:
+    assert preload_embedder(Settings(index_dir=tmp_path / "nothing-here")) is None
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "CURRENT").write_text("gen-000009\n")
+    assert preload_embedder(Settings(index_dir=tmp_path / "broken")) is None
+    assert preload_embedder(Settings(server="postgresql://u@localhost/db")) is None
+    preload = preload_embedder(Settings(index_dir=briefing_index))
+    assert preload is not None
+    # the live generation changed between the preload and the opening: not used
+    assert preload.take(tmp_path / "models" / "other" / "model.onnx") is None
 
 
 def test_a_one_document_corpus_is_not_called_a_briefing(tmp_path: Path) -> None:

@@ -1,0 +1,106 @@
+"""Start loading the question embedder while the rest of the assistant is still importing.
+
+A cold ``assistant ask`` spends ~0.1 s building the onnxruntime session of the index's
+model and ~0.05 s loading its tokenizer, and ~0.1 s importing faiss and the answer stages
+and opening the index. onnxruntime and the Rust tokenizer do most of their loading without
+holding the GIL, so started on threads the moment the settings say where the index is, they
+are ready (or nearly) by the time the ``Answerer`` wants them.
+
+Only a hint: anything unexpected (no index yet, a damaged manifest, a server index) means
+no preload, and opening the index then reports the problem as it always does.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from assistant.embed import Embedder, OnnxEncoder, Tokenizer
+from assistant.settings import Settings
+
+
+class _Loading:
+    """One object built on a daemon thread; its error is raised to whoever asks for it."""
+
+    def __init__(self, make: Callable[[], Any], name: str) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(make,), daemon=True, name=name)
+        self._thread.start()
+
+    def _run(self, make: Callable[[], Any]) -> None:
+        try:
+            self._value = make()
+        except BaseException as exc:  # handed to result()
+            self._error = exc
+
+    def wait(self) -> None:
+        """Until the thread ends, even through Ctrl+C (raised once it has): a process that
+        exits while onnxruntime is still loading on a thread is aborted by its C++ runtime
+        instead of exiting with its own code."""
+        interrupted = False
+        while self._thread.is_alive():
+            try:
+                self._thread.join()
+            except KeyboardInterrupt:
+                interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
+
+    def result(self) -> Any:
+        self.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class EmbedderPreload:
+    """The question embedder of one exported model, its two parts loading on threads."""
+
+    def __init__(self, onnx_file: Path, threads: int) -> None:
+        # imported here, on the caller's thread, before the threads start: two threads
+        # importing numpy's extension modules at once can fail
+        import numpy  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
+
+        self.onnx_file = onnx_file
+        self._encoder = _Loading(lambda: OnnxEncoder(onnx_file, threads=threads, spin=False),
+                                 "encoder-preload")
+        self._tokenizer = _Loading(lambda: Tokenizer(onnx_file.parent / "tokenizer.json"),
+                                   "tokenizer-preload")
+
+    def wait(self) -> None:
+        """Until both parts have loaded or failed; before leaving without ``take``."""
+        self._encoder.wait()
+        self._tokenizer.wait()
+
+    def take(self, onnx_file: Path) -> Embedder | None:
+        """The embedder, once loaded, if it is of ``onnx_file`` (None otherwise: the live
+        generation changed in between). A failed load raises its error here."""
+        self.wait()
+        if self.onnx_file != onnx_file:
+            return None
+        return Embedder(self._tokenizer.result(), self._encoder.result())
+
+
+def preload_embedder(settings: Settings) -> EmbedderPreload | None:
+    """Start loading the embedder of the local index ``settings`` name (None: no preload)."""
+    if settings.server:
+        return None
+    from assistant.index.layout import IndexLayout
+    from assistant.index.manifest import read_manifest
+
+    try:
+        layout = IndexLayout(settings.index_dir)
+        gen = layout.current_generation()
+        if gen is None:
+            return None
+        onnx = layout.root / read_manifest(gen).model.onnx_file
+        if not onnx.is_file():
+            return None
+    except Exception:  # reported properly when the index is opened
+        return None
+    return EmbedderPreload(onnx, settings.embed_threads)
