@@ -39,6 +39,10 @@ SOFT_SCALE = 0.8
 """A soft match is worth at most this much of an exact one."""
 SOFT_FLOOR = 0.4
 """Similarities below this are not even recorded."""
+_UNSET_BOOL = np.zeros(0, dtype=bool)
+_UNSET_FLOAT = np.zeros(0)
+_UNSET_BOOL.flags.writeable = False  # placeholders of fields set later: shared, so read-only
+_UNSET_FLOAT.flags.writeable = False
 
 
 
@@ -237,38 +241,39 @@ class Retriever:
         qterms = list(query.terms)
         weights = np.array([query.terms[t] * stats.idf.get(t, 0.0) for t in qterms])
         bodies = [list(tx.prose_terms(r.body)) for r in rows]
-        soft = self._soft_matcher(qterms, term_vectors or {}, bodies)
+        word_sets = [set(words) for words in bodies]
+        soft, nears = self._soft_matches(qterms, term_vectors or {}, bodies, word_sets)
         forms = TermForms([tx.variants(t) for t in qterms])
-        nears: list[list[str]] = []
         ctx_cache: dict[tuple[str, str], npt.NDArray[np.bool_]] = {}
         out: list[Candidate] = []
-        for (sid, cid, doc_id, start, end, blob, section, title, body), words in zip(
-                rows, bodies, strict=True):
+        for (sid, cid, doc_id, start, end, blob, section, title, body), words, word_set, \
+                soft_row in zip(rows, bodies, word_sets, soft, strict=True):
             vec = blob_vector(blob)
-            c = Candidate(sentence_id=sid, chunk_id=cid, doc_id=doc_id, start=start, end=end,
-                          section=section, title=title, text=body, vector=vec)
-            c.dense = float(vec @ query_vector)
-            c.chunk_dense = (chunk_score[cid] if cid in chunk_score
-                             else float(chunk_vecs[cid] @ query_vector))
-            c.dense_rank = chunk_rank.get(cid)
-            c.lexical_rank = lex_rank.get(sid)
-            c.bm25 = lex_score.get(sid, 0.0)
-            c.exact = forms.found(set(words))
-            c.proximity = forms.proximity(words)
             ctx = ctx_cache.get((title, section))
             if ctx is None:
                 ctx = forms.found(set(tx.terms(f"{title} {section}")))
                 ctx_cache[(title, section)] = ctx
-            c.in_context = ctx
-            c.soft, near = soft(set(words))
-            c.term_weights = weights
-            c.matched_terms = [t for t, h in zip(qterms, c.exact, strict=True) if h]
-            nears.append(near)
-            idents = set(tx.identifiers(body)) | set(words)
-            for ident in query.identifiers:
-                (c.matched_identifiers if tx.identifier_present(ident, idents)
-                 else c.missing_identifiers).append(ident)
-            out.append(c)
+            exact = forms.found(word_set)
+            idents = set(tx.identifiers(body)) | word_set
+            present = [tx.identifier_present(i, idents) for i in query.identifiers]
+            # every field given, so none of the dataclass's default factories runs (a
+            # fifth of this loop's time); in_window, inherited and features are set later
+            out.append(Candidate(
+                sentence_id=sid, chunk_id=cid, doc_id=doc_id, start=start, end=end,
+                section=section, title=title, text=body, vector=vec,
+                dense=float(vec @ query_vector),
+                chunk_dense=(chunk_score[cid] if cid in chunk_score
+                             else float(chunk_vecs[cid] @ query_vector)),
+                dense_rank=chunk_rank.get(cid), lexical_rank=lex_rank.get(sid),
+                bm25=lex_score.get(sid, 0.0), proximity=forms.proximity(words),
+                first_in_section=False,
+                matched_terms=[t for t, h in zip(qterms, exact, strict=True) if h],
+                matched_identifiers=[i for i, p in zip(query.identifiers, present,
+                                                       strict=True) if p],
+                missing_identifiers=[i for i, p in zip(query.identifiers, present,
+                                                       strict=True) if not p],
+                term_weights=weights, exact=exact, soft=soft_row, in_context=ctx,
+                in_window=_UNSET_BOOL, inherited=_UNSET_BOOL, features=_UNSET_FLOAT))
         self._weigh_soft_matches(out, nears, qterms, stats)
         self._read_neighbours(out, forms)
         return out
@@ -330,36 +335,44 @@ class Retriever:
         found = read_through(self._words, sentence_ids, self.NEIGHBOUR_CACHE, load, None)
         return {sid: v for sid, v in found.items() if v is not None}
 
-    def _soft_matcher(self, qterms: list[str], term_vectors: dict[str, Vector],
-                      bodies: list[list[str]]
-                      ) -> Callable[[set[str]], tuple[npt.NDArray[np.float64], list[str]]]:
-        """Per query term, the best similarity (>= SOFT_MIN) to any word of a sentence, by
-        the words' own embeddings: "money" finds "revenue", "Washington" finds "US"."""
+    def _soft_matches(self, qterms: list[str], term_vectors: dict[str, Vector],
+                      bodies: list[list[str]], word_sets: list[set[str]]
+                      ) -> tuple[npt.NDArray[np.float64], list[list[str]]]:
+        """Per sentence and query term, the best similarity (recorded from SOFT_FLOOR) to any
+        word of the sentence, by the words' own embeddings ("money" finds "revenue",
+        "Washington" finds "US"), and that word. All sentences in a few array operations:
+        each sentence's words are one segment of a column list, and a segment's best is its
+        maximum, the first word holding it on ties."""
+        credit = np.zeros((len(word_sets), len(qterms)))
+        near = [[""] * len(qterms) for _ in word_sets]
         usable = [i for i, t in enumerate(qterms) if t in term_vectors]
         words = sorted({w for b in bodies for w in b if w not in tx.STOPWORDS and len(w) > 1
                         and not w.isdigit()})
         vocab = self._read_word_vectors(words) if usable and words else {}
+        if not vocab:
+            return credit, near
         names = list(vocab)
         col = {w: j for j, w in enumerate(names)}
-        sims = (np.stack([term_vectors[qterms[i]] for i in usable]) @ np.stack(
-            [vocab[w] for w in names]).T) if usable and names else np.zeros((0, 0))
-
-        def match(sentence_terms: set[str]) -> tuple[npt.NDArray[np.float64], list[str]]:
-            credit = np.zeros(len(qterms))
-            near = [""] * len(qterms)
-            cols = [col[w] for w in sentence_terms if w in col]
-            if not cols or not len(sims):
-                return credit, near
-            sub = sims[:, cols]
-            best = sub.argmax(axis=1)
-            for row, i in enumerate(usable):
-                value = float(sub[row, best[row]])
-                if value >= SOFT_FLOOR:
-                    credit[i] = value
-                    near[i] = names[cols[best[row]]]
+        sims = np.stack([term_vectors[qterms[i]] for i in usable]) @ np.stack(
+            [vocab[w] for w in names]).T
+        cols = [[col[w] for w in s if w in col] for s in word_sets]
+        sizes = np.array([len(c) for c in cols])
+        held = np.flatnonzero(sizes)  # sentences with at least one such word
+        if not len(held):
             return credit, near
-
-        return match
+        flat = np.fromiter((j for c in cols for j in c), dtype=np.intp, count=int(sizes.sum()))
+        starts = (np.cumsum(sizes) - sizes)[held]
+        sub = sims[:, flat]
+        best = np.maximum.reduceat(sub, starts, axis=1)
+        segment = np.repeat(np.arange(len(held)), sizes[held])
+        where = np.where(sub == best[:, segment], np.arange(len(flat)), len(flat))
+        first = np.minimum.reduceat(where, starts, axis=1)
+        best64 = best.astype(np.float64)
+        for row, k in zip(*np.nonzero(best64 >= SOFT_FLOOR), strict=True):
+            c, i = held[k], usable[row]
+            credit[c, i] = best64[row, k]
+            near[c][i] = names[flat[first[row, k]]]
+        return credit, near
 
     def stored_term_vectors(self, words: Sequence[str]) -> dict[str, Vector]:
         """Vectors the index already holds for these words (embedded at build time)."""
