@@ -234,3 +234,61 @@ def test_a_full_cache_is_emptied_without_losing_the_keys_asked() -> None:
     assert read_through(cache, ["aa", "ccc", "dddd", "aa"], 4, load, -1) == {
         "aa": 2, "ccc": 3, "dddd": 4}
     assert loads[-1] == ["aa", "ccc", "dddd"] and set(cache) == {"aa", "ccc", "dddd"}
+
+
+# ---- soft word matches ---------------------------------------------------------------------
+
+class _Vectors:
+    """A retriever's word-vector reads, from a dict (no index)."""
+
+    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
+        self.vectors = vectors
+
+    def word_vectors(self, words: list[str]) -> list[tuple[str, np.ndarray]]:
+        return [(w, self.vectors[w]) for w in words if w in self.vectors]
+
+
+def _plain_soft(qvec: dict[str, np.ndarray], qterms: list[str], vocab: dict[str, np.ndarray],
+                words: set[str], floor: float) -> tuple[list[float], list[str]]:
+    """One sentence at a time, the first of equal bests in the sentence's word order."""
+    credit, near = [0.0] * len(qterms), [""] * len(qterms)
+    for i, t in enumerate(qterms):
+        if t not in qvec:
+            continue
+        scored = [(float(qvec[t] @ vocab[w]), w) for w in words if w in vocab]
+        if scored:
+            best = max(s for s, _ in scored)
+            if best >= floor:
+                credit[i], near[i] = best, next(w for s, w in scored if s == best)
+    return credit, near
+
+
+def test_soft_matches_of_all_sentences_at_once_equal_one_at_a_time() -> None:
+    """Sentences with no known word between others (empty segments), ties between two words
+    of one sentence, a query term without a vector and matches under the floor."""
+    from assistant.qa.candidates import SOFT_FLOOR, Retriever
+
+    rng = np.random.default_rng(3)
+    names = [f"word{i}" for i in range(12)]
+    vocab = {w: rng.standard_normal(8).astype(np.float32) for w in names}
+    vocab["twin"] = vocab["word3"].copy()  # the same similarity as word3 to every term
+    for v in vocab.values():
+        v /= np.linalg.norm(v)
+    qterms = ["alpha", "beta", "nothing"]
+    qvec = {"alpha": vocab["word3"] * 0.9 + vocab["word5"] * 0.1, "beta": vocab["word7"]}
+    for v in qvec.values():
+        v /= np.linalg.norm(v)
+    bodies = [["word3", "twin", "word1"], ["unknown", "the"], ["word7", "word2"], [],
+              ["word5"], ["twin", "word3"], ["zzz"], ["word0", "word11", "word9"]]
+    word_sets = [set(b) for b in bodies]
+    r = Retriever.__new__(Retriever)
+    r._word_vectors = {}
+    r.meta = _Vectors(vocab)  # type: ignore[assignment]
+    credit, near = r._soft_matches(qterms, qvec, bodies, word_sets)
+    assert credit.shape == (len(bodies), len(qterms))
+    for row, words in enumerate(word_sets):
+        want_credit, want_near = _plain_soft(qvec, qterms, vocab, words, SOFT_FLOOR)
+        np.testing.assert_allclose(credit[row], want_credit, rtol=1e-6)
+        assert near[row] == want_near, (row, bodies[row])
+    assert near[0][0] in ("word3", "twin") and credit[0][0] > 0.9
+    assert near[2][1] == "word7" and credit[3].tolist() == [0.0, 0.0, 0.0]
