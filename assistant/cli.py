@@ -263,8 +263,11 @@ def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool,
     """Answer one QUESTION with a verbatim quote and its citations."""
     settings = _settings(index_dir=index_dir, server=server)
     session = _open_session(settings)
-    answer = session.ask(question, top_k=top_k).answer
-    _warn_if_stale(session)
+    try:  # closed here, not at the interpreter's exit, which `main` skips after `ask`
+        answer = session.ask(question, top_k=top_k).answer
+        _warn_if_stale(session)
+    finally:
+        session.close()
     if as_json:
         click.echo(answer.model_dump_json())
         return
