@@ -12,48 +12,11 @@ no preload, and opening the index then reports the problem as it always does.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from assistant.background import Background
 from assistant.embed import Embedder, OnnxEncoder, Tokenizer
 from assistant.settings import Settings
-
-
-class _Loading:
-    """One object built on a daemon thread; its error is raised to whoever asks for it."""
-
-    def __init__(self, make: Callable[[], Any], name: str) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(make,), daemon=True, name=name)
-        self._thread.start()
-
-    def _run(self, make: Callable[[], Any]) -> None:
-        try:
-            self._value = make()
-        except BaseException as exc:  # handed to result()
-            self._error = exc
-
-    def wait(self) -> None:
-        """Until the thread ends, even through Ctrl+C (raised once it has): a process that
-        exits while onnxruntime is still loading on a thread is aborted by its C++ runtime
-        instead of exiting with its own code."""
-        interrupted = False
-        while self._thread.is_alive():
-            try:
-                self._thread.join()
-            except KeyboardInterrupt:
-                interrupted = True
-        if interrupted:
-            raise KeyboardInterrupt
-
-    def result(self) -> Any:
-        self.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 class EmbedderPreload:
@@ -67,15 +30,15 @@ class EmbedderPreload:
         import tokenizers  # noqa: F401
 
         self.onnx_file = onnx_file
-        self._encoder = _Loading(lambda: OnnxEncoder(onnx_file, threads=threads, spin=False),
-                                 "encoder-preload")
-        self._tokenizer = _Loading(lambda: Tokenizer(onnx_file.parent / "tokenizer.json"),
-                                   "tokenizer-preload")
+        self._encoder = Background(lambda: OnnxEncoder(onnx_file, threads=threads, spin=False),
+                                   name="encoder-preload")
+        self._tokenizer = Background(lambda: Tokenizer(onnx_file.parent / "tokenizer.json"),
+                                     name="tokenizer-preload")
 
     def wait(self) -> None:
         """Until both parts have loaded or failed; before leaving without ``take``."""
-        self._encoder.wait()
-        self._tokenizer.wait()
+        self._encoder.settle()
+        self._tokenizer.settle()
 
     def take(self, onnx_file: Path) -> Embedder | None:
         """The embedder, once loaded, if it is of ``onnx_file`` (None otherwise: the live

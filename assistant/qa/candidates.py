@@ -19,15 +19,14 @@ and each candidate carries the raw evidence that ``qa.features`` turns into feat
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from assistant import text as tx
+from assistant.background import Background
 from assistant.index.meta import Span, blob_vector, read_through
 from assistant.index.store import OpenIndex
 from assistant.qa import lang
@@ -150,39 +149,6 @@ COMMON_FLOOR = 1000
 left out of the lexical search when rarer words are asked; they still count in ranking."""
 
 
-T = TypeVar("T")
-
-
-class Pending(Generic[T]):
-    """A call running on a thread of its own (a daemon: Ctrl+C never waits for it at exit,
-    which a thread pool's workers made the interpreter do)."""
-
-    def __init__(self, fn: Callable[..., T], *args: object) -> None:
-        self._fn = fn
-        self._args = args
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self._done = threading.Event()
-        threading.Thread(target=self._run, name="lexical", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            self._value = self._fn(*self._args)
-        except BaseException as exc:  # handed to the caller of result()
-            self._error = exc
-        finally:
-            self._done.set()
-
-    def wait(self) -> None:
-        self._done.wait()
-
-    def result(self) -> T:
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
-
-
 class Retriever:
     def __init__(self, index: OpenIndex, language: lang.Language) -> None:
         self.index = index
@@ -214,16 +180,16 @@ class Retriever:
         return {w: n for w, n in counts.items() if n}
 
     def start_lexical(self, query: Query, stats: TermStats, limit: int
-                      ) -> Pending[list[tuple[int, float]]]:
+                      ) -> Background[list[tuple[int, float]]]:
         """The lexical search for ``candidates(..., limit)``, started on a background thread:
         it needs no question vector, so it runs while the question is embedded and the
         vectors searched (on the server, its query runs beside theirs on connections of
         their own). Until its result is taken the caller must not read ``meta`` itself."""
-        return Pending(self._lexical, query, stats, limit * 3)
+        return Background(self._lexical, query, stats, limit * 3, name="lexical")
 
     def candidates(self, query: Query, query_vector: Vector, stats: TermStats,
                    limit: int, term_vectors: dict[str, Vector] | None = None,
-                   pending: Pending[list[tuple[int, float]]] | None = None
+                   pending: Background[list[tuple[int, float]]] | None = None
                    ) -> list[Candidate]:
         """``pending``: the lexical search ``start_lexical`` began for these arguments."""
         dense_hits = self.index.vectors.search(query_vector, limit)

@@ -260,7 +260,8 @@ def _check_invariants(doc: SourceDocument, chunks: list[Chunk], tok: Tokenizer,
 
 
 def _words_outside_sentences(doc: SourceDocument, chunks: list[Chunk]) -> str:
-    """Word characters of the text that no sentence holds (headings excepted): lost content."""
+    """Word characters of the text that no sentence holds (headings and rule lines such as
+    "___" excepted: the chunker skips those by design): lost content."""
     covered = bytearray(len(doc.text))
     for c in chunks:
         for s in c.sentences:
@@ -270,6 +271,8 @@ def _words_outside_sentences(doc: SourceDocument, chunks: list[Chunk]) -> str:
         m = ingest.BULLET.match(line)
         if m:
             covered[pos:pos + m.end()] = b"\x01" * m.end()
+        if ingest.is_rule_line(line):
+            covered[pos:pos + len(line)] = b"\x01" * len(line)
         pos += len(line) + 1
     for r in regions(doc):
         if r.heading_in_text:
@@ -320,3 +323,13 @@ def test_offsets_round_trip_with_arbitrary_sections(tokenizer: Tokenizer,
                          content_hash="0")
     chunks = list(chunk_document(doc, tokenizer.count, tokenizer.split_points, 40, overlap))
     _check_invariants(doc, chunks, tokenizer, 40)
+
+
+def test_a_rule_line_is_skipped_and_the_text_around_it_kept(tokenizer: Tokenizer) -> None:
+    """Found by the fuzz test: "___" alone in a paragraph is a separator, not content (the
+    fuzz test counted its underscores as lost words)."""
+    doc = make_doc("Title\n\nFirst part here.\n\n___\n\nSecond part here.\n", "doc.txt")
+    chunks = list(chunk_document(doc, tokenizer.count, tokenizer.split_points, 40, 0))
+    assert [doc.text[s.start:s.end] for c in chunks for s in c.sentences] == [
+        "First part here.", "Second part here."]
+    assert _words_outside_sentences(doc, chunks) == ""
