@@ -16,13 +16,18 @@ from pathlib import Path
 
 from assistant.background import Background
 from assistant.embed import Embedder, OnnxEncoder, Tokenizer
+from assistant.models import IndexManifest
 from assistant.settings import Settings
 
 
 class EmbedderPreload:
     """The question embedder of one exported model, its two parts loading on threads."""
 
-    def __init__(self, onnx_file: Path, threads: int) -> None:
+    def __init__(self, onnx_file: Path, threads: int,
+                 known: tuple[Path, IndexManifest] | None = None) -> None:
+        """``known``: the generation folder and manifest ``onnx_file`` was read from, for
+        ``open_index`` to reuse instead of reading the manifest again."""
+        self.known = known
         # imported here, on the caller's thread, before the threads start: two threads
         # importing numpy's extension modules at once can fail
         import numpy  # noqa: F401
@@ -61,9 +66,10 @@ def preload_embedder(settings: Settings) -> EmbedderPreload | None:
         gen = layout.current_generation()
         if gen is None:
             return None
-        onnx = layout.root / read_manifest(gen).model.onnx_file
+        manifest = read_manifest(gen)
+        onnx = layout.root / manifest.model.onnx_file
         if not onnx.is_file():
             return None
     except Exception:  # reported properly when the index is opened
         return None
-    return EmbedderPreload(onnx, settings.embed_threads)
+    return EmbedderPreload(onnx, settings.embed_threads, known=(gen, manifest))

@@ -57,7 +57,8 @@ class Session:
         """``preload``: the embedder started early by ``assistant.preload``, used when it
         is the opened index's."""
         try:
-            index = open_server(settings) if settings.server else open_index(settings.index_dir)
+            index = open_server(settings) if settings.server else open_index(
+                settings.index_dir, preload.known if preload is not None else None)
         except BaseException:
             if preload is not None:
                 preload.wait()

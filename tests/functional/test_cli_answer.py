@@ -15,8 +15,13 @@ from assistant.models import Answer, BatchErrorRecord, EvalReport
 DATA = Path(__file__).resolve().parents[1] / "data"
 
 
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path | None = None, buffered: bool = False
+        ) -> subprocess.CompletedProcess[str]:
+    """``buffered``: stdout block-buffered, as a user's pipe is (this machine's environment
+    sets PYTHONUNBUFFERED, which would hide output never flushed)."""
     env = dict(os.environ, HF_HUB_OFFLINE="1")
+    if buffered:
+        env.pop("PYTHONUNBUFFERED", None)
     return subprocess.run([sys.executable, "-m", "assistant", *args], capture_output=True,
                           text=True, env=env, cwd=cwd, timeout=300)
 
@@ -120,7 +125,8 @@ def test_ask_on_a_stale_index_answers_and_says_so(workspace: tuple[Path, Path]) 
     doc = next(p for p in corpus.iterdir() if p.is_file())
     doc.write_text(doc.read_text(encoding="utf-8") + "\nA sentence added later.\n",
                    encoding="utf-8")
-    r = run("ask", "What revenue share does the US get?", "--json", "--index", str(index))
+    r = run("ask", "What revenue share does the US get?", "--json", "--index", str(index),
+            buffered=True)
     assert r.returncode == 0, r.stderr
     assert "25%" in Answer.model_validate_json(r.stdout).answer.text  # type: ignore[union-attr]
     assert "the index is stale (1 document(s) changed" in r.stderr
