@@ -52,9 +52,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
 
 QUESTIONS = 60
-EDIT_SUFFIX = [""]
-"""Added to the edits' seeds with --reuse-index, so that an edit an earlier run made to the
-same document is not made again (it would change nothing and measure no rebuild)."""
 
 
 def main() -> None:
@@ -172,7 +169,6 @@ def run_reused(args: argparse.Namespace, corpus: Path, index: Path, work: Path,
     finally:
         opened.close()
     res["reused_index"] = True
-    EDIT_SUFFIX[0] = f"-{res['started']}"
     step(f"reusing {res['chunks']} chunks in {index} (build figures not measured)")
     answering(args, corpus, index, work, res)
 
@@ -181,6 +177,9 @@ def answering(args: argparse.Namespace, corpus: Path, index: Path, work: Path,
               res: dict[str, Any]) -> None:
     n = int(res["chunks"])
     docs = int(res["documents"])
+    # with --reuse-index, edits seeded by this run's start: an edit an earlier run already
+    # made to the same document would change nothing and measure no rebuild
+    edit = f"-{res['started']}" if args.reuse_index else ""
     questions = bl.generated_questions(args.size, QUESTIONS)
     step("opening and warm latency")
     res["ours_query"] = probe(index, questions, args.probes, work)
@@ -192,7 +191,7 @@ def answering(args: argparse.Namespace, corpus: Path, index: Path, work: Path,
     step("incremental rebuild after editing one document")
     inc = []
     for i in range(3):
-        bl.edit_document(bl.doc_path(corpus, 1 + i * 7 % docs), f"edit-{i}{EDIT_SUFFIX[0]}")
+        bl.edit_document(bl.doc_path(corpus, 1 + i * 7 % docs), f"edit-{i}{edit}")
         w, s = bl.our_build(corpus, index)
         inc.append({"seconds": s["seconds"], "wall_s": w, "chunks_embedded": s["chunks_embedded"],
                     "changed": len(s["changed"])})
@@ -208,7 +207,7 @@ def answering(args: argparse.Namespace, corpus: Path, index: Path, work: Path,
     if args.server:
         step("PostgreSQL server beside FAISS")
         res["server"] = server(corpus, index, questions, args.probes, work,
-                               seeded=args.server_seeded)
+                               seeded=args.server_seeded, edit=edit)
 
     if (not args.skip_qdrant and args.size == 10000
             and importlib.util.find_spec("assistant.index.vectors.qdrant") is not None):
@@ -358,7 +357,7 @@ def qdrant(corpus: Path, index: Path, questions: list[str], probes: int, work: P
 
 
 def server(corpus: Path, index: Path, questions: list[str], probes: int, work: Path,
-           seeded: bool = False) -> dict[str, Any]:
+           seeded: bool = False, edit: str = "") -> dict[str, Any]:
     """The PostgreSQL index on the same corpus as FAISS, measured the same way: a build from
     nothing (its own staging folder: embedding included), warm latency in fresh processes,
     cold `assistant ask`, 4 concurrent clients against each, an incremental rebuild of each
@@ -395,7 +394,7 @@ def server(corpus: Path, index: Path, questions: list[str], probes: int, work: P
         out["ask_cold_start_s"] = cold_start(index, questions, 3, server_url=url)
         out["clients4"] = bl.concurrent_clients(index, url, questions)
         out["faiss_clients4"] = bl.concurrent_clients(index, None, questions)
-        bl.edit_document(bl.doc_path(corpus, 2), f"server-edit{EDIT_SUFFIX[0]}")
+        bl.edit_document(bl.doc_path(corpus, 2), f"server-edit{edit}")
         _, local = bl.our_build(corpus, index)
         _, proc = bl.run_cli(["index", "--corpus", str(corpus), "--server", url, "--json"])
         if proc.returncode == 0:
