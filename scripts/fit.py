@@ -1,7 +1,8 @@
 """Fit the answer model (ranker and abstainer) on the gold sets, cross-validated by article.
 
     python scripts/fit.py                 # cross-validate, print the held-out table
-    python scripts/fit.py --ablate        # also: each ranking feature left out, held out
+    python scripts/fit.py --ablate        # also: each ranking feature, and each family of
+                                          # them, left out, held out
     python scripts/fit.py --write         # and write assistant/qa/model.json
 
 Ranker: LightGBM's LambdaRank (gradient-boosted trees optimising NDCG over each question's
@@ -81,6 +82,39 @@ RANKER = "trees"
 DIVERSITY = 0.3
 """Citation diversity (MMR): 0 lists the best-scored passages, 1 the most varied."""
 FEATURES = feature_names(lang.load("en"))
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "dense similarity": ("dense", "chunk_dense", "dense_gap"),
+    "word overlap": ("lexical", "soft", "lexical_gap", "alignment", "rarest"),
+    "search ranks": ("bm25", "bm25_score", "passage_rank"),
+    "word pairs and proximity": ("phrase", "proximity"),
+    "surroundings": ("context", "window", "inherited"),
+    "answer kinds": ("kind_held", "kind_missing", "kind:*"),
+    "identifiers": ("identifiers", "identifiers_missing"),
+    "shape and position": ("novelty", "section_start", "short", "repeat"),
+}
+"""Correlated features, ablated together: leaving out one of a family costs little when the
+others carry the same signal (``kind:*`` is every per-kind feature)."""
+
+
+def family_columns(family: Sequence[str], features: Sequence[str] = FEATURES) -> list[int]:
+    return [i for i, f in enumerate(features)
+            if f in family or ("kind:*" in family and f.startswith("kind:"))]
+
+
+def family_problems(features: Sequence[str] = FEATURES,
+                    families: dict[str, tuple[str, ...]] = FAMILIES) -> list[str]:
+    """What keeps ``families`` from splitting ``features`` into disjoint groups: a feature in
+    no family or in two, a family member that is no feature."""
+    problems = []
+    owners: dict[str, list[str]] = {f: [] for f in features}
+    for name, members in families.items():
+        for i in family_columns(members, features):
+            owners[features[i]].append(name)
+        problems += [f"{name}: {m} is no feature" for m in members
+                     if m != "kind:*" and m not in owners]
+    problems += [f"{f} is in no family" for f, o in owners.items() if not o]
+    problems += [f"{f} is in {', '.join(o)}" for f, o in owners.items() if len(o) > 1]
+    return problems
 
 
 def set_weight(s: Sample) -> float:
@@ -335,16 +369,20 @@ def ablate(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
     base = run(all_cols)
     report = {"(all features)": base}
     print("\nablation: held-out ranking top-1 without each feature (change in points)")
-    print("feature".ljust(22) + "".join(k.rjust(12) for k in sorted(base)))
-    print("(all)".ljust(22) + "".join(f"{base[k]:.3f}".rjust(12) for k in sorted(base)))
+    print("feature".ljust(30) + "".join(k.rjust(12) for k in sorted(base)))
+    print("(all)".ljust(30) + "".join(f"{base[k]:.3f}".rjust(12) for k in sorted(base)))
     groups: dict[str, list[int]] = {}
     for i, name in enumerate(FEATURES):  # the per-kind features are one group
         groups.setdefault("kind:*" if name.startswith("kind:") else name, []).append(i)
-    for name, drop in groups.items():
+    families = {f"family: {name}": family_columns(members)
+                for name, members in FAMILIES.items()}
+    if problems := family_problems():
+        raise SystemExit("fit.py: FAMILIES: " + "; ".join(problems))
+    for name, drop in {**groups, **families}.items():
         r = run([c for c in all_cols if c not in drop])
         report[name] = r
-        print(name.ljust(22) + "".join(f"{100 * (base[k] - r[k]):+.1f}".rjust(12)
-                                       for k in sorted(base)))
+        print(name[:30].ljust(30) + "".join(f"{100 * (base[k] - r[k]):+.1f}".rjust(12)
+                                            for k in sorted(base)))
     return report
 
 
@@ -354,13 +392,16 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="write assistant/qa/model.json")
     parser.add_argument("--sets", nargs="*", default=None)
     parser.add_argument("--drop", nargs="*", default=[], help="features to leave out")
+    parser.add_argument("--drop-family", nargs="*", default=[], choices=sorted(FAMILIES),
+                        help="families of features to leave out")
     parser.add_argument("--diversity", type=float, default=DIVERSITY)
     parser.add_argument("--ranker", choices=["trees", "linear"], default="trees")
     args = parser.parse_args()
     global RANKER
     RANKER = args.ranker
     samples = load_samples(args.sets)
-    cols = [i for i, f in enumerate(FEATURES) if f not in set(args.drop)]
+    dropped = {FEATURES[i] for name in args.drop_family for i in family_columns(FAMILIES[name])}
+    cols = [i for i, f in enumerate(FEATURES) if f not in set(args.drop) | dropped]
     results = cross_validate(samples, cols, args.diversity)
     held = table(results)
     print_table(held, "held-out figures (cross-validated by article/document)")
