@@ -136,3 +136,43 @@ def test_a_one_document_corpus_is_not_called_a_briefing(tmp_path: Path) -> None:
     assert a.message == "The document does not cover this."
     assert not_covered_message("briefing", 1) == "The briefing does not cover this."
     assert not_covered_message(None, 3) == "The indexed documents do not cover this."
+
+
+def test_the_chat_start_preloads_the_model_unless_it_builds_first(
+        workspace: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chat's start-up (``session.load``) loads the model while it checks the corpus;
+    when the corpus changed and a build runs first, the preload is set aside and the new
+    generation is opened and answers from the edited text."""
+    import assistant.session as sessions
+
+    corpus, index = workspace
+    settings = Settings(corpus_dir=corpus, index_dir=index)
+    build_index(settings)
+    made: list[Any] = []
+
+    def recording(s: Settings) -> Any:
+        made.append(preload_embedder(s))
+        return made[-1]
+
+    monkeypatch.setattr(sessions, "preload_embedder", recording)
+    fresh = sessions.load(settings, lambda stage, done, total: None)
+    assert fresh.session is not None and fresh.summary is None, fresh.error
+    try:
+        encoder = fresh.session.answerer.embedder.encoder
+        assert made[0] is not None
+        assert encoder is made[0].take(fresh.session.index.onnx_file).encoder
+        first = fresh.session.generation
+    finally:
+        fresh.session.close()
+
+    (corpus / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
+    stale = sessions.load(settings, lambda stage, done, total: None)
+    assert stale.session is not None and stale.summary is not None, stale.error
+    try:
+        assert made[1] is not None  # started, then set aside for the build
+        assert stale.session.answerer.embedder.encoder is not made[1]._encoder.result()
+        assert stale.session.generation > first
+        reply = stale.session.ask("When did the new quay open?")
+        assert reply.answer.answer is not None and "March" in reply.answer.answer.text
+    finally:
+        stale.session.close()
