@@ -25,7 +25,8 @@ Cross-validation: qa-dev by its own five folds (by article, ``splits.json``); th
 reference by the document holding the answer (hashed into the same five folds); the
 briefing (one document) as a sixth fold, so its figures come from a model that never saw a
 briefing question. Only held-out figures are printed. The shipped model is then fitted on
-everything, with the threshold chosen on the pooled held-out probabilities.
+everything, its abstainer and threshold fitted on its own scores of the training questions,
+as in every fold (fitting them on out-of-fold scores instead was tried: see the README).
 """
 
 from __future__ import annotations
