@@ -202,7 +202,7 @@ def _reader_of_a_server(settings: Settings, status: IndexStatus | None) -> bool:
 def load(settings: Settings, progress: Progress) -> IndexOutcome:
     """Start-up: bring a missing or stale index up to date, then open it. When the build
     fails but an older index opens, answer from that one and say so."""
-    # the model loads on threads while the corpus is checked (~0.1 s sooner ready); only
+    # the model loads on threads while the corpus is checked (~40 ms sooner ready); only
     # when no build follows, which may replace the model's files and takes far longer
     preload = _preload(settings)
     status, status_error = read_status(settings)
