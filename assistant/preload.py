@@ -55,7 +55,8 @@ class EmbedderPreload:
 
 
 def preload_embedder(settings: Settings) -> EmbedderPreload | None:
-    """Start loading the embedder of the local index ``settings`` name (None: no preload)."""
+    """Start loading the embedder of the local index ``settings`` name (None: no preload).
+    Never raises: it is only a head start."""
     if settings.server:
         return None
     from assistant.index.layout import IndexLayout
@@ -70,6 +71,6 @@ def preload_embedder(settings: Settings) -> EmbedderPreload | None:
         onnx = layout.root / manifest.model.onnx_file
         if not onnx.is_file():
             return None
+        return EmbedderPreload(onnx, settings.embed_threads, known=(gen, manifest))
     except Exception:  # reported properly when the index is opened
         return None
-    return EmbedderPreload(onnx, settings.embed_threads, known=(gen, manifest))

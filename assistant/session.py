@@ -179,13 +179,6 @@ def _open(settings: Settings, preload: EmbedderPreload | None = None
         return None, UnexpectedError.wrap(exc)
 
 
-def _preload(settings: Settings) -> EmbedderPreload | None:
-    try:
-        return preload_embedder(settings)
-    except Exception:  # only a head start: the opening reports what is wrong
-        return None
-
-
 def _summary_warnings(summary: BuildSummary | None) -> list[str]:
     if summary is None:
         return []
@@ -204,7 +197,7 @@ def load(settings: Settings, progress: Progress) -> IndexOutcome:
     fails but an older index opens, answer from that one and say so."""
     # the model loads on threads while the corpus is checked (~40 ms sooner ready); only
     # when no build follows, which may replace the model's files and takes far longer
-    preload = _preload(settings)
+    preload = preload_embedder(settings)
     status, status_error = read_status(settings)
     summary = build_error = None
     if _reader_of_a_server(settings, status):

@@ -367,18 +367,17 @@ def ablate(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
                             for r in rs) / max(n, 1)
         return out
 
+    if problems := family_problems():  # before half an hour of fitting, not after
+        raise SystemExit("fit.py: FAMILIES: " + "; ".join(problems))
+    kinds = family_columns(("kind:*",))  # the per-kind features are one group
+    groups = {**{FEATURES[i]: [i] for i in all_cols if i not in kinds}, "kind:*": kinds}
+    families = {f"family: {name}": family_columns(members)
+                for name, members in FAMILIES.items()}
     base = run(all_cols)
     report = {"(all features)": base}
     print("\nablation: held-out ranking top-1 without each feature (change in points)")
     print("feature".ljust(30) + "".join(k.rjust(12) for k in sorted(base)))
     print("(all)".ljust(30) + "".join(f"{base[k]:.3f}".rjust(12) for k in sorted(base)))
-    groups: dict[str, list[int]] = {}
-    for i, name in enumerate(FEATURES):  # the per-kind features are one group
-        groups.setdefault("kind:*" if name.startswith("kind:") else name, []).append(i)
-    families = {f"family: {name}": family_columns(members)
-                for name, members in FAMILIES.items()}
-    if problems := family_problems():
-        raise SystemExit("fit.py: FAMILIES: " + "; ".join(problems))
     for name, drop in {**groups, **families}.items():
         r = run([c for c in all_cols if c not in drop])
         report[name] = r
@@ -401,8 +400,9 @@ def main() -> None:
     global RANKER
     RANKER = args.ranker
     samples = load_samples(args.sets)
-    dropped = {FEATURES[i] for name in args.drop_family for i in family_columns(FAMILIES[name])}
-    cols = [i for i, f in enumerate(FEATURES) if f not in set(args.drop) | dropped]
+    dropped = set(args.drop) | {FEATURES[i] for name in args.drop_family
+                                for i in family_columns(FAMILIES[name])}
+    cols = [i for i, f in enumerate(FEATURES) if f not in dropped]
     results = cross_validate(samples, cols, args.diversity)
     held = table(results)
     print_table(held, "held-out figures (cross-validated by article/document)")
