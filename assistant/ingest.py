@@ -53,24 +53,30 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[SkippedFile]]:
 
     ``os.scandir`` rather than ``os.walk`` and ``pathlib``: each entry's type comes with the
     listing and its one ``lstat`` is the size and time, so a 10,000-file corpus is checked in
-    a tenth of the time (every start of the chat and of ``assistant status`` checks it).
+    about half the time (~115 ms instead of ~210; every start of the chat, cold ``ask`` and
+    ``assistant status`` checks it).
     """
     files: list[CorpusFile] = []
     skipped: list[SkippedFile] = []
-    _discover(str(corpus_dir), "", files, skipped)
+    folders = [(str(corpus_dir), "")]  # a stack, not recursion: any depth of folders
+    while folders:
+        folder, prefix = folders.pop()
+        kept = _discover(folder, prefix, files, skipped)
+        folders += [(d.path, prefix + d.name + "/") for d in reversed(kept)]
     files.sort(key=lambda f: f.doc_id)
     return files, skipped
 
 
 def _discover(folder: str, prefix: str, files: list[CorpusFile],
-              skipped: list[SkippedFile]) -> None:
-    """One folder: its folders' links, then its files, each by name; then each folder in
-    turn (the order ``os.walk`` gives, so the skipped files are listed as before)."""
+              skipped: list[SkippedFile]) -> list[os.DirEntry[str]]:
+    """One folder: its folders' links, then its files, each by name; returns the folders to
+    go into, in the order ``os.walk`` takes them (so the skipped files are listed as
+    before)."""
     try:
         with os.scandir(folder) as it:
             entries = list(it)
     except OSError:
-        return
+        return []
     dirs: list[os.DirEntry[str]] = []
     names: list[os.DirEntry[str]] = []
     for e in entries:
@@ -108,8 +114,7 @@ def _discover(folder: str, prefix: str, files: list[CorpusFile],
             continue
         files.append(CorpusFile(doc_id=rel, path=Path(e.path), size=st.st_size,
                                 mtime_ns=st.st_mtime_ns))
-    for d in kept:
-        _discover(d.path, prefix + d.name + "/", files, skipped)
+    return kept
 
 
 def read_raw(file: CorpusFile) -> bytes:

@@ -214,6 +214,22 @@ def test_symlinks_are_never_followed(hostile: dict[str, Any]) -> None:
     assert not any(d.startswith(("link-dir/", "sub/")) for d in stored)
 
 
+def test_a_document_1200_folders_deep_is_indexed_and_answers(tmp_path: Path) -> None:
+    """Deeper than Python's recursion limit: the folder walk must not recurse per level."""
+    folder = tmp_path / "corpus"
+    for _ in range(1200):
+        folder /= "d"
+        folder.mkdir(parents=True)
+    (folder / "harbour.txt").write_text("Harbour report\n\nThe new quay opened in March. "
+                                        "Cargo volume rose by a tenth over the year.\n",
+                                        encoding="utf-8")
+    assert_ok(cli("index", "--corpus", "corpus", "--index", "index", cwd=tmp_path))
+    proc = cli("ask", "--json", "--index", "index", "When did the new quay open?", cwd=tmp_path)
+    assert_ok(proc)
+    answer = json.loads(proc.stdout)["answer"]
+    assert "March" in answer["text"] and answer["doc_id"] == "d/" * 1200 + "harbour.txt"
+
+
 def test_duplicates_are_both_indexed_but_collapsed_in_answers(hostile: dict[str, Any]) -> None:
     from assistant.index.store import open_index
     from assistant.qa.pipeline import Answerer
