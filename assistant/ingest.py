@@ -62,9 +62,38 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[SkippedFile]]:
     while folders:
         folder, prefix = folders.pop()
         kept = _discover(folder, prefix, files, skipped)
-        folders += [(d.path, prefix + d.name + "/") for d in reversed(kept)]
+        folders += [(d.path, prefix + printable(d.name) + "/") for d in reversed(kept)]
     files.sort(key=lambda f: f.doc_id)
-    return files, skipped
+    unique = [f for n, f in enumerate(files) if n == 0 or f.doc_id != files[n - 1].doc_id]
+    if len(unique) < len(files):  # two names the same once made printable: keep the first
+        kept_ids = {id(f) for f in unique}
+        skipped += [SkippedFile(path=f.doc_id, reason="another file has this name once its "
+                                "unprintable characters are escaped; rename one")
+                    for f in files if id(f) not in kept_ids]
+    return unique, skipped
+
+
+def not_utf8(path: Path) -> str | None:
+    """The full path, printable, when it is not UTF-8 (a Latin-1 folder name from an old
+    archive or share): the manifest cannot store it, nor the model's tokenizer open it."""
+    full = str(path.absolute())
+    try:
+        full.encode("utf-8")
+    except UnicodeEncodeError:
+        return printable(full)
+    return None
+
+
+def printable(name: str) -> str:
+    """A file or folder name as it can be shown on one line, stored and sent as JSON: bytes
+    that are not UTF-8 as ``\\xNN`` and control characters (a line break in a name) as their
+    escapes. The file is still read by its real name; this is its id. Most names are
+    returned as they are."""
+    if name.isprintable():
+        return name
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
 
 
 def _discover(folder: str, prefix: str, files: list[CorpusFile],
@@ -90,14 +119,15 @@ def _discover(folder: str, prefix: str, files: list[CorpusFile],
         if d.name.startswith("."):
             continue
         if d.is_symlink():
-            skipped.append(SkippedFile(path=prefix + d.name, reason="symbolic link, not followed"))
+            skipped.append(SkippedFile(path=prefix + printable(d.name),
+                                       reason="symbolic link, not followed"))
             continue
         kept.append(d)
     for e in sorted(names, key=lambda e: e.name):
         name = e.name
         if name.startswith(".") or name == "README.index.md":
             continue
-        rel = prefix + name
+        rel = prefix + printable(name)
         if e.is_symlink():
             skipped.append(SkippedFile(path=rel, reason="symbolic link, not followed"))
             continue

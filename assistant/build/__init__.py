@@ -84,6 +84,9 @@ def build_index(settings: Settings, full: bool = False, progress: Progress | Non
     files, skipped = scan(settings)
     backend(settings.store).require()  # a missing optional library: fail before embedding
     layout = IndexLayout(settings.index_dir)
+    if (odd := ingest.not_utf8(layout.root)) is not None:
+        raise IndexWriteError(f"the index path {odd} is not valid UTF-8; rename the folder "
+                              "with the odd bytes, or pass another folder (--index DIR)")
     try:
         layout.root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -60,6 +60,9 @@ class Plan:
 
 def scan(settings: Settings) -> tuple[list[ingest.CorpusFile], list[SkippedFile]]:
     corpus = settings.corpus_dir
+    if (odd := ingest.not_utf8(corpus)) is not None:
+        raise CorpusError(f"the corpus path {odd} is not valid UTF-8; rename the folder with "
+                          "the odd bytes, or pass another folder (--corpus DIR)")
     if corpus.exists() and not corpus.is_dir():
         raise CorpusError(f"the corpus {corpus} is a file, not a folder; pass the folder that "
                           "holds the documents (--corpus DIR)")

@@ -290,6 +290,18 @@ def test_discover_gives_stable_ids_relative_to_the_corpus(tmp_path: Path) -> Non
     assert [f.doc_id for f in ingest.discover(corpus)[0]] == ids
 
 
+def test_two_names_the_same_once_escaped_keep_the_first_and_skip_the_other(
+        tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / os.fsdecode(b"caf\xe9.txt")).write_text("Undecodable name.\n")
+    (corpus / "caf\\xe9.txt").write_text("A backslash in the name.\n")
+    files, skipped = ingest.discover(corpus)
+    assert [f.doc_id for f in files] == ["caf\\xe9.txt"]
+    assert [s.path for s in skipped] == ["caf\\xe9.txt"]
+    assert "rename one" in skipped[0].reason
+
+
 def test_content_hash_follows_the_bytes(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path)
     files = {f.doc_id: f for f in ingest.discover(corpus)[0]}
