@@ -19,6 +19,7 @@ import io
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,14 +87,19 @@ def not_utf8(path: Path) -> str | None:
 
 def printable(name: str) -> str:
     """A file or folder name as it can be shown on one line, stored and sent as JSON: bytes
-    that are not UTF-8 as ``\\xNN`` and control characters (a line break in a name) as their
-    escapes. The file is still read by its real name; this is its id. Most names are
-    returned as they are."""
+    that are not UTF-8 as ``\\xNN``, and control characters and line separators (a line
+    break in a name) as their escapes. Other characters stay as they are (a no-break space,
+    an emoji joined with zero-width joiners), so such names keep their ids. The file is still
+    read by its real name; this is its id."""
     if name.isprintable():
         return name
     text = os.fsencode(name).decode("utf-8", "backslashreplace")
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
+    return "".join(ch.encode("unicode_escape").decode("ascii")
+                   if unicodedata.category(ch) in _ESCAPED else ch for ch in text)
+
+
+_ESCAPED = frozenset({"Cc", "Zl", "Zp"})
+"""Control characters, line and paragraph separators (undecodable bytes are escaped first)."""
 
 
 def _discover(folder: str, prefix: str, files: list[CorpusFile],

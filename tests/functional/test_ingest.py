@@ -290,6 +290,23 @@ def test_discover_gives_stable_ids_relative_to_the_corpus(tmp_path: Path) -> Non
     assert [f.doc_id for f in ingest.discover(corpus)[0]] == ids
 
 
+@pytest.mark.parametrize(("name", "doc_id"), [
+    ("café.txt", "café.txt"),
+    ("nb\u00a0space.txt", "nb\u00a0space.txt"),  # kept: no-break spaces, joined emoji
+    ("\U0001F468\u200d\U0001F469.txt", "\U0001F468\u200d\U0001F469.txt"),
+    (os.fsdecode(b"caf\xe9.txt"), "caf\\xe9.txt"),  # escaped: not UTF-8, line breaks, controls
+    ("line\nbreak.txt", "line\\nbreak.txt"),
+    ("tab\there.txt", "tab\\there.txt"),
+    ("para\u2029graph.txt", "para\\u2029graph.txt"),
+])
+def test_document_ids_escape_only_what_cannot_be_stored_or_shown_on_one_line(
+        tmp_path: Path, name: str, doc_id: str) -> None:
+    (tmp_path / name).write_text("Some text.\n", encoding="utf-8")
+    files, skipped = ingest.discover(tmp_path)
+    assert [f.doc_id for f in files] == [doc_id] and not skipped
+    assert ingest.read_raw(files[0]) == b"Some text.\n"  # read by its real name
+
+
 def test_two_names_the_same_once_escaped_keep_the_first_and_skip_the_other(
         tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
