@@ -260,8 +260,9 @@ def test_names_that_are_not_utf8_or_hold_a_line_break_are_indexed_under_printabl
 
 def test_a_corpus_or_index_under_a_folder_that_is_not_utf8_is_a_clear_error(
         tmp_path: Path) -> None:
-    """The manifest cannot store such a path, nor the tokenizer open it: one line naming the
-    folder and exit 3 (corpus) or 6 (index), before anything is written, not a crash."""
+    """The manifest cannot store such a path, nor FAISS or the tokenizer open it: one line
+    naming the folder and exit 3 (corpus) or 6 (index), before anything is written, not a
+    crash; an index moved there is refused when opened (exit 4), not called damaged."""
     odd = tmp_path / os.fsdecode(b"archiv\xe9")
     (odd / "corpus").mkdir(parents=True)
     shutil.copy(BRIEFING, odd / "corpus")
@@ -272,6 +273,11 @@ def test_a_corpus_or_index_under_a_folder_that_is_not_utf8_is_a_clear_error(
     proc = cli("index", "--corpus", "corpus", "--index", odd / "index", cwd=tmp_path)
     assert_user_error(proc, 6, "archiv\\xe9/index is not valid UTF-8", "--index DIR")
     assert not (odd / "index").exists()
+    # an index built elsewhere and moved there: refused when opened, with the same reason
+    assert_ok(cli("index", "--corpus", "corpus", "--index", "index", cwd=tmp_path))
+    shutil.move(tmp_path / "index", odd / "moved")
+    proc = cli("ask", "--index", odd / "moved", "Which vendors are named?", cwd=tmp_path)
+    assert_user_error(proc, 4, "archiv\\xe9/moved is not valid UTF-8", "move the index")
 
 
 def test_duplicates_are_both_indexed_but_collapsed_in_answers(hostile: dict[str, Any]) -> None:
