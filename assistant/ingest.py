@@ -65,24 +65,14 @@ def discover(corpus_dir: Path) -> tuple[list[CorpusFile], list[SkippedFile]]:
         kept = _discover(folder, prefix, files, skipped)
         folders += [(d.path, prefix + printable(d.name) + "/") for d in reversed(kept)]
     files.sort(key=lambda f: f.doc_id)
-    unique = [f for n, f in enumerate(files) if n == 0 or f.doc_id != files[n - 1].doc_id]
-    if len(unique) < len(files):  # two names the same once made printable: keep the first
-        kept_ids = {id(f) for f in unique}
-        skipped += [SkippedFile(path=f.doc_id, reason="another file has this name once its "
-                                "unprintable characters are escaped; rename one")
-                    for f in files if id(f) not in kept_ids]
+    unique: list[CorpusFile] = []
+    for f in files:  # two names the same once made printable: keep the first
+        if unique and unique[-1].doc_id == f.doc_id:
+            skipped.append(SkippedFile(path=f.doc_id, reason="another file has this name once "
+                                       "its unprintable characters are escaped; rename one"))
+        else:
+            unique.append(f)
     return unique, skipped
-
-
-def not_utf8(path: Path) -> str | None:
-    """The full path, printable, when it is not UTF-8 (a Latin-1 folder name from an old
-    archive or share): the manifest cannot store it, nor the model's tokenizer open it."""
-    full = str(path.absolute())
-    try:
-        full.encode("utf-8")
-    except UnicodeEncodeError:
-        return printable(full)
-    return None
 
 
 def printable(name: str) -> str:

@@ -53,7 +53,7 @@ from assistant.build.staging import (
 )
 from assistant.embed import Embedder, OnnxEncoder
 from assistant.errors import AssistantError, CorpusError, IndexLockedError, IndexWriteError
-from assistant.index.layout import IndexLayout
+from assistant.index.layout import IndexLayout, not_utf8
 from assistant.index.vectors import backend
 from assistant.model_export import ModelFiles, identify
 from assistant.models import (
@@ -84,7 +84,7 @@ def build_index(settings: Settings, full: bool = False, progress: Progress | Non
     files, skipped = scan(settings)
     backend(settings.store).require()  # a missing optional library: fail before embedding
     layout = IndexLayout(settings.index_dir)
-    if (odd := ingest.not_utf8(layout.root)) is not None:
+    if (odd := not_utf8(layout.root)) is not None:
         raise IndexWriteError(f"the index path {odd} is not valid UTF-8; rename the folder "
                               "with the odd bytes, or pass another folder (--index DIR)")
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from assistant import ingest
 from assistant.chunk import CHUNKER_VERSION, SEGMENTER
 from assistant.errors import AssistantError, CorpusError
-from assistant.index.layout import IndexLayout
+from assistant.index.layout import IndexLayout, not_utf8
 from assistant.index.manifest import read_manifest
 from assistant.index.store import open_index
 from assistant.models import (
@@ -60,7 +60,7 @@ class Plan:
 
 def scan(settings: Settings) -> tuple[list[ingest.CorpusFile], list[SkippedFile]]:
     corpus = settings.corpus_dir
-    if (odd := ingest.not_utf8(corpus)) is not None:
+    if (odd := not_utf8(corpus)) is not None:
         raise CorpusError(f"the corpus path {odd} is not valid UTF-8; rename the folder with "
                           "the odd bytes, or pass another folder (--corpus DIR)")
     if corpus.exists() and not corpus.is_dir():

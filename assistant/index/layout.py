@@ -37,6 +37,20 @@ def generation_name(n: int) -> str:
     return f"gen-{n:06d}"
 
 
+def not_utf8(path: Path) -> str | None:
+    """The full path, printable, when it is not UTF-8 (a Latin-1 folder name from an old
+    archive or share): a manifest cannot store it, nor FAISS or the model's tokenizer open it.
+    None for every other path."""
+    full = str(path.absolute())
+    if full.isascii():
+        return None
+    try:
+        full.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(full).decode("utf-8", "backslashreplace")
+    return None
+
+
 @dataclass(frozen=True)
 class IndexLayout:
     root: Path

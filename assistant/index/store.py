@@ -8,14 +8,13 @@ manifest records (``assistant.index.vectors.backend``).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
-from assistant.index.layout import META_DB, IndexLayout
+from assistant.index.layout import META_DB, IndexLayout, not_utf8
 from assistant.index.manifest import read_manifest
 from assistant.index.meta import MetaReader, MetaSource, connect_read
 from assistant.index.vectors import VectorSearch, backend
@@ -73,15 +72,10 @@ def open_index(index_dir: Path, known: tuple[Path, IndexManifest] | None = None)
     layout = IndexLayout(index_dir)
     if not index_dir.is_dir():
         raise IndexMissingError(f"no index in {index_dir}; run `assistant index` to build it")
-    full = str(index_dir.absolute())
-    if not full.isascii():
-        try:
-            full.encode("utf-8")
-        except UnicodeEncodeError:  # FAISS and the tokenizer cannot open such a path
-            shown = os.fsencode(full).decode("utf-8", "backslashreplace")
-            raise IndexIncompatibleError(
-                f"the index path {shown} is not valid UTF-8, so its files cannot be opened; "
-                "move the index to a folder whose name is UTF-8") from None
+    if (odd := not_utf8(index_dir)) is not None:
+        raise IndexIncompatibleError(
+            f"the index path {odd} is not valid UTF-8, so its files cannot be opened; "
+            "move the index to a folder whose name is UTF-8")
     for _ in range(3):
         gen = layout.require_current()
         try:
