@@ -138,67 +138,40 @@ def test_a_one_document_corpus_is_not_called_a_briefing(tmp_path: Path) -> None:
     assert not_covered_message(None, 3) == "The indexed documents do not cover this."
 
 
-def test_the_chat_start_preloads_the_model_unless_it_builds_first(
+def test_the_chat_start_preloads_and_checks_once_unless_it_builds_first(
         workspace: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """The chat's start-up (``session.load``) loads the model while it checks the corpus;
-    when the corpus changed and a build runs first, the preload is set aside and the new
-    generation is opened and answers from the edited text."""
+    """The chat's start-up (``session.load``) loads the model while it checks the corpus,
+    checks the corpus once (each check stats every file: ~0.35 s at 100,000 chunks) and
+    reports the generation it opened. When the corpus changed and a build runs first, the
+    preload is set aside, the corpus is checked again, and the new generation is reported,
+    opened and answers from the edited text."""
     import assistant.session as sessions
 
     corpus, index = workspace
     settings = Settings(corpus_dir=corpus, index_dir=index)
     build_index(settings)
     made: list[Any] = []
+    checks: list[int] = []
+    real_status = sessions.index_status
 
     def recording(s: Settings) -> Any:
         made.append(preload_embedder(s))
         return made[-1]
 
+    def counting(s: Settings) -> Any:
+        checks.append(1)
+        return real_status(s)
+
     monkeypatch.setattr(sessions, "preload_embedder", recording)
+    monkeypatch.setattr(sessions, "index_status", counting)
     fresh = sessions.load(settings, lambda stage, done, total: None)
     assert fresh.session is not None and fresh.summary is None, fresh.error
+    assert fresh.status is not None
     try:
         encoder = fresh.session.answerer.embedder.encoder
         assert made[0] is not None
         assert encoder is made[0].take(fresh.session.index.onnx_file).encoder
         first = fresh.session.generation
-    finally:
-        fresh.session.close()
-
-    (corpus / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
-    stale = sessions.load(settings, lambda stage, done, total: None)
-    assert stale.session is not None and stale.summary is not None, stale.error
-    try:
-        assert made[1] is not None  # started, then set aside for the build
-        assert stale.session.answerer.embedder.encoder is not made[1]._encoder.result()
-        assert stale.session.generation > first
-        reply = stale.session.ask("When did the new quay open?")
-        assert reply.answer.answer is not None and "March" in reply.answer.answer.text
-    finally:
-        stale.session.close()
-
-
-def test_the_chat_start_checks_the_corpus_once_and_reports_what_it_opened(
-        workspace: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    """With nothing changed, the start-up checks the corpus once (each check stats every
-    file: ~0.35 s at 100,000 chunks) and reports the generation it opened; after a build
-    it checks again and reports the new generation, not the one before the build."""
-    import assistant.session as sessions
-
-    corpus, index = workspace
-    settings = Settings(corpus_dir=corpus, index_dir=index)
-    build_index(settings)
-    checks: list[int] = []
-    real = sessions.index_status
-
-    def counting(s: Settings) -> Any:
-        checks.append(1)
-        return real(s)
-
-    monkeypatch.setattr(sessions, "index_status", counting)
-    fresh = sessions.load(settings, lambda stage, done, total: None)
-    assert fresh.session is not None and fresh.status is not None, fresh.error
-    try:
         assert len(checks) == 1
         assert fresh.status.generation == fresh.session.generation
         assert not fresh.status.stale and len(fresh.status.documents) == 1
@@ -206,12 +179,18 @@ def test_the_chat_start_checks_the_corpus_once_and_reports_what_it_opened(
         fresh.session.close()
 
     (corpus / "harbour.txt").write_text(HARBOUR, encoding="utf-8")
-    built = sessions.load(settings, lambda stage, done, total: None)
-    assert built.session is not None and built.status is not None, built.error
+    stale = sessions.load(settings, lambda stage, done, total: None)
+    assert stale.session is not None and stale.summary is not None, stale.error
+    assert stale.status is not None
     try:
-        assert built.summary is not None and len(checks) == 3
-        assert built.status.generation == built.session.generation
-        assert not built.status.stale
-        assert "harbour.txt" in {d.doc_id for d in built.status.documents}
+        assert made[1] is not None  # started, then set aside for the build
+        assert stale.session.answerer.embedder.encoder is not made[1]._encoder.result()
+        assert stale.session.generation > first
+        assert len(checks) == 3
+        assert stale.status.generation == stale.session.generation
+        assert not stale.status.stale
+        assert "harbour.txt" in {d.doc_id for d in stale.status.documents}
+        reply = stale.session.ask("When did the new quay open?")
+        assert reply.answer.answer is not None and "March" in reply.answer.answer.text
     finally:
-        built.session.close()
+        stale.session.close()
