@@ -44,6 +44,9 @@ class Language:
     pronouns_singular: frozenset[str]
     pronouns_plural: frozenset[str]
     referring_determiners: frozenset[str]
+    relative_pronouns: frozenset[str]
+    """Pronouns that, right after a noun, open a relative clause ("firms that make chips")
+    instead of referring back."""
     follow_up_openers: tuple[str, ...]
     leaning_openers: re.Pattern[str]
     reason_openers: re.Pattern[str]
@@ -99,6 +102,7 @@ def load(code: str = "en") -> Language:
             pronouns_singular=_words(data["pronouns_singular"]),
             pronouns_plural=_words(data["pronouns_plural"]),
             referring_determiners=_words(data["referring_determiners"]),
+            relative_pronouns=_words(data.get("relative_pronouns", [])),
             follow_up_openers=tuple(data["follow_up_openers"]),
             leaning_openers=re.compile(data["leaning_openers"]),
             reason_openers=re.compile(data["reason_openers"]),
