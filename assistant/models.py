@@ -209,9 +209,15 @@ class Answer(BaseModel):
     resolved_question: str | None = None
     """For a follow-up: the question as understood from the conversation."""
     abstained: bool
+    """True when the outcome is ``not_covered``."""
+    outcome: Literal["answer", "best_guess", "not_covered"] = "answer"
+    """``answer``: the quote answers, as sure as ``confidence`` says; ``best_guess``: the
+    closest passage, quoted, with the engine more likely wrong than right; ``not_covered``:
+    the documents do not answer (no quote)."""
     message: str
     answer: AnswerSpan | None = None
     confidence: float
+    """How often answers shown with this confidence were right on held-out questions."""
     citations: list[Citation] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
 

@@ -38,6 +38,7 @@ class AnswerKind:
 @dataclass(frozen=True)
 class Language:
     code: str
+    name: str
     segmenter: str
     stopwords: frozenset[str]
     question_words: frozenset[str]
@@ -96,7 +97,8 @@ def load(code: str = "en") -> Language:
                                  holds=re.compile(k["holds"]), says=k["says"])
                       for k in data.get("answer_kinds", []))
         return Language(
-            code=data["code"], segmenter=data.get("segmenter", data["code"]),
+            code=data["code"], name=data.get("name", data["code"]),
+            segmenter=data.get("segmenter", data["code"]),
             stopwords=_words(data["stopwords"]),
             question_words=_words(data["question_words"]),
             pronouns_singular=_words(data["pronouns_singular"]),

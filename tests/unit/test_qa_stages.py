@@ -185,6 +185,38 @@ def test_the_abstainer_abstains_below_its_threshold() -> None:
     assert Abstainer(model, threshold=0.0).abstains(ab.probability(low)) is False
 
 
+def test_confidence_is_the_calibrated_probability_and_decides_the_outcome() -> None:
+    n = len(ABSTAIN_FEATURES)
+    model = AbstainerModel(features=list(ABSTAIN_FEATURES), weights=[1.0] + [0.0] * (n - 1),
+                           mean=[0.0] * n, scale=[1.0] * n, threshold=0.2,
+                           calibration=[[0.0, 0.0], [0.5, 0.3], [0.9, 0.8], [1.0, 0.95]],
+                           guess_below=0.5)
+    ab = Abstainer(model)
+    assert ab.confidence(0.5) == pytest.approx(0.3)
+    assert ab.confidence(0.7) == pytest.approx(0.55)
+    assert ab.outcome(0.1) == "not_covered"
+    assert ab.outcome(0.5) == "best_guess", "sure enough to show, more likely wrong than right"
+    assert ab.outcome(0.95) == "answer"
+
+
+def test_a_model_fitted_on_other_features_is_refused(tmp_path: Any) -> None:
+    from assistant.errors import ModelError
+    from assistant.qa.abstain import check_model, features_hash
+    from assistant.qa.scorer import MODEL_FILE
+
+    model = load_model()
+    check_model(model, EN)  # the shipped model matches this code
+    stale = model.model_copy(update={"features_hash": "0" * 16})
+    with pytest.raises(ModelError, match="other features"):
+        check_model(stale, EN)
+    assert features_hash(EN) == model.features_hash
+    old = tmp_path / "model.json"
+    old.write_text(MODEL_FILE.read_text(encoding="utf-8").replace('"format": 2',
+                                                                  '"format": 1'))
+    with pytest.raises(ModelError, match="format 1"):
+        load_model(old)
+
+
 def test_citations_offer_another_document_when_scores_are_close() -> None:
     same = [_candidate(f"Sentence {i} of a.", [True], doc="a", start=i * 20,
                        vector=[1.0, 0.05 * i]) for i in range(4)]
