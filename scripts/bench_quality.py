@@ -63,7 +63,7 @@ def main() -> None:
     report: dict[str, Any] = {"assistant": ours}
     if not args.no_peers:
         report.update(peers.run_in_bench_venv(sets=args.sets))
-        for system, by_set in report.items():  # the peers name it by what it measures
+        for by_set in report.values():  # the peers name it by what it measures
             for row in by_set.values():
                 row.setdefault("unanswerable_abstained", row.get("abstention_recall"))
     for name in args.sets:
