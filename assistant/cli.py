@@ -223,7 +223,7 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
     if as_json:
         _out(st.model_dump_json(), json=True)
         return
-    from assistant.render import count, one_line
+    from assistant.render import DISPLAY_TITLE_CHARS, clipped, count, one_line
 
     lines = [f"Index:     {st.index_dir} (generation {st.generation})",
              f"Corpus:    {st.corpus_dir}",
@@ -232,7 +232,8 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
              f"Vectors:   {st.vectors.store} {st.vectors.kind}" if st.vectors else "Vectors:   ?",
              f"Contents:  {count(len(st.documents), 'document')}, "
              f"{count(st.chunk_count, 'chunk')}, {count(st.sentence_count, 'sentence')}"]
-    lines += [f"  - {d.doc_id}: {d.title} ({count(d.chunks, 'chunk')})" for d in st.documents]
+    lines += [f"  - {d.doc_id}: {clipped(d.title, DISPLAY_TITLE_CHARS)} "
+              f"({count(d.chunks, 'chunk')})" for d in st.documents]
     if st.stale:
         lines.append(f"Stale:     yes — {'; '.join(st.stale_reasons[:5])}"
                      + (" …" if len(st.stale_reasons) > 5 else "") + "; run `assistant index`")

@@ -64,8 +64,10 @@ def json_safe(serialised: str) -> str:
     return _UNSAFE_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", serialised)
 
 
-DISPLAY_QUOTE_CHARS = 1_000
+DISPLAY_QUOTE_CHARS = 2_000
 """Longest quote shown by ``ask`` and in Markdown; JSON keeps every character."""
+DISPLAY_TITLE_CHARS = 200
+"""Longest title or section name shown (a Markdown heading can be a whole file's line)."""
 
 
 def clipped(text: str, limit: int = DISPLAY_QUOTE_CHARS) -> str:
@@ -83,7 +85,9 @@ def count(n: int, noun: str) -> str:
 
 def citation_line(c: Citation) -> str:
     """``[1] Title — Section, characters 120–245 (score 0.71)``, on one line."""
-    where = f"{c.title} — {c.section}" if c.section and c.section != c.title else c.title
+    title, section = clipped(c.title, DISPLAY_TITLE_CHARS), clipped(c.section,
+                                                                  DISPLAY_TITLE_CHARS)
+    where = f"{title} — {section}" if c.section and c.section != c.title else title
     return one_line(f"[{c.rank}] {where}, {c.doc_id} characters {c.start}–{c.end} "
                     f"(score {c.score:.2f})")
 
