@@ -941,7 +941,7 @@ class BriefingApp(App[None]):
                                     lambda d=doc_id: self._restrict(d))
         latest = self.conversation_view.latest_answer()
         for c in latest.answer.citations if latest else []:
-            yield SystemCommand(markup_literal(f"Copy citation [{c.rank}]"),
+            yield SystemCommand(f"Copy citation [{c.rank}]",  # "[2]" is no tag: shown as is
                                 markup_literal(f"{c.section or c.title}, characters "
                                                f"{c.start}–{c.end}"),
                                 lambda n=c.rank: self.action_copy_citation(n))
