@@ -1,7 +1,8 @@
 """The command line: ``assistant`` (the chat), ``index``, ``info``, ``ask``, ``batch``, ``eval``.
 
 A thin face over the core: it parses flags into ``Settings``, calls one core function,
-and prints. Results go to stdout; progress, warnings and errors to stderr. An
+and prints. Results go to stdout (``_out``); progress, warnings and errors to stderr
+(``_err``), both through ``assistant.render``'s sanitiser, never raw. An
 ``AssistantError`` becomes one line ``error: ...`` and its exit code — never a
 traceback. Heavy modules are imported inside the commands that need them, so
 ``assistant --help`` and ``assistant info`` start in a fraction of a second.
@@ -192,16 +193,16 @@ def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_js
 
     if summary.up_to_date:
         _out(f"Index is up to date: {count(summary.documents, 'document')}, "
-                   f"{count(summary.chunk_count, 'chunk')} ({summary.seconds:.2f} s).")
+             f"{count(summary.chunk_count, 'chunk')} ({summary.seconds:.2f} s).")
         return
     if summary.full_rebuild_reason:
         _out(f"Full rebuild: {summary.full_rebuild_reason}.")
     _out(f"Indexed {count(summary.documents, 'document')} into {summary.index_dir} "
-               f"(generation {summary.generation}): {len(summary.added)} added, "
-               f"{len(summary.changed)} changed, {len(summary.removed)} removed, "
-               f"{summary.unchanged} unchanged, {len(summary.skipped)} skipped; "
-               f"{summary.chunks_embedded} chunks embedded, {summary.chunk_count} in all; "
-               f"{summary.seconds:.1f} s.")
+         f"(generation {summary.generation}): {len(summary.added)} added, "
+         f"{len(summary.changed)} changed, {len(summary.removed)} removed, "
+         f"{summary.unchanged} unchanged, {len(summary.skipped)} skipped; "
+         f"{summary.chunks_embedded} chunks embedded, {summary.chunk_count} in all; "
+         f"{summary.seconds:.1f} s.")
 
 
 @cli.command()
