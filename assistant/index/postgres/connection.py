@@ -8,8 +8,9 @@ URL with its password removed. A server that is down, a refused login and a miss
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from assistant.errors import ServerError, SettingsError
 
@@ -18,8 +19,12 @@ if TYPE_CHECKING:
 
 
 def public_url(url: str) -> str:
-    """The URL without its password (nor a ``password`` or ``sslpassword`` in the query)."""
-    parts = urlsplit(url)
+    """The URL without its password (nor a ``password`` or ``sslpassword`` in the query);
+    for a URL too broken to split, a placeholder (never the URL itself)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unreadable URL)"
     netloc = parts.netloc
     if "@" in netloc:
         user, host = netloc.rsplit("@", 1)
@@ -27,6 +32,23 @@ def public_url(url: str) -> str:
     query = "&".join(q for q in parts.query.split("&")
                      if q and not q.startswith(("password=", "sslpassword=")))
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_QUERY_SECRET = re.compile(r"(?:^|[?&])(?:ssl)?password=([^&#]*)")
+
+
+def redact(text: str, url: str) -> str:
+    """``text`` (a driver's message) with every secret of ``url`` in it, as written or
+    percent-decoded, replaced by ``***``: a driver may quote the token it could not read."""
+    secrets = [m.group(1) for m in _QUERY_SECRET.finditer(url)]
+    rest = url.split("://", 1)[-1]
+    userinfo = rest.rsplit("@", 1)[0] if "@" in rest else ""
+    if ":" in userinfo:
+        secrets.append(userinfo.split(":", 1)[1])
+    for secret in sorted({*secrets, *(unquote(s) for s in secrets)} - {""}, key=len,
+                         reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def database_identity(url: str) -> str:
@@ -39,9 +61,27 @@ def database_identity(url: str) -> str:
 
 
 def check_url(url: str) -> None:
-    if urlsplit(url).scheme not in ("postgresql", "postgres"):
+    """A ``SettingsError`` for a URL that is not a PostgreSQL URL or cannot be read (its
+    message never quotes the URL's password, which the driver's own message would)."""
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # "Invalid IPv6 URL": names no part of the URL
+        raise SettingsError(f"the server URL cannot be read ({exc}); write it as "
+                            "postgresql://user@host:5432/database") from exc
+    if scheme not in ("postgresql", "postgres"):
         raise SettingsError(f"the server URL {public_url(url)!r} is not a PostgreSQL URL; "
                             "write it as postgresql://user@host:5432/database")
+    try:
+        from psycopg import ProgrammingError
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:
+        return  # require_driver says what to install
+    try:
+        conninfo_to_dict(url)
+    except ProgrammingError as exc:
+        raise SettingsError(f"the server URL {public_url(url)} cannot be read "
+                            f"({redact(' '.join(str(exc).split()), url)[:200]}); a % must "
+                            "start an escape such as %40 (write a % itself as %25)") from exc
 
 
 def require_driver() -> None:
@@ -67,7 +107,7 @@ def connect(url: str, autocommit: bool = True) -> psycopg.Connection[Any]:
 
 def unreachable(url: str, exc: Exception) -> ServerError:
     """The error for a failed connection or a connection lost mid-question."""
-    detail = " ".join(str(exc).split())
+    detail = redact(" ".join(str(exc).split()), url)
     if "password authentication failed" in detail or "no password supplied" in detail:
         reason = detail[detail.find("password"):] if "password" in detail else detail
         return ServerError(f"the index server {public_url(url)} refused the login "
