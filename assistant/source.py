@@ -115,7 +115,7 @@ def read_document(file: CorpusFile) -> FileContents:
             raise UnreadableDocument("moved to another file system after the scan")
         if before.st_size > limit:
             raise UnreadableDocument(too_large)
-        raw = _read_capped(fd, limit)
+        raw = _read_capped(fd, limit, before.st_size)
         if len(raw) > limit:
             raise UnreadableDocument(too_large)
         after = os.fstat(fd)
@@ -150,15 +150,19 @@ def _open_in_corpus(file: CorpusFile) -> int:
         os.close(fd)
 
 
-def _read_capped(fd: int, limit: int) -> bytes:
-    """At most ``limit + 1`` bytes (one more than allowed says the file is too large)."""
-    out = bytearray()
-    while len(out) <= limit:
-        block = os.read(fd, min(4 * MB, limit + 1 - len(out)))
+def _read_capped(fd: int, limit: int, expected: int) -> bytes:
+    """At most ``limit + 1`` bytes (one more than allowed says the file is too large). A
+    regular file comes in one read of its size, kept as it is (no copy of a large file)."""
+    blocks: list[bytes] = []
+    total, want = 0, expected + 1
+    while total <= limit:
+        block = os.read(fd, min(max(want, 65536), limit + 1 - total))
         if not block:
             break
-        out += block
-    return bytes(out)
+        blocks.append(block)
+        total += len(block)
+        want = 4 * MB
+    return blocks[0] if len(blocks) == 1 else b"".join(blocks)
 
 
 def _kind(mode: int) -> str:

@@ -327,8 +327,8 @@ def test_document_changed_while_indexed(tmp_path: Path, monkeypatch: pytest.Monk
     (corpus / BRIEFING.name).write_bytes(BRIEFING.read_bytes())
     read_capped = source._read_capped
 
-    def rewrite_after_reading(fd: int, limit: int) -> bytes:
-        raw = read_capped(fd, limit)
+    def rewrite_after_reading(fd: int, limit: int, expected: int) -> bytes:
+        raw = read_capped(fd, limit, expected)
         if raw == V1.encode():
             (corpus / "tides.txt").write_text(V2, encoding="utf-8")
         return raw
