@@ -100,6 +100,13 @@ def chunk_count_of(conn: sqlite3.Connection, doc_id: str) -> int:
                             (doc_id,)).fetchone()[0])
 
 
+def committed_chunks(conn: sqlite3.Connection, doc_id: str) -> int:
+    """How many chunks of a document an interrupted build committed (its first ones: each
+    batch commits a document's chunks in order)."""
+    return int(conn.execute("SELECT count(*) FROM chunks WHERE doc_id=?", (doc_id,)
+                            ).fetchone()[0])
+
+
 def document_ids(conn: sqlite3.Connection) -> set[str]:
     return {str(r[0]) for r in conn.execute("SELECT doc_id FROM documents")}
 

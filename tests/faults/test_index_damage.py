@@ -193,6 +193,12 @@ def test_read_only_index_still_answers_and_build_says_why(read_only: tuple[Path,
     assert_ok(proc)
     assert "25% revenue" in proc.stdout
     proc = cli("index", "--corpus", corpus, "--index", index, cwd=index.parent)
+    assert_ok(proc)  # up to date: nothing to write
+    assert proc.stdout.startswith("Index is up to date")
+    extra = index.parent / "corpus-plus"
+    shutil.copytree(corpus, extra)
+    (extra / "new.txt").write_text("Notes\n\nThe ferry timetable changes in October.\n")
+    proc = cli("index", "--corpus", extra, "--index", index, cwd=index.parent)
     assert_user_error(proc, 6, "cannot write to the index folder", "Read-only file system",
                       "fix its permissions or use --index DIR")
 
