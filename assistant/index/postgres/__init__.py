@@ -14,6 +14,7 @@ Nothing here imports the answer stages, the build or the settings.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from assistant.index.postgres.connection import public_url
 from assistant.index.postgres.reader import PgConnection, PgMeta, PgVectors
 from assistant.index.postgres.schema import OWNER, SCHEMA, SERVER_SCHEMA_VERSION
 from assistant.index.store import OpenIndex
-from assistant.models import IndexManifest
+from assistant.models import SCHEMA_VERSION, IndexManifest
 
 __all__ = ["open_server_index", "public_url", "read_server_manifest"]
 
@@ -57,8 +58,10 @@ def check_schema(db: PgConnection) -> bool:
     return True
 
 
-def read_current(db: PgConnection) -> tuple[IndexManifest, int, int] | None:
-    """The live generation's manifest, sentence rows and token total (None: never built)."""
+def read_current(db: PgConnection, older_ok: bool = False
+                 ) -> tuple[IndexManifest, int, int] | None:
+    """The live generation's manifest, sentence rows and token total (None: never built; or,
+    ``older_ok``, built by an earlier version: the build then publishes everything again)."""
     if not check_schema(db):
         return None
     rows = db.rows(f"SELECT g.manifest, g.sentence_rows, g.token_total FROM {SCHEMA}.current c "
@@ -66,6 +69,17 @@ def read_current(db: PgConnection) -> tuple[IndexManifest, int, int] | None:
     if not rows:
         return None
     raw, sentence_rows, token_total = rows[0]
+    try:
+        version = json.loads(raw).get("schema_version")
+    except (ValueError, AttributeError):
+        version = SCHEMA_VERSION  # reported as damaged below
+    if version != SCHEMA_VERSION:
+        if older_ok:
+            return None
+        raise IndexIncompatibleError(
+            f"the index on {public_url(db.url)} was built by another version of the assistant "
+            f"(manifest version {version!r}, this one reads {SCHEMA_VERSION}); "
+            f"run `assistant index --server {public_url(db.url)}` to rebuild it")
     try:
         manifest = IndexManifest.model_validate_json(raw)
     except ValidationError as exc:

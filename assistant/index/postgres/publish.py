@@ -92,7 +92,7 @@ def publish(url: str, local_generation: Path, local: IndexManifest, ann_threshol
     check = PgConnection(url)
     try:
         has_schema = check_schema(check)
-        found = read_current(check) if has_schema else None
+        found = read_current(check, older_ok=True) if has_schema else None
     except IndexIncompatibleError:
         if not full or not _ours_to_replace(check):
             raise
@@ -220,7 +220,7 @@ def _publish(conn: Any, has_schema: bool, found: tuple[IndexManifest, int, int] 
     else:
         conn.execute(f"DROP INDEX IF EXISTS {S}.chunks_hnsw")
     manifest = local.model_copy(update={
-        "generation": g,
+        "generation": g, "files": {},  # the local generation's files: none on the server
         "vectors": VectorIndexInfo(store="postgres", kind="hnsw" if hnsw else "flat",
                                    server_url=public_url(url))})
     conn.execute(f"INSERT INTO {S}.generations (generation, manifest, sentence_rows, "
