@@ -163,12 +163,14 @@ def test_flipped_bytes_in_one_index_model_leave_another_index_answering_as_befor
                 for r in map(json.loads, proc.stdout.splitlines())]
 
     before = answers(tmp_path / "two")
+    other_model = _part(tmp_path / "two", "model.onnx").read_bytes()
     model = _part(tmp_path / "one", "model.onnx")
     with open(model, "r+b") as fh:  # in place, as a stray write or a bad sector would
         fh.seek(model.stat().st_size // 2)
         block = fh.read(64)
         fh.seek(model.stat().st_size // 2)
         fh.write(bytes(b ^ 0x5A for b in block))
+    assert _part(tmp_path / "two", "model.onnx").read_bytes() == other_model
     assert answers(tmp_path / "two") == before
     assert_user_error(cli("ask", "--index", tmp_path / "one", BRIEFING_QUESTION, cwd=tmp_path,
                           env=env), 4, "model.onnx", "is damaged")
