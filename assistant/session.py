@@ -116,12 +116,13 @@ class Session:
 def open_server(settings: Settings) -> OpenIndex:
     """The index on ``settings.server``; its model's export comes from this machine's shared
     cache (made from the local model when this machine has not made it yet)."""
-    from assistant.index.postgres import open_server_index
+    from assistant.index.postgres import Patience, open_server_index
     from assistant.model_export import ensure_onnx, identify, shared_cache_dir
 
     assert settings.server is not None
     root = shared_cache_dir()
-    index = open_server_index(settings.server, root)
+    index = open_server_index(settings.server, root, Patience(
+        timeout_s=settings.server_timeout_s, retry_s=settings.server_retry_s))
     try:
         try:
             check_model(index.layout, index.manifest)
