@@ -125,6 +125,15 @@ class Settings(BaseSettings):
     chunks), FAISS's a few ns. At 10,000 chunks HNSW gave the exact search's answer to 198
     of 200 benchmark questions (scripts/bench.py --server)."""
 
+    server_timeout_s: float = Field(default=10.0, ge=1.0, le=3600.0)
+    """The longest an answer waits for one statement (or a new connection) of the PostgreSQL
+    server: a frozen or overloaded server gives a clear error after this, not a hang."""
+
+    server_retry_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    """How long a lost connection to the PostgreSQL server is retried (with backoff) before
+    the question fails: a server restarting within this time costs no answer. Once it has
+    failed, later questions fail at once, but for a new attempt every few seconds."""
+
     top_k: int = Field(default=5, ge=1, le=50)
     """Citations listed with an answer."""
 

@@ -183,13 +183,15 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: Plan, model: ModelFi
         exported.append(True)
         report("export", 0, 1)
 
-    onnx_file, tokenizer, model_encoder, onnx_digest = load_model(layout, model, settings,
-                                                                  exporting, encoder)
+    onnx_file, tokenizer, model_encoder, model_digests = load_model(layout, model, settings,
+                                                                    exporting, encoder)
     if exported:
         report("export", 1, 1)
     embedder = Embedder(tokenizer, model_encoder, batch_size=settings.embed_batch_size,
                         workers=settings.embed_threads or os.cpu_count() or 1)
-    conn = open_staging(layout, plan, base)
+    conn, notice = open_staging(layout, plan, base)
+    if notice is not None:
+        summary.warnings.append(notice)
     try:
         held = held_documents(conn)
         # a document a killed build left half-embedded is resumed if it is to be indexed
@@ -220,7 +222,7 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: Plan, model: ModelFi
         model=ModelIdentity(name=settings.model_name, path=model.model_path,
                             weights_sha256=model.weights_sha256, dimension=model.dimension,
                             onnx_file=str(onnx_file.relative_to(layout.root)),
-                            onnx_sha256=onnx_digest),
+                            files=model_digests),
         chunk_params=plan.params, vectors=vectors, documents=dict(sorted(records.items())),
         chunk_count=chunk_count, sentence_count=sentence_count,
         built_at=datetime.now(UTC), build_seconds=round(time.perf_counter() - started, 3),

@@ -16,11 +16,18 @@ from assistant.embed import Embedder, Encoder, OnnxEncoder, Tokenizer
 from assistant.errors import ModelError
 from assistant.index.layout import IndexLayout, remove_tree
 from assistant.index.meta import next_id, sections_json, vector_blob
-from assistant.model_export import ModelFiles, ensure_onnx, onnx_path, onnx_sha256, shared_cache_dir
+from assistant.model_export import (
+    ModelFiles,
+    ensure_onnx,
+    export_digests,
+    onnx_path,
+    shared_cache_dir,
+)
 from assistant.models import (
     BuildSummary,
     Chunk,
     DocumentRecord,
+    FileDigest,
     SkippedFile,
     SkippedRecord,
     SourceDocument,
@@ -87,15 +94,17 @@ class ChunkProgress:
 
 def load_model(layout: IndexLayout, model: ModelFiles, settings: Settings,
                on_export: Callable[[], None] | None = None,
-               encoder: EncoderFactory = OnnxEncoder) -> tuple[Path, Tokenizer, Encoder, str]:
-    """The index's export of the model, loaded. A damaged export is replaced from the shared
-    cache, and if that is damaged too, exported again: `assistant index --full` repairs it."""
+               encoder: EncoderFactory = OnnxEncoder
+               ) -> tuple[Path, Tokenizer, Encoder, dict[str, FileDigest]]:
+    """The index's export of the model, loaded, and its files' digests for the manifest. A
+    damaged export is replaced from the shared cache (``ensure_onnx`` checks both), and one
+    that still fails to load is exported again."""
     for attempt in range(3):
         onnx_file = ensure_onnx(layout.models_dir, model, settings.embed_threads, on_export)
         try:
-            digest = onnx_sha256(onnx_file)
+            digests = export_digests(onnx_file, model)
             return (onnx_file, Tokenizer(onnx_file.parent / "tokenizer.json"),
-                    encoder(onnx_file, 1), digest)  # one thread per worker (Embedder)
+                    encoder(onnx_file, 1), digests)  # one thread per worker (Embedder)
         except (ModelError, OSError, ValueError, KeyError):
             if attempt == 2:
                 raise

@@ -15,7 +15,7 @@ from assistant.chunk import CHUNKER_VERSION, SEGMENTER
 from assistant.errors import AssistantError, CorpusError
 from assistant.index.layout import IndexLayout, not_utf8
 from assistant.index.manifest import read_manifest
-from assistant.index.store import open_index
+from assistant.index.store import open_index, verify_index
 from assistant.models import (
     ChunkParams,
     DocumentRecord,
@@ -180,19 +180,17 @@ def current_manifest(layout: IndexLayout) -> tuple[IndexManifest | None, str | N
         gen = layout.current_generation()
         if gen is None:
             return None, None
-        manifest = read_manifest(gen)
-        if manifest.vectors.store == "faiss":
-            # Every part present and agreeing, not only the manifest: a damaged database or
-            # vector file makes even an incremental run rebuild in full (~0.2 s to check).
-            open_index(layout.root).close()
-        return manifest, None
+        # Every part present and whole, not only the manifest: a damaged database, vector
+        # file or model export makes even an incremental run rebuild in full.
+        return verify_index(layout.root), None
     except AssistantError as exc:
         return None, f"the existing index is unusable ({exc.message.split(';')[0]})"
 
 
-def index_status(settings: Settings) -> IndexStatus:
+def index_status(settings: Settings, thorough: bool = True) -> IndexStatus:
     """What the index holds and whether it is stale against the corpus (the corpus is only
-    stat-ed, never read: fast)."""
+    stat-ed, never read). ``thorough`` (`assistant info`): every file of the index hashed and
+    checked, not only by its stamp (``assistant.index.store.verify_index``)."""
     if settings.server is not None:
         from assistant.build.server import server_status
 
@@ -205,11 +203,14 @@ def index_status(settings: Settings) -> IndexStatus:
     if gen is None:
         status.stale_reasons = ["no index has been built"]
         return status
-    manifest = read_manifest(gen)
-    if manifest.vectors.store == "faiss":
-        # The database and vectors too, not only the manifest: a damaged index is reported
-        # with its fix rather than described as fine (~0.2 s).
-        open_index(layout.root).close()
+    # The database, vectors and model too, not only the manifest: a damaged index is
+    # reported with its fix rather than described as fine.
+    if thorough:
+        manifest = verify_index(layout.root)
+    else:
+        manifest = read_manifest(gen)
+        if manifest.vectors.store == "faiss":
+            open_index(layout.root).close()  # each file by its stamp
     return describe(status, settings, manifest)
 
 

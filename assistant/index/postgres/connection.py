@@ -8,7 +8,9 @@ URL with its password removed. A server that is down, a refused login and a miss
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -92,17 +94,53 @@ def require_driver() -> None:
                             "pip install 'briefing-assistant[postgres]'") from exc
 
 
-def connect(url: str, autocommit: bool = True) -> psycopg.Connection[Any]:
+@dataclass(frozen=True)
+class Patience:
+    """How long a reader waits for the server (settings ``server_timeout_s`` and
+    ``server_retry_s``): for one statement or connection, and for a lost connection to come
+    back."""
+
+    timeout_s: float = 10.0
+    retry_s: float = 30.0
+
+    @property
+    def connect_timeout(self) -> int:
+        """libpq's ``connect_timeout``: whole seconds, at least 2 (libpq's own minimum)."""
+        return max(2, math.ceil(self.timeout_s))
+
+
+BUILDER = Patience(timeout_s=10.0, retry_s=0.0)
+"""A build's connections: one attempt, no statement timeout (a publish may take minutes)."""
+
+
+def connect(url: str, autocommit: bool = True, patience: Patience = BUILDER
+            ) -> psycopg.Connection[Any]:
     """A connection, or a ``ServerError`` saying why there is none."""
+    import psycopg
+
+    try:
+        return connect_raw(url, autocommit, patience)
+    except psycopg.Error as exc:
+        raise unreachable(url, exc) from exc
+
+
+def connect_raw(url: str, autocommit: bool = True, patience: Patience = BUILDER
+                ) -> psycopg.Connection[Any]:
+    """A connection; psycopg's own error when there is none (for a caller that retries)."""
     check_url(url)
     require_driver()
     import psycopg
 
-    try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10,
-                               application_name="briefing-assistant")
-    except psycopg.Error as exc:
-        raise unreachable(url, exc) from exc
+    return psycopg.connect(url, autocommit=autocommit,
+                           connect_timeout=patience.connect_timeout,
+                           application_name="briefing-assistant")
+
+
+def refused(exc: Exception) -> bool:
+    """A failure that waiting will not mend: a refused login, a database that is not there."""
+    detail = " ".join(str(exc).split())
+    return ("password authentication failed" in detail or "no password supplied" in detail
+            or ("does not exist" in detail and "database" in detail))
 
 
 def unreachable(url: str, exc: Exception) -> ServerError:
@@ -118,3 +156,10 @@ def unreachable(url: str, exc: Exception) -> ServerError:
                            f"({detail[:200]}); create it or fix the URL")
     return ServerError(f"cannot reach the index server {public_url(url)} ({detail[:200]}); "
                        "check that it is running and that the URL is right, then try again")
+
+
+def no_answer(url: str, patience: Patience) -> ServerError:
+    """The error for a statement the server did not finish in time (frozen, overloaded)."""
+    return ServerError(f"the index server {public_url(url)} did not answer within "
+                       f"{patience.timeout_s:g} s (setting server_timeout_s); it may be frozen "
+                       "or overloaded: check it, then try again")
