@@ -169,15 +169,11 @@ def chat(corpus_dir: Path | None, index_dir: Path | None, server: str | None) ->
 @_location_options
 @click.option("--full", is_flag=True, help="Rebuild everything, even unchanged documents.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("--store", type=click.Choice(["faiss", "qdrant"]), default=None,
-              help="Vector store (default faiss; qdrant needs qdrant-client).")
-@click.option("--qdrant-url", default=None, help="Qdrant server URL (default: local mode).")
 @_server_option
 def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_json: bool,
-              store: str | None, qdrant_url: str | None, server: str | None) -> None:
+              server: str | None) -> None:
     """Build or update the index from the corpus (incremental, atomic, resumable)."""
-    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, store=store,
-                         qdrant_url=qdrant_url, server=server)
+    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, server=server)
     from assistant.build import build_index
 
     summary = build_index(settings, full=full, progress=_progress_bar(

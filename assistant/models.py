@@ -115,15 +115,10 @@ class ChunkParams(BaseModel):
 
 
 class VectorIndexInfo(BaseModel):
-    store: Literal["faiss", "qdrant", "postgres"] = "faiss"
+    store: Literal["faiss", "postgres"] = "faiss"
     kind: Literal["flat", "ivf", "hnsw"] = "flat"
     nlist: int = 0
     nprobe: int = 0
-    qdrant_url: str | None = None
-    qdrant_collection: str | None = None
-    qdrant_version: int = 0
-    """Qdrant server mode: this generation sees the points added at or before this version
-    and not removed by it (see assistant.index.vectors.qdrant)."""
     server_url: str | None = None
     """PostgreSQL index: the server's URL without its password (assistant.index.postgres)."""
 

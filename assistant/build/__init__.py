@@ -38,7 +38,6 @@ from assistant.build.plan import (
     index_status,
     make_plan,
     resolve_corpus,
-    resolve_store,
     scan,
     stale_reasons,
     up_to_date,
@@ -54,7 +53,6 @@ from assistant.build.staging import (
 from assistant.embed import Embedder, OnnxEncoder
 from assistant.errors import AssistantError, CorpusError, IndexLockedError, IndexWriteError
 from assistant.index.layout import IndexLayout, not_utf8
-from assistant.index.vectors import backend
 from assistant.model_export import ModelFiles, identify
 from assistant.models import (
     SCHEMA_VERSION,
@@ -66,7 +64,7 @@ from assistant.models import (
 from assistant.settings import Settings
 
 __all__ = ["EncoderFactory", "Progress", "build_index", "documents_changed", "index_status",
-           "resolve_corpus", "resolve_store", "scan", "stale_reasons"]
+           "resolve_corpus", "scan", "stale_reasons"]
 
 
 def build_index(settings: Settings, full: bool = False, progress: Progress | None = None,
@@ -79,10 +77,9 @@ def build_index(settings: Settings, full: bool = False, progress: Progress | Non
 
         return build_server_index(settings, full, progress, encoder)
     started = time.perf_counter()
-    settings = resolve_store(resolve_corpus(settings))
+    settings = resolve_corpus(settings)
     report = progress or (lambda stage, done, total: None)
     files, skipped = scan(settings)
-    backend(settings.store).require()  # a missing optional library: fail before embedding
     layout = IndexLayout(settings.index_dir)
     if (odd := not_utf8(layout.root)) is not None:
         raise IndexWriteError(f"the index path {odd} is not valid UTF-8; rename the folder "
@@ -110,7 +107,7 @@ def build_index(settings: Settings, full: bool = False, progress: Progress | Non
         # to date: then there is nothing to write, and saying so is the right answer.
         if not full:
             plan, base, _, summary = _plan(settings, layout, files, skipped, False, started)
-            if base is not None and up_to_date(settings, plan, base):
+            if base is not None and up_to_date(plan, base):
                 return summary
         raise IndexWriteError(f"cannot write to the index folder {layout.root}: "
                               f"{exc.strerror or exc}; fix its permissions or use --index DIR"
@@ -142,7 +139,7 @@ def _build_locked(settings: Settings, layout: IndexLayout, files: list[ingest.Co
                   skipped: list[SkippedFile], full: bool, report: Progress, started: float,
                   encoder: EncoderFactory) -> BuildSummary:
     plan, base, model, summary = _plan(settings, layout, files, skipped, full, started)
-    if base is not None and up_to_date(settings, plan, base):
+    if base is not None and up_to_date(plan, base):
         return summary
     return _rebuild(settings, layout, plan, model, base, summary, report, started, encoder)
 
@@ -164,7 +161,7 @@ def _plan(settings: Settings, layout: IndexLayout, files: list[ingest.CorpusFile
                            skipped=list(skipped),
                            removed=sorted(d for d in plan.known if d not in ids
                                           and d not in kept))
-    if base is not None and up_to_date(settings, plan, base):
+    if base is not None and up_to_date(plan, base):
         summary.up_to_date = True
         summary.unchanged = len(plan.unchanged)
         summary.documents = len(base.documents)

@@ -76,8 +76,7 @@ def build_server_index(settings: Settings, full: bool = False, progress: Progres
         except (IndexCorruptError, IndexIncompatibleError):
             remembered = None  # publish decides: replaced under --full, else the error
         settings = with_server_corpus(settings, remembered)
-        local = settings.model_copy(update={"index_dir": staging_dir(url), "store": "faiss",
-                                            "server": None, "qdrant_url": None})
+        local = settings.model_copy(update={"index_dir": staging_dir(url), "server": None})
         summary = build_index(local, full=full, progress=progress, encoder=encoder)
         gen = IndexLayout(local.index_dir).require_current()
         manifest = read_manifest(gen)
@@ -110,4 +109,4 @@ def server_status(settings: Settings) -> IndexStatus:
     if manifest is None:
         status.stale_reasons = ["no index has been built"]
         return status
-    return describe(status, settings.model_copy(update={"store": "auto"}), manifest)
+    return describe(status, settings, manifest)

@@ -1,6 +1,6 @@
 """Candidate generation: sentences for a question, from dense and lexical evidence together.
 
-Dense: the query vector against the FAISS (or Qdrant) chunk index; every sentence of
+Dense: the query vector against the FAISS chunk index; every sentence of
 the top chunks is a candidate. Lexical: SQLite FTS5 over single sentences, an OR of
 the query's terms (with singular/plural variants), ranked by BM25. Every read of the index
 goes through ``assistant.index.meta.MetaReader``: no SQL here. The two candidate
