@@ -1,7 +1,7 @@
 """Planning a build: scan the corpus, compare it with the live index, decide what to do.
 
 Cheap by design (stat only, no hashing, no model): an unchanged corpus is recognised in well
-under a second, and ``index_status`` answers `assistant info` without loading the model.
+under a second, and ``local_status`` answers `assistant info` without loading the model.
 """
 
 from __future__ import annotations
@@ -157,14 +157,8 @@ def current_manifest(layout: IndexLayout) -> tuple[IndexManifest | None, str | N
         return None, f"the existing index is unusable ({exc.message.split(';')[0]})"
 
 
-def index_status(settings: Settings, thorough: bool = True) -> IndexStatus:
-    """What the index holds and whether it is stale against the corpus (the corpus is only
-    stat-ed, never read). ``thorough`` (`assistant info`): every file of the index hashed and
-    checked, not only by its stamp (``assistant.index.store.verify_index``)."""
-    if settings.server is not None:
-        from assistant.build.server import server_status
-
-        return server_status(settings)
+def local_status(settings: Settings, thorough: bool = True) -> IndexStatus:
+    """``assistant.build.index_status`` for an index folder."""
     settings = resolve_corpus(settings)
     layout = IndexLayout(settings.index_dir)
     status = IndexStatus(index_dir=str(settings.index_dir), corpus_dir=str(settings.corpus_dir),
