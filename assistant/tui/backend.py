@@ -62,6 +62,11 @@ class CoreBackend:
 
     def ask(self, engine: ChatEngine, question: str, conversation: Conversation,
             documents: frozenset[str] | None = None) -> Reply | AssistantError:
+        from assistant.errors import UnexpectedError
+        from assistant.session import Session
         from assistant.tui.engine import ask
 
+        if not isinstance(engine, Session):  # the engine this backend's load opened
+            return UnexpectedError.wrap(
+                TypeError(f"CoreBackend asks a Session, not {type(engine).__name__}"))
         return ask(engine, question, conversation, documents)

@@ -14,7 +14,6 @@ from assistant.errors import AssistantError, UnexpectedError
 from assistant.models import Answer, Section
 from assistant.qa.conversation import Conversation
 from assistant.session import DocumentView, Session
-from assistant.tui.backend import ChatEngine
 from assistant.tui.passage import Passage, passage_around, place_of, section_of
 
 __all__ = ["DocumentView", "Reply", "UnexpectedError", "ask"]
@@ -59,14 +58,12 @@ def _reply(session: Session, question: str, conversation: Conversation,
                  places=places)
 
 
-def ask(engine: ChatEngine, question: str, conversation: Conversation,
+def ask(session: Session, question: str, conversation: Conversation,
         documents: frozenset[str] | None = None) -> Reply | AssistantError:
     """One question, never raising: an unusable question or a bug comes back as an error.
     ``documents`` (doc ids): answer from those documents only."""
     try:
-        if not isinstance(engine, Session):
-            raise TypeError(f"CoreBackend asks a Session, not {type(engine).__name__}")
-        return _reply(engine, question, conversation, documents)
+        return _reply(session, question, conversation, documents)
     except AssistantError as exc:
         return exc
     except Exception as exc:
