@@ -114,7 +114,7 @@ def missing_pins(a: QuestionAnalysis, best: Candidate, pinned: Sequence[str]) ->
     found = best.exact | best.in_window | best.in_context
     held = {t for t, f in zip(terms, found, strict=True) if f}
     held |= {tx.fold(i) for i in best.matched_identifiers}
-    around = set(tx.identifiers(f"{best.title} {best.section}"))
+    around = set(tx.identifiers(f"{best.title} {best.section}", a.language.stopwords))
     return [p for p in pinned if p not in held and not tx.identifier_present(p, around)]
 
 

@@ -177,7 +177,7 @@ class Answerer:
                 answer.message = f"{self.not_covered} (The question has no words to search for.)"
             answer.timings_ms = {**r.timings, "total": _ms(t0)}
             return Reply(answer, conv.after(a.question, a.resolution, a.asks_for_names,
-                                            None, None))
+                                            None, None, a.language))
         t = time.perf_counter()
         best = r.candidates[0]
         p = abstainer.probability(r.abstention)
@@ -205,7 +205,8 @@ class Answerer:
         given = answer.answer
         return Reply(answer, conv.after(a.question, a.resolution, a.asks_for_names,
                                         given.text if given else None,
-                                        (given.doc_id, best.start) if given else None))
+                                        (given.doc_id, best.start) if given else None,
+                                        a.language))
 
     def _refusal(self, a: QuestionAnalysis, best: Candidate, evidence: np.ndarray) -> str:
         """"Not covered", saying what the closest passage lacks where that is known: what

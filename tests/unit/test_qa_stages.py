@@ -61,7 +61,7 @@ def test_an_answer_kind_is_not_held_by_what_the_question_already_says() -> None:
 def _after(conv: Conversation, question: str, answer: str | None = None) -> Conversation:
     res = conv.resolve(question, EN)
     asked = bool(analyse(question, conv, EN).asks_for_names)
-    return conv.after(question, res, asked, answer, ("d", 0) if answer else None)
+    return conv.after(question, res, asked, answer, ("d", 0) if answer else None, EN)
 
 
 def test_a_question_that_stands_alone_is_asked_as_it_is() -> None:
@@ -345,6 +345,7 @@ def test_soft_matches_of_all_sentences_at_once_equal_one_at_a_time() -> None:
     word_sets = [set(b) for b in bodies]
     r = Retriever.__new__(Retriever)
     r._word_vectors = {}
+    r.language = EN
     r.meta = _Vectors(vocab)  # type: ignore[assignment]
     credit, near = r._soft_matches(qterms, qvec, bodies, word_sets)
     assert credit.shape == (len(bodies), len(qterms))
