@@ -96,6 +96,22 @@ def _quote_block(text: str) -> str:
     return "\n".join("> " + line for line in text.split("\n"))
 
 
+def percent(confidence: float) -> str:
+    """A calibrated probability as a reader's percentage, never a certain "100%"."""
+    return f"{max(1, min(99, round(confidence * 100)))}%"
+
+
+def confidence_words(answer: Answer) -> str:
+    """``confidence 82%`` for a quote shown; nothing for an abstention (a figure beside
+    "not covered" would read as how sure the refusal is)."""
+    return "" if answer.outcome == "not_covered" else f"confidence {percent(answer.confidence)}"
+
+
+BEST_GUESS = "Best guess, not sure"
+"""How a quote shown with little confidence is introduced: the documents seem to cover
+the question, but this passage is more likely wrong than right."""
+
+
 def answer_markdown(answer: Answer) -> str:
     """One answer as Markdown (``batch --format md``, the chat's export), made printable,
     long quotes clipped."""
@@ -103,12 +119,14 @@ def answer_markdown(answer: Answer) -> str:
     if answer.resolved_question:
         lines += [f"*Understood as:* {answer.resolved_question}", ""]
     if answer.abstained or answer.answer is None:
-        lines += [f"**{answer.message}** (confidence {answer.confidence:.2f})", "",
-                  "Closest passages (not an answer):", ""]
+        lines += [f"**{answer.message}**", "", "Closest passages (not an answer):", ""]
     else:
+        if answer.outcome == "best_guess":
+            lines += [f"**{BEST_GUESS}** ({confidence_words(answer)}); the next passages "
+                      "below may hold the answer instead.", ""]
         lines += [_quote_block(clipped(answer.answer.text)), "",
                   f"— {answer.answer.doc_id}, characters {answer.answer.start}–"
-                  f"{answer.answer.end} (confidence {answer.confidence:.2f})", "", "Citations:",
+                  f"{answer.answer.end} ({confidence_words(answer)})", "", "Citations:",
                   ""]
     for c in answer.citations:
         lines += [f"- {citation_line(c)}", "", _quote_block(clipped(c.quote)), ""]
@@ -121,14 +139,17 @@ def answer_text(answer: Answer) -> str:
     if answer.resolved_question:
         out.append(f"(understood as: {answer.resolved_question})")
     if answer.abstained or answer.answer is None:
-        out.append(f"{answer.message}  [confidence {answer.confidence:.2f}]")
+        out.append(answer.message)
         if answer.citations:
             out.append("")
             out.append("Closest passages (they do not answer the question):")
     else:
+        if answer.outcome == "best_guess":
+            out.append(f"{BEST_GUESS} ({confidence_words(answer)}); the next passages below "
+                       "may hold the answer instead:")
         out.append(f"“{clipped(answer.answer.text)}”")
         out.append(f"    — {answer.answer.doc_id}, characters {answer.answer.start}–"
-                   f"{answer.answer.end}  [confidence {answer.confidence:.2f}]")
+                   f"{answer.answer.end}  [{confidence_words(answer)}]")
         out.append("")
         out.append("Citations:")
     for c in answer.citations:

@@ -180,9 +180,8 @@ class Answerer:
                                             None, None))
         t = time.perf_counter()
         best = r.candidates[0]
-        p = abstainer.probability(r.abstention)
-        answer.outcome = abstainer.outcome(p)
-        answer.confidence = round(abstainer.confidence(p), 4)
+        answer.outcome = abstainer.outcome(r.abstention)
+        answer.confidence = round(abstainer.confidence(r.abstention), 4)
         answer.abstained = answer.outcome == "not_covered"
         if answer.abstained:
             answer.message = self._refusal(a, best, r.abstention)
