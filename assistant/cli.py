@@ -101,6 +101,22 @@ def _progress_bar(enabled: bool, say_waiting: bool = False) -> Callable[[str, in
     return report
 
 
+class Interrupted(Exception):
+    """Ctrl+C, with what the user should know about the work it stopped (exit 130)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _interrupted_build(done: int, total: int) -> str:
+    if not done:
+        return ("interrupted before any chunk was embedded; the previous index is intact, "
+                "and `assistant index` starts again")
+    return (f"interrupted with {done:,} of about {total:,} chunks done; the previous index "
+            "is intact, and the next `assistant index` resumes from there")
+
+
 class ReaderGone(Exception):
     """stdout's reader closed the pipe (``… | head -1``): a normal end, not an error.
     Click would turn the ``BrokenPipeError`` into exit 1; this passes it to ``main``."""
@@ -162,8 +178,20 @@ def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_js
                          qdrant_url=qdrant_url, server=server)
     from assistant.build import build_index
 
-    summary = build_index(settings, full=full, progress=_progress_bar(
-        sys.stderr.isatty(), say_waiting=settings.lock_timeout_s >= 1))
+    bar = _progress_bar(sys.stderr.isatty(), say_waiting=settings.lock_timeout_s >= 1)
+    embedded = [0, 0]  # chunks committed so far, of about how many
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "embed":
+            embedded[:] = [done, total]
+        bar(stage, done, total)
+
+    try:
+        summary = build_index(settings, full=full, progress=progress)
+    except KeyboardInterrupt:
+        if sys.stderr.isatty():
+            _err("")  # below the progress bar's line
+        raise Interrupted(_interrupted_build(*embedded)) from None
     for s in summary.skipped:
         _err(f"warning: skipped {s.path}: {s.reason}")
     for w in summary.warnings:
@@ -187,12 +215,19 @@ def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_js
                f"{summary.seconds:.1f} s.")
 
 
+LISTED_DOCUMENTS = 10
+"""``info`` lists the documents of an index holding up to this many; beyond, it summarises
+them (``--documents`` lists every one)."""
+
+
 @cli.command()
 @_location_options
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--documents", "list_documents", is_flag=True,
+              help=f"List every document (by default only up to {LISTED_DOCUMENTS}).")
 @_server_option
 def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
-         server: str | None) -> None:
+         list_documents: bool, server: str | None) -> None:
     """Say what the index holds and whether it is stale against the corpus."""
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, server=server)
     from assistant.build import index_status
@@ -201,8 +236,8 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
     if not st.exists:
         from assistant.errors import IndexMissingError
 
-        raise IndexMissingError(f"no index in {st.index_dir}; run `assistant index` to build "
-                                f"it from {st.corpus_dir}")
+        raise IndexMissingError(_no_index(Path(st.index_dir), settings.server,
+                                          f"from {Path(st.corpus_dir).resolve()}"))
     if as_json:
         click.echo(st.model_dump_json())
         return
@@ -216,8 +251,15 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
 
     click.echo(f"Contents:  {count(len(st.documents), 'document')}, "
                f"{count(st.chunk_count, 'chunk')}, {count(st.sentence_count, 'sentence')}")
-    for d in st.documents:
-        click.echo(f"  - {d.doc_id}: {d.title} ({count(d.chunks, 'chunk')})")
+    if list_documents or len(st.documents) <= LISTED_DOCUMENTS:
+        for d in st.documents:
+            click.echo(f"  - {d.doc_id}: {d.title} ({count(d.chunks, 'chunk')})")
+    else:
+        from collections import Counter
+
+        kinds = Counter(Path(d.doc_id).suffix.lower() or "no extension" for d in st.documents)
+        click.echo("  " + ", ".join(f"{n:,} {kind}" for kind, n in kinds.most_common())
+                   + "; `assistant info --documents` lists them")
     if st.stale:
         click.echo(f"Stale:     yes — {'; '.join(st.stale_reasons[:5])}"
                    + (" …" if len(st.stale_reasons) > 5 else "") + "; run `assistant index`")
@@ -225,14 +267,30 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
         click.echo("Stale:     no (matches the corpus)")
 
 
+def _no_index(index_dir: Path, server: str | None,
+              source: str = "(with --corpus DIR for the documents)") -> str:
+    """What to say when there is no index: where it was looked for (an absolute path: the
+    command may run from another folder) and how to build one or point to one."""
+    if server is not None:
+        return "no index on the server yet; run `assistant index --server URL` to build it"
+    return (f"no index in {index_dir.resolve()}; run `assistant index` to build it {source}, "
+            "or pass --index DIR to use an index elsewhere")
+
+
 def _open_session(settings: Settings) -> Session:
+    from assistant.errors import IndexMissingError
     from assistant.preload import preload_embedder
 
     # started before the answer stages are imported, so the two overlap
     preload = preload_embedder(settings)
     from assistant.session import Session
 
-    return Session.open(settings, preload)
+    try:
+        return Session.open(settings, preload)
+    except IndexMissingError as exc:
+        if settings.server is not None:
+            raise
+        raise IndexMissingError(_no_index(settings.index_dir, None)) from exc
 
 
 def _open_output(path: Path) -> Any:
@@ -281,7 +339,9 @@ def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool,
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Write here instead of stdout (written as answers come; missing folders "
                    "are created; - is stdout).")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "md"]), default="jsonl")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "md"]), default="jsonl",
+              show_default=True, help="jsonl: one Answer (or error record) as JSON a line; "
+                                      "md: each answer as Markdown with its citations.")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Citations per answer.")
 @_server_option
@@ -373,6 +433,8 @@ def main(argv: list[str] | None = None) -> None:
             _exit_at_once()
     except AssistantError as exc:
         _fail(exc.message, exc.exit_code, exc.title, as_json)
+    except Interrupted as exc:
+        _fail(exc.message, 130, "Interrupted", as_json)
     except (click.exceptions.Abort, KeyboardInterrupt):
         if as_json:
             _fail("interrupted", 130, "Interrupted", as_json)

@@ -1,0 +1,91 @@
+"""The CLI as a newcomer meets it (issue 27, item 5), each command run as a subprocess:
+`ask` from another folder says where it looked and how to point elsewhere, `info` summarises
+a large index, Ctrl+C during `index` says the next run resumes, `batch --format` is explained.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers.corpora import briefing_copies
+from helpers.hostile import assert_user_error, cli, cli_env
+
+from assistant.build import build_index
+from assistant.settings import Settings
+
+
+def test_ask_without_an_index_names_the_absolute_folder_and_index_flag(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = cli("ask", "Which vendors are mentioned?", cwd=elsewhere)
+    line = assert_user_error(proc, 4, f"no index in {elsewhere / 'index'};", "--index")
+    assert "run `assistant index` to build it (with --corpus DIR" in line, line
+    proc = cli("batch", "-", cwd=elsewhere)
+    assert_user_error(proc, 4, f"no index in {elsewhere / 'index'};", "--index")
+
+
+def test_info_summarises_many_documents_and_lists_them_on_request(tmp_path: Path) -> None:
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    corpus.mkdir()
+    for k in range(12):
+        (corpus / f"note-{k:02d}.txt").write_text(f"Note {k}\n\nThe budget rose by {k}%.\n")
+    (corpus / "page.md").write_text("# Page\n\nThe plan covers water.\n")
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+    short = cli("info", "--corpus", corpus, "--index", index, cwd=tmp_path)
+    assert short.returncode == 0, short.stderr
+    assert "13 documents" in short.stdout
+    assert "12 .txt, 1 .md; `assistant info --documents` lists them" in short.stdout
+    assert "note-05.txt" not in short.stdout
+    full = cli("info", "--documents", "--corpus", corpus, "--index", index, cwd=tmp_path)
+    assert full.returncode == 0, full.stderr
+    assert all(f"  - note-{k:02d}.txt: Note {k}" in full.stdout for k in range(12))
+
+
+def test_batch_format_is_explained() -> None:
+    proc = subprocess.run([sys.executable, "-m", "assistant", "batch", "--help"],
+                          capture_output=True, text=True, env=cli_env(), timeout=60)
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "--format [jsonl|md]" in text
+    assert "md: each answer as Markdown" in text and "jsonl: one Answer" in text
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_index_says_it_resumes_and_how_far_it_got(tmp_path: Path) -> None:
+    corpus = briefing_copies(tmp_path / "corpus", 40)
+    index = tmp_path / "index"
+    proc = subprocess.Popen([sys.executable, "-m", "assistant", "index", "--corpus",
+                             str(corpus), "--index", str(index)], cwd=tmp_path, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    staging = index / "staging" / "meta.sqlite"
+    deadline = time.monotonic() + 300
+    committed = 0
+    while committed == 0:  # interrupt once a first batch of chunks is committed
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+        if staging.is_file():
+            try:
+                with sqlite3.connect(f"file:{staging}?mode=ro", uri=True) as db:
+                    committed = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            except sqlite3.Error:
+                committed = 0
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (out, err)
+    line = err.strip().splitlines()[-1]
+    assert "Traceback" not in err
+    assert line.startswith("error: interrupted with "), line
+    assert "chunks done" in line and "the next `assistant index` resumes from there" in line
+    done = int(line.split("interrupted with ")[1].split(" of")[0].replace(",", ""))
+    assert done >= committed
+    # and it does resume: the documents committed whole are not embedded again
+    again = cli("index", "--json", "--corpus", corpus, "--index", index, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["chunks_reused"] > 0
