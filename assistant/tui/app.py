@@ -31,15 +31,19 @@ for terminals without OSC 52 (``tui/clipboard.py``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
+import sys
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from rich.text import Text
 from textual import events, on
@@ -84,6 +88,8 @@ if TYPE_CHECKING:
     from assistant.tui.conversations import ConversationStore, SavedConversation, SavedTurn
     from assistant.tui.engine import Reply
 
+T = TypeVar("T")
+
 NARROW_BELOW = 100
 """Columns under which the chat is laid out for a small terminal."""
 
@@ -91,6 +97,13 @@ CHAT_ACTIONS = frozenset({"new_conversation", "open_source", "copy_answer", "exp
                           "export_as", "conversations", "search_conversation",
                           "rebuild", "toggle_panel", "scroll_chat", "toggle_why"})
 """Actions of the chat screen, disabled while a document or the help is shown."""
+
+
+class BuildStopped(BaseException):
+    """Raised from a build's progress callback once the chat has quit: the build stops at
+    its next report (between embedding batches, each committed), and the next build resumes
+    from what was committed. A ``BaseException``, so no layer on the way turns it into an
+    error to show: there is no one left to show it to."""
 
 
 @dataclass
@@ -186,6 +199,11 @@ class BriefingApp(App[None]):
         self.index_error: AssistantError | None = None
         self._retired: list[ChatEngine] = []
         self._asked = 0
+        self._stop_build = threading.Event()
+        """Set on quit: the running build stops at its next progress report."""
+        self._index_thread: threading.Thread | None = None
+        self._embedded = (0, 0)
+        """The running build's chunks done, of about how many (for the farewell on quit)."""
 
     # ---- layout ------------------------------------------------------------------------
 
@@ -257,8 +275,12 @@ class BriefingApp(App[None]):
             status.say("Building the index…", "busy")
         status.progress(0, None)
         settings = self.settings
+        stop = self._stop_build
+        self._embedded = (0, 0)
 
         def progress(stage: str, done: int, total: int) -> None:
+            if stop.is_set():
+                raise BuildStopped
             self.post_message(BuildProgress(stage, done, total))
 
         backend = self.backend
@@ -268,9 +290,63 @@ class BriefingApp(App[None]):
                 return backend.load(settings, progress)
             return backend.rebuild(settings, progress, full=full)
 
-        self.run_worker(job, name=kind, group="index", exclusive=True, thread=True,
+        self.run_worker(self._in_daemon_thread(job, f"index-{kind}"), name=kind,
+                        group="index", exclusive=True,
                         description=f"{kind} the index {settings.index_dir}",
                         exit_on_error=False)
+
+    async def _in_daemon_thread(self, job: Callable[[], T], name: str) -> T:
+        """``job``'s result, worked out in a daemon thread. A thread worker's thread would
+        keep the process alive after Ctrl+Q until the build ends (the interpreter joins
+        it), and not every step of a build can stop early: the model's export checks no
+        flag. A daemon thread ends with the process (``run_app`` gives it a moment to stop
+        cleanly at a committed batch first); a killed build resumes as after ``kill -9``."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[T] = loop.create_future()
+
+        def settle(set_outcome: Callable[[Any], None], value: Any) -> None:
+            if not done.done():  # else the worker was cancelled, or replaced by another
+                set_outcome(value)
+
+        def target() -> None:
+            try:
+                outcome: tuple[Callable[[Any], None], Any] = (done.set_result, job())
+            except BaseException as exc:  # passed on to the awaiting worker
+                outcome = (done.set_exception, exc)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the chat quit
+                loop.call_soon_threadsafe(settle, *outcome)
+
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        self._index_thread = thread
+        thread.start()
+        return await done
+
+    async def action_quit(self) -> None:
+        """Quit at once. A build in progress is told to stop (at its next committed batch);
+        what it did is kept, the next start resumes it, and the terminal says so."""
+        thread = self._index_thread
+        if self.building is None or thread is None or not thread.is_alive():
+            self.exit()
+            return
+        self._stop_build.set()
+        done, total = self._embedded
+        if done:
+            farewell = (f"Stopped building the index with {done:,} of about {total:,} chunks "
+                        "done; the next start (the chat or `assistant index`) resumes from "
+                        "there.")
+        else:
+            farewell = ("Stopped building the index before any chunk was embedded; the "
+                        "previous index, if any, is unchanged.")
+        self.exit(message=Text(farewell))
+
+    def wait_for_stopped_build(self, timeout: float) -> bool:
+        """After quitting: give a stopped build up to ``timeout`` seconds to end at a
+        committed batch; whether it has ended."""
+        thread = self._index_thread
+        if thread is None or not self._stop_build.is_set():
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
 
     def on_build_progress(self, message: BuildProgress) -> None:
         if self.building is None:
@@ -281,6 +357,7 @@ class BriefingApp(App[None]):
         status = self.status_line
         verb = "Rebuilding" if self.building == "rebuild" and self.engine else "Building"
         if message.stage == "embed" and message.total:
+            self._embedded = (message.done, message.total)
             status.say(f"{verb} the index: {label}, {message.done:,} of about "
                        f"{message.total:,}", "busy")
             status.progress(message.done, message.total)
@@ -831,18 +908,36 @@ class BriefingApp(App[None]):
     def on_key(self, event: events.Key) -> None:
         """A printable key pressed while a citation, the conversation or the document list
         has focus goes into the question box (keys those widgets bind, such as 1–9 and y on
-        the sources, keep their meaning)."""
+        the sources, keep their meaning; ``o`` on the document list only while the question
+        box is empty: ``SidePanel.check_action``)."""
+        # Not "unless an Input has focus": in a burst, keys sent to the document list
+        # before the focus moved arrive here after it did. An Input consumes the printable
+        # keys it is sent, so none of those reaches the app.
         if self.screen is not self.screen_stack[0] or not event.is_printable:
             return
-        if not event.character or isinstance(self.focused, Input):
+        if not event.character:
             return
         if event.key in self.active_bindings:
             return
         event.stop()
         event.prevent_default()
+        self._question_box_now().insert_text_at_cursor(event.character)
+
+    def on_paste(self, event: events.Paste) -> None:
+        """Text pasted while another widget has focus goes into the question box too."""
+        if self.screen is not self.screen_stack[0]:
+            return  # an Input consumes what is pasted into it: this came from elsewhere
+        event.stop()
+        event.prevent_default()
+        self._question_box_now().paste(event.text)
+
+    def _question_box_now(self) -> QuestionInput:
+        """The question box, focused at once (``focus()`` would wait for the next idle, and
+        the rest of a burst of keys would still go to the widget focused before)."""
         box = self.query_one(QuestionInput)
-        box.focus()
-        box.insert_text_at_cursor(event.character)
+        if self.focused is not box:
+            self.screen.set_focus(box)
+        return box
 
     def _tab_stops(self) -> list[Widget]:
         """Tab's cycle on the chat: the question box, the latest answer's sources, the
@@ -920,7 +1015,8 @@ class BriefingApp(App[None]):
         for doc_id in sorted(self.engine.manifest.documents) if self.engine else []:
             if doc_id != self.only_document:
                 yield SystemCommand(f"Ask only {doc_id}", "Restrict the questions to this "
-                                    "document (o on it in the document list)",
+                                    "document (o on it in the document list, the question "
+                                    "box empty)",
                                     lambda d=doc_id: self._restrict(d))
         latest = self.conversation_view.latest_answer()
         for c in latest.answer.citations if latest else []:
@@ -930,7 +1026,14 @@ class BriefingApp(App[None]):
 
 
 def export_dir() -> Path:
-    return Path(os.environ.get("ASSISTANT_EXPORT_DIR") or Path.cwd())
+    """Where exports and ``clipboard.txt`` go, as an absolute path (the notices show it):
+    ``ASSISTANT_EXPORT_DIR``, else ``exports/`` in the user's data folder, never the folder
+    the chat happened to be started from (a git checkout)."""
+    from assistant.tui.history import user_data_dir
+
+    configured = os.environ.get("ASSISTANT_EXPORT_DIR")
+    folder = Path(configured).expanduser() if configured else user_data_dir() / "exports"
+    return folder.absolute()
 
 
 def export_conversation(answers: list[Answer], directory: Path) -> Path:
@@ -983,6 +1086,17 @@ def create_app(settings: Settings, history_file: Path | None = None,
                        backend=backend)
 
 
+STOP_SECONDS = 2.0
+"""How long a quit waits for a stopped build to end at a committed batch."""
+
+
 def run_app(settings: Settings) -> None:
     """``assistant`` / ``assistant chat``: run the chat until the user quits."""
-    create_app(settings).run()
+    app = create_app(settings)
+    app.run()
+    if not app.wait_for_stopped_build(STOP_SECONDS):
+        # still inside a step that checks no flag (the model's export): end the process
+        # now rather than wait; the build resumes next time, as after a kill
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(app.return_code or 0)

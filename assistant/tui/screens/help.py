@@ -20,7 +20,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("Ctrl+L", "saved conversations: Enter resumes one, follow-ups continue it"),
         ("Ctrl+F", "search the conversation: Enter / ↓ next, Shift+Enter / ↑ previous, "
                    "Esc closes"),
-        ("o on a document", "ask only that document (o again: every document)"),
+        ("o on a document", "ask only that document, when the question box is empty "
+                            "(o again: every document); typed into a question, o is a letter"),
     ]),
     ("Sources", [
         ("Ctrl+O", "open the latest answer's source, the quote highlighted"),
@@ -31,7 +32,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("y", "copy the focused source (or, in a document, its quote)"),
         ("F2", "why: each source's score, character offsets and matched words"),
         ("Esc", "from the question box to the sources; back from a document"),
-        ("any other key", "typed into the question box, wherever the focus is"),
+        ("any other key", "typed (or pasted) into the question box, wherever the focus "
+                          "is"),
     ]),
     ("In a document", [
         ("/ or Ctrl+F", "search the document; Enter finds"),
@@ -44,7 +46,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Chat", [
         ("Ctrl+Y", "copy the latest answer with its source (no OSC 52 in the terminal: "
                    "also to wl-copy / xclip / xsel / pbcopy, else to clipboard.txt)"),
-        ("Ctrl+S", "export the conversation to Markdown, with citations"),
+        ("Ctrl+S", "export the conversation to Markdown, with citations, into the export "
+                   "folder (the notice shows its full path)"),
         ("Ctrl+E", "export to a path of your choice: .md, or .json"),
         ("Ctrl+R", "rebuild the index (answers continue from the old one meanwhile); "
                    "the side panel says when the corpus has changed"),
@@ -52,7 +55,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("Ctrl+T", "switch theme"),
         ("Ctrl+P", "command palette: every action, plus clearing the history"),
         ("F1", "this help"),
-        ("Ctrl+Q", "quit"),
+        ("Ctrl+Q", "quit (a build in progress stops; the next start resumes it)"),
     ]),
 ]
 

@@ -144,6 +144,17 @@ class SidePanel(Vertical):
             prompt.append(" · asked alone", style="bold")
         return Option(prompt, id=doc_id)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``o`` asks only the highlighted document while the question box is empty; once
+        a question is being typed (a fast burst or a paste lands here before the focus
+        moves) it is a letter like any other, and goes into the question box."""
+        if action == "only":
+            from assistant.tui.widgets.question_input import QuestionInput
+
+            boxes = self.app.query(QuestionInput)
+            return not (boxes and boxes.first().value)
+        return True
+
     def action_only(self) -> None:
         documents = self.query_one("#documents", OptionList)
         if documents.highlighted is None:

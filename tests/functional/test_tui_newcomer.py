@@ -1,0 +1,194 @@
+"""The chat as a newcomer meets it, round two (issue 27): quitting during a build, typing
+and pasting wherever the focus is, small terminals, the quote without colour, exports.
+
+Pilot drives the app headless on the real model and index; the quit test runs the real
+``assistant chat`` in a pseudo-terminal, since what it checks is when the process ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import re
+import select
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers.corpora import briefing_copies
+from helpers.pilot import run, settle
+from textual import events
+from textual.widgets import OptionList
+
+from assistant.settings import Settings
+from assistant.tui.app import BriefingApp, create_app
+from assistant.tui.widgets.question_input import QuestionInput
+
+SIZE = (120, 36)
+
+
+@pytest.fixture(autouse=True)
+def exports_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSISTANT_EXPORT_DIR", str(tmp_path / "exports"))
+
+
+@pytest.fixture()
+def briefing(briefing_index: Path, tmp_path: Path) -> Callable[[], BriefingApp]:
+    corpus = briefing_index.parent / "corpus"
+    return lambda: create_app(Settings(corpus_dir=corpus, index_dir=briefing_index),
+                              history_file=tmp_path / "history")
+
+
+def _committed(staging_db: Path) -> int:
+    if not staging_db.is_file():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{staging_db}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _read(fd: int, seconds: float) -> bytes:
+    ready, _, _ = select.select([fd], [], [], seconds)
+    if ready:
+        with contextlib.suppress(OSError):  # the child has closed the terminal
+            return os.read(fd, 65536)
+    return b""
+
+
+@pytest.mark.slow
+def test_ctrl_q_during_a_build_quits_at_once_and_the_build_resumes(tmp_path: Path) -> None:
+    """Item 1: Ctrl+Q during a long build ends the process within seconds (it used to keep
+    embedding, the screen blank, until the build was done), says that the next start
+    resumes, and the next build reuses what was committed."""
+    corpus = briefing_copies(tmp_path / "corpus", 60)
+    index = tmp_path / "index"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
+    env.update(HF_HUB_OFFLINE="1", TERM="xterm-256color", XDG_DATA_HOME=str(tmp_path / "data"),
+               ASSISTANT_CONFIG=str(tmp_path / "none.toml"), COLUMNS="80", LINES="24")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the chat, as a user starts it
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-m", "assistant", "chat", "--corpus",
+                                   str(corpus), "--index", str(index)], env)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 300
+        while _committed(index / "staging" / "meta.sqlite") == 0:
+            assert time.monotonic() < deadline, "the build did not start"
+            shown += _read(fd, 0.05)
+        os.write(fd, b"\x11")  # Ctrl+Q
+        pressed = time.monotonic()
+        ended = None
+        while ended is None and time.monotonic() - pressed < 120:
+            shown += _read(fd, 0.05)
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                ended = time.monotonic() - pressed
+        while chunk := _read(fd, 0.2):
+            shown += chunk
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+    assert ended is not None and ended < 5, f"the chat took {ended} s to quit"
+    text = " ".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]", "",
+                           shown.decode("utf-8", "replace")).split())
+    assert "Stopped building the index with" in text, text[-600:]
+    assert "resumes from there" in text
+    committed = _committed(index / "staging" / "meta.sqlite")
+    assert committed > 0  # what was embedded is kept for the next build
+    from helpers.fast_encoder import FastEncoder
+
+    from assistant.build import build_index
+
+    resumed = build_index(Settings(corpus_dir=corpus, index_dir=index), encoder=FastEncoder)
+    assert resumed.chunks_reused > 0, resumed
+
+
+def test_typing_and_pasting_on_the_document_list_reach_the_question_box(
+        briefing: Callable[[], BriefingApp]) -> None:
+    """Item 2: a fast burst of keys (sent before the app has handled the first) and a paste,
+    with the document list focused, arrive whole in the question box; the o's in them are
+    letters, not "ask only this document". o on the list with the box empty still is."""
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            box = app.query_one(QuestionInput)
+            docs = app.query_one(OptionList)
+            docs.focus()
+            await pilot.pause()
+            question = "Is anything expected to happen soon to Tokyo?"
+            assert app._driver is not None
+            for ch in question:  # all at once, as a terminal delivers a fast burst
+                key = {" ": "space", "?": "question_mark"}.get(ch, ch)
+                event = events.Key(key, ch)
+                event.set_sender(app)
+                app._driver.send_message(event)
+            await pilot.pause(0.3)
+            assert box.value == question
+            assert app.only_document is None
+            assert app.focused is box
+            # a paste with the list focused
+            box.value = ""
+            docs.focus()
+            await pilot.pause()
+            app.post_message(events.Paste("Which vendors\nare mentioned?"))
+            await pilot.pause()
+            assert box.value == "Which vendors are mentioned?" and app.focused is box
+            # o on the list with an empty box: ask only that document (the documented key)
+            box.value = ""
+            docs.focus()
+            await pilot.press("o")
+            assert app.only_document == "nvidia-h200-china.txt"
+            assert box.value == ""
+            await pilot.press("o")
+            assert app.only_document is None
+
+    run(go)
+
+
+def test_exports_go_to_the_user_data_folder_not_the_working_folder(
+        briefing: Callable[[], BriefingApp], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 5: without ASSISTANT_EXPORT_DIR, Ctrl+S and a copy without clipboard tool write
+    into exports/ of the user's data folder (never the folder the chat was started from),
+    and the notice shows the full path."""
+    from helpers.pilot import ask, spy_notes
+
+    monkeypatch.delenv("ASSISTANT_EXPORT_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    started_in = tmp_path / "checkout"
+    started_in.mkdir()
+    monkeypatch.chdir(started_in)
+    exports = tmp_path / "data" / "briefing-assistant" / "exports"
+
+    async def go() -> None:
+        app = briefing()
+        app.which = lambda name: None  # no clipboard tool on this machine
+        said = spy_notes(app)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            await pilot.press("ctrl+s")
+            await pilot.press("ctrl+y")
+            await pilot.pause()
+        written = sorted(p.name for p in exports.iterdir())
+        assert len(written) == 2 and "clipboard.txt" in written, written
+        assert list(started_in.iterdir()) == []
+        export = next(p for p in exports.iterdir() if p.suffix == ".md")
+        assert any(f"Saved the conversation to {export}" in s for s in said), said
+        assert any(str(exports / "clipboard.txt") in s for s in said), said
+
+    run(go)
