@@ -526,8 +526,7 @@ class BriefingApp(App[None]):
                                      f"Ctrl+O opens the source{only}", "ready")
         await view.mount(card, after=pending.card)
         await pending.card.remove()
-        self.call_after_refresh(view.scroll_to_widget, pending.question_card, top=True,
-                                animate=False)
+        self.call_after_refresh(view.show_answer, pending.question_card, card)
         self._pump()
 
     async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -870,6 +869,7 @@ class BriefingApp(App[None]):
         """The "why" view: each source's score, character offsets and matched evidence."""
         view = self.conversation_view
         view.toggle_class("-why")
+        view.keep_place()  # every source grows or shrinks by a line: stay on this card
         shown = view.has_class("-why")
         self.notify("Showing why each source was chosen (F2 hides it)." if shown else
                     "Hid the scores (F2 shows them).", markup=False)

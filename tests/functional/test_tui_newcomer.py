@@ -21,12 +21,14 @@ from pathlib import Path
 
 import pytest
 from helpers.corpora import briefing_copies
-from helpers.pilot import run, settle
+from helpers.pilot import ask, run, settle
 from textual import events
+from textual.widget import Widget
 from textual.widgets import OptionList
 
 from assistant.settings import Settings
 from assistant.tui.app import BriefingApp, create_app
+from assistant.tui.widgets.conversation import AnswerCard, CitationLine, PassageView
 from assistant.tui.widgets.question_input import QuestionInput
 
 SIZE = (120, 36)
@@ -165,7 +167,7 @@ def test_exports_go_to_the_user_data_folder_not_the_working_folder(
     """Item 5: without ASSISTANT_EXPORT_DIR, Ctrl+S and a copy without clipboard tool write
     into exports/ of the user's data folder (never the folder the chat was started from),
     and the notice shows the full path."""
-    from helpers.pilot import ask, spy_notes
+    from helpers.pilot import spy_notes
 
     monkeypatch.delenv("ASSISTANT_EXPORT_DIR")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
@@ -190,5 +192,108 @@ def test_exports_go_to_the_user_data_folder_not_the_working_folder(
         export = next(p for p in exports.iterdir() if p.suffix == ".md")
         assert any(f"Saved the conversation to {export}" in s for s in said), said
         assert any(str(exports / "clipboard.txt") in s for s in said), said
+
+    run(go)
+
+
+QUESTIONS = ["Which Chinese vendors are mentioned?", "What does Beijing want?",
+             "What revenue share does the US get from H200 sales?",
+             "What will the weather be in Paris tomorrow?"]
+
+
+def _visible(app: BriefingApp, widget: Widget) -> bool:
+    view = app.conversation_view
+    region = widget.virtual_region
+    return region.y < view.scroll_y + view.size.height and region.bottom > view.scroll_y
+
+
+def test_at_60x20_sources_end_visibly_and_the_status_keeps_its_figures(
+        briefing: Callable[[], BriefingApp]) -> None:
+    """Item 3: every source's excerpt ends with its closing quote mark (after "…" when cut),
+    never mid-sentence with nothing to say so; the status line, cut to 60 columns, keeps its
+    end ("0 of about 400"); F2 and a resize keep the latest answer in view."""
+    from test_tui import flat, text_of
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=(60, 20)) as pilot:
+            await settle(pilot)
+            for q in QUESTIONS:
+                await ask(pilot, q)
+            for line in app.query(CitationLine):
+                quotes = list(line.query(".quote"))
+                if quotes:
+                    shown = flat(text_of(quotes[0]))
+                    assert shown.endswith("”"), shown
+            latest = app.query(AnswerCard).last()
+            await pilot.press("f2")
+            await pilot.pause()
+            await pilot.pause()
+            assert _visible(app, latest)
+            for size in ((80, 24), (60, 20)):
+                await pilot.resize_terminal(*size)
+                await pilot.pause()
+                await pilot.pause()
+                assert _visible(app, latest), size
+            status = app.status_line
+            status.say("Building the index: embedding chunks, 0 of about 400", "busy")
+            status.progress(0, 400)
+            await pilot.pause()
+            shown = flat(text_of(status.query_one("#status-text")))
+            assert shown.endswith("0 of about 400"), shown
+            assert shown.startswith("◌ …")
+
+    run(go)
+
+
+def test_the_quote_is_marked_without_colour_and_scrolled_into_view(
+        briefing: Callable[[], BriefingApp]) -> None:
+    """Item 4: the quote's lines carry a bar in the margin and the quote is underlined, which
+    survive NO_COLOR; after an answer at 60x20 the quote's first line is in view."""
+    from test_tui import lines_of
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=(60, 20)) as pilot:
+            await settle(pilot)
+            await ask(pilot, "What does Beijing want?")
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            await pilot.pause()
+            card = app.query(AnswerCard).last()
+            passage = card.query_one(PassageView)
+            lines = lines_of(passage)
+            barred = [y for y, line in enumerate(lines) if line and line[0].text == "▌"]
+            underlined = [y for y, line in enumerate(lines)
+                          if any(s.style is not None and s.style.underline and s.text.strip()
+                                 for s in line)]
+            assert barred and barred == underlined, (barred, underlined)
+            view = app.conversation_view
+            first = card.virtual_region.y + passage.region.y - card.region.y + barred[0]
+            assert view.scroll_y <= first < view.scroll_y + view.size.height
+
+    run(go)
+
+
+def test_a_step_of_unknown_length_shows_a_moving_bar_and_the_time_taken(
+        briefing: Callable[[], BriefingApp]) -> None:
+    """Item 6: the model's export (no known length) shows the seconds it has taken beside
+    an indeterminate bar, not an empty "--%"."""
+    from test_tui import flat, text_of
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            status = app.status_line
+            status.say("Building the index: exporting the embedding model…", "busy")
+            status.progress(0, None)
+            await pilot.pause(2.2)
+            shown = flat(text_of(status))
+            assert "--%" not in shown, shown
+            assert re.search(r"\b[12] s$", shown), shown
+            status.progress(5, 10)
+            await pilot.pause()
+            assert "50%" in flat(text_of(status)) and not re.search(r" s$",
+                                                                    flat(text_of(status)))
 
     run(go)
