@@ -519,8 +519,8 @@ class BriefingApp(App[None]):
             if pending.documents is not None:
                 only = f" · asked of {', '.join(sorted(pending.documents))} only"
             if answer.abstained:
-                self.status_line.say("Not covered by the documents · the closest passages "
-                                     f"are listed{only}", "warning")
+                self.status_line.say(f"Not covered by the documents · closest passages "
+                                     f"listed{only}", "warning")
             else:
                 self.status_line.say(f"Answered ({likely(answer.confidence)} likely to answer) · "
                                      f"Ctrl+O opens the source{only}", "ready")

@@ -1,8 +1,9 @@
 """The status line under the conversation: what the assistant is doing, with build progress.
 
-Cut to the width, it keeps its mark and its end ("◌ …embedding chunks, 120 of about 400"),
-where the figures are. A step without a known length (the model's export) shows a moving
-bar and the seconds it has taken so far, not an empty percentage."""
+Cut to the width, a busy line keeps its mark and its end ("◌ …embedding chunks, 120 of
+about 400"), where the figures are; any other keeps its start, ending in "…". A step
+without a known length (the model's export) shows a moving bar and the seconds it has
+taken so far, not an empty percentage."""
 
 from __future__ import annotations
 
@@ -54,14 +55,21 @@ class StatusMessage(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.line = Text()
+        self.keep_end = False
 
-    def show(self, line: Text) -> None:
-        self.line = line
+    def show(self, line: Text, keep_end: bool) -> None:
+        """``keep_end``: cut the front when it does not fit (progress: the figures are at
+        the end), else the end, marked "…"."""
+        self.line, self.keep_end = line, keep_end
         self.refresh()
 
     def render(self) -> Text:
-        line = keep_the_end(self.line, self.size.width)
-        line.no_wrap, line.overflow = True, "crop"
+        if self.keep_end:
+            line = keep_the_end(self.line, self.size.width)
+            line.no_wrap, line.overflow = True, "crop"
+        else:
+            line = self.line.copy()
+            line.no_wrap, line.overflow = True, "ellipsis"
         return line
 
 
@@ -96,7 +104,7 @@ class StatusLine(Horizontal):
         mark, style = _MARKS[kind]
         line = Text(mark + " ", style=style)
         line.append(text if isinstance(text, Text) else literal(text))
-        self.query_one(StatusMessage).show(line)
+        self.query_one(StatusMessage).show(line, keep_end=kind == "busy")
 
     def progress(self, done: int, total: int | None) -> None:
         """A bar: ``done`` of ``total``, or (``total`` None) a moving bar and the seconds the
