@@ -137,7 +137,6 @@ class BriefingApp(App[None]):
     #main { height: 1fr; }
     #chat { width: 1fr; height: 1fr; }
     QuestionInput { margin-bottom: 0; }
-    ConversationView.-why CitationLine > .why { display: block; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help"),
@@ -869,8 +868,10 @@ class BriefingApp(App[None]):
         """The "why" view: each source's score, character offsets and matched evidence."""
         view = self.conversation_view
         view.toggle_class("-why")
-        view.keep_place()  # every source grows or shrinks by a line: stay on this card
         shown = view.has_class("-why")
+        for line in view.query(CitationLine):
+            line.why_shown = shown
+        view.keep_place()  # every source grows or shrinks by a line: stay on this card
         self.notify("Showing why each source was chosen (F2 hides it)." if shown else
                     "Hid the scores (F2 shows them).", markup=False)
 

@@ -326,11 +326,11 @@ def test_citations_read_as_places_and_why_shows_the_scores(tmp_path: Path,
             await ask(pilot, "Which Chinese vendors are mentioned?")
             card = app.query(AnswerCard).last()
             cites = list(card.query(CitationLine))
-            labels = [flat(text_of(c.query_one(".cite"))) for c in cites]
+            labels = [text_of(c).splitlines()[0].strip() for c in cites]
             assert labels[0].startswith("[1] nvidia-h200-china.txt · "), labels
             assert all("line " in label for label in labels), labels
             assert not any("score" in label or "characters" in label for label in labels)
-            assert not cites[0].query_one(".why").display
+            assert "score " not in text_of(cites[0])
             await ask(pilot, "What happens to the H200 export licence form?")
             names = {c.citation.doc_id for c in app.query(AnswerCard).last().query(
                 CitationLine)}
@@ -340,15 +340,14 @@ def test_citations_read_as_places_and_why_shows_the_scores(tmp_path: Path,
             # a long excerpt is shown whole (wrapped), not cut with an ellipsis
             long = next(c for c in card.query(CitationLine) if c.show_quote
                         and len(c.citation.quote) > 150)
-            quote = flat(text_of(long.query_one(".quote")))
+            quote = flat(text_of(long))
             assert " ".join(long.citation.quote.split()) in quote, quote
             await pilot.press("f2")
             await pilot.pause()
-            why = cites[0].query_one(".why")
             assert app.conversation_view.has_class("-why")
-            assert why.display and why.size.height >= 1
-            assert flat(text_of(why)).startswith("score ")
-            assert f"characters {cites[0].citation.start}" in flat(text_of(why))
+            why = text_of(cites[0]).splitlines()[-1].strip()
+            assert why.startswith("score "), why
+            assert f"characters {cites[0].citation.start}" in why
 
     run(go)
 
@@ -380,7 +379,7 @@ def test_small_terminals_keep_the_answer_readable(briefing: Callable[[], Briefin
             card = app.query(AnswerCard).last()
             passage = flat(text_of(card.query_one(PassageView)))
             assert len(passage) > 60 and "25%" in passage, passage
-            label = flat(text_of(card.query(CitationLine).first().query_one(".cite")))
+            label = flat(text_of(card.query(CitationLine).first()))
             assert label.startswith("[1] nvidia-h200-china.txt"), label
             # bring the second question to the top, then resize: it stays in view
             view = app.conversation_view

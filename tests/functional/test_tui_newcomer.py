@@ -221,9 +221,8 @@ def test_at_60x20_sources_end_visibly_and_the_status_keeps_its_figures(
             for q in QUESTIONS:
                 await ask(pilot, q)
             for line in app.query(CitationLine):
-                quotes = list(line.query(".quote"))
-                if quotes:
-                    shown = flat(text_of(quotes[0]))
+                if line.show_quote:
+                    shown = flat(text_of(line))
                     assert shown.endswith("”"), shown
             latest = app.query(AnswerCard).last()
             await pilot.press("f2")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -17,6 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.geometry import Region
+from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
@@ -109,16 +112,18 @@ def citation_why(c: Citation) -> Text:
     return text
 
 
-class CitationLine(Vertical, can_focus=True):
-    """One source: its label and its quote; click or Enter opens the document there."""
+class CitationLine(Widget, can_focus=True):
+    """One source: its label, its excerpt and (F2) why it was chosen; click or Enter opens
+    the document there. One widget drawing the three, not a container of three: a long
+    chat holds hundreds of sources, and a resize lays out every widget again."""
 
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"citation-line--quote", "citation-line--why"}
     DEFAULT_CSS = """
     CitationLine { padding: 0 1; height: auto; }
     CitationLine:hover { background: $boost; }
     CitationLine:focus { background: $accent 30%; }
-    CitationLine > .cite { text-wrap: wrap; }
-    CitationLine > .quote { padding-left: 4; color: $text-muted; text-style: italic; }
-    CitationLine > .why { display: none; padding-left: 4; color: $text-muted; }
+    CitationLine > .citation-line--quote { color: $text-muted; text-style: italic; }
+    CitationLine > .citation-line--why { color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open source"),
@@ -127,6 +132,8 @@ class CitationLine(Vertical, can_focus=True):
         Binding("up", "step(-1)", "Previous source", show=False),
         Binding("escape", "app.focus_question", "Question", show=False),
     ]
+    why_shown: reactive[bool] = reactive(False, layout=True)
+    """F2: the score, offsets and matched words under the excerpt."""
 
     def __init__(self, citation: Citation, show_quote: bool, full_quote: bool = False,
                  place: str | None = None) -> None:
@@ -137,13 +144,23 @@ class CitationLine(Vertical, can_focus=True):
         self.place = place
         self.tooltip = ("Enter or click: open the document at this passage · y: copy · "
                         "F2: why (scores)")
+        self.label = citation_label(citation, place)
+        limit = EXCERPT_CHARS_FULL if full_quote else EXCERPT_CHARS
+        self.quote = literal(excerpt(citation.quote, limit)) if show_quote else None
+        self.why = citation_why(citation)
 
-    def compose(self) -> ComposeResult:
-        yield Static(citation_label(self.citation, self.place), classes="cite")
-        if self.show_quote:
-            limit = EXCERPT_CHARS_FULL if self.full_quote else EXCERPT_CHARS
-            yield Static(literal(excerpt(self.citation.quote, limit)), classes="quote")
-        yield Static(citation_why(self.citation), classes="why")
+    def on_mount(self) -> None:
+        self.why_shown = any(a.has_class("-why") for a in self.ancestors)
+
+    def render(self) -> RenderableType:
+        parts: list[RenderableType] = [self.label]
+        for text, part in ((self.quote, "quote"), (self.why if self.why_shown else None,
+                                                   "why")):
+            if text is not None:
+                styled = text.copy()
+                styled.stylize(self.get_component_rich_style(f"citation-line--{part}"))
+                parts.append(Padding(styled, (0, 0, 0, 4)))
+        return Group(*parts)
 
     def on_click(self) -> None:
         self.action_open()
@@ -167,13 +184,14 @@ class CitationLine(Vertical, can_focus=True):
         self.app.notify(f"Copied citation [{self.citation.rank}].", markup=False)
 
 
-class QuestionCard(Vertical):
-    """The question as asked and, for a follow-up, as understood in the conversation."""
+class QuestionCard(Widget):
+    """The question as asked and, for a follow-up, as understood in the conversation (one
+    widget drawing both, for the same reason as ``CitationLine``)."""
 
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"question-card--resolved"}
     DEFAULT_CSS = """
     QuestionCard { margin: 1 0 0 0; padding: 0 1; height: auto; }
-    QuestionCard > .asked { text-style: bold; }
-    QuestionCard > .resolved { padding-left: 2; color: $text-muted; text-style: italic; }
+    QuestionCard > .question-card--resolved { color: $text-muted; text-style: italic; }
     """
 
     def __init__(self, question: str) -> None:
@@ -181,14 +199,18 @@ class QuestionCard(Vertical):
         self.question = question
         self.resolved = ""
 
-    def compose(self) -> ComposeResult:
-        text = Text("› ")
-        text.append(literal(self.question))
-        yield Static(text, classes="asked")
+    def render(self) -> RenderableType:
+        asked = Text("› ", style="bold")
+        asked.append(literal(self.question, "bold"))
+        if not self.resolved:
+            return asked
+        resolved = literal(f"understood as: {self.resolved}")
+        resolved.stylize(self.get_component_rich_style("question-card--resolved"))
+        return Group(asked, Padding(resolved, (0, 0, 0, 2)))
 
     def understood_as(self, resolved: str) -> None:
         self.resolved = resolved
-        self.mount(Static(literal(f"understood as: {resolved}"), classes="resolved"))
+        self.refresh(layout=True)
 
     @property
     def search_text(self) -> str:
