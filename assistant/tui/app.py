@@ -203,6 +203,9 @@ class BriefingApp(App[None]):
         self._index_thread: threading.Thread | None = None
         self._embedded = (0, 0)
         """The running build's chunks done, of about how many (for the farewell on quit)."""
+        self._opening: tuple[SourceRequested, Path, bool] | None = None
+        """The document being read for showing: the request, its file, and whether to
+        open it in $EDITOR then."""
 
     # ---- layout ------------------------------------------------------------------------
 
@@ -530,6 +533,10 @@ class BriefingApp(App[None]):
 
     async def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker: Worker[Any] = event.worker
+        if worker.group == "document":
+            if event.state == WorkerState.SUCCESS:
+                self._show_document(worker.result)
+            return
         if worker.group == "watch":  # a failed scan is retried at the next tick, silently
             if event.state == WorkerState.SUCCESS and self.engine is not None:
                 self._corpus_changed(cast("list[str]", worker.result), self._watched_gen)
@@ -559,17 +566,45 @@ class BriefingApp(App[None]):
     # ---- sources -----------------------------------------------------------------------
 
     def on_source_requested(self, message: SourceRequested) -> None:
-        if self.engine is None:
+        self._open_document(message)
+
+    def _open_document(self, request: SourceRequested, outside: bool = False) -> None:
+        """Read the document in a worker (group ``document``; it reads the index, which
+        the UI thread never waits on), then show it (``outside``: and open it in
+        $EDITOR)."""
+        engine = self.engine
+        if engine is None:
             self.notify("The index is not open yet.", severity="warning", markup=False)
             return
-        try:
-            view = self.engine.document(message.doc_id)
-        except AssistantError as exc:
-            self.notify(exc.message, title=exc.title, severity="error", markup=False)
+
+        def job() -> object:  # a DocumentView, or the AssistantError to show
+            try:
+                return engine.document(request.doc_id)
+            except AssistantError as exc:
+                return exc
+            except Exception as exc:
+                from assistant.errors import UnexpectedError
+
+                return UnexpectedError.wrap(exc)
+
+        self._opening = (request, Path(engine.manifest.corpus_dir) / request.doc_id, outside)
+        self.run_worker(job, name="document", group="document", thread=True, exclusive=True,
+                        exit_on_error=False, description=f"read {request.doc_id}")
+
+    def _show_document(self, view: Any) -> None:
+        if self._opening is None:
             return
-        source = Path(self.engine.manifest.corpus_dir) / message.doc_id
-        self.push_screen(DocumentScreen(view, message.start, message.end, source=source),
-                         lambda _: self.action_focus_question())
+        request, source, outside = self._opening
+        self._opening = None
+        if isinstance(view, AssistantError):
+            self.notify(view.message, title=view.title, severity="error", markup=False)
+            return
+        if self.screen is not self.screen_stack[0] or view.doc_id != request.doc_id:
+            return  # another screen was opened meanwhile
+        screen = DocumentScreen(view, request.start, request.end, source=source)
+        self.push_screen(screen, lambda _: self.action_focus_question())
+        if outside:
+            self.call_after_refresh(screen.action_open_outside)
 
     # ---- actions -----------------------------------------------------------------------
 
@@ -693,9 +728,7 @@ class BriefingApp(App[None]):
         if card is None or not card.answer.citations:
             return
         c = card.answer.citations[0]
-        self.on_source_requested(SourceRequested(c.doc_id, c.start, c.end))
-        if isinstance(self.screen, DocumentScreen):
-            self.call_after_refresh(self.screen.action_open_outside)
+        self._open_document(SourceRequested(c.doc_id, c.start, c.end), outside=True)
 
     def action_copy_answer(self) -> None:
         card = self._latest()

@@ -139,7 +139,7 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
             assert "understood as" in text_of(app.query(QuestionCard).last())
 
             await pilot.press("ctrl+o")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             screen = app.screen
             assert isinstance(screen, DocumentScreen)
             quote = screen.query_one("#doc-quote", Static)
@@ -158,7 +158,7 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
             await pilot.press("escape")
             assert isinstance(app.focused, CitationLine)
             await pilot.press("2")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen)
             second = follow.answer.citations[1]
             assert app.screen.quote == (second.start, second.end)
@@ -166,7 +166,7 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
             await pilot.pause()
             # a click on a citation opens it too
             await pilot.click(follow.query(CitationLine).first())
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen)
 
     run(go)
@@ -206,7 +206,7 @@ def test_typing_reaches_the_question_box_wherever_focus_is(
             assert app.focused.citation in app.query(AnswerCard)[1].answer.citations
             # a citation opened, then Esc: focus is back in the question box
             await pilot.press("enter")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen)
             await pilot.press("escape")
             await pilot.pause()
@@ -223,7 +223,7 @@ def test_typing_reaches_the_question_box_wherever_focus_is(
             docs = app.query_one(SidePanel).query_one(OptionList)
             docs.focus()
             await pilot.press("enter")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen)
             await pilot.press("escape")
             await pilot.pause()
@@ -234,7 +234,7 @@ def test_typing_reaches_the_question_box_wherever_focus_is(
             # 1–9 with the conversation itself in focus open the latest answer's sources
             app.conversation_view.focus()
             await pilot.press("2")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen)
             second = latest.answer.citations[1]
             assert app.screen.quote == (second.start, second.end)
@@ -297,7 +297,7 @@ def test_abstention_looks_different(briefing: Callable[[], BriefingApp]) -> None
             # a document chosen in the side panel opens at its top
             app.query_one("#documents").focus()
             await pilot.press("enter")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen) and app.screen.quote is None
             assert "Letting Nvidia sell H200s" in text_of(app.screen.query_one("#doc-text"))
 
@@ -418,7 +418,7 @@ def test_document_viewer_marks_pages_styles_headings_and_searches(tmp_path: Path
             await settle(pilot)
             app.query_one(SidePanel).query_one(OptionList).focus()
             await pilot.press("enter")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             screen = app.screen
             assert isinstance(screen, DocumentScreen)
             marks = [flat(text_of(w)) for w in screen.query(".page-mark")]
@@ -777,7 +777,7 @@ def test_markup_and_escape_sequences_are_shown_literally(tmp_path: Path) -> None
             assert not any(seg.style and seg.style.meta.get("@click") for seg in everything)
             assert not any(seg.style and seg.style.link for seg in everything)
             await pilot.click(PassageView)  # a click on "[@click=app.quit]" opens the source
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert app.is_running and isinstance(app.screen, DocumentScreen)
             doc = text_of(app.screen.query_one("#doc-body"))
             assert "[@click=app.quit]quit[/]" in doc and "[on red]colour[/on red]" in doc

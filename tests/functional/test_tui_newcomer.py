@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers.corpora import briefing_copies
@@ -28,6 +29,7 @@ from textual.widgets import OptionList
 
 from assistant.settings import Settings
 from assistant.tui.app import BriefingApp, create_app
+from assistant.tui.backend import CoreBackend
 from assistant.tui.widgets.conversation import AnswerCard, CitationLine, PassageView
 from assistant.tui.widgets.question_input import QuestionInput
 
@@ -294,5 +296,83 @@ def test_a_step_of_unknown_length_shows_a_moving_bar_and_the_time_taken(
             await pilot.pause()
             assert "50%" in flat(text_of(status)) and not re.search(r" s$",
                                                                     flat(text_of(status)))
+
+    run(go)
+
+
+SLOW = 3.0
+"""How long the slow session takes to load, answer and read a document."""
+
+
+class SlowEngine:
+    """A real session whose document reads take ``SLOW`` seconds."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    @property
+    def manifest(self) -> Any:
+        return self.inner.manifest
+
+    @property
+    def generation(self) -> int:
+        return int(self.inner.generation)
+
+    def document(self, doc_id: str) -> Any:
+        time.sleep(SLOW)
+        return self.inner.document(doc_id)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class SlowBackend(CoreBackend):
+    """The real backend, slowed down: a seam test of the UI thread, not of the engine."""
+
+    def load(self, settings: Settings, progress: Any) -> Any:
+        time.sleep(SLOW)
+        outcome = super().load(settings, progress)
+        outcome.session = SlowEngine(outcome.session)
+        return outcome
+
+    def ask(self, engine: Any, question: str, conversation: Any,
+            documents: frozenset[str] | None = None) -> Any:
+        time.sleep(SLOW)
+        return super().ask(engine.inner, question, conversation, documents)
+
+
+def test_no_key_waits_for_a_slow_index_or_model(briefing_index: Path, tmp_path: Path) -> None:
+    """Must hold (issue 27): while the index loads, while a question is answered and while
+    a source is read, every key is handled at once (each press well under the session's
+    delay); the slow work lands when it is done."""
+    from assistant.tui.screens.document import DocumentScreen
+
+    corpus = briefing_index.parent / "corpus"
+
+    async def timed(pilot: Any, *keys: str) -> float:
+        start = time.monotonic()
+        await pilot.press(*keys)
+        return time.monotonic() - start
+
+    async def go() -> None:
+        app = create_app(Settings(corpus_dir=corpus, index_dir=briefing_index),
+                         history_file=tmp_path / "history", backend=SlowBackend())
+        async with app.run_test(size=SIZE) as pilot:
+            presses = [await timed(pilot, "W", "h", "o")]  # while the index loads
+            presses.append(await timed(pilot, "ctrl+b"))
+            presses.append(await timed(pilot, "ctrl+b"))
+            await settle(pilot)
+            box = app.query_one(QuestionInput)
+            box.value = "Which Chinese vendors are mentioned?"
+            presses.append(await timed(pilot, "enter"))
+            presses.append(await timed(pilot, "f2"))  # while it is answered
+            presses.append(await timed(pilot, "f2"))
+            await settle(pilot)
+            presses.append(await timed(pilot, "ctrl+o"))  # while the source is read
+            assert not isinstance(app.screen, DocumentScreen)
+            presses.append(await timed(pilot, "f1"))
+            presses.append(await timed(pilot, "escape"))
+            await settle(pilot)
+            assert max(presses) < SLOW / 2, [f"{t:.2f}" for t in presses]
 
     run(go)

@@ -214,7 +214,7 @@ def test_a_source_opens_in_the_editor_at_the_quote(briefing: Callable[[], Briefi
             answer = app.query(AnswerCard).last().answer
             assert answer.answer is not None
             await pilot.press("ctrl+o")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             screen = app.screen
             assert isinstance(screen, DocumentScreen)
             await pilot.press("e")
@@ -234,7 +234,7 @@ def test_a_source_opens_in_the_editor_at_the_quote(briefing: Callable[[], Briefi
             monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no less either
             said.clear()
             await pilot.press("e")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert any("Set $EDITOR or $PAGER" in s and BRIEFING_DOC in s for s in said)
             assert isinstance(app.screen, DocumentScreen)
 

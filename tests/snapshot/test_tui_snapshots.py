@@ -140,9 +140,14 @@ def test_snapshot_answer(snap_compare: Snap, stable_app: BriefingApp) -> None:
     assert snap_compare(stable_app, terminal_size=SIZE, run_before=answered)
 
 
+async def source_opened(pilot: Pilot[None]) -> None:
+    await answered(pilot)
+    await pilot.press("ctrl+o")
+    await settle(pilot)  # the document is read in a worker
+
+
 def test_snapshot_document(snap_compare: Snap, stable_app: BriefingApp) -> None:
-    assert snap_compare(stable_app, terminal_size=SIZE, run_before=answered,
-                        press=["ctrl+o"])
+    assert snap_compare(stable_app, terminal_size=SIZE, run_before=source_opened)
 
 
 def test_snapshot_help(snap_compare: Snap, stable_app: BriefingApp) -> None:
