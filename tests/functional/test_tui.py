@@ -510,12 +510,13 @@ def test_export_and_copy(briefing: Callable[[], BriefingApp], tmp_path: Path,
             await pilot.press("ctrl+s")  # nothing to export yet: a warning, no file
             assert not out.exists()
             await ask(pilot, "Which Chinese vendors are mentioned?")
-            await ask(pilot, "How do I bake sourdough bread?")
-            await pilot.press("ctrl+y")
-            assert app.clipboard.startswith("How do I bake sourdough bread?")
+            # a follow-up right after an answered turn (an abstained one lends no context)
             await ask(pilot, "Which of them are deploying rack-scale systems?")
             await pilot.press("ctrl+y")
             assert RACK_SCALE in app.clipboard and "characters" in app.clipboard
+            await ask(pilot, "How do I bake sourdough bread?")
+            await pilot.press("ctrl+y")
+            assert app.clipboard.startswith("How do I bake sourdough bread?")
             await pilot.press("ctrl+s")
             await pilot.pause()
 
