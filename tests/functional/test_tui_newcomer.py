@@ -73,6 +73,7 @@ def test_ctrl_q_during_a_build_quits_at_once_and_the_build_resumes(tmp_path: Pat
     resumes, and the next build reuses what was committed."""
     corpus = briefing_copies(tmp_path / "corpus", 60)
     index = tmp_path / "index"
+    (tmp_path / "none.toml").write_text("", encoding="utf-8")  # no settings
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASSISTANT_")}
     env.update(HF_HUB_OFFLINE="1", TERM="xterm-256color", XDG_DATA_HOME=str(tmp_path / "data"),
                ASSISTANT_CONFIG=str(tmp_path / "none.toml"), COLUMNS="80", LINES="24")
@@ -86,6 +87,7 @@ def test_ctrl_q_during_a_build_quits_at_once_and_the_build_resumes(tmp_path: Pat
         deadline = time.monotonic() + 300
         while _committed(index / "staging" / "meta.sqlite") == 0:
             assert time.monotonic() < deadline, "the build did not start"
+            assert os.waitpid(pid, os.WNOHANG)[0] == 0, shown.decode("utf-8", "replace")
             shown += _read(fd, 0.05)
         os.write(fd, b"\x11")  # Ctrl+Q
         pressed = time.monotonic()
