@@ -40,7 +40,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
@@ -97,7 +97,8 @@ NARROW_BELOW = 100
 
 CHAT_ACTIONS = frozenset({"new_conversation", "open_source", "copy_answer", "export",
                           "export_as", "conversations", "search_conversation",
-                          "rebuild", "toggle_panel", "scroll_chat", "toggle_why"})
+                          "rebuild", "toggle_panel", "scroll_chat", "toggle_why",
+                          "ask_fresh"})
 """Actions of the chat screen, disabled while a document or the help is shown."""
 
 
@@ -121,6 +122,8 @@ class Pending:
     engine: ChatEngine | None = None
     documents: frozenset[str] | None = None
     """The documents it is asked of (None: all of them)."""
+    fresh: bool = False
+    """Asked without the conversation's context (F5, "Ask again, fresh")."""
 
 
 class BriefingApp(App[None]):
@@ -159,6 +162,8 @@ class BriefingApp(App[None]):
                 tooltip="List the saved conversations and resume one"),
         Binding("f2", "toggle_why", "Why", tooltip="Show the scores and offsets behind "
                 "each source"),
+        Binding("f5", "ask_fresh", "Ask fresh", show=False,
+                tooltip="Ask the last question again, without the conversation's context"),
         Binding("ctrl+t", "change_theme", "Theme", show=False),
         Binding("pageup", "scroll_chat(-1)", "Scroll up", show=False),
         Binding("pagedown", "scroll_chat(1)", "Scroll down", show=False),
@@ -446,10 +451,13 @@ class BriefingApp(App[None]):
         self.history.add(question)
         await self.submit(question)
 
-    async def submit(self, question: str) -> None:
-        """Show the question at once; it is answered when the index is ready."""
+    async def submit(self, question: str, fresh: bool = False) -> None:
+        """Show the question at once; it is answered when the index is ready (``fresh``:
+        without the conversation's context)."""
         self._asked += 1
         qcard = QuestionCard(question)
+        if fresh:
+            qcard.asked_fresh()
         if self.engine is not None:
             note = "Answering…"
         elif self.index_error is not None:
@@ -464,7 +472,7 @@ class BriefingApp(App[None]):
         view.scroll_end(animate=False)
         only = frozenset({self.only_document}) if self.only_document else None
         self.queue.append(Pending(self._asked, question, self.conversation.id, qcard, card,
-                                  documents=only))
+                                  documents=only, fresh=fresh))
         self._pump()
 
     def _pump(self) -> None:
@@ -483,6 +491,8 @@ class BriefingApp(App[None]):
         self.status_line.say("Answering…", "busy")
 
         conversation = self.conversation  # as it stands after the answers before this one
+        if pending.fresh:
+            conversation = conversation.reset()
         backend = self.backend
 
         def job() -> Reply | AssistantError:
@@ -509,7 +519,11 @@ class BriefingApp(App[None]):
             self.status_line.say(f"{result.title}: {result.message}", "warning")
         else:
             answer = result.answer
-            self.conversation = result.conversation
+            if pending.fresh:  # the earlier turns stay; follow-ups continue from this one
+                self.conversation = replace(result.conversation, turns=(
+                    *self.conversation.turns, *result.conversation.turns))
+            else:
+                self.conversation = result.conversation
             if answer.resolved_question:
                 pending.question_card.understood_as(answer.resolved_question)
             card = AnswerCard(answer, result.passage, result.places)
@@ -630,6 +644,17 @@ class BriefingApp(App[None]):
         if self.engine is not None:
             self.status_line.say(f"New conversation. Ask a question.{self._only_note()}",
                                  "ready")
+
+    async def action_ask_fresh(self) -> None:
+        """Ask the conversation's last question again, as it stands: no context from the
+        turns before it (a follow-up that was misunderstood, or a check)."""
+        waiting = [*([self.asking] if self.asking else []), *self.queue]
+        asked = [a.question for a in self.answers] + [
+            p.question for p in waiting if p.conversation_id == self.conversation.id]
+        if not asked:
+            self.notify("No question yet: ask one first.", severity="warning", markup=False)
+            return
+        await self.submit(asked[-1], fresh=True)
 
     # ---- saved conversations -----------------------------------------------------------
 
@@ -1040,6 +1065,8 @@ class BriefingApp(App[None]):
              self.action_export_as),
             ("Saved conversations", "List the saved conversations and resume one (Ctrl+L)",
              self.action_conversations),
+            ("Ask again, fresh", "The last question again, without the conversation's "
+             "context (F5)", self.action_ask_fresh),
             ("Search the conversation", "Find words in the questions, answers and sources; "
              "Enter / Shift+Enter next / previous (Ctrl+F)", self.action_search_conversation),
             ("Copy answer", "The latest answer and its source, to the clipboard (Ctrl+Y)",

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 from helpers.pilot import spy_notes
-from test_tui import RACK_SCALE, SIZE, VENDORS, ask, highlighted_text, make_app, run, settle
+from test_tui import (
+    RACK_SCALE,
+    SIZE,
+    VENDORS,
+    ask,
+    highlighted_text,
+    make_app,
+    run,
+    settle,
+    text_of,
+)
 from textual.widgets import OptionList, Static
 
 from assistant.tui.app import BriefingApp
@@ -185,5 +195,38 @@ def test_search_in_the_conversation(briefing: Callable[[], BriefingApp]) -> None
             await pilot.press("escape")
             await pilot.pause()
             assert not bar.display and app.focused is app.query_one(QuestionInput)
+
+    run(go)
+
+
+@pytest.mark.slow
+def test_ask_again_fresh_drops_the_conversations_context(
+        briefing: Callable[[], BriefingApp]) -> None:
+    """Issue 27, "Ask again, fresh": F5 (and the palette) asks the last question again as it
+    stands, without the context of the turns before it; the card says so; a later follow-up
+    continues from the fresh answer."""
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            said = spy_notes(app)
+            await pilot.press("f5")  # nothing asked yet: a notice, no card
+            await pilot.pause()
+            assert not app.query(QuestionCard) and any("No question yet" in s for s in said)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            await ask(pilot, "Which of them are deploying rack-scale systems?")
+            follow = app.query(AnswerCard).last().answer
+            assert follow.resolved_question is not None
+            await pilot.press("f5")
+            await settle(pilot)
+            cards = app.query(QuestionCard)
+            assert len(cards) == 3 and cards.last().question == follow.question
+            assert "without the conversation's context" in text_of(cards.last())
+            fresh = app.query(AnswerCard).last().answer
+            assert fresh.question == follow.question and fresh.resolved_question is None
+            assert len(app.conversation.turns) == 3  # the earlier turns are kept
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            assert "Ask again, fresh" in titles
 
     run(go)

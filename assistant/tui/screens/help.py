@@ -16,6 +16,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Asking", [
         ("Enter", "ask the question typed"),
         ("↑ / ↓", "earlier / later questions (history kept across runs)"),
+        ("F5", "ask the last question again, fresh: without the conversation's context"),
         ("Ctrl+N", "new conversation (the one left stays saved)"),
         ("Ctrl+L", "saved conversations: Enter resumes one, follow-ups continue it"),
         ("Ctrl+F", "search the conversation: Enter / ↓ next, Shift+Enter / ↑ previous, "

@@ -198,15 +198,22 @@ class QuestionCard(Widget):
         super().__init__()
         self.question = question
         self.resolved = ""
+        self.fresh = False
+        """Asked again without the conversation's context (F5)."""
 
     def render(self) -> RenderableType:
         asked = Text("› ", style="bold")
         asked.append(literal(self.question, "bold"))
-        if not self.resolved:
+        if not self.resolved and not self.fresh:
             return asked
-        resolved = literal(f"understood as: {self.resolved}")
+        resolved = literal(f"understood as: {self.resolved}" if self.resolved else
+                           "asked again, fresh: without the conversation's context")
         resolved.stylize(self.get_component_rich_style("question-card--resolved"))
         return Group(asked, Padding(resolved, (0, 0, 0, 2)))
+
+    def asked_fresh(self) -> None:
+        self.fresh = True
+        self.refresh(layout=True)
 
     def understood_as(self, resolved: str) -> None:
         self.resolved = resolved
