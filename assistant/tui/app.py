@@ -25,7 +25,7 @@ for terminals without OSC 52 (``tui/clipboard.py``).
     │       ├── StatusLine         what is happening, build progress
     │       └── QuestionInput      history on ↑/↓
     └── Footer
-    DocumentScreen (a source, its quote highlighted), HelpScreen, ExportScreen and
+    DocumentScreen (a source, its quote highlighted), HelpScreen, the prompts and
     ConversationsScreen (the saved ones) are pushed over it.
 """
 
@@ -197,6 +197,8 @@ class BriefingApp(App[None]):
                             else Preferences())
         self.engine: ChatEngine | None = None
         self.conversation = Conversation(id=uuid.uuid4().hex[:12])
+        self.conversation_name: str | None = None
+        """The name given to this conversation (Ctrl+L, F2), if any."""
         self.answers: list[Answer] = []
         self.queue: deque[Pending] = deque()
         self.asking: Pending | None = None
@@ -634,6 +636,7 @@ class BriefingApp(App[None]):
     async def action_new_conversation(self) -> None:
         """A fresh conversation; the one left is already saved (Ctrl+L resumes it)."""
         self.conversation = Conversation(id=uuid.uuid4().hex[:12])
+        self.conversation_name = None
         self.answers = []
         self.turns = []
         self.started = datetime.now(UTC)
@@ -665,7 +668,7 @@ class BriefingApp(App[None]):
             return
         saved = SavedConversation(id=self.conversation.id, created=self.started,
                                   updated=datetime.now(UTC), turns=self.turns,
-                                  context=self.conversation)
+                                  context=self.conversation, name=self.conversation_name)
         if not self.store.save(saved) and self.store.problem:
             self.notify(self.store.problem, title="Conversation not saved",
                         severity="warning", markup=False)
@@ -681,14 +684,23 @@ class BriefingApp(App[None]):
                         markup=False)
             self.store.problem = None
         by_id = {s.id: s for s in saved}
+        screen = ConversationsScreen(saved, self.store, current=self.conversation.id)
 
         async def chosen(conversation_id: str | None) -> None:
+            by_id.update(screen.renamed)
+            # an answer may have been saved while the list was open: say it again
+            if self.conversation.id in screen.renamed:
+                self.conversation_name = screen.renamed[self.conversation.id].name
+                self._save_conversation()
+            if self.conversation.id in screen.deleted:
+                self.store.delete(self.conversation.id)
+                await self.action_new_conversation()  # not saved again by a follow-up
             if conversation_id is None or conversation_id not in by_id:
                 self.action_focus_question()
                 return
             await self.resume(by_id[conversation_id])
 
-        self.push_screen(ConversationsScreen(saved, current=self.conversation.id), chosen)
+        self.push_screen(screen, chosen)
 
     async def resume(self, saved: SavedConversation) -> None:
         """Show a saved conversation's cards again; follow-ups continue in its context."""
@@ -698,6 +710,7 @@ class BriefingApp(App[None]):
         self.conversation = saved.context
         if self.conversation.id != saved.id:  # the file's name is the conversation
             self.conversation = Conversation(id=saved.id, turns=saved.context.turns)
+        self.conversation_name = saved.name
         self.turns = list(saved.turns)
         self.answers = [t.answer for t in saved.turns]
         self.started = saved.created
@@ -806,7 +819,7 @@ class BriefingApp(App[None]):
             self.notify("Nothing to export yet: ask a question first.", severity="warning",
                         markup=False)
             return
-        from assistant.tui.screens.export import ExportScreen
+        from assistant.tui.screens.prompt import export_prompt
 
         default = export_dir() / f"conversation-{datetime.now():%Y%m%d-%H%M%S}.md"
 
@@ -822,7 +835,7 @@ class BriefingApp(App[None]):
                 return
             self.notify(f"Saved the conversation to {target}", title="Exported", markup=False)
 
-        self.push_screen(ExportScreen(str(default)), chosen)
+        self.push_screen(export_prompt(str(default)), chosen)
 
     def action_rebuild(self, full: bool = False) -> None:
         if self.building is not None:

@@ -18,7 +18,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("↑ / ↓", "earlier / later questions (history kept across runs)"),
         ("F5", "ask the last question again, fresh: without the conversation's context"),
         ("Ctrl+N", "new conversation (the one left stays saved)"),
-        ("Ctrl+L", "saved conversations: Enter resumes one, follow-ups continue it"),
+        ("Ctrl+L", "saved conversations: type to filter, Enter resumes one (follow-ups "
+                   "continue it), F2 renames it, Ctrl+D deletes it (after a y / n)"),
         ("Ctrl+F", "search the conversation: Enter / ↓ next, Shift+Enter / ↑ previous, "
                    "Esc closes"),
         ("o on a document", "ask only that document, when the question box is empty "
