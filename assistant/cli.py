@@ -59,6 +59,13 @@ def _server_option(f: F) -> F:
                              " default: ASSISTANT_SERVER); no local index folder is used.")(f)
 
 
+def _only_option(f: F) -> F:
+    return click.option("--only", "only", metavar="GLOB", multiple=True,
+                        help="Answer from the documents whose name (as `info --documents` "
+                             "lists it) matches GLOB, or that lie in the folder GLOB names; "
+                             "repeatable.")(f)
+
+
 def _out(text: str, json: bool = False) -> None:
     """Results on stdout, made safe to show (``assistant.render``: ``json_safe`` for JSON,
     else ``printable``). A write that fails (a full disk, ``/dev/full``) is an
@@ -333,14 +340,16 @@ def _warn_if_stale(session: Session) -> None:
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Citations to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
+@_only_option
 @_server_option
 def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool,
-        server: str | None) -> None:
+        only: tuple[str, ...], server: str | None) -> None:
     """Answer one QUESTION with a verbatim quote and its citations."""
     settings = _settings(index_dir=index_dir, server=server)
     session = _open_session(settings)
     try:  # closed here, not at the interpreter's exit, which `main` skips after `ask`
-        answer = session.ask(question, top_k=top_k).answer
+        documents = session.documents_matching(only) if only else None
+        answer = session.ask(question, top_k=top_k, documents=documents).answer
         _warn_if_stale(session)
     finally:
         session.close()
@@ -362,9 +371,10 @@ def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool,
                                       "md: each answer as Markdown with its citations.")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Citations per answer.")
+@_only_option
 @_server_option
 def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
-          top_k: int | None, server: str | None) -> None:
+          top_k: int | None, only: tuple[str, ...], server: str | None) -> None:
     """Answer every question in FILE (.txt: one a line; .jsonl: {"question", "id",
     "conversation"}; - reads standard input), one record out per line in. Lines that share a
     "conversation" form one chat, asked in file order, so follow-ups are understood."""
@@ -375,6 +385,7 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
     source = open_questions(file)  # fail early on a missing, unreadable or binary file
     try:
         session = _open_session(settings)
+        documents = session.documents_matching(only) if only else None
     except BaseException:
         source[0].close()
         raise
@@ -389,7 +400,8 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
         bar = tqdm(total=count_lines(file), unit="q", file=sys.stderr, leave=False)
     failures = 0
     try:
-        for record in run_batch(session.answerer, file, top_k=top_k, source=source):
+        for record in run_batch(session.answerer, file, top_k=top_k, source=source,
+                                documents=documents):
             if isinstance(record, BatchErrorRecord):
                 failures += 1
             line = output_line(record, fmt)

@@ -96,12 +96,28 @@ def _quote_block(text: str) -> str:
     return "\n".join("> " + line for line in text.split("\n"))
 
 
+SCOPE_NAMED = 3
+"""A scope of up to this many documents is named in full; a larger one is counted."""
+
+
+def scope_text(scope: list[str] | frozenset[str]) -> str:
+    """The documents a question was asked of, in a few words: ``a.txt and b.md only``,
+    ``12 documents only (a.txt, b.md, c.pdf, …)``."""
+    docs = sorted(scope)
+    if len(docs) <= SCOPE_NAMED:
+        named = docs[0] if len(docs) == 1 else ", ".join(docs[:-1]) + " and " + docs[-1]
+        return f"{named} only" if docs else "no document"
+    return f"{count(len(docs), 'document')} only ({', '.join(docs[:SCOPE_NAMED])}, …)"
+
+
 def answer_markdown(answer: Answer) -> str:
     """One answer as Markdown (``batch --format md``, the chat's export), made printable,
     long quotes clipped."""
     lines = [f"### {answer.question}", ""]
     if answer.resolved_question:
         lines += [f"*Understood as:* {answer.resolved_question}", ""]
+    if answer.scope is not None:
+        lines += [f"*Asked of:* {scope_text(answer.scope)}", ""]
     if answer.abstained or answer.answer is None:
         lines += [f"**{answer.message}** (confidence {answer.confidence:.2f})", "",
                   "Closest passages (not an answer):", ""]
@@ -120,6 +136,8 @@ def answer_text(answer: Answer) -> str:
     out: list[str] = []
     if answer.resolved_question:
         out.append(f"(understood as: {answer.resolved_question})")
+    if answer.scope is not None:
+        out.append(f"(asked of {scope_text(answer.scope)})")
     if answer.abstained or answer.answer is None:
         out.append(f"{answer.message}  [confidence {answer.confidence:.2f}]")
         if answer.citations:

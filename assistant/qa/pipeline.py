@@ -158,7 +158,10 @@ class Answerer:
         answer and its citations to those documents."""
         t0 = time.perf_counter()
         conv = conversation or Conversation()
-        return self.reply(self.rank(question, conv, documents), conv, qid, top_k, t0)
+        out = self.reply(self.rank(question, conv, documents), conv, qid, top_k, t0)
+        if documents is not None:
+            out.answer.scope = sorted(documents)
+        return out
 
     def reply(self, r: Ranked, conv: Conversation, qid: str | None = None,
               top_k: int | None = None, started: float | None = None,

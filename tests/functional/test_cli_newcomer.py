@@ -89,3 +89,42 @@ def test_ctrl_c_during_index_says_it_resumes_and_how_far_it_got(tmp_path: Path) 
     again = cli("index", "--json", "--corpus", corpus, "--index", index, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["chunks_reused"] > 0
+
+
+def test_only_asks_the_documents_a_glob_or_a_folder_names(tmp_path: Path,
+                                                          briefing_index: Path) -> None:
+    """Issue 27, "Ask a part of the folder": `ask --only GLOB` and `batch --only GLOB` answer
+    from the matching documents (a folder name takes what lies in it); the answer and its
+    JSON say which; a GLOB matching nothing is a one-line error (exit 8)."""
+    import shutil
+
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(briefing_index.parent / "corpus", corpus)
+    (corpus / "grid").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "data" / "ingest" / "grid-outlook.txt",
+                corpus / "grid" / "grid-outlook.txt")
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+    question = "Which Chinese vendors are mentioned?"
+    full = json.loads(cli("ask", question, "--json", "--index", index, cwd=tmp_path).stdout)
+    assert "nvidia-h200-china.txt" in {c["doc_id"] for c in full["citations"]}
+    assert full["scope"] is None
+    for only in ("grid", "grid/", "*outlook*"):
+        proc = cli("ask", question, "--json", "--only", only, "--index", index, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        answer = json.loads(proc.stdout)
+        assert {c["doc_id"] for c in answer["citations"]} == {"grid/grid-outlook.txt"}, only
+        assert answer["scope"] == ["grid/grid-outlook.txt"]
+    text = cli("ask", question, "--only", "grid", "--index", index, cwd=tmp_path).stdout
+    assert "(asked of grid/grid-outlook.txt only)" in text
+    questions = tmp_path / "q.txt"
+    questions.write_text(f"{question}\n", encoding="utf-8")
+    proc = cli("batch", questions, "--only", "nvidia*", "--only", "nothing*", "--index", index,
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout)
+    assert {c["doc_id"] for c in record["citations"]} == {"nvidia-h200-china.txt"}
+    proc = cli("ask", question, "--only", "reports/*", "--index", index, cwd=tmp_path)
+    assert_user_error(proc, 8, "--only reports/* matches none of the 2 documents",
+                      "info --documents")
+    proc = cli("batch", questions, "--only", "*.pdf", "--index", index, cwd=tmp_path)
+    assert_user_error(proc, 8, "--only *.pdf matches none")
