@@ -57,7 +57,7 @@ from textual.worker import Worker, WorkerState
 
 from assistant.errors import AssistantError
 from assistant.qa.conversation import Conversation
-from assistant.render import count
+from assistant.render import count, scope_text
 from assistant.settings import Settings
 from assistant.tui.backend import CoreBackend
 from assistant.tui.history import InputHistory, default_history_path
@@ -183,8 +183,9 @@ class BriefingApp(App[None]):
         self.turns: list[SavedTurn] = []
         """The answered turns of this conversation, as saved."""
         self.started = datetime.now(UTC)
-        self.only_document: str | None = None
-        """The document questions are asked of alone (``o`` on the document list)."""
+        self.scope: frozenset[str] | None = None
+        """The documents questions are asked of (``o`` or space on the document list, the
+        palette's folders); None: every document."""
         self.which: Which = shutil.which
         """How clipboard tools are looked up (a seam for the tests)."""
         self._corpus_changes: tuple[str, ...] = ()
@@ -388,11 +389,13 @@ class BriefingApp(App[None]):
             self._swap_engine(outcome.session)
             self.index_error = None
             self._corpus_changes = ()
-            if self.only_document and self.only_document not in \
-                    outcome.session.manifest.documents:
-                self.notify(f"{self.only_document} is no longer indexed; asking every "
-                            "document again.", severity="warning", markup=False)
-                self._restrict(None)
+            gone = sorted((self.scope or frozenset()) - set(outcome.session.manifest.documents))
+            if gone and self.scope is not None:
+                kept = self.scope - set(gone)
+                self.notify(f"{', '.join(gone)} no longer indexed; asking "
+                            f"{scope_text(kept) if kept else 'every document'} now.",
+                            severity="warning", markup=False)
+                self._restrict(kept or None)
             summary = outcome.summary
             if summary is not None and not summary.up_to_date:
                 self.notify(f"Indexed {count(summary.documents, 'document')} "
@@ -472,9 +475,8 @@ class BriefingApp(App[None]):
             await welcome.remove()
         await view.mount_all([qcard, card])
         view.scroll_end(animate=False)
-        only = frozenset({self.only_document}) if self.only_document else None
         self.queue.append(Pending(self._asked, question, self.conversation.id, qcard, card,
-                                  documents=only, fresh=fresh))
+                                  documents=self.scope, fresh=fresh))
         self._pump()
 
     def _pump(self) -> None:
@@ -537,7 +539,7 @@ class BriefingApp(App[None]):
             self._save_conversation()
             only = ""
             if pending.documents is not None:
-                only = f" · asked of {', '.join(sorted(pending.documents))} only"
+                only = f" · asked of {scope_text(pending.documents)}"
             if answer.abstained:
                 self.status_line.say(f"Not covered by the documents · closest passages "
                                      f"listed{only}", "warning")
@@ -843,26 +845,37 @@ class BriefingApp(App[None]):
             return
         self._start_index_job("rebuild", full=full)
 
-    # ---- asking one document -----------------------------------------------------------
+    # ---- asking part of the folder -----------------------------------------------------
 
     def on_restriction_requested(self, message: RestrictionRequested) -> None:
-        self._restrict(None if message.doc_id == self.only_document else message.doc_id)
+        doc = frozenset({message.doc_id})
+        if message.mark:  # space: one more document asked, or one fewer
+            self._restrict((self.scope or frozenset()) ^ doc or None)
+        else:  # o: that document alone, or every document again
+            self._restrict(None if self.scope == doc else doc)
 
-    def _restrict(self, doc_id: str | None) -> None:
-        self.only_document = doc_id
-        self.query_one(SidePanel).show_only(doc_id)
+    def _restrict_folder(self, folder: str) -> None:
+        """Ask the documents in ``folder`` (a sub-folder of the corpus)."""
+        if self.engine is not None:
+            docs = frozenset(d for d in self.engine.manifest.documents
+                             if d.startswith(folder + "/"))
+            self._restrict(docs or None)
+
+    def _restrict(self, scope: frozenset[str] | None) -> None:
+        self.scope = scope
+        self.query_one(SidePanel).show_scope(scope)
         box = self.query_one(QuestionInput)
-        box.placeholder = (f"Ask a question about {doc_id} only…  (o on it in the document "
-                           "list: every document)" if doc_id else
+        box.placeholder = (f"Ask a question about {scope_text(scope)}…  (o on a document: "
+                           "every document)" if scope else
                            "Ask a question about the documents…  (↑↓ history · F1 keys)")
-        if doc_id:
-            self.status_line.say(f"Asking only {doc_id} (o on it again: every document)",
-                                 "ready")
+        if scope:
+            self.status_line.say(f"Asking {scope_text(scope)} (o on one: it alone, again: "
+                                 "every document; space: mark or unmark)", "ready")
         else:
             self.status_line.say("Asking every document again.", "ready")
 
     def _only_note(self) -> str:
-        return f" Asking only {self.only_document}." if self.only_document else ""
+        return f" Asking {scope_text(self.scope)}." if self.scope else ""
 
     # ---- search in the conversation ----------------------------------------------------
 
@@ -1096,18 +1109,26 @@ class BriefingApp(App[None]):
              self.action_clear_history),
             ("Help", "Every key of the chat (F1)", self.action_help),
         ]
-        if self.only_document:
+        if self.scope:
             commands.append(("Ask every document", markup_literal(
-                f"Stop asking only {self.only_document} (o on it in the document list)"),
+                f"Stop asking {scope_text(self.scope)} (o on a document in the list)"),
                 lambda: self._restrict(None)))
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
-        for doc_id in sorted(self.engine.manifest.documents) if self.engine else []:
-            if doc_id != self.only_document:
+        documents = sorted(self.engine.manifest.documents) if self.engine else []
+        folders = sorted({"/".join(d.split("/")[:n]) for d in documents
+                          for n in range(1, d.count("/") + 1)})
+        for folder in folders:
+            yield SystemCommand(markup_literal(f"Ask only the folder {folder}/"),
+                                "Restrict the questions to the documents in it",
+                                lambda f=folder: self._restrict_folder(f))
+        for doc_id in documents:
+            if self.scope != frozenset({doc_id}):
                 yield SystemCommand(markup_literal(f"Ask only {doc_id}"),
                                     "Restrict the questions to this document (o on it in "
-                                    "the document list, the question box empty)",
-                                    lambda d=doc_id: self._restrict(d))
+                                    "the document list, the question box empty; space marks "
+                                    "several)",
+                                    lambda d=doc_id: self._restrict(frozenset({d})))
         latest = self.conversation_view.latest_answer()
         for c in latest.answer.citations if latest else []:
             yield SystemCommand(f"Copy citation [{c.rank}]",  # "[2]" is no tag: shown as is

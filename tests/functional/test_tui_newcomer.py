@@ -144,7 +144,7 @@ def test_typing_and_pasting_on_the_document_list_reach_the_question_box(
                 app._driver.send_message(event)
             await pilot.pause(0.3)
             assert box.value == question
-            assert app.only_document is None
+            assert app.scope is None
             assert app.focused is box
             # a paste with the list focused
             box.value = ""
@@ -157,10 +157,10 @@ def test_typing_and_pasting_on_the_document_list_reach_the_question_box(
             box.value = ""
             docs.focus()
             await pilot.press("o")
-            assert app.only_document == "nvidia-h200-china.txt"
+            assert app.scope == frozenset({"nvidia-h200-china.txt"})
             assert box.value == ""
             await pilot.press("o")
-            assert app.only_document is None
+            assert app.scope is None
 
     run(go)
 

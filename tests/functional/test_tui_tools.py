@@ -159,7 +159,7 @@ def test_questions_can_be_restricted_to_one_document(tmp_path: Path,
             docs.highlighted = at
             await pilot.press("o")
             await pilot.pause()
-            assert app.only_document == "grid-outlook.txt"
+            assert app.scope == frozenset({"grid-outlook.txt"})
             panel = flat(text_of(app.query_one(SidePanel)))
             assert "only grid-outlook.txt" in panel and "asked alone" in panel
             assert "grid-outlook.txt only" in app.query_one(QuestionInput).placeholder
@@ -172,7 +172,7 @@ def test_questions_can_be_restricted_to_one_document(tmp_path: Path,
             docs.highlighted = at
             await pilot.press("o")  # again: every document
             await pilot.pause()
-            assert app.only_document is None
+            assert app.scope is None
             await ask(pilot, "Which Chinese vendors are mentioned?")
             assert BRIEFING_DOC in {c.doc_id for c in
                                     app.query(AnswerCard).last().answer.citations}
@@ -282,9 +282,69 @@ def test_the_new_keys_are_in_the_help_and_the_palette(
                     "Open source in $EDITOR", f"Ask only {BRIEFING_DOC}"} <= set(commands)
             commands[f"Ask only {BRIEFING_DOC}"].callback()
             await pilot.pause()
-            assert app.only_document == BRIEFING_DOC
+            assert app.scope == frozenset({BRIEFING_DOC})
             commands = {c.title: c for c in app.get_system_commands(app.screen)}
             commands["Ask every document"].callback()
-            assert app.only_document is None
+            assert app.scope is None
+
+    run(go)
+
+
+@pytest.mark.slow
+def test_questions_can_be_asked_of_marked_documents_or_a_folder(
+        tmp_path: Path, briefing_index: Path, exports_in_tmp: Path) -> None:
+    """Issue 27, "Ask a part of the folder": space on the document list marks documents (the
+    cursor moves on, as in file managers); questions are answered from the marked ones,
+    which the panel, the status line and the export say; the palette asks a sub-folder."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(briefing_index.parent / "corpus", corpus)
+    (corpus / "energy").mkdir()
+    for name in ("grid-outlook.txt", "market-report.md"):
+        shutil.copy(DATA / name, corpus / "energy" / name)
+    index = tmp_path / "index"
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+    energy = frozenset({"energy/grid-outlook.txt", "energy/market-report.md"})
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            docs = app.query_one(SidePanel).query_one(OptionList)
+            docs.focus()
+            ids = [docs.get_option_at_index(i).id for i in range(docs.option_count)]
+            for doc in sorted(energy):
+                docs.highlighted = ids.index(doc)
+                await pilot.press("space")
+                await pilot.pause()
+            assert app.scope == energy
+            panel = flat(text_of(app.query_one(SidePanel)))
+            assert "2 marked documents" in panel and panel.count("· asked") == 2
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            answer = app.query(AnswerCard).last().answer
+            assert {c.doc_id for c in answer.citations} <= energy and answer.citations
+            assert answer.scope == sorted(energy)
+            assert "asked of energy/grid-outlook.txt and energy/market-report.md only" in \
+                app.status_line.text
+            docs.focus()
+            docs.highlighted = ids.index("energy/market-report.md")
+            await pilot.press("space")  # unmarked: the other one is asked alone
+            await pilot.pause()
+            assert app.scope == frozenset({"energy/grid-outlook.txt"})
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            export = next(exports_in_tmp.glob("conversation-*.md")).read_text("utf-8")
+            assert "*Asked of:* energy/grid-outlook.txt and energy/market-report.md only" in \
+                export
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            commands["Ask only the folder energy/"].callback()
+            assert app.scope == energy
+            commands["Ask every document"].callback()
+            assert app.scope is None
+            # typed into a question, a space on the list is a space
+            app.query_one(QuestionInput).insert_text_at_cursor("Which")
+            docs.focus()
+            await pilot.press("space", "x")
+            await pilot.pause()
+            assert app.scope is None and app.query_one(QuestionInput).value == "Which x"
 
     run(go)
