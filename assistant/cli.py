@@ -341,18 +341,35 @@ def _warn_if_stale(session: Session) -> None:
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Citations to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
 @_only_option
+@click.option("--each", is_flag=True,
+              help="What does each document say: the best passage of every document that "
+                   "covers the question, grouped by document (JSON: {question, answers}).")
 @_server_option
 def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool,
-        only: tuple[str, ...], server: str | None) -> None:
+        only: tuple[str, ...], each: bool, server: str | None) -> None:
     """Answer one QUESTION with a verbatim quote and its citations."""
     settings = _settings(index_dir=index_dir, server=server)
     session = _open_session(settings)
     try:  # closed here, not at the interpreter's exit, which `main` skips after `ask`
         documents = session.documents_matching(only) if only else None
-        answer = session.ask(question, top_k=top_k, documents=documents).answer
+        if each:
+            answers = session.ask_each(question, documents)
+        else:
+            answer = session.ask(question, top_k=top_k, documents=documents).answer
         _warn_if_stale(session)
     finally:
         session.close()
+    if each:
+        if as_json:
+            import json
+
+            _out(json.dumps({"question": question, "answers": [
+                a.model_dump(mode="json") for a in answers]}, ensure_ascii=False), json=True)
+            return
+        from assistant.render import each_text
+
+        _out(each_text(question, answers))
+        return
     if as_json:
         _out(answer.model_dump_json(), json=True)
         return

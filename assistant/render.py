@@ -156,6 +156,25 @@ def answer_text(answer: Answer) -> str:
     return printable("\n".join(out))
 
 
+def each_text(question: str, answers: list[Answer]) -> str:
+    """``assistant ask --each``: each document's best passage, grouped by document, most
+    likely first; made printable, long quotes clipped."""
+    if not answers:
+        return printable(f"No document covers this: {one_line(question)}")
+    covers = "covers" if len(answers) == 1 else "cover"
+    out = [f"{count(len(answers), 'document')} {covers} this: {one_line(question)}"]
+    for a in answers:
+        if a.answer is None:
+            continue
+        title = a.citations[0].title if a.citations else a.answer.doc_id
+        out += ["", f"== {a.answer.doc_id} — {clipped(title, DISPLAY_TITLE_CHARS)}",
+                f"“{clipped(a.answer.text)}”",
+                f"    characters {a.answer.start}–{a.answer.end}  "
+                f"[confidence {a.confidence:.2f}"
+                + (", best guess]" if a.outcome == "best_guess" else "]")]
+    return printable("\n".join(out))
+
+
 def conversation_markdown(answers: list[Answer], title: str = "Conversation") -> str:
     """A whole chat as Markdown, each turn as ``answer_markdown`` renders it (the TUI's
     export), so an exported chat reads exactly like ``assistant batch --format md``."""

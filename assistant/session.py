@@ -27,7 +27,7 @@ from assistant.errors import (
 )
 from assistant.index.meta import MetaSource
 from assistant.index.store import OpenIndex, check_model, open_index
-from assistant.models import BuildSummary, IndexManifest, IndexStatus, Section
+from assistant.models import Answer, BuildSummary, IndexManifest, IndexStatus, Section
 from assistant.preload import EmbedderPreload, preload_embedder
 from assistant.qa.conversation import Conversation
 from assistant.qa.pipeline import Answerer, Reply
@@ -89,6 +89,13 @@ class Session:
         ``documents`` (doc ids): from those documents only."""
         with self._answer_lock:
             return self.answerer.ask(question, conversation, top_k=top_k, documents=documents)
+
+    def ask_each(self, question: str, documents: frozenset[str] | None = None
+                 ) -> list[Answer]:
+        """Each document's best passage that covers ``question``
+        (``Answerer.ask_each``), most likely first."""
+        with self._answer_lock:
+            return self.answerer.ask_each(question, documents)
 
     def documents_matching(self, patterns: tuple[str, ...]) -> frozenset[str]:
         """The documents ``--only`` names: those whose id matches one of the glob

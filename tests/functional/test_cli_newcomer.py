@@ -128,3 +128,39 @@ def test_only_asks_the_documents_a_glob_or_a_folder_names(tmp_path: Path,
                       "info --documents")
     proc = cli("batch", questions, "--only", "*.pdf", "--index", index, cwd=tmp_path)
     assert_user_error(proc, 8, "--only *.pdf matches none")
+
+
+def test_ask_each_shows_the_best_passage_of_every_document_that_covers_it(
+        tmp_path: Path, briefing_index: Path) -> None:
+    """Issue 27, "Answers from every document": `ask --each` lists, grouped by document, the
+    best passage of each document that covers the question, and none of those that do not;
+    `--json` gives one Answer per document; nothing covered says so (exit 0)."""
+    import shutil
+
+    corpus, index = tmp_path / "corpus", tmp_path / "index"
+    shutil.copytree(briefing_index.parent / "corpus", corpus)
+    data = Path(__file__).resolve().parents[1] / "data" / "ingest"
+    for name in ("chip-policy.html", "grid-outlook.txt"):
+        shutil.copy(data / name, corpus / name)
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+
+    def each(question: str, *more: str) -> subprocess.CompletedProcess[str]:
+        proc = cli("ask", question, "--each", *more, "--index", index, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    # a question two documents answer, each in its own words
+    question = "What are vendors doing?"
+    got = json.loads(each(question, "--json").stdout)
+    assert got["question"] == question
+    docs = [a["answer"]["doc_id"] for a in got["answers"]]
+    assert sorted(docs) == ["chip-policy.html", "nvidia-h200-china.txt"], docs
+    assert all(len(a["citations"]) == 1 and a["citations"][0]["doc_id"] == d
+               for a, d in zip(got["answers"], docs, strict=True))
+    text = each(question).stdout
+    assert text.startswith(f"2 documents cover this: {question}")
+    assert "== chip-policy.html — Chip Policy Explained" in text
+    assert "Vendors adapted quickly." in text and "grid-outlook.txt" not in text
+    assert text.index("chip-policy.html") < text.index("nvidia-h200-china.txt")  # likelier
+    assert each(question, "--only", "chip*").stdout.startswith("1 document covers this")
+    assert each("How do I bake sourdough bread?").stdout.startswith("No document covers this")
