@@ -213,6 +213,8 @@ class BriefingApp(App[None]):
         self._index_thread: threading.Thread | None = None
         self._embedded = (0, 0)
         """The running build's chunks done, of about how many (for the farewell on quit)."""
+        self._each: tuple[QuestionCard, PendingCard, str] | None = None
+        """"What does each document say?" being answered: its cards and conversation."""
         self._opening: tuple[SourceRequested, Path, bool] | None = None
         """The document being read for showing: the request, its file, and whether to
         open it in $EDITOR then."""
@@ -271,7 +273,7 @@ class BriefingApp(App[None]):
     @property
     def busy(self) -> bool:
         """Anything still to do: loading, building, answering or questions queued."""
-        return bool(self.building or self.asking or (self.queue and self.engine))
+        return bool(self.building or self.asking or self._each or (self.queue and self.engine))
 
     # ---- the index ---------------------------------------------------------------------
 
@@ -462,7 +464,7 @@ class BriefingApp(App[None]):
         self._asked += 1
         qcard = QuestionCard(question)
         if fresh:
-            qcard.asked_fresh()
+            qcard.asked("asked again, fresh: without the conversation's context")
         if self.engine is not None:
             note = "Answering…"
         elif self.index_error is not None:
@@ -567,6 +569,8 @@ class BriefingApp(App[None]):
             error = UnexpectedError.wrap(worker.error or RuntimeError("worker failed"))
             if worker.group == "ask":
                 await self._finish_ask(error)
+            elif worker.group == "each":
+                await self._finish_each(error)
             elif worker.group == "index":
                 self.building = None
                 await self._add_card(MessageCard.error(error, str(self.settings.corpus_dir)))
@@ -575,6 +579,8 @@ class BriefingApp(App[None]):
             return
         if worker.group == "ask":
             await self._finish_ask(cast("Reply | AssistantError", worker.result))
+        elif worker.group == "each":
+            await self._finish_each(cast("list[Reply] | AssistantError", worker.result))
         elif worker.group == "index":
             await self._finish_index_job(worker.name, cast("IndexOutcome", worker.result))
 
@@ -649,6 +655,79 @@ class BriefingApp(App[None]):
         if self.engine is not None:
             self.status_line.say(f"New conversation. Ask a question.{self._only_note()}",
                                  "ready")
+
+    async def action_ask_each(self) -> None:
+        """What does each document say: for the question typed (else the last one asked),
+        the best passage of each document that covers it, one card per document, the
+        likeliest first. No turn of the conversation: follow-ups do not lean on it."""
+        from assistant.text import without_terminal_codes
+
+        box = self.query_one(QuestionInput)
+        typed = " ".join(without_terminal_codes(box.value).split())
+        question = typed or (self.answers[-1].question if self.answers else "")
+        engine = self.engine
+        if not question or engine is None or self._each is not None:
+            self.notify("Type a question first." if not question else
+                        "The index is not open yet." if engine is None else
+                        "Each document is already being asked.", severity="warning",
+                        markup=False)
+            return
+        if typed:
+            box.value = ""
+            self.history.add(typed)
+        qcard = QuestionCard(question)
+        qcard.asked("what each document says: the best passage of each one that covers it")
+        pending = PendingCard("Asking each document…", markup=False)
+        view = self.conversation_view
+        for welcome in view.query("#welcome"):
+            await welcome.remove()
+        await view.mount_all([qcard, pending])
+        view.scroll_end(animate=False)
+        self.status_line.say("Asking each document…", "busy")
+        self._each = (qcard, pending, self.conversation.id)
+        backend, conversation, scope = self.backend, self.conversation, self.scope
+
+        def job() -> list[Reply] | AssistantError:
+            return backend.ask_each(engine, question, conversation, scope)
+
+        self.run_worker(job, name="each", group="each", thread=True, exit_on_error=False,
+                        description="ask each document")
+
+    async def _finish_each(self, result: list[Reply] | AssistantError) -> None:
+        if self._each is None:
+            return
+        qcard, pending, conversation_id = self._each
+        self._each = None
+        if conversation_id != self.conversation.id or not pending.is_attached:
+            return  # the conversation was left meanwhile
+        cards: list[Widget]
+        if isinstance(result, AssistantError):
+            cards = [MessageCard.error(result, str(self.settings.corpus_dir))]
+            self.status_line.say(f"{result.title}: {result.message}", "warning")
+        elif not result:
+            cards = [MessageCard.notice("Each document", [
+                "No document covers this: none of their best passages answers it."],
+                warning=True)]
+            self.status_line.say("Not covered by any document", "warning")
+        else:
+            from assistant.tui.conversations import SavedTurn
+
+            cards = [AnswerCard(r.answer, r.passage, r.places) for r in result]
+            for r in result:
+                self.answers.append(r.answer)
+                self.turns.append(SavedTurn(answer=r.answer, passage=r.passage,
+                                            places=r.places))
+            self._save_conversation()
+            covers = "covers" if len(result) == 1 else "cover"
+            self.status_line.say(f"{count(len(result), 'document')} {covers} this, the "
+                                 "likeliest first", "ready")
+        view = self.conversation_view
+        await view.mount_all(cards, after=pending)
+        await pending.remove()
+        if isinstance(cards[0], AnswerCard):
+            self.call_after_refresh(view.show_answer, qcard, cards[0])
+        else:
+            view.scroll_end(animate=False)
 
     async def action_ask_fresh(self) -> None:
         """Ask the conversation's last question again, as it stands: no context from the
@@ -1091,6 +1170,9 @@ class BriefingApp(App[None]):
              self.action_export_as),
             ("Saved conversations", "List the saved conversations and resume one (Ctrl+L)",
              self.action_conversations),
+            ("What does each document say?", "For the question typed (else the last one): "
+             "the best passage of each document that covers it, grouped by document",
+             self.action_ask_each),
             ("Ask again, fresh", "The last question again, without the conversation's "
              "context (F5)", self.action_ask_fresh),
             ("Search the conversation", "Find words in the questions, answers and sources; "

@@ -22,7 +22,7 @@ from assistant.settings import Settings
 from assistant.tui.app import BriefingApp
 from assistant.tui.outside import line_in_file, outside_command
 from assistant.tui.screens.document import DocumentScreen
-from assistant.tui.widgets.conversation import AnswerCard
+from assistant.tui.widgets.conversation import AnswerCard, MessageCard, QuestionCard
 from assistant.tui.widgets.question_input import QuestionInput
 from assistant.tui.widgets.side_panel import SidePanel
 
@@ -346,5 +346,50 @@ def test_questions_can_be_asked_of_marked_documents_or_a_folder(
             await pilot.press("space", "x")
             await pilot.pause()
             assert app.scope is None and app.query_one(QuestionInput).value == "Which x"
+
+    run(go)
+
+
+@pytest.mark.slow
+def test_what_each_document_says(tmp_path: Path, briefing_index: Path,
+                                 exports_in_tmp: Path) -> None:
+    """Issue 27, "Answers from every document": the palette's "What does each document
+    say?" shows, for the question typed, one card per document that covers it (its best
+    passage, the likeliest first), outside the conversation's context; none: a notice."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(briefing_index.parent / "corpus", corpus)
+    for name in ("chip-policy.html", "grid-outlook.txt"):
+        shutil.copy(DATA / name, corpus / name)
+    index = tmp_path / "index"
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            turns = app.conversation.turns
+            box = app.query_one(QuestionInput)
+            box.value = "What are vendors doing?"
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            await commands["What does each document say?"].callback()
+            await settle(pilot)
+            cards = list(app.query(AnswerCard))[1:]
+            assert [c.answer.answer.doc_id for c in cards if c.answer.answer] == [
+                "chip-policy.html", BRIEFING_DOC]
+            assert all(len(c.answer.citations) == 1 for c in cards)
+            assert "Vendors adapted quickly." in flat(text_of(cards[0]).replace("▌", ""))
+            assert "what each document says" in text_of(app.query(QuestionCard).last())
+            assert box.value == "" and app.conversation.turns == turns
+            assert "2 documents cover this" in app.status_line.text
+            box.value = "How do I bake sourdough bread?"
+            await commands["What does each document say?"].callback()
+            await settle(pilot)
+            assert len(app.query(AnswerCard)) == 3
+            assert "No document covers this" in text_of(app.query(MessageCard).last())
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            export = next(exports_in_tmp.glob("conversation-*.md")).read_text("utf-8")
+            assert export.count("### What are vendors doing?") == 2
 
     run(go)

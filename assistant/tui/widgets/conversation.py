@@ -198,21 +198,20 @@ class QuestionCard(Widget):
         super().__init__()
         self.question = question
         self.resolved = ""
-        self.fresh = False
-        """Asked again without the conversation's context (F5)."""
+        self.how = ""
+        """How it was asked, when not as a turn of the conversation (F5, each document)."""
 
     def render(self) -> RenderableType:
         asked = Text("› ", style="bold")
         asked.append(literal(self.question, "bold"))
-        if not self.resolved and not self.fresh:
+        if not self.resolved and not self.how:
             return asked
-        resolved = literal(f"understood as: {self.resolved}" if self.resolved else
-                           "asked again, fresh: without the conversation's context")
+        resolved = literal(f"understood as: {self.resolved}" if self.resolved else self.how)
         resolved.stylize(self.get_component_rich_style("question-card--resolved"))
         return Group(asked, Padding(resolved, (0, 0, 0, 2)))
 
-    def asked_fresh(self) -> None:
-        self.fresh = True
+    def asked(self, how: str) -> None:
+        self.how = how
         self.refresh(layout=True)
 
     def understood_as(self, resolved: str) -> None:
@@ -222,7 +221,7 @@ class QuestionCard(Widget):
     @property
     def search_text(self) -> str:
         """What a search of the conversation (Ctrl+F) finds in this card."""
-        return f"{self.question}\n{self.resolved}"
+        return f"{self.question}\n{self.resolved}\n{self.how}"
 
 
 class PendingCard(Static):
