@@ -10,7 +10,9 @@ them. Every ``AssistantError`` becomes a card in the conversation that says what
 Every answered turn is saved (``tui/conversations.py``) and Ctrl+L resumes a saved
 conversation; Ctrl+F searches the conversation's cards. While the chat is open the corpus
 is stat-ed every ``CORPUS_WATCH_SECONDS`` in a worker (group ``watch``): a change marks the
-side panel stale and names the key that rebuilds, never rebuilding by itself. ``o`` on a
+side panel stale and names the key that rebuilds; with ``watch`` on (the setting, or the
+palette's toggle) the index is rebuilt by itself once the changed files have not changed
+for ``WATCH_QUIET_SECONDS``. ``o`` on a
 document in the side panel asks it alone. Copies also go to a clipboard tool, or a file,
 for terminals without OSC 52 (``tui/clipboard.py``).
 
@@ -37,6 +39,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -131,6 +134,9 @@ class BriefingApp(App[None]):
 
     TITLE = "Briefing assistant"
     CORPUS_WATCH_SECONDS = 2.0
+    WATCH_QUIET_SECONDS = 3.0
+    """With ``watch`` on: how long changed files must stay as they are before the index is
+    rebuilt (a file being saved or copied is not indexed half-written)."""
     """How often the corpus is stat-ed for changes while the chat is open."""
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW_BELOW, "-wide")]  # noqa: RUF012
     """Below NARROW_BELOW columns the side panel steps aside (Ctrl+B still shows it, narrower):
@@ -189,6 +195,15 @@ class BriefingApp(App[None]):
         self.which: Which = shutil.which
         """How clipboard tools are looked up (a seam for the tests)."""
         self._corpus_changes: tuple[str, ...] = ()
+        self._changes_seen: tuple[object, ...] = ()
+        """The changed files' names, sizes and times as last seen, and since when
+        (``_changes_since``): they must stay so a while before a rebuild by itself."""
+        self._changes_since = 0.0
+        self._rebuilt_for: tuple[object, ...] = ()
+        """The changes a rebuild by itself was started for: not retried if it failed."""
+        self.watching = settings.watch
+        """Whether changed files are re-indexed by themselves (the ``watch`` setting; the
+        palette toggles it)."""
         self._watched_gen: int | None = None
         """The index generation the running corpus scan compares with."""
         self._search_hits: list[Widget] = []
@@ -561,7 +576,8 @@ class BriefingApp(App[None]):
             return
         if worker.group == "watch":  # a failed scan is retried at the next tick, silently
             if event.state == WorkerState.SUCCESS and self.engine is not None:
-                self._corpus_changed(cast("list[str]", worker.result), self._watched_gen)
+                self._corpus_changed(cast("tuple[list[str], tuple[object, ...]]",
+                                          worker.result), self._watched_gen)
             return
         if event.state == WorkerState.ERROR:  # the jobs catch everything; a last resort
             from assistant.errors import UnexpectedError
@@ -1018,29 +1034,58 @@ class BriefingApp(App[None]):
         settings, manifest = self.settings, engine.manifest
         self._watched_gen = engine.generation
 
-        def job() -> list[str]:
+        def job() -> tuple[list[str], tuple[object, ...]]:
             from assistant.build import documents_changed, resolve_corpus
 
             corpus = resolve_corpus(settings).corpus_dir
-            return documents_changed(manifest.model_copy(update={"corpus_dir": str(corpus)}))
+            changed = documents_changed(manifest.model_copy(update={"corpus_dir": str(corpus)}))
+            seen: list[object] = []
+            for name in changed:  # how each looks now: a file still being written changes
+                try:
+                    st = (corpus / name).stat()
+                    seen.append((name, st.st_size, st.st_mtime_ns))
+                except OSError:
+                    seen.append((name, None))
+            return changed, tuple(seen)
 
         self.run_worker(job, name="watch", group="watch", thread=True, exit_on_error=False,
                         description="look for changes in the corpus")
 
-    def _corpus_changed(self, changed: list[str], generation: int | None) -> None:
+    def _corpus_changed(self, scan: tuple[list[str], tuple[object, ...]],
+                        generation: int | None) -> None:
+        changed, seen = scan
         if self.engine is None or self.building is not None or \
                 self.engine.generation != generation:
             return  # rebuilt (or rebuilding) since the scan began: it is out of date
+        if seen != self._changes_seen:
+            self._changes_seen, self._changes_since = seen, time.monotonic()
+        names = ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)"
+                                          if len(changed) > 3 else "")
+        if changed and self.watching and seen != self._rebuilt_for and \
+                time.monotonic() - self._changes_since >= self.WATCH_QUIET_SECONDS:
+            self._rebuilt_for = seen
+            self.notify(f"Re-indexing {names}; answers come from the index as it was until "
+                        "it is done.", title="Keeping the index current", markup=False)
+            self._start_index_job("rebuild")
+            return
         if tuple(changed) == self._corpus_changes:
             return
         self._corpus_changes = tuple(changed)
         self.query_one(SidePanel).show_changes(changed)
-        if changed:
-            names = ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)"
-                                              if len(changed) > 3 else "")
+        if changed and not self.watching:
             self.notify(f"{names} changed since the index was built. Press Ctrl+R to "
-                        "rebuild it; until then answers come from the index as it was.",
+                        "rebuild it (or turn on \"Keep the index current\" in Ctrl+P); "
+                        "until then answers come from the index as it was.",
                         title="The corpus changed", timeout=10, markup=False)
+
+    def action_toggle_watch(self) -> None:
+        """Re-index changed files by themselves, or not, for this session."""
+        self.watching = not self.watching
+        self._rebuilt_for = ()
+        self.notify("Changed files are now re-indexed by themselves, a few seconds after "
+                    "they stop changing." if self.watching else
+                    "Changed files are no longer re-indexed by themselves (Ctrl+R does it).",
+                    title="Keep the index current", markup=False)
 
     def action_toggle_why(self) -> None:
         """The "why" view: each source's score, character offsets and matched evidence."""
@@ -1187,6 +1232,9 @@ class BriefingApp(App[None]):
              self.action_toggle_panel),
             ("Why these sources", "Show or hide each source's score and offsets (F2)",
              self.action_toggle_why),
+            ("Keep the index current: " + ("turn off" if self.watching else "turn on"),
+             "Re-index changed files by themselves, a few seconds after they stop changing "
+             "(for this session; the watch setting is the default)", self.action_toggle_watch),
             ("Clear question history", "Forget the questions kept for ↑/↓",
              self.action_clear_history),
             ("Help", "Every key of the chat (F1)", self.action_help),

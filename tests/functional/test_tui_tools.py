@@ -133,6 +133,51 @@ def test_a_corpus_change_marks_the_index_stale_and_offers_the_rebuild(
     run(go)
 
 
+@pytest.mark.slow
+def test_with_watch_on_changed_files_are_reindexed_once_they_stop_changing(
+        workspace: tuple[Path, Path], tmp_path: Path) -> None:
+    """Issue 27, "Keep the index current by itself": with ``watch = true`` a file that
+    changes is re-indexed by itself, with a notice, once it has stayed unchanged a few
+    seconds (not while it keeps changing); the palette turns it off for the session."""
+    corpus, index = workspace
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+    added = "The harbour of Valdoria reopened to container ships in March."
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index, watch=True)
+        app.CORPUS_WATCH_SECONDS = 0.2  # type: ignore[misc]
+        app.WATCH_QUIET_SECONDS = 1.0  # type: ignore[misc]
+        said = spy_notes(app)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.engine is not None
+            generation = app.engine.generation
+            for k in range(8):  # a file written bit by bit: no rebuild meanwhile
+                with open(corpus / BRIEFING_DOC, "a", encoding="utf-8") as fh:
+                    fh.write(f"\nLine {k} written while the chat is open." if k < 7
+                             else f"\n{added}\n")
+                await pilot.pause(0.3)
+                assert app.building is None and app.engine.generation == generation
+            await wait_for(pilot, lambda: app.building is not None, seconds=10)
+            assert any("Re-indexing" in s and BRIEFING_DOC in s for s in said)
+            await settle(pilot)
+            assert app.engine.generation > generation
+            await ask(pilot, "When did the harbour of Valdoria reopen?")
+            assert added in app.query(AnswerCard).last().answer.message
+            # off from the palette: a change is only said, not indexed
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            commands["Keep the index current: turn off"].callback()
+            assert not app.watching
+            generation = app.engine.generation
+            with open(corpus / BRIEFING_DOC, "a", encoding="utf-8") as fh:
+                fh.write("\nOne more line.\n")
+            await wait_for(pilot, lambda: any("Press Ctrl+R" in s for s in said))
+            await pilot.pause(1.5)
+            assert app.building is None and app.engine.generation == generation
+
+    run(go)
+
+
 # ---- one document ----------------------------------------------------------------------------
 
 
