@@ -118,6 +118,8 @@ def answer_markdown(answer: Answer) -> str:
         lines += [f"*Understood as:* {answer.resolved_question}", ""]
     if answer.scope is not None:
         lines += [f"*Asked of:* {scope_text(answer.scope)}", ""]
+    if answer.outcome == "best_guess" and not answer.abstained:
+        lines += ["**Best guess, not sure:**", ""]
     if answer.abstained or answer.answer is None:
         lines += [f"**{answer.message}** (confidence {answer.confidence:.2f})", "",
                   "Closest passages (not an answer):", ""]
@@ -138,6 +140,8 @@ def answer_text(answer: Answer) -> str:
         out.append(f"(understood as: {answer.resolved_question})")
     if answer.scope is not None:
         out.append(f"(asked of {scope_text(answer.scope)})")
+    if answer.outcome == "best_guess" and not answer.abstained:
+        out.append("Best guess, not sure:")
     if answer.abstained or answer.answer is None:
         out.append(f"{answer.message}  [confidence {answer.confidence:.2f}]")
         if answer.citations:

@@ -560,6 +560,9 @@ class BriefingApp(App[None]):
             if answer.abstained:
                 self.status_line.say(f"Not covered by the documents · closest passages "
                                      f"listed{only}", "warning")
+            elif answer.outcome == "best_guess":
+                self.status_line.say(f"Best guess, not sure ({likely(answer.confidence)} likely "
+                                     f"to answer) · Ctrl+O opens the source{only}", "warning")
             else:
                 self.status_line.say(f"Answered ({likely(answer.confidence)} likely to answer) · "
                                      f"Ctrl+O opens the source{only}", "ready")

@@ -74,6 +74,9 @@ class RecordedAnswerer:
         answer = Answer(id="recorded", question=question, abstained=False, message=first.quote,
                         answer=AnswerSpan(text=first.quote, doc_id=DOC, start=first.start,
                                           end=first.end), confidence=0.9978, citations=cites)
+        if "guess" in question:  # the recorded best guess
+            answer.outcome, answer.confidence = "best_guess", 0.457
+            answer.message = f"Best guess, not sure: {first.quote}"
         return Reply(answer, conversation or Conversation())
 
 
@@ -207,3 +210,17 @@ def test_snapshot_answer_without_colour_at_80x24(snap_compare: Snap, no_color: N
     """Issue 27, item 4: with NO_COLOR the quote is still marked (a bar in the margin, and
     underlined), not only by its background."""
     assert snap_compare(stable_app, terminal_size=(80, 24), run_before=answered)
+
+
+async def answered_and_guessed(pilot: Pilot[None]) -> None:
+    """A long answer, then a best guess (the answer engine's third outcome)."""
+    await answered(pilot)
+    await ask(pilot, "Take a guess: what happens to the chips?")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 20)], ids=["80x24", "60x20"])
+def test_snapshot_best_guess(snap_compare: Snap, stable_app: BriefingApp,
+                             size: tuple[int, int]) -> None:
+    """Issue 27, must hold: a best guess is drawn apart from an answer (a dashed amber
+    border titled "Best guess — not sure", an amber status line)."""
+    assert snap_compare(stable_app, terminal_size=size, run_before=answered_and_guessed)

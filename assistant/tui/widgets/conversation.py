@@ -278,6 +278,7 @@ class AnswerCard(Vertical):
         border: round $success; border-title-color: $success; border-subtitle-color: $text-muted;
     }
     AnswerCard.abstained { border: round $warning; border-title-color: $warning; }
+    AnswerCard.best-guess { border: dashed $warning; border-title-color: $warning; }
     AnswerCard .where { color: $text-muted; padding: 0 1; }
     AnswerCard .verdict { color: $warning; text-style: bold; padding: 0 1; }
     AnswerCard .label { color: $text-muted; padding: 0 1; margin-top: 1; }
@@ -287,11 +288,15 @@ class AnswerCard(Vertical):
 
     def __init__(self, answer: Answer, passage: Passage | None,
                  places: dict[int, str] | None = None) -> None:
-        super().__init__(classes="abstained" if answer.abstained else "")
+        guess = answer.outcome == "best_guess" and not answer.abstained
+        super().__init__(classes="abstained" if answer.abstained else
+                         "best-guess" if guess else "")
         self.answer = answer
         self.passage = passage
         self.places = places or {}
-        self.border_title = "Not covered" if answer.abstained else "Answer"
+        # a best guess is drawn apart (a dashed amber border, its title), not as an answer
+        self.border_title = ("Not covered" if answer.abstained else
+                             "Best guess — not sure" if guess else "Answer")
         # a calibrated probability that the quote answers; an abstention has no such figure
         self.border_subtitle = ("" if answer.abstained
                                 else f"{likely(answer.confidence)} likely to answer")
