@@ -774,6 +774,55 @@ class BriefingApp(App[None]):
                         severity="warning", markup=False)
             self.store.problem = None
 
+    def action_rename_conversation(self) -> None:
+        """Name the open conversation (as F2 in Ctrl+L's list does)."""
+        from assistant.tui.screens.prompt import PromptScreen
+
+        if not self.turns:
+            self.notify("Nothing to name yet: ask a question first.", severity="warning")
+            return
+        current = self.conversation_name or self.turns[0].answer.question
+
+        def named(name: str | None) -> None:
+            self.action_focus_question()
+            if name is None or name == current:
+                return
+            self.conversation_name = name
+            self._save_conversation()
+            self.notify(f"Named this conversation “{name}”.", title="Renamed")
+
+        self.push_screen(PromptScreen(
+            "Rename the conversation", "Its new name (Ctrl+L lists it so). Enter renames, Esc "
+            "cancels.", current, id="rename"), named)
+
+    def action_delete_conversation(self) -> None:
+        """Delete the open conversation's saved file, after a confirmation (as Ctrl+D in
+        Ctrl+L's list does); a new conversation starts."""
+        from assistant.tui.screens.prompt import ConfirmScreen
+
+        if not self.turns:
+            self.notify("Nothing saved yet: this conversation has no answer.",
+                        severity="warning")
+            return
+        title = " ".join((self.conversation_name or self.turns[0].answer.question).split())
+
+        async def confirmed(yes: bool | None) -> None:
+            if not yes:
+                self.action_focus_question()
+                return
+            if not self.store.delete(self.conversation.id):
+                self.notify(self.store.problem or "cannot delete it", title="Not deleted",
+                            severity="error")
+                self.store.problem = None
+                return
+            await self.action_new_conversation()
+            self.notify(f"Deleted “{title}”.", title="Deleted")
+
+        self.push_screen(ConfirmScreen(
+            "Delete the conversation", f"Delete “{title}” "
+            f"({count(len(self.turns), 'question')}), the conversation open now (a new one "
+            "starts)?"), confirmed)
+
     def action_conversations(self) -> None:
         """List the saved conversations; the one chosen is resumed."""
         from assistant.tui.screens.conversations import ConversationsScreen
@@ -1218,6 +1267,10 @@ class BriefingApp(App[None]):
              self.action_export_as),
             ("Saved conversations", "List the saved conversations and resume one (Ctrl+L)",
              self.action_conversations),
+            ("Rename this conversation", "Give the open conversation a name for Ctrl+L's "
+             "list (F2 there)", self.action_rename_conversation),
+            ("Delete this conversation", "Delete the open conversation's saved file, after a "
+             "confirmation (Ctrl+D in Ctrl+L's list)", self.action_delete_conversation),
             ("What does each document say?", "For the question typed (else the last one): "
              "the best passage of each document that covers it, grouped by document",
              self.action_ask_each),
@@ -1255,6 +1308,15 @@ class BriefingApp(App[None]):
             yield SystemCommand(markup_literal(f"Ask only the folder {folder}/"),
                                 "Restrict the questions to the documents in it",
                                 lambda f=folder: self._restrict_folder(f))
+        scope = self.scope or frozenset()
+        for doc_id in documents if scope else []:  # Space on the document list
+            marked = doc_id in scope
+            yield SystemCommand(markup_literal(f"{'Stop asking' if marked else 'Also ask'} "
+                                               f"{doc_id}"),
+                                "Mark or unmark it as one of the documents asked (Space on it "
+                                "in the document list)",
+                                lambda d=doc_id: self.post_message(
+                                    RestrictionRequested(d, mark=True)))
         for doc_id in documents:
             if self.scope != frozenset({doc_id}):
                 yield SystemCommand(markup_literal(f"Ask only {doc_id}"),

@@ -311,5 +311,21 @@ def test_saved_conversations_filter_rename_and_delete(
             await pilot.pause()
             assert app.conversation.id != current and not app.query(AnswerCard)
             assert list(names()) == [n for n in names() if n != current] and len(names()) == 1
+            # the open conversation renamed and deleted from the palette
+            await ask(pilot, "What does Beijing want?")
+            current = app.conversation.id
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            commands["Rename this conversation"].callback()
+            await pilot.pause()
+            app.screen.query_one("#rename", Input).value = "Beijing again"
+            await pilot.press("enter")
+            await pilot.pause()
+            assert names()[current] == "Beijing again"
+            commands["Delete this conversation"].callback()
+            await pilot.pause()
+            assert "Beijing again" in text_of(app.screen)
+            await pilot.press("y")
+            await pilot.pause()
+            assert current not in names() and app.conversation.id != current
 
     run(go)

@@ -381,6 +381,14 @@ def test_questions_can_be_asked_of_marked_documents_or_a_folder(
             assert "*Asked of:* energy/grid-outlook.txt and energy/market-report.md only" in \
                 export
             commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            assert "Also ask energy/grid-outlook.txt" not in commands  # it is asked
+            commands[f"Also ask {BRIEFING_DOC}"].callback()  # Space, from the palette
+            await pilot.pause()
+            assert app.scope == frozenset({"energy/grid-outlook.txt", BRIEFING_DOC})
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            commands[f"Stop asking {BRIEFING_DOC}"].callback()
+            await pilot.pause()
+            assert app.scope == frozenset({"energy/grid-outlook.txt"})
             commands["Ask only the folder energy/"].callback()
             assert app.scope == energy
             commands["Ask every document"].callback()

@@ -218,7 +218,8 @@ async def answered_and_guessed(pilot: Pilot[None]) -> None:
     await ask(pilot, "Take a guess: what happens to the chips?")
 
 
-@pytest.mark.parametrize("size", [(80, 24), (60, 20)], ids=["80x24", "60x20"])
+@pytest.mark.parametrize("size", [(120, 36), (80, 24), (60, 20)],
+                         ids=["120x36", "80x24", "60x20"])
 def test_snapshot_best_guess(snap_compare: Snap, stable_app: BriefingApp,
                              size: tuple[int, int]) -> None:
     """Issue 27, must hold: a best guess is drawn apart from an answer (a dashed amber
