@@ -342,6 +342,11 @@ class SlowBackend(CoreBackend):
         time.sleep(SLOW)
         return super().ask(engine.inner, question, conversation, documents)
 
+    def ask_each(self, engine: Any, question: str, conversation: Any,
+                 documents: frozenset[str] | None = None) -> Any:
+        time.sleep(SLOW)
+        return super().ask_each(engine.inner, question, conversation, documents)
+
 
 def test_no_key_waits_for_a_slow_index_or_model(briefing_index: Path, tmp_path: Path) -> None:
     """Must hold (issue 27): while the index loads, while a question is answered and while
@@ -374,6 +379,19 @@ def test_no_key_waits_for_a_slow_index_or_model(briefing_index: Path, tmp_path: 
             assert not isinstance(app.screen, DocumentScreen)
             presses.append(await timed(pilot, "f1"))
             presses.append(await timed(pilot, "escape"))
+            await settle(pilot)
+            assert isinstance(app.screen, DocumentScreen)  # opened once read
+            await pilot.press("escape")
+            presses.append(await timed(pilot, "f5"))  # asked again, fresh: queued
+            presses.append(await timed(pilot, "ctrl+b"))
+            await settle(pilot)
+            each = {c.title: c for c in app.get_system_commands(app.screen)}[
+                "What does each document say?"]
+            start = time.monotonic()
+            await each.callback()
+            presses.append(time.monotonic() - start)
+            presses.append(await timed(pilot, "ctrl+b"))  # while each document is asked
+            assert app.busy
             await settle(pilot)
             assert max(presses) < SLOW / 2, [f"{t:.2f}" for t in presses]
 
