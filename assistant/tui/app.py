@@ -80,7 +80,7 @@ from assistant.tui.widgets.conversation import (
 )
 from assistant.tui.widgets.conversation_search import ConversationSearch, card_matches
 from assistant.tui.widgets.question_input import QuestionInput
-from assistant.tui.widgets.side_panel import SidePanel
+from assistant.tui.widgets.side_panel import SidePanel, folders_of
 from assistant.tui.widgets.status_line import STAGES, StatusLine
 
 if TYPE_CHECKING:
@@ -995,18 +995,20 @@ class BriefingApp(App[None]):
     # ---- asking part of the folder -----------------------------------------------------
 
     def on_restriction_requested(self, message: RestrictionRequested) -> None:
-        doc = frozenset({message.doc_id})
-        if message.mark:  # space: one more document asked, or one fewer
-            self._restrict((self.scope or frozenset()) ^ doc or None)
-        else:  # o: that document alone, or every document again
-            self._restrict(None if self.scope == doc else doc)
+        docs = message.members if message.members is not None else frozenset(
+            {message.doc_id})
+        scope = self.scope or frozenset()
+        if not docs:
+            return
+        if message.mark:  # space: more documents asked, or fewer (a folder: all, or none)
+            self._restrict((scope - docs if docs <= scope else scope | docs) or None)
+        else:  # o: those alone, or every document again
+            self._restrict(None if self.scope == docs else docs)
 
     def _restrict_folder(self, folder: str) -> None:
         """Ask the documents in ``folder`` (a sub-folder of the corpus)."""
         if self.engine is not None:
-            docs = frozenset(d for d in self.engine.manifest.documents
-                             if d.startswith(folder + "/"))
-            self._restrict(docs or None)
+            self._restrict(folders_of(list(self.engine.manifest.documents)).get(folder))
 
     def _restrict(self, scope: frozenset[str] | None) -> None:
         self.scope = scope
@@ -1302,9 +1304,7 @@ class BriefingApp(App[None]):
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
         documents = sorted(self.engine.manifest.documents) if self.engine else []
-        folders = sorted({"/".join(d.split("/")[:n]) for d in documents
-                          for n in range(1, d.count("/") + 1)})
-        for folder in folders:
+        for folder in folders_of(documents):
             yield SystemCommand(markup_literal(f"Ask only the folder {folder}/"),
                                 "Restrict the questions to the documents in it",
                                 lambda f=folder: self._restrict_folder(f))

@@ -363,7 +363,8 @@ def test_questions_can_be_asked_of_marked_documents_or_a_folder(
                 await pilot.pause()
             assert app.scope == energy
             panel = flat(text_of(app.query_one(SidePanel)))
-            assert "2 marked documents" in panel and panel.count("· asked") == 2
+            assert "2 marked documents" in panel and panel.count("· asked") == 3
+            assert "◆ energy/ folder · 2 documents · asked" in panel  # all of the folder
             await ask(pilot, "Which Chinese vendors are mentioned?")
             answer = app.query(AnswerCard).last().answer
             assert {c.doc_id for c in answer.citations} <= energy and answer.citations
@@ -393,6 +394,22 @@ def test_questions_can_be_asked_of_marked_documents_or_a_folder(
             assert app.scope == energy
             commands["Ask every document"].callback()
             assert app.scope is None
+            # the folder's own row in the list: Space marks all of it, again none of it;
+            # Enter (or o) asks it alone
+            docs.focus()
+            docs.highlighted = ids.index("/energy")
+            await pilot.press("space")
+            await pilot.pause()
+            assert app.scope == energy
+            docs.highlighted = ids.index("/energy")
+            await pilot.press("space")
+            await pilot.pause()
+            assert app.scope is None
+            docs.highlighted = ids.index("/energy")
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.scope == energy and not isinstance(app.screen, DocumentScreen)
+            app._restrict(None)
             # typed into a question, a space on the list is a space
             app.query_one(QuestionInput).insert_text_at_cursor("Which")
             docs.focus()

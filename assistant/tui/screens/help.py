@@ -25,7 +25,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("o on a document", "ask only that document, when the question box is empty "
                             "(o again: every document); typed into a question, o is a letter"),
         ("Space on a document", "mark it as one of the documents asked (again: unmark it); "
-                                "the palette asks a sub-folder"),
+                                "on a folder's row, all of its documents"),
+        ("Enter or o on a folder", "ask the documents in that sub-folder alone"),
     ]),
     ("Sources", [
         ("Ctrl+O", "open the latest answer's source, the quote highlighted"),

@@ -25,6 +25,21 @@ TITLE_CHARS = 56
 """Two lines of the panel: enough to tell documents apart."""
 
 
+FOLDER = "/"
+"""The start of a folder row's option id (a document's id, relative, never starts so)."""
+
+
+def folders_of(doc_ids: list[str]) -> dict[str, frozenset[str]]:
+    """Every sub-folder of the corpus holding documents, in order, with the documents in
+    it (and in its sub-folders)."""
+    out: dict[str, set[str]] = {}
+    for d in doc_ids:
+        parts = d.split("/")[:-1]
+        for n in range(1, len(parts) + 1):
+            out.setdefault("/".join(parts[:n]), set()).add(d)
+    return {f: frozenset(out[f]) for f in sorted(out)}
+
+
 def short_path(path: str, width: int = 24) -> str:
     """A path that fits the panel: its end, which tells folders apart."""
     return path if len(path) <= width else "…" + path[-(width - 1):]
@@ -129,15 +144,31 @@ class SidePanel(Vertical):
         status = self.status
         documents = self.query_one("#documents", OptionList)
         docs = sorted(status.documents, key=lambda d: d.title.casefold()) if status else []
+        folders = folders_of([d.doc_id for d in docs])
         highlighted = documents.highlighted
         scope = self.scope or frozenset()
-        documents.set_options(self._option(d.doc_id, d.title, d.chunks, d.doc_id in scope,
-                                           len(scope) == 1) for d in docs)
-        if docs:  # Enter on the list opens a document at once
+        rows = [self._folder_option(f, members, scope) for f, members in folders.items()]
+        rows += [self._option(d.doc_id, d.title, d.chunks, d.doc_id in scope, len(scope) == 1)
+                 for d in docs]
+        documents.set_options(rows)
+        if docs:  # Enter on the list opens a document at once (the first, past the folders)
             documents.highlighted = highlighted if highlighted is not None and \
-                highlighted < len(docs) else 0
+                highlighted < len(rows) else len(folders)
         heading = f"Documents ({len(docs)})" if status else "Documents"
         self.query_one("#documents-heading", Static).update(heading)
+
+    @staticmethod
+    def _folder_option(folder: str, members: frozenset[str], scope: frozenset[str]) -> Option:
+        """A sub-folder of the corpus: o, Space or Enter on it asks its documents."""
+        asked = len(members & scope)
+        mark = "◆ " if asked == len(members) else "◇ " if asked else "▸ "
+        prompt = literal(f"{mark}{short_path(folder + '/', TITLE_CHARS)}", "bold")
+        prompt.append("\n")
+        prompt.append(literal(f"folder · {len(members)} documents", "dim"))
+        if asked:
+            prompt.append(" · asked" if asked == len(members) else f" · {asked} asked",
+                          style="bold")
+        return Option(prompt, id=FOLDER + folder)
 
     @staticmethod
     def _option(doc_id: str, title: str, chunks: int, asked: bool = False,
@@ -171,11 +202,22 @@ class SidePanel(Vertical):
             return
         option = documents.get_option_at_index(documents.highlighted)
         if option.id is not None:
-            self.post_message(RestrictionRequested(option.id, mark))
+            self.post_message(self._restriction(option.id, mark))
         if mark:  # on to the next, as in file managers
             documents.action_cursor_down()
 
+    def _restriction(self, option_id: str, mark: bool) -> RestrictionRequested:
+        if option_id.startswith(FOLDER) and self.status is not None:
+            members = folders_of([d.doc_id for d in self.status.documents]).get(
+                option_id[len(FOLDER):], frozenset())
+            return RestrictionRequested(option_id, mark, members)
+        return RestrictionRequested(option_id, mark)
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        if event.option.id is not None:
+        if event.option.id is None:
+            return
+        if event.option.id.startswith(FOLDER):  # a folder: ask its documents
+            self.post_message(self._restriction(event.option.id, False))
+        else:
             self.post_message(SourceRequested(event.option.id))
