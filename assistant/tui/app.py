@@ -12,9 +12,9 @@ conversation; Ctrl+F searches the conversation's cards. While the chat is open t
 is stat-ed every ``CORPUS_WATCH_SECONDS`` in a worker (group ``watch``): a change marks the
 side panel stale and names the key that rebuilds; with ``watch`` on (the setting, or the
 palette's toggle) the index is rebuilt by itself once the changed files have not changed
-for ``WATCH_QUIET_SECONDS``. ``o`` on a
-document in the side panel asks it alone. Copies also go to a clipboard tool, or a file,
-for terminals without OSC 52 (``tui/clipboard.py``).
+for ``WATCH_QUIET_SECONDS``. ``o`` on a document in the side panel asks it alone, Space
+marks several (on a folder's row: all of it). Copies also go to a clipboard tool, or a
+file, for terminals without OSC 52 (``tui/clipboard.py``).
 
     BriefingApp
     ├── Header
