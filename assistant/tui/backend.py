@@ -45,6 +45,11 @@ class ChatBackend(Protocol):
         """Answer (``documents``: of those documents only), never raising."""
         ...
 
+    def ask_each(self, engine: ChatEngine, question: str, conversation: Conversation,
+                 documents: frozenset[str] | None = None) -> list[Reply] | AssistantError:
+        """Each document's best passage that covers the question, never raising."""
+        ...
+
 
 class CoreBackend:
     """The real thing: ``assistant.session`` and ``assistant.tui.engine``."""
@@ -65,3 +70,9 @@ class CoreBackend:
         from assistant.tui.engine import ask
 
         return ask(engine, question, conversation, documents)
+
+    def ask_each(self, engine: ChatEngine, question: str, conversation: Conversation,
+                 documents: frozenset[str] | None = None) -> list[Reply] | AssistantError:
+        from assistant.tui.engine import ask_each
+
+        return ask_each(engine, question, conversation, documents)
