@@ -216,6 +216,9 @@ class Answer(BaseModel):
     conversation: str | None = None
     resolved_question: str | None = None
     """For a follow-up: the question as understood from the conversation."""
+    scope: list[str] | None = None
+    """The documents (doc ids) it was asked of, when not every document (``--only``, the
+    chat's marked documents)."""
     abstained: bool
     """True when the outcome is ``not_covered``."""
     outcome: Literal["answer", "best_guess", "not_covered"] = "answer"

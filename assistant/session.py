@@ -27,7 +27,7 @@ from assistant.errors import (
 )
 from assistant.index.meta import MetaSource
 from assistant.index.store import OpenIndex, check_model, open_index
-from assistant.models import BuildSummary, IndexManifest, IndexStatus, Section
+from assistant.models import Answer, BuildSummary, IndexManifest, IndexStatus, Section
 from assistant.preload import EmbedderPreload, preload_embedder
 from assistant.qa.conversation import Conversation
 from assistant.qa.pipeline import Answerer, Reply
@@ -89,6 +89,31 @@ class Session:
         ``documents`` (doc ids): from those documents only."""
         with self._answer_lock:
             return self.answerer.ask(question, conversation, top_k=top_k, documents=documents)
+
+    def ask_each(self, question: str, documents: frozenset[str] | None = None
+                 ) -> list[Answer]:
+        """Each document's best passage that covers ``question``
+        (``Answerer.ask_each``), most likely first."""
+        with self._answer_lock:
+            return self.answerer.ask_each(question, documents)
+
+    def documents_matching(self, patterns: tuple[str, ...]) -> frozenset[str]:
+        """The documents ``--only`` names: those whose id matches one of the glob
+        ``patterns`` (``fnmatch``: ``*`` also crosses ``/``), or that lie in a folder one of
+        them names (``reports`` or ``reports/``). Matching none is an error (exit 8)."""
+        from fnmatch import fnmatchcase
+
+        folders = tuple(p.rstrip("/") + "/" for p in patterns if p.rstrip("/"))
+        docs = self.index.manifest.documents
+        found = frozenset(d for d in docs if d.startswith(folders)
+                          or any(fnmatchcase(d, p) for p in patterns))
+        if not found:
+            from assistant.errors import InputError
+
+            raise InputError(f"--only {' '.join(patterns)} matches none of the "
+                             f"{len(docs):,} documents of the index (`assistant info "
+                             "--documents` lists them)")
+        return found
 
     def document(self, doc_id: str) -> DocumentView:
         """A document's text and sections; never waits for an answer in progress."""

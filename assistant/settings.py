@@ -162,6 +162,11 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(default=2000, ge=10)
     """Longer questions are refused with a clear message."""
 
+    watch: bool = False
+    """While the chat is open, re-index changed corpus files in the background a few
+    seconds after they stop changing (off: the chat only says the index is stale; its
+    palette turns this on or off for the session)."""
+
     @field_validator("corpus_dir", "index_dir", "model_path", mode="before")
     @classmethod
     def _no_empty_path(cls, value: Any, info: ValidationInfo) -> Any:

@@ -16,7 +16,7 @@ from assistant.qa.conversation import Conversation
 from assistant.session import DocumentView, Session
 from assistant.tui.passage import Passage, passage_around, place_of, section_of
 
-__all__ = ["DocumentView", "Reply", "UnexpectedError", "ask"]
+__all__ = ["DocumentView", "Reply", "UnexpectedError", "ask", "ask_each"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,12 @@ class Reply:
 def _reply(session: Session, question: str, conversation: Conversation,
            documents: frozenset[str] | None) -> Reply:
     reply = session.ask(question, conversation, documents=documents)
-    answer = reply.answer
+    return _shown(session, reply.answer, reply.conversation)
+
+
+def _shown(session: Session, answer: Answer, conversation: Conversation) -> Reply:
+    """The answer with what its card shows: the passage around the quote, each citation's
+    place."""
     docs: dict[str, DocumentView] = {}
 
     def doc(doc_id: str) -> DocumentView:
@@ -54,8 +59,7 @@ def _reply(session: Session, question: str, conversation: Conversation,
         view = doc(c.doc_id)
         sections: list[Section] = view.sections
         places[c.rank] = place_of(view.text, sections, c.start, c.title)
-    return Reply(answer=answer, passage=passage, conversation=reply.conversation,
-                 places=places)
+    return Reply(answer=answer, passage=passage, conversation=conversation, places=places)
 
 
 def ask(session: Session, question: str, conversation: Conversation,
@@ -64,6 +68,19 @@ def ask(session: Session, question: str, conversation: Conversation,
     ``documents`` (doc ids): answer from those documents only."""
     try:
         return _reply(session, question, conversation, documents)
+    except AssistantError as exc:
+        return exc
+    except Exception as exc:
+        return UnexpectedError.wrap(exc)
+
+
+def ask_each(session: Session, question: str, conversation: Conversation,
+             documents: frozenset[str] | None = None) -> list[Reply] | AssistantError:
+    """"What does each document say?" (``Session.ask_each``), each answer with what its
+    card shows, never raising. ``conversation`` is returned unchanged in every reply: these
+    answers are no turn of it."""
+    try:
+        return [_shown(session, a, conversation) for a in session.ask_each(question, documents)]
     except AssistantError as exc:
         return exc
     except Exception as exc:
