@@ -14,6 +14,7 @@ title in the TUI) and exit with its ``exit_code``; anything else is a bug.
     │   └── IndexLockedError       exit 5   another build holds the lock
     ├── IndexWriteError            exit 6   disk full, read-only directory
     ├── ModelError                 exit 7   the embedding model cannot load
+    │   └── AnswerModelError                the answer model is unreadable or stale
     └── InputError                 exit 8   an unusable question or batch file
         └── OutputError                     the results cannot be written (disk full)
 
@@ -81,6 +82,13 @@ class IndexWriteError(AssistantError):
 class ModelError(AssistantError):
     title = "Embedding model"
     exit_code = 7
+
+
+class AnswerModelError(ModelError):
+    """The fitted answer model (``assistant/qa/model.json``) cannot be read or does not
+    match this code: an installation problem, not damage to an index."""
+
+    title = "Answer model"
 
 
 class InputError(AssistantError):

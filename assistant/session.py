@@ -18,6 +18,7 @@ from pathlib import Path
 
 from assistant.build import Progress, build_index, documents_changed, index_status
 from assistant.errors import (
+    AnswerModelError,
     AssistantError,
     IndexCorruptError,
     IndexIncompatibleError,
@@ -66,6 +67,9 @@ class Session:
         try:
             embedder = preload.take(index.onnx_file) if preload is not None else None
             return cls(index, Answerer(index, settings, embedder=embedder))
+        except AnswerModelError:  # the installation's, not the index's
+            index.close()
+            raise
         except ModelError as exc:  # the index's own copy of the model is damaged
             index.close()
             raise IndexCorruptError(f"the index's copy of the model cannot be loaded "

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from assistant import text as tx
-from assistant.errors import ModelError
+from assistant.errors import AnswerModelError
 from assistant.qa.analysis import QuestionAnalysis
 from assistant.qa.candidates import SOFT_MIN, Candidate
 from assistant.qa.features import INDEX, feature_names
@@ -58,7 +58,7 @@ def features_hash(language: Language) -> str:
 def check_model(model: AnswerModel, language: Language) -> None:
     """A model fitted on other features than this code computes is refused, never used."""
     if model.features_hash != features_hash(language):
-        raise ModelError("the answer model was fitted on other features than this version "
+        raise AnswerModelError("the answer model was fitted on other features than this version "
                          "computes: reinstall, or refit it with scripts/fit.py --write")
 
 

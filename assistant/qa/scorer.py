@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
-from assistant.errors import ModelError, SettingsError
+from assistant.errors import AnswerModelError, SettingsError
 from assistant.qa.analysis import QuestionAnalysis
 from assistant.qa.candidates import Candidate
 from assistant.qa.features import feature_names
@@ -189,10 +189,10 @@ def load_model(path: Path = MODEL_FILE) -> AnswerModel:
     try:
         model = AnswerModel.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the answer model {path}: "
+        raise AnswerModelError(f"cannot read the answer model {path}: "
                          f"{str(exc).splitlines()[0]}") from exc
     if model.format != MODEL_FORMAT:
-        raise ModelError(f"the answer model {path} is of format {model.format}, this version "
+        raise AnswerModelError(f"the answer model {path} is of format {model.format}, this version "
                          f"reads format {MODEL_FORMAT}: reinstall, or refit it with "
                          "scripts/fit.py --write")
     return model

@@ -87,6 +87,23 @@ def test_a_damaged_model_copy_is_a_damaged_index_with_its_fix(tmp_path: Path,
     assert "run `assistant index`" in caught.value.message
 
 
+def test_a_stale_answer_model_is_its_own_error_not_a_damaged_index(
+        briefing_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model.json fitted on other features is an installation problem (exit 7, refit or
+    reinstall): rebuilding the index, which the damaged-index error advises, would not help."""
+    from assistant.errors import AnswerModelError
+    from assistant.qa import pipeline
+    from assistant.qa.scorer import load_model
+
+    stale = load_model().model_copy(update={"features_hash": "0" * 16})
+    monkeypatch.setattr(pipeline, "load_model", lambda: stale)
+    with pytest.raises(AnswerModelError) as caught:
+        Session.open(Settings(index_dir=briefing_index))
+    assert caught.value.exit_code == 7
+    assert "refit it with scripts/fit.py --write" in caught.value.message
+    assert "assistant index" not in caught.value.message
+
+
 def test_the_preloaded_embedder_is_the_one_that_answers(briefing_index: Path) -> None:
     settings = Settings(index_dir=briefing_index)
     preload = preload_embedder(settings)

@@ -54,13 +54,16 @@ def test_answer_is_one_sentence_not_the_whole_passage(answerer: Any) -> None:
     "What's the weather in Paris tomorrow?",
     "Give me a recipe for banana bread.",
 ])
-def test_uncovered_questions_abstain_but_list_closest_passages(answerer: Any,
-                                                              question: str) -> None:
+def test_uncovered_questions_are_never_a_confident_answer(answerer: Any, question: str) -> None:
+    """Refused, or at most the closest passage shown as a best guess: an analyst never sees
+    a sentence about something else presented as the answer."""
     a = answerer.ask(question).answer
-    assert a.abstained, (question, a.answer)
-    assert a.answer is None
-    assert "does not cover" in a.message
-    assert a.citations and not any(c.is_answer for c in a.citations)
+    assert a.outcome in ("not_covered", "best_guess"), (question, a.answer, a.confidence)
+    if a.outcome == "not_covered":
+        assert a.answer is None and "does not cover" in a.message
+        assert a.citations and not any(c.is_answer for c in a.citations)
+    else:
+        assert a.confidence < 0.5 and len(a.citations) >= 2
     _check_offsets(answerer, a)
 
 
@@ -146,32 +149,32 @@ def test_every_dev_answer_and_citation_is_verbatim(answerer: Any) -> None:
 
 def test_dev_set_quality_does_not_regress(answerer: Any) -> None:
     """Floors a few points under the held-out figures of scripts/fit.py (the briefing held
-    out as a corpus: top-1 56%, hit@3 66%, abstention recall 93%, answerable abstained 32%),
-    not under the shipped model's own figures on these questions, which it was fitted on.
-    Except abstention recall: the shipped model, fitted on all sets with its threshold from
-    its own training probabilities, abstains on 10 of these 15 unanswerable questions where
-    the held-out fold model abstained on 14 (a known defect, noted on issue 11); the floor
-    keeps what it does until that is fixed."""
+    out as a corpus, docs/answer-quality.md: top-1 70.7%, hit@3 80.5%, out-of-scope refused
+    40%, answerable refused 4.9%), not under the shipped model's own figures on these
+    questions, which it was fitted on."""
     report = evaluate(answerer, load_gold(DATA / "dev_questions.jsonl"))
     misses = [(i.question, i.answer) for i in report.items
               if (i.answerable and not i.correct_top1) or (not i.answerable and not i.abstained)]
-    assert report.top1_accuracy >= 0.52, misses
-    assert report.hit_at_3 >= 0.60, misses
-    assert report.abstention_recall >= 0.6, misses
-    assert report.answerable_abstained_rate <= 0.36, misses
+    assert report.top1_accuracy >= 0.66, misses
+    assert report.hit_at_3 >= 0.75, misses
+    assert report.abstention_recall >= 0.3, misses
+    assert report.answerable_abstained_rate <= 0.05, misses
 
 
 def test_fresh_questions_and_follow_ups_never_fitted_on(answerer: Any) -> None:
     """Questions written apart from the fitting sets: the shipped model's figures, with
-    floors a few points under them (fresh: top-1 73%, hit@3 82%; follow-ups: 57%, 63%)."""
+    floors a few points under them (fresh: top-1 86%, hit@3 100%; follow-ups: 74%, 100%).
+    None answerable is refused; the out-of-scope ones are refused or shown as best guesses,
+    never as confident answers."""
     from test_second_corpus import follow_ups
 
     fresh = evaluate(answerer, load_gold(DATA / "fresh_briefing_questions.jsonl"))
-    assert fresh.top1_accuracy >= 0.68 and fresh.hit_at_3 >= 0.77
-    assert fresh.abstention_recall >= 0.5
+    assert fresh.top1_accuracy >= 0.80 and fresh.hit_at_3 >= 0.95
+    assert fresh.answerable_abstained_rate <= 0.05
+    assert all(i.abstained or i.confidence < 0.5 for i in fresh.items if not i.answerable)
     follow = evaluate(answerer, follow_ups("briefing"))
-    assert follow.top1_accuracy >= 0.52 and follow.hit_at_3 >= 0.58
-    assert follow.abstention_recall >= 0.7
+    assert follow.top1_accuracy >= 0.70 and follow.hit_at_3 >= 0.95
+    assert follow.answerable_abstained_rate <= 0.05
 
 
 def test_which_question_is_answered_by_the_names(answerer: Any) -> None:
