@@ -16,20 +16,24 @@ exactly the chunk's or sentence's text.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import sentencex
 
-from assistant.ingest import BULLET, is_rule_line, iter_lines_with_offsets
-from assistant.models import Chunk, Section, SourceDocument, Span
+from assistant.formats.plain import BULLET, is_rule_line, separator_title
+from assistant.ingest import iter_lines_with_offsets
+from assistant.models import Chunk, Section, SourceDocument, Span, Unit
 
-CHUNKER_VERSION = 4
-"""Bumped when the text chunks are cut from changes, so older indexes rebuild: 2, bullet
-markers and long prefixes count against the window; 3, HTML page furniture (menus, search
-boxes, site footers) is no longer extracted; 4, PDF running headers, footers and page
-numbers are dropped, and headings inside PDF pages are sections."""
+CHUNKER_VERSION = 5
+"""The index format: bumped when the text chunks are cut from changes, so older indexes
+rebuild (and are never answered from before): 2, bullet markers and long prefixes count
+against the window; 3, HTML page furniture (menus, search boxes, site footers) is no longer
+extracted; 4, PDF running headers, footers and page numbers are dropped, and headings inside
+PDF pages are sections; 5, documents are read by format into units (Markdown rendered, web
+pages by their article, speakers and table rows), with a map to the source's lines."""
 
 def _segmenter_id() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -72,8 +76,10 @@ def regions(doc: SourceDocument) -> list[Region]:
                           heading_in_text=False))
     for s in secs:
         first_line = doc.text[s.start:s.end].split("\n", 1)[0].strip()
-        # A Markdown ATX heading ("## Title ##") is the title in markup: structure, not prose.
-        in_text = s.title in (first_line, _ATX_MARKS.sub("", first_line))
+        # A Markdown ATX heading ("## Title ##") is the title in markup: structure, not prose;
+        # so is a separator line naming a part of notes ("=== CALL 1 ===").
+        in_text = s.title in (first_line, _ATX_MARKS.sub("", first_line),
+                              separator_title(first_line))
         out.append(Region(title=s.title, start=s.start, end=s.end, heading_in_text=in_text))
     return out
 
@@ -105,9 +111,9 @@ def blocks(text: str, region: Region) -> Iterator[tuple[int, int]]:
         yield cur_start, cur_end
 
 
-def sentences(text: str, start: int, end: int) -> list[Span]:
+def sentences(text: str, start: int, end: int, strip_bullet: bool = True) -> list[Span]:
     """Sentence spans of one block, stripped of surrounding space and a leading bullet."""
-    m = BULLET.match(text, start, end)
+    m = BULLET.match(text, start, end) if strip_bullet else None
     if m:
         start = m.end()
     out: list[Span] = []
@@ -121,6 +127,23 @@ def sentences(text: str, start: int, end: int) -> list[Span]:
             e -= 1
         if s < e and _HAS_WORD.search(text, s, e):
             out.append(Span(start=s, end=e))
+    return out
+
+
+def unit_sentences(text: str, units: list[Unit], region: Region) -> list[Span]:
+    """The sentences of the units that start in a region: a table row or a code block is one,
+    a paragraph is cut by the segmenter; a unit's leading characters are never a bullet (its
+    reader left the marker out)."""
+    lo = bisect.bisect_left([u.start for u in units], region.start)
+    out: list[Span] = []
+    for u in units[lo:]:
+        if u.start >= region.end:
+            break
+        if u.kind in ("row", "code", "byline"):
+            if _HAS_WORD.search(text, u.start, u.end):
+                out.append(Span(start=u.start, end=u.end))
+        else:
+            out.extend(sentences(text, u.start, u.end, strip_bullet=False))
     return out
 
 
@@ -156,7 +179,8 @@ def chunk_document(doc: SourceDocument, count_tokens: TokenCounter, split_tokens
         prefix = _fit_prefix(embed_prefix(doc.title, region.title), count_tokens, split_tokens,
                              max_tokens // 2)
         budget = max_tokens - count_tokens([prefix])[0]
-        spans = [sp for b0, b1 in blocks(text, region) for sp in sentences(text, b0, b1)]
+        spans = unit_sentences(text, doc.units, region) if doc.units else \
+            [sp for b0, b1 in blocks(text, region) for sp in sentences(text, b0, b1)]
         spans = _cut_overlong(text, spans, count_tokens, split_tokens, budget)
         if not spans:
             continue

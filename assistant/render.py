@@ -24,10 +24,25 @@ def count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
+def source_place(line: int | None, page: int | None, start: int, end: int) -> str:
+    """``line 12``, ``page 3, line 4``: where a quote starts in its file (character offsets
+    only when the line is not known)."""
+    if line is None:
+        return f"characters {start}–{end}"
+    return f"page {page}, line {line}" if page else f"line {line}"
+
+
 def citation_line(c: Citation) -> str:
-    """``[1] Title — Section, characters 120–245 (score 0.71)``"""
+    """``[1] Title — Section, report.md line 12 (score 0.71)``"""
     where = f"{c.title} — {c.section}" if c.section and c.section != c.title else c.title
-    return f"[{c.rank}] {where}, {c.doc_id} characters {c.start}–{c.end} (score {c.score:.2f})"
+    place = source_place(c.line, c.page, c.start, c.end)
+    return f"[{c.rank}] {where}, {c.doc_id} {place} (score {c.score:.2f})"
+
+
+def _place(answer: Answer) -> str:
+    span = answer.answer
+    assert span is not None
+    return source_place(span.line, span.page, span.start, span.end)
 
 
 def _quote_block(text: str) -> str:
@@ -43,9 +58,8 @@ def answer_markdown(answer: Answer) -> str:
                   "Closest passages (not an answer):", ""]
     else:
         lines += [_quote_block(answer.answer.text), "",
-                  f"— {answer.answer.doc_id}, characters {answer.answer.start}–"
-                  f"{answer.answer.end} (confidence {answer.confidence:.2f})", "", "Citations:",
-                  ""]
+                  f"— {answer.answer.doc_id}, {_place(answer)} "
+                  f"(confidence {answer.confidence:.2f})", "", "Citations:", ""]
     for c in answer.citations:
         lines += [f"- {citation_line(c)}", "", _quote_block(c.quote), ""]
     return "\n".join(lines) + "\n"
@@ -63,8 +77,8 @@ def answer_text(answer: Answer) -> str:
             out.append("Closest passages (they do not answer the question):")
     else:
         out.append(f"“{answer.answer.text}”")
-        out.append(f"    — {answer.answer.doc_id}, characters {answer.answer.start}–"
-                   f"{answer.answer.end}  [confidence {answer.confidence:.2f}]")
+        out.append(f"    — {answer.answer.doc_id}, {_place(answer)}  "
+                   f"[confidence {answer.confidence:.2f}]")
         out.append("")
         out.append("Citations:")
     for c in answer.citations:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from assistant.chunk import chunk_document
 from assistant.embed import Embedder, Encoder, OnnxEncoder, Tokenizer
 from assistant.errors import ModelError
 from assistant.index.layout import IndexLayout, remove_tree
-from assistant.index.meta import next_id, sections_json, vector_blob
+from assistant.index.meta import next_id, sections_json, units_json, vector_blob
 from assistant.model_export import ModelFiles, ensure_onnx, onnx_path, onnx_sha256, shared_cache_dir
 from assistant.models import (
     BuildSummary,
@@ -24,6 +26,7 @@ from assistant.models import (
     SkippedFile,
     SkippedRecord,
     SourceDocument,
+    Unit,
 )
 from assistant.settings import Settings
 
@@ -124,14 +127,18 @@ def embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
     """Embed some chunks and commit them; a document is marked complete with its last piece."""
     all_chunks = [c for p in pending for c in p.chunks]
     texts = [c.embed_prefix + c.text for c in all_chunks]
+    # a unit's label and search words (a speaker, a row's "Header: value" pairs) are found
+    # with its sentences: in the lexical context, and in a row's or labelled unit's vector
+    extra = [words for p in pending for words in [_UnitWords(p.doc)] * len(p.chunks)]
     spans = [[(len(c.embed_prefix) + s.start - c.start, len(c.embed_prefix) + s.end - c.start)
               for s in c.sentences[c.first_owned:]] for c in all_chunks]
     if sentence_vectors == "late":
         chunk_vecs, sentence_vecs = embedder.embed_with_spans(texts, spans)
     else:
         chunk_vecs = embedder.embed(texts)
-        owned = [[c.text[s.start - c.start:s.end - c.start] for s in c.sentences[c.first_owned:]]
-                 for c in all_chunks]
+        owned = [[words.embedded(c.text[s.start - c.start:s.end - c.start], s.start)
+                  for s in c.sentences[c.first_owned:]]
+                 for c, words in zip(all_chunks, extra, strict=True)]
         # a link's characters say nothing a question could ask about; embed the prose only
         flat = embedder.embed([tx.without_links(t) for group in owned for t in group])
         sentence_vecs, k = [], 0
@@ -154,15 +161,18 @@ def embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
             for s, vec in zip(c.sentences[c.first_owned:], sentence_vecs[k], strict=True):
                 sentence_rows.append((next_sentence, cid, c.doc_id, s.start, s.end,
                                       vector_blob(vec)))
-                fts_rows.append((next_sentence, doc.text[s.start:s.end], context))
+                words = extra[k].context(s.start)
+                fts_rows.append((next_sentence, doc.text[s.start:s.end],
+                                 f"{context}\n{words}" if words else context))
                 next_sentence += 1
             k += 1
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO documents(doc_id, title, format, content_hash, size, mtime_ns, text, sections,"
-        " chunk_count, complete) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        " units, locations, chunk_count, complete) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         [(p.doc.doc_id, p.doc.title, p.doc.format, p.doc.content_hash, p.file.size,
-          p.file.mtime_ns, p.doc.text, sections_json(p.doc.sections), p.total, int(p.last))
+          p.file.mtime_ns, p.doc.text, sections_json(p.doc.sections), units_json(p.doc.units),
+          json.dumps(p.doc.locations), p.total, int(p.last))
          for p in pending if p.first])
     conn.executemany("UPDATE documents SET chunk_count=?, complete=1 WHERE doc_id=?",
                      [(p.total, p.doc.doc_id) for p in pending if p.last and not p.first])
@@ -175,6 +185,34 @@ def embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
                                        for t in tx.content_terms(f"{body} {ctx}")})
     conn.execute("COMMIT")
     return len(all_chunks)
+
+
+class _UnitWords:
+    """What a unit adds to the search of its sentences: its label (a speaker, a lead-in) and
+    its search words (a table row's "Header: value" pairs)."""
+
+    def __init__(self, doc: SourceDocument) -> None:
+        self.units = [u for u in doc.units if u.label or u.search]
+        self.starts = [u.start for u in self.units]
+
+    def _unit(self, start: int) -> Unit | None:
+        k = bisect.bisect_right(self.starts, start) - 1
+        return self.units[k] if k >= 0 and start < self.units[k].end else None
+
+    def context(self, start: int) -> str:
+        """Added to the sentence's lexical context."""
+        u = self._unit(start)
+        return " ".join(filter(None, (u.label, u.search))) if u else ""
+
+    def embedded(self, sentence: str, start: int) -> str:
+        """The text the sentence's vector is made from: a table row by its pairs, a speaker's
+        words with their name."""
+        u = self._unit(start)
+        if u is None:
+            return sentence
+        if u.search:
+            return u.search
+        return f"{u.label}: {sentence}"
 
 
 def add_term_vectors(conn: sqlite3.Connection, embedder: Embedder, words: set[str]) -> None:

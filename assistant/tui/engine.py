@@ -54,7 +54,8 @@ def _reply(session: Session, question: str, conversation: Conversation,
     for c in answer.citations:
         view = doc(c.doc_id)
         sections: list[Section] = view.sections
-        places[c.rank] = place_of(view.text, sections, c.start, c.title)
+        places[c.rank] = place_of(view.text, sections, c.start, c.title, line=c.line,
+                                  page=c.page, label=c.label)
     return Reply(answer=answer, passage=passage, conversation=reply.conversation,
                  places=places)
 

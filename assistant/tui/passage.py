@@ -52,20 +52,27 @@ def page_of(sections: list[Section], offset: int) -> tuple[int, int] | None:
     return page
 
 
-def place_of(text: str, sections: list[Section], offset: int, title: str = "") -> str:
-    """Where ``offset`` is, in a reader's words: ``Summary · line 12``, or for a PDF
-    ``Chapter 3 · page 6, line 4`` (never character offsets)."""
-    page = page_of(sections, offset)
+def place_of(text: str, sections: list[Section], offset: int, title: str = "", *,
+             line: int | None = None, page: int | None = None, label: str = "") -> str:
+    """Where ``offset`` is, in a reader's words: ``Summary · line 12``, for a PDF
+    ``Chapter 3 · page 6, line 4``, with the speaker or lead-in when there is one (never
+    character offsets). ``line`` and ``page``: the source file's, from the document's map
+    (``assistant.locations``); else counted in the text."""
+    at_page = page_of(sections, offset)
     named = [s for s in sections if s.start <= offset < s.end
-             and not (page and s.level == 1 and _PAGE.fullmatch(s.title))]
+             and not (at_page and s.level == 1 and _PAGE.fullmatch(s.title))]
     parts = []
     if named:
         section = max(named, key=lambda s: (s.start, -s.end))
         if section.title.strip() and section.title != title:
             parts.append(" ".join(section.title.split()))
-    start = page[1] if page else 0
-    line = text.count("\n", start, max(start, min(offset, len(text)))) + 1
-    parts.append(f"page {page[0]}, line {line}" if page else f"line {line}")
+    if label.strip():
+        parts.append(" ".join(label.split()))
+    if line is None:
+        start = at_page[1] if at_page else 0
+        line = text.count("\n", start, max(start, min(offset, len(text)))) + 1
+        page = at_page[0] if at_page else None
+    parts.append(f"page {page}, line {line}" if page else f"line {line}")
     return " · ".join(parts)
 
 

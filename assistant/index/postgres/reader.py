@@ -36,7 +36,7 @@ from assistant.index.postgres.lexical import (
     idf,
 )
 from assistant.index.postgres.schema import SCHEMA, visible
-from assistant.models import Section
+from assistant.models import Location, Section, Unit
 
 S = SCHEMA
 
@@ -302,6 +302,11 @@ class PgMeta:
         found = self._document("d.sections", doc_id)
         return [Section.model_validate(s) for s in json.loads(found)] if found else []
 
+
+    def document_map(self, doc_id: str) -> tuple[list[Unit], list[Location]]:
+        """A server index keeps no map to the source's lines (none: lines are counted in the
+        text, and the editor looks for the quote's words)."""
+        return [], []
     def documents(self) -> list[tuple[str, str, str]]:
         return [(str(d), str(t), str(x)) for d, t, x in self._rows(
             f"SELECT d.doc_id, d.title, d.text FROM {S}.documents d WHERE {visible('d')}")]
