@@ -314,6 +314,8 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
         for record in run_batch(session.answerer, file, top_k=top_k, source=source):
             if isinstance(record, BatchErrorRecord):
                 failures += 1
+            else:
+                record = session.locate(record)
             line = (markdown_record(record) + "\n" if fmt == "md"
                     else record.model_dump_json() + "\n")
             if out is not None:

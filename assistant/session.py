@@ -30,7 +30,7 @@ from assistant.errors import (
 from assistant.index.meta import MetaSource
 from assistant.index.store import OpenIndex, open_index
 from assistant.locations import DocumentMap, locate
-from assistant.models import BuildSummary, IndexManifest, IndexStatus, Section
+from assistant.models import Answer, BuildSummary, IndexManifest, IndexStatus, Section
 from assistant.preload import EmbedderPreload, preload_embedder
 from assistant.qa.conversation import Conversation
 from assistant.qa.pipeline import Answerer, Reply
@@ -104,7 +104,12 @@ class Session:
         ``documents`` (doc ids): from those documents only."""
         with self._answer_lock:
             reply = self.answerer.ask(question, conversation, top_k=top_k, documents=documents)
-        return dataclasses.replace(reply, answer=locate(reply.answer, self.document_map))
+        return dataclasses.replace(reply, answer=self.locate(reply.answer))
+
+    def locate(self, answer: Answer) -> Answer:
+        """The answer with each quote's source line, page and label (``assistant.locations``):
+        for answers made by the answerer directly (``assistant batch``)."""
+        return locate(answer, self.document_map)
 
     def document_map(self, doc_id: str) -> DocumentMap:
         """A document's text, units and map to its source's lines (the generation never
