@@ -139,7 +139,7 @@ def unit_sentences(text: str, units: list[Unit], region: Region) -> list[Span]:
     for u in units[lo:]:
         if u.start >= region.end:
             break
-        if u.kind in ("row", "code", "byline"):
+        if u.kind in ("row", "code"):
             if _HAS_WORD.search(text, u.start, u.end):
                 out.append(Span(start=u.start, end=u.end))
         else:

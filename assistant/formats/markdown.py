@@ -198,7 +198,7 @@ def _field_lines(tok: Token, line: int) -> list[tuple[_Inline, int]]:
 def _paragraph(b: TextBuilder, inline: _Inline, line: int, lists: list[list[int]],
                item_first: list[bool]) -> None:
     in_item = bool(item_first)
-    b.separate(2 if not in_item or (item_first[-1] and lists[-1][2]) else 1)
+    b.separate(2 if not in_item or (item_first[-1] and lists[-1][2] and len(lists) == 1) else 1)
     if in_item:
         depth = len(lists)
         indent = "  " * (depth - 1)
