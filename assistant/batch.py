@@ -74,7 +74,11 @@ def open_questions(path: Path) -> tuple[BinaryIO, bool]:
         _refuse_binary(head, "standard input")
         first = next((line for line in head.splitlines() if line.strip()), b"")
         return stdin, first.lstrip(b"\xef\xbb\xbf \t").startswith(b"{")
-    if not path.is_file():
+    try:
+        found = path.is_file()
+    except OSError as exc:  # a folder on the way that may not be read
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if not found:
         raise InputError(f"the batch file {path} does not exist")
     suffix = path.suffix.lower()
     if suffix not in (".txt", ".jsonl"):
@@ -111,7 +115,7 @@ def run_batch(answerer: Answerer, path: Path, top_k: int | None = None,
     conversations: dict[str, Conversation] = {}
     records = 0
     with fh:
-        for line_no, data in enumerate(fh, start=1):
+        for line_no, data in enumerate(_lines(fh, path), start=1):
             records += 1
             try:
                 raw = data.decode("utf-8-sig" if line_no == 1 else "utf-8")
@@ -139,6 +143,16 @@ def run_batch(answerer: Answerer, path: Path, top_k: int | None = None,
         raise InputError(f"{name} holds no questions (it is empty or blank)")
 
 
+def _lines(fh: BinaryIO, path: Path) -> Iterator[bytes]:
+    """The file's lines; a read that fails midway (an I/O error, a file made unreadable) is
+    an ``InputError`` after the lines before it were answered."""
+    try:
+        yield from fh
+    except OSError as exc:
+        name = "standard input" if path == STDIN else str(path)
+        raise InputError(f"cannot read {name}: {exc.strerror or exc}") from exc
+
+
 def count_lines(path: Path) -> int | None:
     """The progress bar's total: the file's lines (None for standard input)."""
     if path == STDIN:
@@ -148,9 +162,19 @@ def count_lines(path: Path) -> int | None:
 
 
 def markdown_record(record: Answer | BatchErrorRecord) -> str:
-    """One record as Markdown, for ``--format md``."""
-    from assistant.render import answer_markdown
+    """One record as Markdown, for ``--format md`` (made printable)."""
+    from assistant.render import answer_markdown, printable
 
     if isinstance(record, BatchErrorRecord):
-        return f"### Line {record.line}: error\n\n{record.error}\n"
+        return printable(f"### Line {record.line}: error\n\n{record.error}\n")
     return answer_markdown(record)
+
+
+def output_line(record: Answer | BatchErrorRecord, fmt: str) -> str:
+    """One record as written out, newline included: Markdown (``md``) or one JSON line
+    (``jsonl``), either made safe to show (``assistant.render``)."""
+    from assistant.render import json_safe
+
+    if fmt == "md":
+        return markdown_record(record) + "\n"
+    return json_safe(record.model_dump_json()) + "\n"

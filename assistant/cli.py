@@ -1,7 +1,8 @@
 """The command line: ``assistant`` (the chat), ``index``, ``info``, ``ask``, ``batch``, ``eval``.
 
 A thin face over the core: it parses flags into ``Settings``, calls one core function,
-and prints. Results go to stdout; progress, warnings and errors to stderr. An
+and prints. Results go to stdout (``_out``); progress, warnings and errors to stderr
+(``_err``), both through ``assistant.render``'s sanitiser, never raw. An
 ``AssistantError`` becomes one line ``error: ...`` and its exit code — never a
 traceback. Heavy modules are imported inside the commands that need them, so
 ``assistant --help`` and ``assistant info`` start in a fraction of a second.
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from assistant.errors import AssistantError, InputError, SettingsError
+from assistant.errors import AssistantError, InputError, OutputError, SettingsError
 
 if TYPE_CHECKING:
     from assistant.session import Session
@@ -58,8 +59,25 @@ def _server_option(f: F) -> F:
                              " default: ASSISTANT_SERVER); no local index folder is used.")(f)
 
 
+def _out(text: str, json: bool = False) -> None:
+    """Results on stdout, made safe to show (``assistant.render``: ``json_safe`` for JSON,
+    else ``printable``). A write that fails (a full disk, ``/dev/full``) is an
+    ``OutputError`` (exit 8), not a bug; a closed pipe stays a quiet end."""
+    from assistant.render import json_safe, printable
+
+    try:
+        click.echo(json_safe(text) if json else printable(text))
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from exc
+
+
 def _err(message: str) -> None:
-    click.echo(message, err=True)
+    """A warning or a progress note on stderr, on one line, made safe to show."""
+    from assistant.render import one_line
+
+    click.echo(one_line(message), err=True)
 
 
 def _progress_bar(enabled: bool, say_waiting: bool = False) -> Callable[[str, int, int], None]:
@@ -169,22 +187,22 @@ def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_js
     for w in summary.warnings:
         _err(f"warning: {w}")
     if as_json:
-        click.echo(summary.model_dump_json())
+        _out(summary.model_dump_json(), json=True)
         return
     from assistant.render import count
 
     if summary.up_to_date:
-        click.echo(f"Index is up to date: {count(summary.documents, 'document')}, "
-                   f"{count(summary.chunk_count, 'chunk')} ({summary.seconds:.2f} s).")
+        _out(f"Index is up to date: {count(summary.documents, 'document')}, "
+             f"{count(summary.chunk_count, 'chunk')} ({summary.seconds:.2f} s).")
         return
     if summary.full_rebuild_reason:
-        click.echo(f"Full rebuild: {summary.full_rebuild_reason}.")
-    click.echo(f"Indexed {count(summary.documents, 'document')} into {summary.index_dir} "
-               f"(generation {summary.generation}): {len(summary.added)} added, "
-               f"{len(summary.changed)} changed, {len(summary.removed)} removed, "
-               f"{summary.unchanged} unchanged, {len(summary.skipped)} skipped; "
-               f"{summary.chunks_embedded} chunks embedded, {summary.chunk_count} in all; "
-               f"{summary.seconds:.1f} s.")
+        _out(f"Full rebuild: {summary.full_rebuild_reason}.")
+    _out(f"Indexed {count(summary.documents, 'document')} into {summary.index_dir} "
+         f"(generation {summary.generation}): {len(summary.added)} added, "
+         f"{len(summary.changed)} changed, {len(summary.removed)} removed, "
+         f"{summary.unchanged} unchanged, {len(summary.skipped)} skipped; "
+         f"{summary.chunks_embedded} chunks embedded, {summary.chunk_count} in all; "
+         f"{summary.seconds:.1f} s.")
 
 
 @cli.command()
@@ -204,25 +222,25 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
         raise IndexMissingError(f"no index in {st.index_dir}; run `assistant index` to build "
                                 f"it from {st.corpus_dir}")
     if as_json:
-        click.echo(st.model_dump_json())
+        _out(st.model_dump_json(), json=True)
         return
-    click.echo(f"Index:     {st.index_dir} (generation {st.generation})")
-    click.echo(f"Corpus:    {st.corpus_dir}")
-    click.echo(f"Built at:  {st.built_at:%Y-%m-%d %H:%M:%S %Z}" if st.built_at else "")
-    click.echo(f"Model:     {st.model}")
-    vec = st.vectors
-    click.echo(f"Vectors:   {vec.store} {vec.kind}" if vec else "Vectors:   ?")
-    from assistant.render import count
+    from assistant.render import DISPLAY_TITLE_CHARS, clipped, count, one_line
 
-    click.echo(f"Contents:  {count(len(st.documents), 'document')}, "
-               f"{count(st.chunk_count, 'chunk')}, {count(st.sentence_count, 'sentence')}")
-    for d in st.documents:
-        click.echo(f"  - {d.doc_id}: {d.title} ({count(d.chunks, 'chunk')})")
+    lines = [f"Index:     {st.index_dir} (generation {st.generation})",
+             f"Corpus:    {st.corpus_dir}",
+             f"Built at:  {st.built_at:%Y-%m-%d %H:%M:%S %Z}" if st.built_at else "",
+             f"Model:     {st.model}",
+             f"Vectors:   {st.vectors.store} {st.vectors.kind}" if st.vectors else "Vectors:   ?",
+             f"Contents:  {count(len(st.documents), 'document')}, "
+             f"{count(st.chunk_count, 'chunk')}, {count(st.sentence_count, 'sentence')}"]
+    lines += [f"  - {d.doc_id}: {clipped(d.title, DISPLAY_TITLE_CHARS)} "
+              f"({count(d.chunks, 'chunk')})" for d in st.documents]
     if st.stale:
-        click.echo(f"Stale:     yes — {'; '.join(st.stale_reasons[:5])}"
-                   + (" …" if len(st.stale_reasons) > 5 else "") + "; run `assistant index`")
+        lines.append(f"Stale:     yes — {'; '.join(st.stale_reasons[:5])}"
+                     + (" …" if len(st.stale_reasons) > 5 else "") + "; run `assistant index`")
     else:
-        click.echo("Stale:     no (matches the corpus)")
+        lines.append("Stale:     no (matches the corpus)")
+    _out("\n".join(one_line(line) for line in lines))
 
 
 def _open_session(settings: Settings) -> Session:
@@ -269,11 +287,11 @@ def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool,
     finally:
         session.close()
     if as_json:
-        click.echo(answer.model_dump_json())
+        _out(answer.model_dump_json(), json=True)
         return
     from assistant.render import answer_text
 
-    click.echo(answer_text(answer))
+    _out(answer_text(answer))
 
 
 @cli.command()
@@ -291,7 +309,7 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
     "conversation"}; - reads standard input), one record out per line in. Lines that share a
     "conversation" form one chat, asked in file order, so follow-ups are understood."""
     settings = _settings(index_dir=index_dir, server=server)
-    from assistant.batch import count_lines, markdown_record, open_questions, run_batch
+    from assistant.batch import count_lines, open_questions, output_line, run_batch
     from assistant.models import BatchErrorRecord
 
     source = open_questions(file)  # fail early on a missing, unreadable or binary file
@@ -316,15 +334,21 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
                 failures += 1
             else:
                 record = session.locate(record)
-            line = (markdown_record(record) + "\n" if fmt == "md"
-                    else record.model_dump_json() + "\n")
-            if out is not None:
-                data = memoryview(line.encode("utf-8"))
-                while data:  # a regular file takes it in one write; loop on a short one
-                    data = data[out.write(data) or 0:]
-            else:
-                sys.stdout.write(line)
-                sys.stdout.flush()
+            line = output_line(record, fmt)
+            try:
+                if out is not None:
+                    data = memoryview(line.encode("utf-8"))
+                    while data:  # a regular file takes it in one write; loop on a short one
+                        data = data[out.write(data) or 0:]
+                else:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+            except BrokenPipeError:
+                raise
+            except OSError as exc:  # a full disk: what was written stays, whole lines
+                where = output or "standard output"
+                raise OutputError(f"cannot write to {where}: {exc.strerror or exc}; the "
+                                  "answers before this one were written") from exc
             if bar is not None:
                 bar.update(1)
     finally:
@@ -349,7 +373,7 @@ def eval_cmd(gold: Path, index_dir: Path | None, as_json: bool, server: str | No
 
     questions = load_gold(gold)
     rep = evaluate(_open_session(settings).answerer, questions)
-    click.echo(rep.model_dump_json() if as_json else report_text(rep))
+    _out(rep.model_dump_json() if as_json else report_text(rep), json=as_json)
 
 
 def _fail(message: str, exit_code: int, title: str, as_json: bool) -> None:
@@ -358,8 +382,11 @@ def _fail(message: str, exit_code: int, title: str, as_json: bool) -> None:
     if as_json:
         import json
 
-        _err(json.dumps({"error": message, "title": title, "exit_code": exit_code},
-                        ensure_ascii=False))
+        from assistant.render import json_safe
+
+        click.echo(json_safe(json.dumps({"error": message, "title": title,
+                                         "exit_code": exit_code}, ensure_ascii=False)),
+                   err=True)
     else:
         _err("error: " + message)
     sys.exit(exit_code)
@@ -404,6 +431,8 @@ def _exit_at_once() -> None:
         sys.stderr.flush()
     except BrokenPipeError:
         _quiet_broken_pipe()
+    except OSError as exc:
+        raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from exc
     os._exit(0)
 
 

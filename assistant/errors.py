@@ -15,6 +15,7 @@ title in the TUI) and exit with its ``exit_code``; anything else is a bug.
     ├── IndexWriteError            exit 6   disk full, read-only directory
     ├── ModelError                 exit 7   the embedding model cannot load
     └── InputError                 exit 8   an unusable question or batch file
+        └── OutputError                     the results cannot be written (disk full)
 
 This module must never import anything heavy: the CLI imports it at start-up.
 """
@@ -85,6 +86,12 @@ class ModelError(AssistantError):
 class InputError(AssistantError):
     title = "Input"
     exit_code = 8
+
+
+class OutputError(InputError):
+    """Standard output or ``batch -o``'s file refused a write (a full disk, ``/dev/full``)."""
+
+    title = "Output"
 
 
 class UnexpectedError(AssistantError):

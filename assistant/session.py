@@ -28,7 +28,7 @@ from assistant.errors import (
     UnexpectedError,
 )
 from assistant.index.meta import MetaSource
-from assistant.index.store import OpenIndex, open_index
+from assistant.index.store import OpenIndex, check_model, open_index
 from assistant.locations import DocumentMap, locate
 from assistant.models import Answer, BuildSummary, IndexManifest, IndexStatus, Section
 from assistant.preload import EmbedderPreload, preload_embedder
@@ -152,21 +152,26 @@ class Session:
 def open_server(settings: Settings) -> OpenIndex:
     """The index on ``settings.server``; its model's export comes from this machine's shared
     cache (made from the local model when this machine has not made it yet)."""
-    from assistant.index.postgres import open_server_index
+    from assistant.index.postgres import Patience, open_server_index
     from assistant.model_export import ensure_onnx, identify, shared_cache_dir
 
     assert settings.server is not None
     root = shared_cache_dir()
-    index = open_server_index(settings.server, root)
+    index = open_server_index(settings.server, root, Patience(
+        timeout_s=settings.server_timeout_s, retry_s=settings.server_retry_s))
     try:
-        if not index.onnx_file.is_file():
+        try:
+            check_model(index.layout, index.manifest)
+        except IndexCorruptError:  # not made on this machine yet, or damaged: made again
             files = identify(settings.resolved_model_path(), root / "models")
             if files.weights_sha256 != index.manifest.model.weights_sha256:
                 raise IndexIncompatibleError(
                     f"the server's index was built with {index.manifest.model.name} "
                     f"({index.manifest.model.weights_sha256[:12]}), this machine has "
-                    f"{files.weights_sha256[:12]}; install that model or rebuild the index")
+                    f"{files.weights_sha256[:12]}; install that model or rebuild the index"
+                ) from None
             ensure_onnx(root / "models", files, settings.embed_threads)
+            check_model(index.layout, index.manifest)
     except BaseException:
         index.close()
         raise
@@ -187,8 +192,10 @@ class IndexOutcome:
 
 
 def read_status(settings: Settings) -> tuple[IndexStatus | None, AssistantError | None]:
+    """The index's status for the chat; its files checked by their stamps, not hashed (the
+    chat opens at once; `assistant info` and `assistant index` hash them)."""
     try:
-        return index_status(settings), None
+        return index_status(settings, thorough=False), None
     except AssistantError as exc:
         return None, exc
     except Exception as exc:

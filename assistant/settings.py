@@ -14,7 +14,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,7 +27,22 @@ from assistant.errors import SettingsError
 
 
 def _config_file() -> Path:
-    return Path(os.environ.get("ASSISTANT_CONFIG", "assistant.toml"))
+    """``assistant.toml`` in the working folder (read when it exists), or the file named by
+    ``ASSISTANT_CONFIG``, which must exist: a mistyped name must not silently fall back to
+    the defaults."""
+    named = os.environ.get("ASSISTANT_CONFIG")
+    if named is None:
+        return Path("assistant.toml")
+    path = Path(named)
+    if not named.strip():
+        raise SettingsError("ASSISTANT_CONFIG is set but empty; name a TOML file, or unset it "
+                            "to read ./assistant.toml")
+    if not path.exists():
+        raise SettingsError(f"ASSISTANT_CONFIG names {named}, which does not exist")
+    if path.is_dir():
+        raise SettingsError(f"ASSISTANT_CONFIG names {named}, which is a folder, not a TOML "
+                            "file")
+    return path
 
 
 class _CheckedToml(TomlConfigSettingsSource):
@@ -109,6 +125,15 @@ class Settings(BaseSettings):
     chunks), FAISS's a few ns. At 10,000 chunks HNSW gave the exact search's answer to 198
     of 200 benchmark questions (scripts/bench.py --server)."""
 
+    server_timeout_s: float = Field(default=10.0, ge=1.0, le=3600.0)
+    """The longest an answer waits for one statement (or a new connection) of the PostgreSQL
+    server: a frozen or overloaded server gives a clear error after this, not a hang."""
+
+    server_retry_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    """How long a lost connection to the PostgreSQL server is retried (with backoff) before
+    the question fails: a server restarting within this time costs no answer. Once it has
+    failed, later questions fail at once, but for a new attempt every few seconds."""
+
     top_k: int = Field(default=5, ge=1, le=50)
     """Citations listed with an answer."""
 
@@ -133,6 +158,34 @@ class Settings(BaseSettings):
 
     max_question_chars: int = Field(default=2000, ge=10)
     """Longer questions are refused with a clear message."""
+
+    @field_validator("corpus_dir", "index_dir", "model_path", mode="before")
+    @classmethod
+    def _no_empty_path(cls, value: Any, info: ValidationInfo) -> Any:
+        """An empty path is the current folder: ``ASSISTANT_INDEX_DIR=`` would build the
+        index into it. Refused, naming what sets it."""
+        if isinstance(value, str) and not value.strip():
+            raise PydanticCustomError(
+                "empty_path", "is empty (ASSISTANT_{env} or {name} in assistant.toml set to "
+                "nothing); name a folder, or unset it for the default",
+                {"env": str(info.field_name).upper(), "name": str(info.field_name)})
+        return value
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _numbers_are_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """``top_k = true`` in TOML is not 1, nor ``top_k = 2.0`` a whole number written on
+        purpose: pydantic's lax mode would take both (strict mode would refuse the strings
+        of environment variables, so this check is made here)."""
+        field = cls.model_fields.get(str(info.field_name))
+        annotation = field.annotation if field is not None else None
+        if isinstance(value, bool) and annotation is not bool:
+            raise PydanticCustomError("not_a_number", "must be a number, not {value}",
+                                      {"value": str(value).lower()})
+        if annotation is int and isinstance(value, float):
+            raise PydanticCustomError("not_a_whole_number", "must be a whole number, not "
+                                      "{value}", {"value": value})
+        return value
 
     @classmethod
     def settings_customise_sources(

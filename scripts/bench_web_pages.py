@@ -125,8 +125,8 @@ def main() -> None:
     print("| extractor | word precision | word recall | F1 | lines found whole | pages with "
           "furniture | ms a page |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, p, r, f1, whole, leaks, ms in rows:
-        print(f"| {name} | {p:.3f} | {r:.3f} | {f1:.3f} | {whole:.1%} | {leaks} | {ms:.1f} |")
+    for name, p, r, f1, share, leaked, ms in rows:
+        print(f"| {name} | {p:.3f} | {r:.3f} | {f1:.3f} | {share:.1%} | {leaked} | {ms:.1f} |")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ The gold sets:
   it is a fold of its own: its held-out figures come from a model fitted on the other sets.
 * ``pydoc``: ``tests/data/pydoc_questions.jsonl`` on Python's language reference (79
   documents, ``scripts/make_pydoc_corpus.py``). Folds by the document that holds the answer.
+* ``briefings-dev``, ``energy``, ``finance``, ``health``: folders of 14 policy briefings each
+  with 260 questions worded as analysts word them (``../shared/briefings-dev`` and
+  ``../shared/briefings-train/*``), read from there at run time and never copied. Folds: their
+  own ``splits.json`` (five, by document). Their conversation turns (``followup_context``)
+  are asked, so that follow-ups see their conversation, but neither fitted on nor scored.
 
 Every figure here is held out: a question is scored by models fitted on folds that hold
 neither its article/document nor, for the briefing, its corpus.
@@ -42,7 +47,11 @@ from assistant.qa.pipeline import Answerer
 from assistant.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-QA_DEV = Path(os.environ.get("ASSISTANT_QA_DEV", ROOT.parent / "shared" / "qa-dev"))
+SHARED = ROOT.parent / "shared"
+QA_DEV = Path(os.environ.get("ASSISTANT_QA_DEV", SHARED / "qa-dev"))
+BRIEFING_SETS = {"briefings-dev": SHARED / "briefings-dev",
+                 **{n: SHARED / "briefings-train" / n for n in ("energy", "finance", "health")}}
+"""Folders of briefings with analysts' questions, each with its own ``splits.json``."""
 WORK = ROOT / "build" / "quality"
 N_FOLDS = 5
 BRIEFING_FOLD = 5
@@ -54,6 +63,8 @@ class GoldSet:
     name: str
     questions: Path
     corpus: Path
+    splits: Path | None = None
+    """Folds by document (``{"folds": [{"question_ids", "context_ids"}, ...]}``)."""
 
     @property
     def index(self) -> Path:
@@ -64,7 +75,9 @@ def gold_sets(names: Iterable[str] | None = None) -> list[GoldSet]:
     sets = [GoldSet("qa-dev", QA_DEV / "questions.jsonl", QA_DEV / "corpus"),
             GoldSet("briefing", ROOT / "tests" / "data" / "dev_questions.jsonl", ROOT / "corpus"),
             GoldSet("pydoc", ROOT / "tests" / "data" / "pydoc_questions.jsonl",
-                    ROOT / "build" / "pydoc_corpus")]
+                    ROOT / "build" / "pydoc_corpus"),
+            *(GoldSet(name, d / "questions.jsonl", d / "corpus", d / "splits.json")
+              for name, d in BRIEFING_SETS.items() if d.is_dir())]
     wanted = set(names) if names else None
     return [s for s in sets if wanted is None or s.name in wanted]
 
@@ -147,6 +160,15 @@ class Sample:
     """Documents holding a gold answer (document recall of the citations)."""
     conversation: Conversation = field(default_factory=Conversation)
     answerer: Answerer | None = None
+    kind: str = ""
+    """The question's kind where the set gives one (fact, paraphrase, why_how, list,
+    followup, out_of_scope)."""
+    subtype: str = ""
+    """For an out-of-scope question: near_domain, off_topic or tempting_wrong; for a
+    follow-up: ``topic_switch`` when it changes subject."""
+    expect_all: list[str] = field(default_factory=list)
+    scored: bool = True
+    """False for a conversation turn asked only to lead up to a follow-up."""
 
 
 def contains(text: str | None, phrases: list[str]) -> bool:
@@ -183,7 +205,7 @@ def collect(gs: GoldSet, answerer: Answerer, folds: dict[str, int] | None = None
         labels = np.array([answerable and c.doc_id in docs and contains(c.text, expect)
                            for c in cands], dtype=bool)
         if folds is not None:
-            fold = folds[qid]
+            fold = folds.get(qid, -1)
         elif gs.name == "briefing":
             fold = BRIEFING_FOLD
         else:  # by the document holding the answer (the question's id when none does)
@@ -191,8 +213,21 @@ def collect(gs: GoldSet, answerer: Answerer, folds: dict[str, int] | None = None
         x = np.stack([c.features for c in cands]) if cands else np.zeros((0, 0))
         out.append(Sample(set=gs.name, qid=qid, question=row["question"], answerable=answerable,
                           expect=expect, fold=fold, analysis=a, cands=cands, x=x, labels=labels,
-                          docs=docs, conversation=conv, answerer=answerer))
+                          docs=docs, conversation=conv, answerer=answerer,
+                          kind=str(row.get("kind") or ""),
+                          subtype=str(row.get("subtype") or
+                                      ("topic_switch" if row.get("topic_switch") else "")),
+                          expect_all=list(row.get("expect_all") or []),
+                          scored=row.get("kind") != "followup_context"))
     return out
+
+
+def split_folds(splits: Path) -> dict[str, int]:
+    """Question id -> fold, from a briefing folder's ``splits.json`` (conversation turns
+    in the fold of the follow-up they lead to)."""
+    data = json.loads(splits.read_text(encoding="utf-8"))
+    return {qid: i for i, f in enumerate(data["folds"])
+            for qid in [*f["question_ids"], *f.get("context_ids", [])]}
 
 
 def qa_dev_folds() -> dict[str, int]:
@@ -208,7 +243,8 @@ def _cache_key(gs: GoldSet) -> str:
     qa = ROOT / "assistant" / "qa"
     stages = ["analysis.py", "candidates.py", "conversation.py", "features.py", "lang.py"]
     for p in [*(qa / n for n in stages), *sorted((qa / "lang").glob("*.toml")),
-              ROOT / "assistant" / "text.py", gs.questions]:
+              ROOT / "assistant" / "text.py", gs.questions,
+              *([gs.splits] if gs.splits else [])]:
         h.update(p.read_bytes())
     for p in sorted(gs.corpus.glob("*")):
         h.update(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}".encode())
@@ -227,7 +263,8 @@ def load_samples(names: Iterable[str] | None = None, sets: list[GoldSet] | None 
         if cache and path.is_file():
             got: list[Sample] = pickle.loads(path.read_bytes())
         else:
-            folds = qa_dev_folds() if gs.name == "qa-dev" else None
+            folds = (qa_dev_folds() if gs.name == "qa-dev"
+                     else split_folds(gs.splits) if gs.splits else None)
             got = collect(gs, answerer, folds)
             if cache:
                 for s in got:

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-# Tests run from the repository root, whose assistant.toml is the bundled chat's: read none
-# (a missing file is no settings file). Tests of the file itself set their own.
-os.environ.setdefault("ASSISTANT_CONFIG", str(Path(__file__).resolve().parent / "no-such.toml"))
+# Tests run from the repository root, whose assistant.toml is the bundled chat's: read an
+# empty one instead. Tests of the file itself set their own.
+os.environ.setdefault("ASSISTANT_CONFIG",
+                      str(Path(__file__).resolve().parent / "data" / "no-settings.toml"))
 
 ROOT = Path(__file__).resolve().parent.parent
 BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"

@@ -106,6 +106,12 @@ def build_index(settings: Settings, full: bool = False, progress: Progress | Non
             f"another `assistant index` is building {layout.root} (waited "
             f"{settings.lock_timeout_s:.0f} s); try again when it has finished") from exc
     except OSError as exc:
+        # A folder this process may not write to (read-only, another user's) can still be up
+        # to date: then there is nothing to write, and saying so is the right answer.
+        if not full:
+            plan, base, _, summary = _plan(settings, layout, files, skipped, False, started)
+            if base is not None and up_to_date(settings, plan, base):
+                return summary
         raise IndexWriteError(f"cannot write to the index folder {layout.root}: "
                               f"{exc.strerror or exc}; fix its permissions or use --index DIR"
                               ) from exc
@@ -135,17 +141,29 @@ def _write_error(exc: OSError, layout: IndexLayout) -> AssistantError:
 def _build_locked(settings: Settings, layout: IndexLayout, files: list[ingest.CorpusFile],
                   skipped: list[SkippedFile], full: bool, report: Progress, started: float,
                   encoder: EncoderFactory) -> BuildSummary:
+    plan, base, model, summary = _plan(settings, layout, files, skipped, full, started)
+    if base is not None and up_to_date(settings, plan, base):
+        return summary
+    return _rebuild(settings, layout, plan, model, base, summary, report, started, encoder)
+
+
+def _plan(settings: Settings, layout: IndexLayout, files: list[ingest.CorpusFile],
+          skipped: list[SkippedFile], full: bool, started: float
+          ) -> tuple[Plan, IndexManifest | None, ModelFiles, BuildSummary]:
+    """What the build must do, and the summary so far (complete when it is up to date)."""
     current, broken = current_manifest(layout)
     model = identify(settings.resolved_model_path(), layout.models_dir)
     plan, base = make_plan(settings, current, broken, model.weights_sha256, settings.model_name,
                            files, skipped, full)
     ids = {f.doc_id for f in files}
+    kept = {r.doc_id for r in plan.unchanged}
     had_index = current is not None or broken is not None
     summary = BuildSummary(index_dir=str(layout.root), corpus_dir=str(settings.corpus_dir),
                            up_to_date=False,
                            full_rebuild_reason=plan.full_reason if had_index else None,
                            skipped=list(skipped),
-                           removed=sorted(d for d in plan.known if d not in ids))
+                           removed=sorted(d for d in plan.known if d not in ids
+                                          and d not in kept))
     if base is not None and up_to_date(settings, plan, base):
         summary.up_to_date = True
         summary.unchanged = len(plan.unchanged)
@@ -153,8 +171,7 @@ def _build_locked(settings: Settings, layout: IndexLayout, files: list[ingest.Co
         summary.chunk_count = base.chunk_count
         summary.generation = base.generation
         summary.seconds = time.perf_counter() - started
-        return summary
-    return _rebuild(settings, layout, plan, model, base, summary, report, started, encoder)
+    return plan, base, model, summary
 
 
 def _rebuild(settings: Settings, layout: IndexLayout, plan: Plan, model: ModelFiles,
@@ -166,16 +183,21 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: Plan, model: ModelFi
         exported.append(True)
         report("export", 0, 1)
 
-    onnx_file, tokenizer, model_encoder, onnx_digest = load_model(layout, model, settings,
-                                                                  exporting, encoder)
+    onnx_file, tokenizer, model_encoder, model_digests = load_model(layout, model, settings,
+                                                                    exporting, encoder)
     if exported:
         report("export", 1, 1)
     embedder = Embedder(tokenizer, model_encoder, batch_size=settings.embed_batch_size,
                         workers=settings.embed_threads or os.cpu_count() or 1)
-    conn = open_staging(layout, plan, base)
+    conn, notice = open_staging(layout, plan, base)
+    if notice is not None:
+        summary.warnings.append(notice)
     try:
         held = held_documents(conn)
-        drop_documents(conn, plan.removed + [d for d, (_, done) in held.items() if not done])
+        # a document a killed build left half-embedded is resumed if it is to be indexed
+        indexing = {f.doc_id for f in plan.to_index}
+        drop_documents(conn, plan.removed + [d for d, (_, done) in held.items()
+                                             if not done and d not in indexing])
         records, not_indexed = embed_documents(conn, embedder, tokenizer, settings, plan,
                                                base.documents if base else {}, held, summary,
                                                report)
@@ -200,7 +222,7 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: Plan, model: ModelFi
         model=ModelIdentity(name=settings.model_name, path=model.model_path,
                             weights_sha256=model.weights_sha256, dimension=model.dimension,
                             onnx_file=str(onnx_file.relative_to(layout.root)),
-                            onnx_sha256=onnx_digest),
+                            files=model_digests),
         chunk_params=plan.params, vectors=vectors, documents=dict(sorted(records.items())),
         chunk_count=chunk_count, sentence_count=sentence_count,
         built_at=datetime.now(UTC), build_seconds=round(time.perf_counter() - started, 3),

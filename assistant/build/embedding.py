@@ -6,23 +6,30 @@ import bisect
 import json
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from assistant import ingest
+from assistant import ingest, source
 from assistant import text as tx
 from assistant.build.plan import Plan, remembered_skip
-from assistant.build.staging import chunk_count_of, drop_if_held, record
+from assistant.build.staging import chunk_count_of, committed_chunks, drop_if_held, record
 from assistant.chunk import chunk_document
 from assistant.embed import Embedder, Encoder, OnnxEncoder, Tokenizer
 from assistant.errors import ModelError
 from assistant.index.layout import IndexLayout, remove_tree
 from assistant.index.meta import next_id, sections_json, units_json, vector_blob
-from assistant.model_export import ModelFiles, ensure_onnx, onnx_path, onnx_sha256, shared_cache_dir
+from assistant.model_export import (
+    ModelFiles,
+    ensure_onnx,
+    export_digests,
+    onnx_path,
+    shared_cache_dir,
+)
 from assistant.models import (
     BuildSummary,
     Chunk,
     DocumentRecord,
+    FileDigest,
     SkippedFile,
     SkippedRecord,
     SourceDocument,
@@ -90,15 +97,17 @@ class ChunkProgress:
 
 def load_model(layout: IndexLayout, model: ModelFiles, settings: Settings,
                on_export: Callable[[], None] | None = None,
-               encoder: EncoderFactory = OnnxEncoder) -> tuple[Path, Tokenizer, Encoder, str]:
-    """The index's export of the model, loaded. A damaged export is replaced from the shared
-    cache, and if that is damaged too, exported again: `assistant index --full` repairs it."""
+               encoder: EncoderFactory = OnnxEncoder
+               ) -> tuple[Path, Tokenizer, Encoder, dict[str, FileDigest]]:
+    """The index's export of the model, loaded, and its files' digests for the manifest. A
+    damaged export is replaced from the shared cache (``ensure_onnx`` checks both), and one
+    that still fails to load is exported again."""
     for attempt in range(3):
         onnx_file = ensure_onnx(layout.models_dir, model, settings.embed_threads, on_export)
         try:
-            digest = onnx_sha256(onnx_file)
+            digests = export_digests(onnx_file, model)
             return (onnx_file, Tokenizer(onnx_file.parent / "tokenizer.json"),
-                    encoder(onnx_file, 1), digest)  # one thread per worker (Embedder)
+                    encoder(onnx_file, 1), digests)  # one thread per worker (Embedder)
         except (ModelError, OSError, ValueError, KeyError):
             if attempt == 2:
                 raise
@@ -252,18 +261,26 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
     for f in plan.to_index:
         bar.show()
         try:
-            raw = ingest.read_raw(f)
-            digest = ingest.content_hash(raw)
-            after = f.path.stat()
-        except (ingest.UnreadableDocument, OSError) as exc:
-            summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
-            if isinstance(exc, ingest.UnreadableDocument):
+            got = source.read_document(f)
+        except ingest.UnreadableDocument as exc:
+            prev = prev_docs.get(f.doc_id)
+            if str(exc).startswith("cannot read") and prev is not None:
+                # unreadable now (permissions): the version indexed before stays, as it was
+                records[f.doc_id] = prev
+                summary.skipped.append(SkippedFile(
+                    path=f.doc_id, reason=f"{exc}; the version indexed before is kept"))
+            else:
+                summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
                 not_indexed.update(remembered_skip(f, str(exc)))
-            drop_if_held(conn, f.doc_id, held)
+                drop_if_held(conn, f.doc_id, held)
             bar.document(f, 0)
             continue
+        raw = got.raw
+        digest = ingest.content_hash(raw)
+        # the size and time of the version read (it may have been saved again since the scan)
+        f = replace(f, size=got.size, mtime_ns=got.mtime_ns)
         mtime = f.mtime_ns
-        if after.st_mtime_ns != f.mtime_ns or after.st_size != f.size:
+        if got.torn:
             summary.warnings.append(f"{f.doc_id} changed while it was being indexed; the "
                                     "version read is indexed, the next build takes the rest")
             mtime = 0  # forces a re-read next time
@@ -283,22 +300,31 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
             bar.document(f, int(count))
             bar.embedded(int(count))
             continue
-        drop_if_held(conn, f.doc_id, held)
+        # A killed build committed the first chunks of this very version: embed the rest.
+        resumed = committed_chunks(conn, f.doc_id) if held.get(f.doc_id) == (digest, 0) else 0
+        if not resumed:
+            drop_if_held(conn, f.doc_id, held)
         try:
             doc = ingest.extract(f, raw)
         except ingest.UnreadableDocument as exc:
             summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
             not_indexed.update(remembered_skip(f, str(exc)))
+            drop_if_held(conn, f.doc_id, held)
             bar.document(f, 0)
             continue
         summary.warnings.extend(f"{f.doc_id}: {w}" for w in doc.warnings)
+        if resumed:
+            summary.chunks_reused += resumed
+            bar.embedded(resumed)
         # Chunks are embedded and committed in batches as they come, even inside one
         # document, so a 50 MB file never holds all its chunks and vectors in memory.
-        piece = Piece(doc, f)
-        done = 0
+        piece = Piece(doc, f, first=not resumed)
+        done = resumed
         for chunk in chunk_document(doc, tokenizer.count, tokenizer.split_points,
                                     settings.chunk_max_tokens,
                                     settings.chunk_overlap_sentences):
+            if chunk.ordinal < resumed:  # chunking is deterministic: these are committed
+                continue
             piece.chunks.append(chunk)
             pending_chunks += 1
             if pending_chunks >= BATCH_CHUNKS:

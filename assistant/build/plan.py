@@ -15,7 +15,7 @@ from assistant.chunk import CHUNKER_VERSION, SEGMENTER
 from assistant.errors import AssistantError, CorpusError
 from assistant.index.layout import IndexLayout, not_utf8
 from assistant.index.manifest import read_manifest
-from assistant.index.store import open_index
+from assistant.index.store import open_index, verify_index
 from assistant.models import (
     ChunkParams,
     DocumentRecord,
@@ -66,10 +66,14 @@ def scan(settings: Settings) -> tuple[list[ingest.CorpusFile], list[SkippedFile]
     if corpus.exists() and not corpus.is_dir():
         raise CorpusError(f"the corpus {corpus} is a file, not a folder; pass the folder that "
                           "holds the documents (--corpus DIR)")
-    if not corpus.is_dir():
-        raise CorpusError(f"the corpus folder {corpus} does not exist; create it and put "
-                          ".txt, .md, .html or .pdf files in it, or pass --corpus DIR")
-    files, skipped = ingest.discover(corpus)
+    try:
+        if not corpus.is_dir():
+            raise CorpusError(f"the corpus folder {corpus} does not exist; create it and put "
+                              ".txt, .md, .html or .pdf files in it, or pass --corpus DIR")
+        files, skipped = ingest.discover(corpus)
+    except OSError as exc:
+        raise CorpusError(f"cannot read the corpus folder {corpus} ({exc.strerror or exc}); "
+                          "fix its permissions, or pass another folder (--corpus DIR)") from exc
     if not files:
         what = f" ({len(skipped)} other files skipped: unsupported or links)" if skipped else ""
         raise CorpusError(f"the corpus folder {corpus} has no .txt, .md, .html or .pdf "
@@ -78,8 +82,10 @@ def scan(settings: Settings) -> tuple[list[ingest.CorpusFile], list[SkippedFile]
 
 
 def stale_reasons(settings: Settings, manifest: IndexManifest | None,
-                  files: list[ingest.CorpusFile]) -> list[str]:
-    """Why the index no longer matches the corpus and settings (cheap: stat only, no hashing)."""
+                  files: list[ingest.CorpusFile], skipped: list[SkippedFile] | None = None
+                  ) -> list[str]:
+    """Why the index no longer matches the corpus and settings (cheap: stat only, no hashing).
+    Documents in folders or files the scan could not read (``skipped``) are not removed."""
     if manifest is None:
         return ["no index has been built"]
     reasons: list[str] = []
@@ -89,7 +95,7 @@ def stale_reasons(settings: Settings, manifest: IndexManifest | None,
         reasons.append(f"vector store changed ({manifest.vectors.store} → {settings.store})")
     elif qdrant_moved(settings, manifest):
         reasons.append("Qdrant location changed")
-    seen = {f.doc_id for f in files}
+    seen = {f.doc_id for f in files} | unreadable_documents(manifest.documents, skipped)
     for f in files:
         rec = manifest.documents.get(f.doc_id)
         if rec is None:
@@ -99,6 +105,18 @@ def stale_reasons(settings: Settings, manifest: IndexManifest | None,
             reasons.append(f"document changed: {f.doc_id}")
     reasons.extend(f"document removed: {d}" for d in manifest.documents if d not in seen)
     return reasons
+
+
+def unreadable_documents(documents: dict[str, DocumentRecord] | list[str],
+                         skipped: list[SkippedFile] | None) -> set[str]:
+    """The indexed documents the scan could not see because their file, or a folder above it,
+    could not be read (not because they are gone): they are kept as they were."""
+    paths = [s.path for s in skipped or () if s.reason.startswith("cannot read")]
+    if not paths:
+        return set()
+    files = {p for p in paths if not p.endswith("/")}
+    folders = tuple(p for p in paths if p.endswith("/"))
+    return {d for d in documents if d in files or d.startswith(folders)}
 
 
 def same_file(rec: DocumentRecord | SkippedRecord | None, f: ingest.CorpusFile) -> bool:
@@ -162,19 +180,17 @@ def current_manifest(layout: IndexLayout) -> tuple[IndexManifest | None, str | N
         gen = layout.current_generation()
         if gen is None:
             return None, None
-        manifest = read_manifest(gen)
-        if manifest.vectors.store == "faiss":
-            # Every part present and agreeing, not only the manifest: a damaged database or
-            # vector file makes even an incremental run rebuild in full (~0.2 s to check).
-            open_index(layout.root).close()
-        return manifest, None
+        # Every part present and whole, not only the manifest: a damaged database, vector
+        # file or model export makes even an incremental run rebuild in full.
+        return verify_index(layout.root), None
     except AssistantError as exc:
         return None, f"the existing index is unusable ({exc.message.split(';')[0]})"
 
 
-def index_status(settings: Settings) -> IndexStatus:
+def index_status(settings: Settings, thorough: bool = True) -> IndexStatus:
     """What the index holds and whether it is stale against the corpus (the corpus is only
-    stat-ed, never read: fast)."""
+    stat-ed, never read). ``thorough`` (`assistant info`): every file of the index hashed and
+    checked, not only by its stamp (``assistant.index.store.verify_index``)."""
     if settings.server is not None:
         from assistant.build.server import server_status
 
@@ -187,11 +203,14 @@ def index_status(settings: Settings) -> IndexStatus:
     if gen is None:
         status.stale_reasons = ["no index has been built"]
         return status
-    manifest = read_manifest(gen)
-    if manifest.vectors.store == "faiss":
-        # The database and vectors too, not only the manifest: a damaged index is reported
-        # with its fix rather than described as fine (~0.2 s).
-        open_index(layout.root).close()
+    # The database, vectors and model too, not only the manifest: a damaged index is
+    # reported with its fix rather than described as fine.
+    if thorough:
+        manifest = verify_index(layout.root)
+    else:
+        manifest = read_manifest(gen)
+        if manifest.vectors.store == "faiss":
+            open_index(layout.root).close()  # each file by its stamp
     return describe(status, settings, manifest)
 
 
@@ -207,12 +226,12 @@ def describe(status: IndexStatus, settings: Settings, manifest: IndexManifest) -
     status.generation = manifest.generation
     status.vectors = manifest.vectors
     try:
-        files, _ = scan(settings)
+        files, skipped = scan(settings)
     except CorpusError as exc:
         status.stale_reasons = [exc.message.split(";")[0]]
         status.stale = True
         return status
-    status.stale_reasons = stale_reasons(settings, manifest, files)
+    status.stale_reasons = stale_reasons(settings, manifest, files, skipped)
     status.stale = bool(status.stale_reasons)
     return status
 
@@ -222,10 +241,13 @@ def documents_changed(manifest: IndexManifest) -> list[str]:
     corpus = Path(manifest.corpus_dir)
     if not corpus.is_dir():
         return []
-    files, _ = ingest.discover(corpus)
+    try:
+        files, skipped = ingest.discover(corpus)
+    except OSError:
+        return []
     changed = [f.doc_id for f in files if not same_file(
         manifest.documents.get(f.doc_id) or manifest.skipped.get(f.doc_id), f)]
-    seen = {f.doc_id for f in files}
+    seen = {f.doc_id for f in files} | unreadable_documents(manifest.documents, skipped)
     return changed + [d for d in manifest.documents if d not in seen]
 
 
@@ -268,7 +290,17 @@ def make_plan(settings: Settings, current: IndexManifest | None, broken: str | N
             skipped.append(SkippedFile(path=f.doc_id, reason=skip.reason))
         else:
             plan.to_index.append(f)
-    plan.removed = sorted(d for d in prev_docs if d not in ids)
+    kept = unreadable_documents(prev_docs, skipped)
+    plan.unchanged.extend(prev_docs[d] for d in sorted(kept) if d not in ids)
+    plan.removed = sorted(d for d in prev_docs if d not in ids and d not in kept)
+    for i, s in enumerate(skipped):
+        if s.reason.startswith(ingest.UNREADABLE_FOLDER) and \
+                (n := sum(1 for d in kept if d.startswith(s.path))):
+            skipped[i] = SkippedFile(path=s.path, reason=f"{s.reason}; its {n} document(s) "
+                                     "indexed before are kept as they were")
+        elif s.reason.startswith("cannot read") and s.path in kept:
+            skipped[i] = SkippedFile(path=s.path, reason=f"{s.reason}; the version indexed "
+                                     "before is kept")
     return plan, base
 
 

@@ -7,7 +7,9 @@ import os
 import sqlite3
 
 from assistant.build.staging import PLAN
+from assistant.index.integrity import StampBook, digest_folder
 from assistant.index.layout import (
+    MANIFEST,
     IndexLayout,
     fsync_dir,
     generation_name,
@@ -29,10 +31,13 @@ def update_vectors(settings: Settings, layout: IndexLayout, conn: sqlite3.Connec
     return backend(settings.store).update(layout, ChunkVectors(conn), base, target)
 
 
-def publish(layout: IndexLayout, manifest: IndexManifest) -> None:
-    """Name the staging folder a generation and point CURRENT at it; keep two generations."""
+def publish(layout: IndexLayout, manifest: IndexManifest) -> IndexManifest:
+    """Name the staging folder a generation and point CURRENT at it; keep two generations.
+    The manifest published records the size and SHA-256 of each file of the generation."""
     staging = layout.staging
     (staging / PLAN).unlink(missing_ok=True)
+    manifest = manifest.model_copy(update={
+        "files": digest_folder(staging, leave_out=frozenset({MANIFEST}))})
     write_manifest(staging, manifest)
     for p in staging.iterdir():
         if p.is_file():
@@ -46,6 +51,10 @@ def publish(layout: IndexLayout, manifest: IndexManifest) -> None:
     staging.rename(target)
     fsync_dir(layout.root)
     write_json_atomic(layout.current_file, name + "\n")
+    stamps = StampBook(layout.root)  # hashed just now: the first reader need not hash again
+    for file, digest in manifest.files.items():
+        stamps.record(target / file, digest.sha256)
+    stamps.save()
     keep = {name}
     gens = [p for p in layout.generations() if p.name != name]
     if gens:
@@ -53,5 +62,6 @@ def publish(layout: IndexLayout, manifest: IndexManifest) -> None:
     for p in layout.generations():
         if p.name not in keep:
             remove_tree(p)
+    return manifest
 
 

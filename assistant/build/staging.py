@@ -19,28 +19,41 @@ PLAN = "plan.json"
 
 
 def open_staging(layout: IndexLayout, plan: Plan, base: IndexManifest | None
-                  ) -> sqlite3.Connection:
+                  ) -> tuple[sqlite3.Connection, str | None]:
+    """The staging database (resumed when a build of the same plan left it), and a notice
+    when a staging folder left behind was unreadable and had to be discarded."""
     staging = layout.staging
     plan_file = staging / PLAN
+    notice = None
     if staging.is_dir():
         try:
-            resumable = plan_file.read_text() == plan.key() and (staging / META_DB).is_file()
-        except OSError:
+            resumable = (plan_file.read_text(encoding="utf-8") == plan.key()
+                         and (staging / META_DB).is_file())
+        except FileNotFoundError:
             resumable = False
+        except (OSError, ValueError):  # garbled by a crash or a disk fault
+            resumable = False
+            notice = UNREADABLE
         if resumable:
             try:
                 conn = connect_write(staging / META_DB)
-                conn.execute("PRAGMA quick_check").fetchone()
-                return conn
+                if conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]:
+                    return conn, None
+                conn.close()
             except sqlite3.DatabaseError:
                 pass
+            notice = UNREADABLE
         remove_tree(staging)
     staging.mkdir(parents=True)
     if base is not None:
         shutil.copyfile(layout.generation_dir(base.generation) / META_DB, staging / META_DB)
     conn = connect_write(staging / META_DB)
     write_json_atomic(plan_file, plan.key())
-    return conn
+    return conn, notice
+
+
+UNREADABLE = ("the work left by an interrupted build was unreadable and was discarded; "
+              "this build starts afresh")
 
 
 def record(f: ingest.CorpusFile, digest: str, mtime: int, count: int,
@@ -98,6 +111,13 @@ def drop_documents(conn: sqlite3.Connection, doc_ids: list[str]) -> None:
 def chunk_count_of(conn: sqlite3.Connection, doc_id: str) -> int:
     return int(conn.execute("SELECT chunk_count FROM documents WHERE doc_id=?",
                             (doc_id,)).fetchone()[0])
+
+
+def committed_chunks(conn: sqlite3.Connection, doc_id: str) -> int:
+    """How many chunks of a document an interrupted build committed (its first ones: each
+    batch commits a document's chunks in order)."""
+    return int(conn.execute("SELECT count(*) FROM chunks WHERE doc_id=?", (doc_id,)
+                            ).fetchone()[0])
 
 
 def document_ids(conn: sqlite3.Connection) -> set[str]:

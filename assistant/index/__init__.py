@@ -3,6 +3,7 @@
 * ``layout``   the folder (generations, CURRENT, staging, models, lock) and atomic files
 * ``manifest`` reading and writing a generation's manifest
 * ``meta``     the SQLite schema and every query-time SQL statement (``MetaReader``)
+* ``integrity`` each file checked against the size and SHA-256 its manifest records
 * ``store``    opening a published generation, checked against its manifest (``open_index``)
 * ``vectors``  the vector store protocol and the registry of adapters (``faiss``, ``qdrant``)
 

@@ -8,7 +8,8 @@
         chunks.faiss     the chunk vectors (FAISS store only)
         qdrant/          the chunk vectors (Qdrant local mode only)
       staging/           the build in progress; resumed if a build was interrupted
-      models/<sha>/      ONNX export of the embedding model + its tokenizer
+      models/<sha>/      this index's own copy of the ONNX export of the model + its tokenizer
+      stamps.json        files found whole by a full check, and their inode and times then
       .lock              held by the one build allowed at a time
 
 Readers only ever open a generation named by CURRENT, so a build killed at any instant
@@ -31,6 +32,9 @@ META_DB = "meta.sqlite"
 STAGING = "staging"
 MODELS = "models"
 LOCK = ".lock"
+STAMPS = "stamps.json"
+REBUILD = "run `assistant index` to rebuild it"
+"""The fix for a damaged part: a plain build finds the damage and rebuilds in full."""
 
 
 def generation_name(n: int) -> str:

@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from assistant.errors import IndexCorruptError
+from assistant.index.layout import REBUILD
 from assistant.models import Location, Section, Unit
 
 K = TypeVar("K")
@@ -302,6 +303,17 @@ class MetaReader:
         if n != chunk_count:
             raise IndexCorruptError(f"{self.path} holds {n} chunks, the manifest says "
                                     f"{chunk_count}; run `assistant index --full`")
+
+    def quick_check(self) -> None:
+        """SQLite's own check of the file's structure (every page read once): damage the
+        queries of a few questions would not meet yet."""
+        try:
+            rows = self.conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from exc
+        if rows != [("ok",)]:
+            raise IndexCorruptError(f"{self.path} is damaged (SQLite's quick_check: "
+                                    f"{' '.join(str(rows[0][0]).split())[:160]}); {REBUILD}")
 
     # --- term statistics ------------------------------------------------------------------
 

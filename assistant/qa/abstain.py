@@ -10,16 +10,21 @@ sentence and the best passage, and the best candidate's lead over the runner-up.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from assistant import text as tx
+from assistant.errors import ModelError
 from assistant.qa.analysis import QuestionAnalysis
 from assistant.qa.candidates import SOFT_MIN, Candidate
-from assistant.qa.features import INDEX
-from assistant.qa.scorer import AbstainerModel
+from assistant.qa.features import INDEX, feature_names
+from assistant.qa.lang import Language
+from assistant.qa.scorer import AbstainerModel, AnswerModel
 
 ABSTAIN_FEATURES: tuple[str, ...] = (
     "top_score",        # the ranker's score of the best candidate
@@ -35,7 +40,24 @@ ABSTAIN_FEATURES: tuple[str, ...] = (
     "kind_missing",
     "identifiers_missing",
     "own_terms",        # log of the question's own content terms
+    "names_missing",    # share of what the question pins down -- its names (capitalised
+                        # words after the first), figures, years and model numbers --
+                        # that the best sentence, its neighbours and its heading lack
 )
+
+
+def features_hash(language: Language) -> str:
+    """What a fitted model depends on: the names, in order, of the ranking features and of
+    the abstainer's evidence."""
+    names = "\n".join([*feature_names(language), "--", *ABSTAIN_FEATURES])
+    return hashlib.sha256(names.encode("utf-8")).hexdigest()[:16]
+
+
+def check_model(model: AnswerModel, language: Language) -> None:
+    """A model fitted on other features than this code computes is refused, never used."""
+    if model.features_hash != features_hash(language):
+        raise ModelError("the answer model was fitted on other features than this version "
+                         "computes: reinstall, or refit it with scripts/fit.py --write")
 
 
 def abstention_features(a: QuestionAnalysis, ranked: Sequence[Candidate],
@@ -71,7 +93,32 @@ def abstention_features(a: QuestionAnalysis, ranked: Sequence[Candidate],
     f[9] = best.features[INDEX["kind_missing"]]
     f[10] = best.features[INDEX["identifiers_missing"]]
     f[11] = math.log1p(len(a.own_terms))
+    pinned = pinned_down(a)
+    if pinned:
+        f[12] = len(missing_pins(a, best, pinned)) / len(pinned)
     return f
+
+
+def pinned_down(a: QuestionAnalysis) -> list[str]:
+    """What the question pins down (folded): its identifiers ("H20", "2023", "25%") and the
+    names it capitalises after its first word ("Japan", "Samsung")."""
+    words = a.question.split()[1:]
+    names = [t for w in words if w[:1].isupper() for t in tx.terms(w)]
+    return list(dict.fromkeys([*a.query.identifiers, *names]))
+
+
+def missing_pins(a: QuestionAnalysis, best: Candidate, pinned: Sequence[str]) -> list[str]:
+    """The pinned-down words that neither the best sentence, its neighbours nor its heading
+    and title hold."""
+    terms = list(a.query.terms)
+    found = best.exact | best.in_window | best.in_context
+    held = {t for t, f in zip(terms, found, strict=True) if f}
+    held |= {tx.fold(i) for i in best.matched_identifiers}
+    around = set(tx.identifiers(f"{best.title} {best.section}"))
+    return [p for p in pinned if p not in held and not tx.identifier_present(p, around)]
+
+
+Outcome = Literal["answer", "best_guess", "not_covered"]
 
 
 class Abstainer:
@@ -79,6 +126,8 @@ class Abstainer:
         self.model = model
         self.cols = model.columns(ABSTAIN_FEATURES)
         self.threshold = model.threshold if threshold is None else threshold
+        points = np.array(model.calibration, dtype=np.float64).reshape(-1, 2)
+        self._cal_x, self._cal_y = points[:, 0], points[:, 1]
 
     def probability(self, features: npt.NDArray[np.float64]) -> float:
         z = float(self.model.apply(features[self.cols][None, :])[0])
@@ -86,3 +135,15 @@ class Abstainer:
 
     def abstains(self, probability: float) -> bool:
         return probability < self.threshold
+
+    def confidence(self, probability: float) -> float:
+        """How often an answer at this probability was right, held out."""
+        if not len(self._cal_x):
+            return probability
+        return float(np.interp(probability, self._cal_x, self._cal_y))
+
+    def outcome(self, probability: float) -> Outcome:
+        if self.abstains(probability):
+            return "not_covered"
+        return "best_guess" if self.confidence(probability) < self.model.guess_below \
+            else "answer"

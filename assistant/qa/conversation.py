@@ -25,6 +25,26 @@ CONTEXT_WEIGHT = 0.5
 MAX_NAMES = 12
 
 _NAME = re.compile(r"\b[A-Z][\w-]+")
+_WORD = re.compile(r"[^\W_][\w'’-]*")
+
+
+def _dangling_pronoun(question: str, language: Language) -> bool:
+    """Does a pronoun of the question refer outside it? Not when a name or identifier
+    stands before it in the question ("Did the UK explain its thresholds?"), nor for a
+    "that" right after a noun, which opens a relative clause ("firms that make chips")."""
+    words = _WORD.findall(question)
+    folded = [tx.fold(w) for w in words]
+    for i, w in enumerate(folded):
+        if w not in language.pronouns:
+            continue
+        before = words[1:i]  # the first word is capitalised by the sentence, not a name
+        if any(b[0].isupper() or any(ch.isdigit() for ch in b) for b in before):
+            continue
+        if w in language.relative_pronouns and i > 0 and folded[i - 1] not in \
+                tx.STOPWORDS and folded[i - 1] not in language.question_words:
+            continue
+        return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -59,11 +79,14 @@ class Conversation:
     turns: tuple[Turn, ...] = field(default=())
 
     def leans_on_context(self, question: str, language: Language) -> bool:
-        """Does the question need the previous turn to be understood?"""
-        if not self.turns:
+        """Does the question need the previous turn to be understood? Only a turn that was
+        answered gives context (after "not covered" there is nothing to refer to), and only
+        a question that does not resolve on its own needs it: one whose pronoun has no
+        antecedent in the question itself, that opens elliptically ("And MetaX?"), or that
+        has hardly a word of its own."""
+        if not self.turns or self.turns[-1].answer_key is None:
             return False
-        words = tx.terms(question)
-        if any(w in language.pronouns for w in words):
+        if _dangling_pronoun(question, language):
             return True
         low = question.lower().lstrip(" \t\"'“‘(")
         if any(re.match(rf"{re.escape(o)}\b", low) for o in language.follow_up_openers):
@@ -71,13 +94,17 @@ class Conversation:
         return len(tx.content_terms(question)) <= 1
 
     def resolve(self, question: str, language: Language) -> Resolution:
+        if self.turns and tx.fold(question) == tx.fold(self.turns[-1].question):
+            # asked again: understood as it was the first time, so answered the same
+            return Conversation(self.id, self.turns[:-1]).resolve(question, language)
         own = tx.content_terms(question)
         terms = dict.fromkeys(own, 1.0)
         idents = tx.identifiers(question)
-        avoid = frozenset(t.answer_key for t in self.turns if t.answer_key)
         if not self.leans_on_context(question, language):
             return Resolution(text=question, terms=terms, own_terms=tuple(own),
-                              identifiers=idents, avoid=avoid, resolved=None)
+                              identifiers=idents, avoid=frozenset(), resolved=None)
+        # a follow-up asks for something new: what the conversation quoted goes last
+        avoid = frozenset(t.answer_key for t in self.turns if t.answer_key)
         prev = self.turns[-1]
         plural = any(w in language.pronouns_plural for w in tx.terms(question))
         if plural and prev.asked_for_names and prev.names:

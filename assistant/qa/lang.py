@@ -38,12 +38,16 @@ class AnswerKind:
 @dataclass(frozen=True)
 class Language:
     code: str
+    name: str
     segmenter: str
     stopwords: frozenset[str]
     question_words: frozenset[str]
     pronouns_singular: frozenset[str]
     pronouns_plural: frozenset[str]
     referring_determiners: frozenset[str]
+    relative_pronouns: frozenset[str]
+    """Pronouns that, right after a noun, open a relative clause ("firms that make chips")
+    instead of referring back."""
     follow_up_openers: tuple[str, ...]
     leaning_openers: re.Pattern[str]
     reason_openers: re.Pattern[str]
@@ -93,12 +97,14 @@ def load(code: str = "en") -> Language:
                                  holds=re.compile(k["holds"]), says=k["says"])
                       for k in data.get("answer_kinds", []))
         return Language(
-            code=data["code"], segmenter=data.get("segmenter", data["code"]),
+            code=data["code"], name=data.get("name", data["code"]),
+            segmenter=data.get("segmenter", data["code"]),
             stopwords=_words(data["stopwords"]),
             question_words=_words(data["question_words"]),
             pronouns_singular=_words(data["pronouns_singular"]),
             pronouns_plural=_words(data["pronouns_plural"]),
             referring_determiners=_words(data["referring_determiners"]),
+            relative_pronouns=_words(data.get("relative_pronouns", [])),
             follow_up_openers=tuple(data["follow_up_openers"]),
             leaning_openers=re.compile(data["leaning_openers"]),
             reason_openers=re.compile(data["reason_openers"]),

@@ -27,7 +27,14 @@ from assistant.errors import InputError
 from assistant.index.store import OpenIndex
 from assistant.models import Answer, Citation
 from assistant.qa import lang
-from assistant.qa.abstain import Abstainer, abstention_features
+from assistant.qa.abstain import (
+    ABSTAIN_FEATURES,
+    Abstainer,
+    abstention_features,
+    check_model,
+    missing_pins,
+    pinned_down,
+)
 from assistant.qa.analysis import QuestionAnalysis, analyse
 from assistant.qa.candidates import Candidate, Retriever
 from assistant.qa.citations import choose_citations
@@ -39,6 +46,9 @@ from assistant.settings import Settings
 
 MAX_RANKED = 60
 """Candidates kept after ranking (duplicates collapsed); no one reads further."""
+LONG_QUESTION_WORDS = 40
+"""From this many words, a question not covered is told that it may be asking too much at
+once."""
 
 
 @dataclass
@@ -78,6 +88,7 @@ class Answerer:
         self.settings = settings
         self.language = lang.load(settings.language)
         self.model = model or load_model()
+        check_model(self.model, self.language)
         onnx = index.onnx_file
         self.embedder = embedder or Embedder(
             Tokenizer(onnx.parent / "tokenizer.json"),
@@ -170,20 +181,19 @@ class Answerer:
         t = time.perf_counter()
         best = r.candidates[0]
         p = abstainer.probability(r.abstention)
-        answer.confidence = round(p, 4)
-        answer.abstained = abstainer.abstains(p)
+        answer.outcome = abstainer.outcome(p)
+        answer.confidence = round(abstainer.confidence(p), 4)
+        answer.abstained = answer.outcome == "not_covered"
         if answer.abstained:
-            lacking = next((k.says for k in a.kinds if not k.held_by(best.text, a.folded)), None)
-            # say what the closest passage lacks only when it is otherwise about the question
-            if lacking is not None and r.abstention[7] < 0.25:
-                answer.message = f"{self.not_covered} (The closest passage {lacking}.)"
+            answer.message = self._refusal(a, best, r.abstention)
         else:
             scores = [c.score for c in r.candidates[:20]]
             spread = (max(scores) - min(scores)) or 1.0
             span = self.quotes.build(a, best, r.candidates[1] if len(r.candidates) > 1
                                      else None, spread)
             answer.answer = span
-            answer.message = span.text
+            answer.message = (span.text if answer.outcome == "answer"
+                              else f"Best guess, not sure: {span.text}")
         k = top_k or self.settings.top_k
         chosen = choose_citations(r.candidates, k, self.model.citation_diversity,
                                   answer.answer)
@@ -196,6 +206,33 @@ class Answerer:
         return Reply(answer, conv.after(a.question, a.resolution, a.asks_for_names,
                                         given.text if given else None,
                                         (given.doc_id, best.start) if given else None))
+
+    def _refusal(self, a: QuestionAnalysis, best: Candidate, evidence: np.ndarray) -> str:
+        """"Not covered", saying what the closest passage lacks where that is known: what
+        the question pins down (a name, a year, a model number), else the kind of answer
+        asked for -- only when the passage is otherwise about the question."""
+        words = a.question.split()
+        own = set(tx.terms(a.question))
+        if len(words) >= 4 and not own & (a.language.stopwords | a.language.question_words):
+            return (f"{self.not_covered} The question does not seem to be in "
+                    f"{a.language.name}, the language the documents are searched in; "
+                    f"ask it in {a.language.name}.")
+        if len(words) >= LONG_QUESTION_WORDS:
+            return (f"{self.not_covered} The question is long ({len(words)} words): ask "
+                    "about one thing at a time.")
+        if evidence[ABSTAIN_FEATURES.index("unmatched")] >= 0.5:
+            return self.not_covered
+        missing = set(missing_pins(a, best, pinned_down(a)))
+        if missing:
+            stripped = dict.fromkeys(w.strip(".,;:?!()\"'“”‘’") for w in words)
+            named = [w for w in stripped if w and tx.fold(w).rstrip("s") in
+                     {m.rstrip("s") for m in missing}] or sorted(missing)
+            return f"{self.not_covered} (The closest passage does not mention " \
+                   f"{', '.join(named)}.)"
+        lacking = next((k.says for k in a.kinds if not k.held_by(best.text, a.folded)), None)
+        if lacking is not None and evidence[ABSTAIN_FEATURES.index("unmatched")] < 0.25:
+            return f"{self.not_covered} (The closest passage {lacking}.)"
+        return self.not_covered
 
     def _cite(self, rank: int, c: Candidate, is_answer: bool) -> Citation:
         why = [f"dense {c.dense:.2f} (passage {c.chunk_dense:.2f})"]

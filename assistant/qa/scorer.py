@@ -21,12 +21,15 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, Field
 
-from assistant.errors import SettingsError
+from assistant.errors import ModelError, SettingsError
 from assistant.qa.analysis import QuestionAnalysis
 from assistant.qa.candidates import Candidate
 from assistant.qa.features import feature_names
 
 MODEL_FILE = Path(__file__).with_name("model.json")
+MODEL_FORMAT = 2
+"""The model file's layout: 2 added the abstainer's calibration and best-guess cut, and the
+hash of the features the model was fitted on."""
 
 
 class Scorer(Protocol):
@@ -151,11 +154,22 @@ class FlatTrees:
 class AbstainerModel(LinearModel):
     threshold: float
     """Probability below which the assistant abstains."""
+    calibration: list[list[float]] = Field(default_factory=list)
+    """(probability, confidence) points, increasing: the model's probability mapped to how
+    often an answer at that probability was right held out (isotonic), interpolated
+    between points. Empty: the probability is the confidence."""
+    guess_below: float = 0.5
+    """Confidence below which an answer is shown as a best guess: more likely wrong than
+    right."""
 
 
 class AnswerModel(BaseModel):
     """The fitted ranking and abstention models, with where they came from."""
 
+    format: int = 1
+    features_hash: str = ""
+    """``assistant.qa.abstain.features_hash`` of the code that computed the features it
+    was fitted on: a model fitted on other features would score silently wrong."""
     ranker: TreeModel | LinearModel = Field(discriminator="kind")
     abstainer: AbstainerModel
     citation_diversity: float = Field(default=0.3, ge=0.0, le=1.0)
@@ -164,9 +178,15 @@ class AnswerModel(BaseModel):
 
 def load_model(path: Path = MODEL_FILE) -> AnswerModel:
     try:
-        return AnswerModel.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        model = AnswerModel.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
-        raise SettingsError(f"cannot read the answer model {path}: {exc}") from exc
+        raise ModelError(f"cannot read the answer model {path}: "
+                         f"{str(exc).splitlines()[0]}") from exc
+    if model.format != MODEL_FORMAT:
+        raise ModelError(f"the answer model {path} is of format {model.format}, this version "
+                         f"reads format {MODEL_FORMAT}: reinstall, or refit it with "
+                         "scripts/fit.py --write")
+    return model
 
 
 class FittedScorer:

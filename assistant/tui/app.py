@@ -58,7 +58,7 @@ from assistant.settings import Settings
 from assistant.tui.backend import CoreBackend
 from assistant.tui.history import InputHistory, default_history_path
 from assistant.tui.messages import BuildProgress, RestrictionRequested, SourceRequested
-from assistant.tui.passage import answer_clip, citation_clip
+from assistant.tui.passage import answer_clip, citation_clip, markup_literal
 from assistant.tui.preferences import Preferences
 from assistant.tui.screens.document import DocumentScreen
 from assistant.tui.screens.help import HelpScreen
@@ -77,6 +77,8 @@ from assistant.tui.widgets.side_panel import SidePanel
 from assistant.tui.widgets.status_line import STAGES, StatusLine
 
 if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
+
     from assistant.models import Answer
     from assistant.session import IndexOutcome
     from assistant.tui.backend import ChatBackend, ChatEngine
@@ -596,8 +598,12 @@ class BriefingApp(App[None]):
     def copy_to_clipboard(self, text: str) -> None:
         """Through the terminal (OSC 52), and to a clipboard tool as well; with none, also
         into ``clipboard.txt`` in the export folder, whose path is said."""
+        from assistant.render import printable
         from assistant.tui.clipboard import copy_to_file, copy_with_tool
 
+        # every copy, whatever it holds: an escape in a document must not reach a shell
+        # through a paste (``ESC[201~`` would end bash's bracketed paste) nor the terminal
+        text = printable(text)
         super().copy_to_clipboard(text)
         if copy_with_tool(text, self.which) is not None:
             return
@@ -611,6 +617,15 @@ class BriefingApp(App[None]):
         self.notify(f"No clipboard tool found (wl-copy, xclip, xsel, pbcopy): if the terminal "
                     f"does not pass copies on (OSC 52), the text is also in {path}",
                     title="Copy", markup=False)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every notice, from any screen, shown literally and printable: the names and
+        messages in them come from the corpus and the file system."""
+        from assistant.render import one_line, printable
+
+        super().notify(printable(message), title=one_line(title), severity=severity,
+                       timeout=timeout, markup=False)
 
     def action_open_source_outside(self) -> None:
         """The latest answer's source in $EDITOR / $PAGER, through its document screen."""
@@ -913,19 +928,22 @@ class BriefingApp(App[None]):
             ("Help", "Every key of the chat (F1)", self.action_help),
         ]
         if self.only_document:
-            commands.append(("Ask every document", f"Stop asking only {self.only_document} "
-                             "(o on it in the document list)", lambda: self._restrict(None)))
+            commands.append(("Ask every document", markup_literal(
+                f"Stop asking only {self.only_document} (o on it in the document list)"),
+                lambda: self._restrict(None)))
         for title, help_text, callback in commands:
             yield SystemCommand(title, help_text, callback)
         for doc_id in sorted(self.engine.manifest.documents) if self.engine else []:
             if doc_id != self.only_document:
-                yield SystemCommand(f"Ask only {doc_id}", "Restrict the questions to this "
+                yield SystemCommand(markup_literal(f"Ask only {doc_id}"),
+                                    "Restrict the questions to this "
                                     "document (o on it in the document list)",
                                     lambda d=doc_id: self._restrict(d))
         latest = self.conversation_view.latest_answer()
         for c in latest.answer.citations if latest else []:
-            yield SystemCommand(f"Copy citation [{c.rank}]",
-                                f"{c.section or c.title}, characters {c.start}–{c.end}",
+            yield SystemCommand(f"Copy citation [{c.rank}]",  # "[2]" is no tag: shown as is
+                                markup_literal(f"{c.section or c.title}, characters "
+                                               f"{c.start}–{c.end}"),
                                 lambda n=c.rank: self.action_copy_citation(n))
 
 
@@ -960,9 +978,11 @@ def export_to(answers: list[Answer], path: Path) -> Path:
 
     title = f"Conversation of {datetime.now():%Y-%m-%d %H:%M}"
     if path.suffix.lower() == ".json":
-        body = json.dumps({"title": title, "answers": [a.model_dump(mode="json")
-                                                       for a in answers]},
-                          ensure_ascii=False, indent=2) + "\n"
+        from assistant.render import json_safe
+
+        body = json_safe(json.dumps({"title": title, "answers": [a.model_dump(mode="json")
+                                                                 for a in answers]},
+                                    ensure_ascii=False, indent=2)) + "\n"
     else:
         body = conversation_markdown(answers, title)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -176,6 +176,16 @@ def literal(text: str, style: str = "") -> Text:
     return Text(printable(text), style=style)
 
 
+def markup_literal(text: str) -> str:
+    """Untrusted text for the one place that takes only markup strings, the command
+    palette (its titles and help go through ``Content.from_markup``): printable, on one
+    line, every ``[`` escaped. ``textual.markup.escape`` (and Rich's) leave ``[$accent]``,
+    ``[B]`` and ``[ bold]`` to be read as tags; an escaped bracket is always literal."""
+    from assistant.render import one_line
+
+    return one_line(text).replace("[", "\\[")
+
+
 def citation_clip(c: Citation) -> str:
     """What "copy citation" puts on the clipboard: the citation line and its quote."""
     from assistant.render import citation_line

@@ -13,7 +13,9 @@ from helpers.hostile import assert_user_error, cli
 
 from assistant.build import build_index
 from assistant.errors import IndexCorruptError
+from assistant.index.integrity import digest_file
 from assistant.index.layout import IndexLayout
+from assistant.index.manifest import read_manifest, write_manifest
 from assistant.session import Session
 from assistant.settings import Settings
 
@@ -28,6 +30,11 @@ def _damaged_copy(briefing_index: Path, tmp_path: Path, sql: str) -> Path:
     conn = sqlite3.connect(gen / "meta.sqlite")
     conn.executescript(sql)
     conn.close()
+    # damage its checksum cannot tell (as if the build itself had written it so): the
+    # answer stages must still report it rather than answer around it
+    manifest = read_manifest(gen)
+    manifest.files["meta.sqlite"] = digest_file(gen / "meta.sqlite")
+    write_manifest(gen, manifest)
     return index
 
 

@@ -315,25 +315,25 @@ V2 = ("Tide tables\n\nRevised after the survey.\n\n"
 
 
 def test_document_changed_while_indexed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The file is rewritten right after the build has read it: the index holds the version
-    read (text, hash and offsets agree), says so, and the next build takes the new one."""
-    from assistant import ingest
+    """The file is rewritten while the build reads it (after its bytes, before the check of
+    the open file): the index holds the version read (text, hash and offsets agree), says
+    so, and the next build takes the new one."""
+    from assistant import ingest, source
     from assistant.index.store import open_index
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     (corpus / "tides.txt").write_text(V1, encoding="utf-8")
     (corpus / BRIEFING.name).write_bytes(BRIEFING.read_bytes())
-    read_raw = ingest.read_raw
+    read_capped = source._read_capped
 
-    def rewrite_after_reading(file: ingest.CorpusFile) -> bytes:
-        raw = read_raw(file)
-        if file.doc_id == "tides.txt":
-            file.path.write_text(V2, encoding="utf-8")
-            os.utime(file.path, ns=(time.time_ns(), file.mtime_ns + 1_000_000))
+    def rewrite_after_reading(fd: int, limit: int, expected: int) -> bytes:
+        raw = read_capped(fd, limit, expected)
+        if raw == V1.encode():
+            (corpus / "tides.txt").write_text(V2, encoding="utf-8")
         return raw
 
-    monkeypatch.setattr(ingest, "read_raw", rewrite_after_reading)
+    monkeypatch.setattr(source, "_read_capped", rewrite_after_reading)
     summary = build(corpus, tmp_path / "index")
     monkeypatch.undo()
     assert any("tides.txt changed while it was being indexed" in w for w in summary.warnings)

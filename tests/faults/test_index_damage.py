@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from helpers.hostile import (
     BRIEFING_QUESTION,
+    ROOT,
     ask,
     assert_ok,
     assert_user_error,
@@ -27,9 +28,12 @@ from helpers.hostile import (
     build,
     can_mount,
     cli,
+    cli_env,
     replace_file,
     write_generated_corpus,
 )
+
+from assistant.models import SCHEMA_VERSION
 
 GARBAGE = b"\xff\xfe\x00garbage\x00" * 300
 
@@ -66,40 +70,132 @@ def _damage(path: Path, mode: str) -> None:
         path.unlink()
     elif mode == "truncated":
         replace_file(path, path.read_bytes()[: path.stat().st_size // 2])
+    elif mode == "flipped":
+        replace_file(path, flipped(path.read_bytes()))
     else:
         replace_file(path, GARBAGE)
 
 
+def flipped(data: bytes, count: int = 64) -> bytes:
+    """``data`` with ``count`` bytes in its middle changed (each bit-flipped): the damage
+    a bad disk sector or a stray write does, which leaves the file loadable."""
+    mid = len(data) // 2
+    return data[:mid] + bytes(b ^ 0x5A for b in data[mid:mid + count]) + data[mid + count:]
+
+
 PARTS = ["CURRENT", "manifest.json", "meta.sqlite", "chunks.faiss", "model.onnx",
          "tokenizer.json"]
-MODES = ["truncated", "deleted", "garbage"]
-# Damage the incremental `assistant index` cannot see without loading the model (which a
-# no-change run never does): the error tells the user to run `assistant index --full`.
-NEEDS_FULL = {("model.onnx", "truncated"), ("model.onnx", "garbage"),
-              ("tokenizer.json", "truncated"), ("tokenizer.json", "garbage")}
+MODES = ["truncated", "deleted", "garbage", "flipped"]
+# The manifest holds the others' checksums; its own bytes are checked by parsing alone.
+NOT_FLIPPED = {"CURRENT", "manifest.json"}
+NAMED = {"meta.sqlite", "chunks.faiss", "model.onnx", "tokenizer.json"}
 
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("part", PARTS)
-def test_damaged_file_gives_one_line_and_a_rebuild_repairs_it(
+def test_damaged_file_is_reported_by_ask_and_info_and_plain_index_repairs_it(
         copy: tuple[Path, Path], part: str, mode: str) -> None:
+    if mode == "flipped" and part in NOT_FLIPPED:
+        pytest.skip("a text file the manifest does not checksum")
     corpus, index = copy
     _damage(_part(index, part), mode)
-    proc = cli("ask", "--index", index, BRIEFING_QUESTION, cwd=index.parent)
-    needle = "run `assistant index`" if (part, mode) == ("CURRENT", "deleted") else \
-        "run `assistant index --full`"
-    assert_user_error(proc, 4, needle)
+    missing = (part, mode) == ("CURRENT", "deleted")
+    needle = "`assistant index"  # plain or --full: both rebuild
+    named = (part,) if part in NAMED else ()
+    assert_user_error(cli("ask", "--index", index, BRIEFING_QUESTION, cwd=index.parent), 4,
+                      needle, *named)
+    assert_user_error(cli("info", "--index", index, "--corpus", corpus, cwd=index.parent), 4,
+                      needle, *named)
     proc = cli("index", "--corpus", corpus, "--index", index, cwd=index.parent)
     assert_ok(proc)
-    if (part, mode) in NEEDS_FULL:
-        assert "up to date" in proc.stdout
-        assert_user_error(cli("ask", "--index", index, BRIEFING_QUESTION, cwd=index.parent),
-                          4, "assistant index --full")
-        build(corpus, index, full=True)
-    elif part != "CURRENT" or mode != "deleted":
+    if not missing:
         assert "Full rebuild: the existing index is unusable" in proc.stdout, proc.stdout
+        assert (part in proc.stdout) or not named, proc.stdout
     answer = ask(index, BRIEFING_QUESTION)
     assert answer.answer is not None and "25% revenue" in answer.answer.text
+    assert_ok(cli("info", "--index", index, "--corpus", corpus, cwd=index.parent))
+
+
+def test_damage_written_in_place_is_found_though_size_and_mtime_are_kept(
+        copy: tuple[Path, Path]) -> None:
+    """Bytes changed inside the file itself (same inode, size and mtime), not through a new
+    file: the stamp of its last full check no longer matches (its ctime moved), so the next
+    `assistant ask` hashes it and refuses it."""
+    _, index = copy
+    model = _part(index, "model.onnx")
+    private = model.with_name("private")
+    shutil.copyfile(model, private)  # this test's own inode, so the damage stays here
+    private.replace(model)
+    assert_ok(cli("ask", "--index", index, BRIEFING_QUESTION, cwd=index.parent))
+    before = model.stat()
+    with open(model, "r+b") as fh:
+        fh.seek(before.st_size // 2)
+        block = fh.read(64)
+        fh.seek(before.st_size // 2)
+        fh.write(bytes(b ^ 0x5A for b in block))
+    os.utime(model, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert_user_error(cli("ask", "--index", index, BRIEFING_QUESTION, cwd=index.parent), 4,
+                      "model.onnx", "is damaged", "run `assistant index`")
+
+
+def test_flipped_bytes_in_one_index_model_leave_another_index_answering_as_before(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two indexes of one machine: 64 bytes flipped in place in the first one's model must
+    not reach the second (they used to share the file through a hard link into the shared
+    export cache, and 18 of 56 answers of the untouched index changed)."""
+    from assistant.model_export import shared_cache_dir
+
+    cache = tmp_path / "cache"  # a private copy of the cache: this test damages files
+    shutil.copytree(shared_cache_dir() / "models", cache / "models")
+    monkeypatch.setenv("ASSISTANT_MODEL_CACHE", str(cache))
+    env = cli_env(ASSISTANT_MODEL_CACHE=str(cache))
+    corpus = briefing_corpus(tmp_path / "corpus")
+    build(corpus, tmp_path / "one")
+    build(corpus, tmp_path / "two")
+    questions = [json.loads(line)["question"] for line in
+                 (ROOT / "tests" / "data" / "dev_questions.jsonl").read_text().splitlines()[:12]]
+    (tmp_path / "q.txt").write_text("\n".join(questions) + "\n")
+
+    def answers(index: Path) -> list[Any]:
+        proc = cli("batch", tmp_path / "q.txt", "--index", index, cwd=tmp_path, env=env)
+        assert_ok(proc)
+        return [{k: r.get(k) for k in ("answer", "citations")}
+                for r in map(json.loads, proc.stdout.splitlines())]
+
+    before = answers(tmp_path / "two")
+    other_model = _part(tmp_path / "two", "model.onnx").read_bytes()
+    model = _part(tmp_path / "one", "model.onnx")
+    with open(model, "r+b") as fh:  # in place, as a stray write or a bad sector would
+        fh.seek(model.stat().st_size // 2)
+        block = fh.read(64)
+        fh.seek(model.stat().st_size // 2)
+        fh.write(bytes(b ^ 0x5A for b in block))
+    assert _part(tmp_path / "two", "model.onnx").read_bytes() == other_model
+    assert answers(tmp_path / "two") == before
+    assert_user_error(cli("ask", "--index", tmp_path / "one", BRIEFING_QUESTION, cwd=tmp_path,
+                          env=env), 4, "model.onnx", "is damaged")
+    assert_ok(cli("index", "--corpus", corpus, "--index", tmp_path / "one", cwd=tmp_path,
+                  env=env))
+    assert answers(tmp_path / "one") == before
+
+
+def test_unreadable_staging_left_by_a_killed_build_is_discarded_with_a_notice(
+        copy: tuple[Path, Path]) -> None:
+    pristine_corpus, index = copy
+    corpus = shutil.copytree(pristine_corpus, index.parent / "corpus-plus")
+    (corpus / "ferry.txt").write_text("Ferry notes\n\nThe ferry to Gozo carried 812 "
+                                      "bicycles during the August festival.\n")
+    staging = index / "staging"
+    for flags in ([], ["--full"]):
+        staging.mkdir()
+        (staging / "plan.json").write_bytes(b'{"base": 1, \xff\xfe\x00 "model": ')
+        (staging / "meta.sqlite").write_bytes(GARBAGE)
+        proc = cli("index", "--corpus", corpus, "--index", index, *flags, cwd=index.parent)
+        assert_ok(proc)
+        assert "warning: the work left by an interrupted build was unreadable and was " \
+               "discarded" in proc.stderr, proc.stderr
+    answer = ask(index, "How many bicycles did the ferry to Gozo carry?")
+    assert answer.answer is not None and "812 bicycles" in answer.answer.text
 
 
 @pytest.mark.slow
@@ -149,7 +245,8 @@ def test_index_from_another_schema_is_refused_then_rebuilt(copy: tuple[Path, Pat
     corpus, index = copy
     _edit_manifest(index, lambda m: m.update(schema_version=999))
     assert_user_error(cli("ask", "--index", index, BRIEFING_QUESTION, cwd=index.parent), 4,
-                      "schema version 999", "reads version 1", "assistant index --full")
+                      "schema version 999", f"reads version {SCHEMA_VERSION}",
+                      "assistant index --full")
     assert_user_error(cli("info", "--index", index, cwd=index.parent), 4, "schema version 999")
     proc = cli("index", "--corpus", corpus, "--index", index, cwd=index.parent)
     assert_ok(proc)
@@ -193,6 +290,12 @@ def test_read_only_index_still_answers_and_build_says_why(read_only: tuple[Path,
     assert_ok(proc)
     assert "25% revenue" in proc.stdout
     proc = cli("index", "--corpus", corpus, "--index", index, cwd=index.parent)
+    assert_ok(proc)  # up to date: nothing to write
+    assert proc.stdout.startswith("Index is up to date")
+    extra = index.parent / "corpus-plus"
+    shutil.copytree(corpus, extra)
+    (extra / "new.txt").write_text("Notes\n\nThe ferry timetable changes in October.\n")
+    proc = cli("index", "--corpus", extra, "--index", index, cwd=index.parent)
     assert_user_error(proc, 6, "cannot write to the index folder", "Read-only file system",
                       "fix its permissions or use --index DIR")
 

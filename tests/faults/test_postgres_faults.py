@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from assistant.build.server import staging_dir
 from assistant.errors import ServerError
 from assistant.index.layout import IndexLayout
 from assistant.index.postgres import read_server_manifest
+from assistant.index.postgres.reader import PgConnection
 from assistant.session import Session
 from assistant.settings import Settings
 
@@ -289,3 +291,180 @@ def test_server_stopped_under_an_open_session_then_started_again(
     finally:
         server.cleanup()
         shutil.rmtree(staging_dir(url), ignore_errors=True)
+
+
+# --- a team server that survives: publishes, restarts, a frozen server (issue 29) ----------
+
+def _edit(corpus: Path, round_: int) -> None:
+    """A change worth publishing: the Tallinn note and one more generated report."""
+    (corpus / "tallinn.txt").write_text(TALLINN[round_ % 2], encoding="utf-8")
+    (corpus / f"desk-{round_:02d}.txt").write_text(generated_doc(round_), encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_a_session_answers_from_its_generation_through_many_publishes(
+        server_url: str, workspace: tuple[Path, Path]) -> None:
+    """A batch holds the generation it opened: four publishes while it runs cost it nothing
+    (its rows used to be deleted by the third: "rebuilt three times… open it again"). Once
+    no reader holds it, a build deletes its rows as before."""
+    import psycopg
+
+    corpus, _ = workspace
+    _edit(corpus, 0)
+    settings = Settings(corpus_dir=corpus, server=server_url)
+    build_index(settings)
+    held = Session.open(Settings(server=server_url))
+    try:
+        first = held.ask(TALLINN_QUESTION).answer
+        for round_ in range(1, 5):
+            _edit(corpus, round_)
+            assert build_index(settings).generation == round_ + 1
+            reply = held.ask(TALLINN_QUESTION).answer
+            assert held.generation == 1
+            assert reply.answer == first.answer and reply.citations == first.citations
+            assert held.document("tallinn.txt").text == TALLINN[0]
+    finally:
+        held.close()
+    _edit(corpus, 5)
+    build_index(settings)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        kept = [r[0] for r in conn.execute(
+            "SELECT generation FROM briefing_assistant.generations ORDER BY 1")]
+        tallinn_at_1 = conn.execute(
+            "SELECT count(*) FROM briefing_assistant.documents WHERE doc_id = 'tallinn.txt' "
+            "AND born <= 1 AND coalesce(dies, 2147483647) > 1").fetchone()[0]
+    assert kept == [4, 5, 6] and tallinn_at_1 == 0  # let go: cleaned up by the next build
+
+
+def _stop(server: Any) -> None:
+    from pgserver import _commands
+
+    _commands.pg_ctl(["-m", "fast", "-w", "stop"], pgdata=server.pgdata,
+                     user=server.system_user)
+
+
+@pytest.fixture()
+def own_server(tmp_path_factory: pytest.TempPathFactory, workspace: tuple[Path, Path]
+               ) -> Iterator[tuple[Any, str, Path]]:
+    """A server of this test's own (it is stopped, restarted or frozen), with the briefing
+    built into it."""
+    corpus, _ = workspace
+    server = start_server(tmp_path_factory.mktemp("pgown") / "data")
+    url = str(server.get_uri())
+    try:
+        build_index(Settings(corpus_dir=corpus, server=url))
+        yield server, url, corpus
+    finally:
+        server.cleanup()
+        shutil.rmtree(staging_dir(url), ignore_errors=True)
+
+
+def _questions(tmp_path: Path, n: int) -> Path:
+    path = tmp_path / "questions.txt"
+    path.write_text("\n".join([VENDOR_QUESTION, "What share of H200 revenue goes to the US?",
+                               "Which Chinese vendors are mentioned?"] * n) + "\n")
+    return path
+
+
+@pytest.mark.slow
+def test_a_server_restart_during_a_batch_costs_no_answer(
+        own_server: tuple[Any, str, Path], tmp_path: Path) -> None:
+    """The server goes away for a few seconds in the middle of a batch: the questions asked
+    meanwhile wait for it (retried with backoff) and are answered; none is an error."""
+    from assistant.batch import run_batch
+
+    server, url, _ = own_server
+    session = Session.open(Settings(server=url))
+    try:
+        records = run_batch(session.answerer, _questions(tmp_path, 4))
+        out = [next(records), next(records)]
+        _stop(server)
+        restart = threading.Timer(4.0, server.ensure_postgres_running)
+        restart.start()
+        started = time.monotonic()
+        out.extend(records)
+        restart.join()
+    finally:
+        session.close()
+    errors = [r for r in out if not hasattr(r, "citations")]
+    assert errors == [] and len(out) == 12
+    assert time.monotonic() - started >= 3.5  # they did wait for the server
+
+
+@pytest.mark.slow
+def test_a_server_gone_for_good_gives_one_error_line_per_question_without_long_waits(
+        own_server: tuple[Any, str, Path], tmp_path: Path) -> None:
+    from assistant.batch import run_batch
+    from assistant.models import BatchErrorRecord
+
+    server, url, _ = own_server
+    session = Session.open(Settings(server=url, server_retry_s=3))
+    try:
+        records = run_batch(session.answerer, _questions(tmp_path, 10))
+        first = next(records)
+        assert not isinstance(first, BatchErrorRecord)
+        _stop(server)
+        started = time.monotonic()
+        rest = list(records)
+        took = time.monotonic() - started
+    finally:
+        session.close()
+    assert len(rest) == 29 and all(isinstance(r, BatchErrorRecord) for r in rest)
+    assert all("cannot reach the index server" in r.error and "\n" not in r.error
+               for r in rest if isinstance(r, BatchErrorRecord))
+    assert 2.5 <= took < 20, took  # the retry window once, then at once but for a probe
+
+
+def _postgres_processes(server: Any) -> list[int]:
+    """The postmaster of ``server`` and every process it started."""
+    postmaster = int((Path(server.pgdata) / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_frozen_server_gives_a_clear_error_within_the_timeout(
+        own_server: tuple[Any, str, Path]) -> None:
+    """The server stopped with SIGSTOP (it accepts connections and answers nothing): the
+    question fails with its own message within ``server_timeout_s`` and a little, instead of
+    hanging; once the server runs again, the session answers again."""
+    server, url, _ = own_server
+    session = Session.open(Settings(server=url, server_timeout_s=2, server_retry_s=2))
+    outcome: list[BaseException | object] = []
+
+    def ask() -> None:
+        try:
+            outcome.append(session.ask(VENDOR_QUESTION))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    pids = _postgres_processes(server)
+    try:
+        assert session.ask(VENDOR_QUESTION).answer.answer is not None
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        asker = threading.Thread(target=ask, daemon=True)
+        asker.start()
+        asker.join(timeout=30)
+        took = time.monotonic() - started
+        assert not asker.is_alive(), "the question hung on the frozen server"
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    try:
+        assert isinstance(outcome[0], ServerError), outcome
+        assert "did not answer within 2 s" in outcome[0].message
+        assert "server_timeout_s" in outcome[0].message
+        assert took < 10, took
+        time.sleep(PgConnection.PROBE_EVERY_S)
+        assert session.ask(VENDOR_QUESTION).answer.answer is not None
+    finally:
+        session.close()

@@ -139,7 +139,13 @@ def test_manifest_describes_the_index(base: tuple[Path, Path, BuildSummary]) -> 
     assert m.model.weights_sha256 == weights  # type: ignore[attr-defined]
     assert Path(m.model.path) == model_dir and m.model.dimension == 384  # type: ignore[attr-defined]
     onnx = index / m.model.onnx_file  # type: ignore[attr-defined]
-    assert hashlib.sha256(onnx.read_bytes()).hexdigest() == m.model.onnx_sha256  # type: ignore[attr-defined]
+    assert hashlib.sha256(onnx.read_bytes()).hexdigest() == \
+        m.model.files["model.onnx"].sha256  # type: ignore[attr-defined]
+    assert onnx.stat().st_nlink == 1  # the index's own copy, not a link into a shared cache
+    gen = index / f"gen-{m.generation:06d}"  # type: ignore[attr-defined]
+    assert sorted(m.files) == ["chunks.faiss", "meta.sqlite"]  # type: ignore[attr-defined]
+    for name, digest in m.files.items():  # type: ignore[attr-defined]
+        assert hashlib.sha256((gen / name).read_bytes()).hexdigest() == digest.sha256
     assert "MiniLM-L6" in m.model.name  # type: ignore[attr-defined]
     p = m.chunk_params  # type: ignore[attr-defined]
     assert (p.max_tokens, p.overlap_sentences, p.chunker_version) == (200, 1, CHUNKER_VERSION)

@@ -72,20 +72,19 @@ def test_a_damaged_model_copy_is_a_damaged_index_with_its_fix(tmp_path: Path,
     onnx = open_index(index)
     onnx_file = onnx.onnx_file
     onnx.close()
-    # replaced, not overwritten in place: the file is a hard link of the machine's shared
-    # export, which the other indexes of this test run use too
     onnx_file.unlink()
     onnx_file.write_bytes(b"not a model")
     settings = Settings(index_dir=index)
     with pytest.raises(IndexCorruptError) as caught:
         Session.open(settings)
-    assert "assistant index --full" in caught.value.message
+    assert "model.onnx is damaged" in caught.value.message
+    assert "run `assistant index`" in caught.value.message
     # the same when the model was loading on a thread before the index was opened
     preload = preload_embedder(settings)
     assert preload is not None
     with pytest.raises(IndexCorruptError) as caught:
         Session.open(settings, preload)
-    assert "assistant index --full" in caught.value.message
+    assert "run `assistant index`" in caught.value.message
 
 
 def test_the_preloaded_embedder_is_the_one_that_answers(briefing_index: Path) -> None:
@@ -158,9 +157,9 @@ def test_the_chat_start_preloads_and_checks_once_unless_it_builds_first(
         made.append(preload_embedder(s))
         return made[-1]
 
-    def counting(s: Settings) -> Any:
+    def counting(s: Settings, **options: Any) -> Any:
         checks.append(1)
-        return real_status(s)
+        return real_status(s, **options)
 
     monkeypatch.setattr(sessions, "preload_embedder", recording)
     monkeypatch.setattr(sessions, "index_status", counting)

@@ -771,7 +771,7 @@ def test_markup_and_escape_sequences_are_shown_literally(tmp_path: Path) -> None
             quote = highlighted_text(card.query_one(PassageView))
             assert "[bold red]1.21 gigawatts[/]" in quote
             assert "[@click=app.quit]click me[/]" in quote
-            assert "\\x1b[31mred\\x1b[0m" in quote  # the escape made visible, not sent
+            assert "␛[31mred␛[0m" in quote  # the escape made visible, not sent
             everything = [seg for w in app.screen.query(Static) for line in lines_of(w)
                           for seg in line]
             assert not any("\x1b" in seg.text or "\x07" in seg.text for seg in everything)
@@ -857,9 +857,9 @@ def test_highlighted_makes_control_characters_visible_without_shifting() -> None
     text = "a\x1b[31mb QUOTE\x07 c"
     start = text.index("QUOTE")
     out = highlighted(text, start, start + len("QUOTE\x07"), "bold")
-    assert out.plain == "a\\x1b[31mb QUOTE\\x07 c"
+    assert out.plain == "a␛[31mb QUOTE␇ c"
     spans = [out.plain[s.start:s.end] for s in out.spans if s.style == "bold"]
-    assert spans == ["QUOTE\\x07"]
+    assert spans == ["QUOTE␇"]
 
 
 def test_history_file(tmp_path: Path) -> None:

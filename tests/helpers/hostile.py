@@ -113,6 +113,39 @@ def minimal_pdf(text: str) -> bytes:
     return bytes(out)
 
 
+def pdf_of_one_shared_stream(pages: int, content_bytes: int) -> bytes:
+    """A PDF whose ``pages`` pages all draw one Flate-compressed content stream of
+    ``content_bytes`` of text operators: a few hundred KB on disk, ``pages × content_bytes``
+    of content to extract (a decompression bomb for text extraction), written by hand."""
+    import zlib
+
+    line = b"BT /F1 12 Tf 72 720 Td (The same line of text again.) Tj ET\n"
+    stream = zlib.compress(line * (content_bytes // len(line)), 9)
+    kids = " ".join(f"{5 + i} 0 R" for i in range(pages)).encode()
+    page = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 3 0 R "
+            b"/Resources << /Font << /F1 4 0 R >> >> >>")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % pages,
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream
+        + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        *[page] * pages,
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for off in offsets:
+        out += b"%010d 00000 n \n" % off
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
 def encrypted_pdf(text: str, password: str = "s3cret") -> bytes:
     """``minimal_pdf`` encrypted with a user password (RC4, needs no extra library)."""
     from pypdf import PdfReader, PdfWriter

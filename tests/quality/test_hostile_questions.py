@@ -104,7 +104,7 @@ def test_escape_bytes_inside_a_document_never_reach_the_terminal(tmp_path: Path)
     assert_ok(proc)
     assert "pressure valve opened at 09:14" in proc.stdout
     assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
-    assert "\\x1b[31mreactor" in proc.stdout
+    assert "␛[31mreactor" in proc.stdout
     proc = cli("ask", "--json", "--index", "index", "When did the reactor pressure valve open?",
                cwd=tmp_path)
     assert_ok(proc)

@@ -93,6 +93,36 @@ def test_context_comes_from_the_previous_turn_only() -> None:
     assert "nvidia" in res.terms
 
 
+def test_a_pronoun_with_its_antecedent_in_the_question_stands_alone() -> None:
+    conv = _after(Conversation(id="c"), "Which vendors build rack-scale systems?",
+                  "Huawei and Baidu are deploying rack-scale systems.")
+    for q in ("Did the UK explain the reasoning behind its quantum export thresholds?",
+              "Which firms that make chips got money?",
+              "How much of H200 revenue does the US keep for itself?"):
+        res = conv.resolve(q, EN)
+        assert res.resolved is None and res.text == q and not res.avoid, q
+    for q in ("What happened to its captain?", "Is that still in force?",
+              "How is that split between national and regional money?"):
+        assert conv.resolve(q, EN).resolved is not None, q
+
+
+def test_no_context_is_taken_from_a_turn_that_was_not_answered() -> None:
+    conv = _after(Conversation(id="c"), "What will the weather be in Paris tomorrow?", None)
+    res = conv.resolve("What is its price?", EN)
+    assert res.resolved is None and "weather" not in res.terms
+
+
+def test_the_same_question_asked_again_is_understood_as_the_first_time() -> None:
+    conv = _after(Conversation(id="c"), "What did China do about gallium exports?",
+                  "China banned gallium exports to the US.")
+    first = conv.resolve("What prompted it?", EN)
+    again = _after(conv, "What prompted it?", "Security concerns prompted it.")
+    assert again.resolve("What prompted it?", EN) == first
+    plain = _after(Conversation(id="c"), "Who welcomed the policy change?", "Nvidia did.")
+    assert not plain.resolve("Who welcomed the policy change?", EN).avoid, \
+        "an answer given before must not be pushed down when the question is asked again"
+
+
 def test_resolving_and_recording_never_change_the_conversation() -> None:
     conv = _after(Conversation(id="c"), "What did Washington decide?", "It reversed course.")
     turns = conv.turns
@@ -153,6 +183,38 @@ def test_the_abstainer_abstains_below_its_threshold() -> None:
     assert ab.probability(high) > 0.9 and not ab.abstains(ab.probability(high))
     assert ab.probability(low) < 0.1 and ab.abstains(ab.probability(low))
     assert Abstainer(model, threshold=0.0).abstains(ab.probability(low)) is False
+
+
+def test_confidence_is_the_calibrated_probability_and_decides_the_outcome() -> None:
+    n = len(ABSTAIN_FEATURES)
+    model = AbstainerModel(features=list(ABSTAIN_FEATURES), weights=[1.0] + [0.0] * (n - 1),
+                           mean=[0.0] * n, scale=[1.0] * n, threshold=0.2,
+                           calibration=[[0.0, 0.0], [0.5, 0.3], [0.9, 0.8], [1.0, 0.95]],
+                           guess_below=0.5)
+    ab = Abstainer(model)
+    assert ab.confidence(0.5) == pytest.approx(0.3)
+    assert ab.confidence(0.7) == pytest.approx(0.55)
+    assert ab.outcome(0.1) == "not_covered"
+    assert ab.outcome(0.5) == "best_guess", "sure enough to show, more likely wrong than right"
+    assert ab.outcome(0.95) == "answer"
+
+
+def test_a_model_fitted_on_other_features_is_refused(tmp_path: Any) -> None:
+    from assistant.errors import ModelError
+    from assistant.qa.abstain import check_model, features_hash
+    from assistant.qa.scorer import MODEL_FILE
+
+    model = load_model()
+    check_model(model, EN)  # the shipped model matches this code
+    stale = model.model_copy(update={"features_hash": "0" * 16})
+    with pytest.raises(ModelError, match="other features"):
+        check_model(stale, EN)
+    assert features_hash(EN) == model.features_hash
+    old = tmp_path / "model.json"
+    old.write_text(MODEL_FILE.read_text(encoding="utf-8").replace('"format": 2',
+                                                                  '"format": 1'))
+    with pytest.raises(ModelError, match="format 1"):
+        load_model(old)
 
 
 def test_citations_offer_another_document_when_scores_are_close() -> None:

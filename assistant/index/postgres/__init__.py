@@ -14,6 +14,7 @@ Nothing here imports the answer stages, the build or the settings.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +22,13 @@ from pydantic import ValidationError
 
 from assistant.errors import IndexCorruptError, IndexIncompatibleError, IndexMissingError
 from assistant.index.layout import IndexLayout
-from assistant.index.postgres.connection import public_url
+from assistant.index.postgres.connection import Patience, public_url
 from assistant.index.postgres.reader import PgConnection, PgMeta, PgVectors
 from assistant.index.postgres.schema import OWNER, SCHEMA, SERVER_SCHEMA_VERSION
 from assistant.index.store import OpenIndex
-from assistant.models import IndexManifest
+from assistant.models import SCHEMA_VERSION, IndexManifest
 
-__all__ = ["open_server_index", "public_url", "read_server_manifest"]
+__all__ = ["Patience", "open_server_index", "public_url", "read_server_manifest"]
 
 
 def _fix(url: str) -> str:
@@ -57,8 +58,10 @@ def check_schema(db: PgConnection) -> bool:
     return True
 
 
-def read_current(db: PgConnection) -> tuple[IndexManifest, int, int] | None:
-    """The live generation's manifest, sentence rows and token total (None: never built)."""
+def read_current(db: PgConnection, older_ok: bool = False
+                 ) -> tuple[IndexManifest, int, int] | None:
+    """The live generation's manifest, sentence rows and token total (None: never built; or,
+    ``older_ok``, built by an earlier version: the build then publishes everything again)."""
     if not check_schema(db):
         return None
     rows = db.rows(f"SELECT g.manifest, g.sentence_rows, g.token_total FROM {SCHEMA}.current c "
@@ -66,6 +69,17 @@ def read_current(db: PgConnection) -> tuple[IndexManifest, int, int] | None:
     if not rows:
         return None
     raw, sentence_rows, token_total = rows[0]
+    try:
+        version = json.loads(raw).get("schema_version")
+    except (ValueError, AttributeError):
+        version = SCHEMA_VERSION  # reported as damaged below
+    if version != SCHEMA_VERSION:
+        if older_ok:
+            return None
+        raise IndexIncompatibleError(
+            f"the index on {public_url(db.url)} was built by another version of the assistant "
+            f"(manifest version {version!r}, this one reads {SCHEMA_VERSION}); "
+            f"run `assistant index --server {public_url(db.url)}` to rebuild it")
     try:
         manifest = IndexManifest.model_validate_json(raw)
     except ValidationError as exc:
@@ -83,27 +97,48 @@ def read_server_manifest(url: str) -> IndexManifest | None:
         db.close()
 
 
-def open_server_index(url: str, model_root: Path) -> OpenIndex:
-    """The server's live generation, opened for reading; ``model_root`` holds the model's
-    export (``manifest.model.onnx_file`` is relative to it)."""
-    db = PgConnection(url)
+def open_server_index(url: str, model_root: Path, patience: Patience | None = None
+                      ) -> OpenIndex:
+    """The server's live generation, opened for reading and held (builds keep its rows while
+    this reader lives: ``PgConnection.hold``); ``model_root`` holds the model's export
+    (``manifest.model.onnx_file`` is relative to it)."""
+    db = PgConnection(url, patience)
     try:
-        found = read_current(db)
-        if found is None:
-            raise IndexMissingError(f"the server {public_url(url)} holds no index yet; run "
-                                    f"`assistant index --server {public_url(url)}` to build it")
+        for _ in range(3):
+            found = read_current(db)
+            if found is None:
+                raise IndexMissingError(f"the server {public_url(url)} holds no index yet; run "
+                                        f"`assistant index --server {public_url(url)}` to "
+                                        "build it")
+            if db.hold(found[0].generation):
+                break
+        else:  # replaced three times between reading it and holding it
+            raise IndexMissingError(f"the index on {public_url(url)} keeps being rebuilt; "
+                                    "try again")
         manifest, sentence_rows, token_total = found
         meta = PgMeta(db, manifest.generation, sentence_rows, token_total)
         meta.check(manifest.chunk_count)
         # a connection of its own: the vector search runs beside the lexical one
-        vectors = PgVectors(PgConnection(url), manifest.generation, manifest.chunk_count,
-                            manifest.vectors.kind == "hnsw")
+        vectors = PgVectors(_holding(url, patience, manifest.generation), manifest.generation,
+                            manifest.chunk_count, manifest.vectors.kind == "hnsw")
     except BaseException:
         db.close()
         raise
 
     def second_reader() -> Any:
-        return PgMeta(PgConnection(url), manifest.generation, sentence_rows, token_total)
+        return PgMeta(_holding(url, patience, manifest.generation), manifest.generation,
+                      sentence_rows, token_total)
 
     return OpenIndex(layout=IndexLayout(model_root), generation_dir=model_root,
                      manifest=manifest, meta=meta, vectors=vectors, new_reader=second_reader)
+
+
+def _holding(url: str, patience: Patience | None, generation: int) -> PgConnection:
+    """A further connection of a reader that holds ``generation`` already."""
+    db = PgConnection(url, patience)
+    if not db.hold(generation):
+        db.close()
+        raise IndexMissingError(f"the index on {public_url(url)} was rebuilt since this session "
+                                f"opened it, and its generation {generation} is gone; open it "
+                                "again")
+    return db

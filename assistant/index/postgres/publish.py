@@ -7,7 +7,8 @@ chunk ids is kept; every other document's rows are marked as leaving (``dies``) 
 local rows are added (``born``) under the new generation, whose ``current`` row is set in
 the same transaction. A builder killed before the commit leaves the server as it was
 (PostgreSQL rolls the transaction back); the next build publishes again. Rows no reader of
-the live generation or the one before it can see are deleted first. ``ServerLock`` (a
+the live generation, the one before it, or one an open reader holds can see are deleted
+first. ``ServerLock`` (a
 PostgreSQL advisory lock, released when its connection drops) serialises builds.
 """
 
@@ -33,6 +34,7 @@ from assistant.index.postgres.schema import (
     DOCUMENT_TABLES,
     LOCK_KEY,
     NEVER,
+    READER_KEY,
     SCHEMA,
     create_sql,
 )
@@ -92,7 +94,7 @@ def publish(url: str, local_generation: Path, local: IndexManifest, ann_threshol
     check = PgConnection(url)
     try:
         has_schema = check_schema(check)
-        found = read_current(check) if has_schema else None
+        found = read_current(check, older_ok=True) if has_schema else None
     except IndexIncompatibleError:
         if not full or not _ours_to_replace(check):
             raise
@@ -162,12 +164,17 @@ def _publish(conn: Any, has_schema: bool, found: tuple[IndexManifest, int, int] 
     generations = [int(r[0]) for r in conn.execute(
         f"SELECT generation FROM {S}.generations ORDER BY generation")]
     g = max([g0, *generations]) + 1
-    # Rows no reader of the live generation (g0) or the one before it can see any more
+    # Rows no reader of the live generation (g0), the one before it, or one a reader still
+    # holds can see any more
     before = max([x for x in generations if x < g0], default=0)
+    held = held_generations(conn)
     for table in ALL_TABLES:
-        conn.execute(f"DELETE FROM {S}.{table} WHERE coalesce(dies, {NEVER}) <= %s OR born > %s",
-                     (before, g0))
-    conn.execute(f"DELETE FROM {S}.generations WHERE generation < %s", (before,))
+        conn.execute(f"DELETE FROM {S}.{table} t WHERE (coalesce(t.dies, {NEVER}) <= %(b)s "
+                     "OR t.born > %(g0)s) AND NOT EXISTS (SELECT 1 FROM unnest(%(held)s::int[]) "
+                     f"h(g) WHERE t.born <= h.g AND h.g < coalesce(t.dies, {NEVER}))",
+                     {"b": before, "g0": g0, "held": held})
+    conn.execute(f"DELETE FROM {S}.generations WHERE generation < %s AND "
+                 "generation <> ALL(%s::int[])", (before, held))
 
     db = connect_read(local_generation / META_DB)
     try:
@@ -220,7 +227,7 @@ def _publish(conn: Any, has_schema: bool, found: tuple[IndexManifest, int, int] 
     else:
         conn.execute(f"DROP INDEX IF EXISTS {S}.chunks_hnsw")
     manifest = local.model_copy(update={
-        "generation": g,
+        "generation": g, "files": {},  # the local generation's files: none on the server
         "vectors": VectorIndexInfo(store="postgres", kind="hnsw" if hnsw else "flat",
                                    server_url=public_url(url))})
     conn.execute(f"INSERT INTO {S}.generations (generation, manifest, sentence_rows, "
@@ -229,6 +236,16 @@ def _publish(conn: Any, has_schema: bool, found: tuple[IndexManifest, int, int] 
     conn.execute(f"INSERT INTO {S}.current (one, generation) VALUES (true, %s) "
                  "ON CONFLICT (one) DO UPDATE SET generation = excluded.generation", (g,))
     return manifest, len(sending), len(keep)
+
+
+def held_generations(conn: Any) -> list[int]:
+    """The generations open readers hold (``PgConnection.hold``: a shared advisory lock
+    each, which PostgreSQL drops with the reader's connection, so a reader that died holds
+    nothing)."""
+    return sorted({int(r[0]) for r in conn.execute(
+        "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 "
+        "AND classid = %s::bigint::oid AND database = (SELECT oid FROM pg_database WHERE "
+        "datname = current_database())", (READER_KEY,))})
 
 
 def _same(current: IndexManifest, local: IndexManifest) -> bool:

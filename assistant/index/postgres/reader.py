@@ -4,15 +4,18 @@ read through) and ``PgVectors`` (pgvector search: exact, or HNSW above ``ann_thr
 Every statement names the generation it reads, so a reader sees one generation whatever a
 build does meanwhile (a build only adds rows, marks rows as leaving, and deletes rows no
 generation since the previous one can see). The connection is in autocommit mode: a
-reader never holds a transaction open between questions. A connection lost mid-question
-is tried once more on a fresh connection, then reported as a ``ServerError``; the next
-question connects again, so a restarted server answers at once.
+reader never holds a transaction open between questions, and holds its generation (a shared
+advisory lock) so that builds keep that generation's rows. A lost connection is retried
+for a while, a statement that takes too long is stopped (``PgConnection``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -27,7 +30,14 @@ from assistant.index.meta import (
     blob_vector,
     read_through,
 )
-from assistant.index.postgres.connection import connect, public_url, unreachable
+from assistant.index.postgres.connection import (
+    Patience,
+    connect_raw,
+    no_answer,
+    public_url,
+    refused,
+    unreachable,
+)
 from assistant.index.postgres.lexical import (
     PackedPostings,
     Posting,
@@ -35,7 +45,7 @@ from assistant.index.postgres.lexical import (
     bm25,
     idf,
 )
-from assistant.index.postgres.schema import SCHEMA, visible
+from assistant.index.postgres.schema import READER_KEY, SCHEMA, visible
 from assistant.models import Location, Section, Unit
 
 S = SCHEMA
@@ -51,36 +61,115 @@ def _parts(items: Sequence[Any]) -> list[list[Any]]:
 
 
 class PgConnection:
-    """One connection, re-made when the server drops it; every query passes through ``rows``."""
+    """One connection, re-made when the server drops it; every query passes through ``rows``.
 
-    def __init__(self, url: str) -> None:
+    A lost connection (a server restarting, a network blip) is retried with growing pauses
+    for ``patience.retry_s``; after that the question fails with one line, and so do later
+    ones at once, but for a fresh attempt every ``PROBE_EVERY_S`` (a server back up answers
+    again). A statement the server does not finish within ``patience.timeout_s`` fails with
+    its own error: the server cancels it (``statement_timeout``), and a server too frozen to
+    do even that has the connection cut under it by a watchdog a little later.
+
+    ``hold(generation)``: this connection holds a shared advisory lock on that generation
+    for as long as it lives (taken again after a reconnection), so that a build leaves the
+    generation's rows in place while a reader answers from it (``publish.held_generations``).
+    """
+
+    PROBE_EVERY_S = 3.0
+    FIRST_PAUSE_S = 0.1
+    LONGEST_PAUSE_S = 2.0
+    GRACE_S = 2.0
+    """The watchdog cuts a connection this long after ``statement_timeout`` should have."""
+
+    def __init__(self, url: str, patience: Patience | None = None) -> None:
         self.url = url
-        self._conn: Any = connect(url)
-        self._fresh = True
-        self.settings: list[str] = []
+        self.patience = patience or Patience()
+        self.settings: list[str] = [
+            f"SET statement_timeout = {int(self.patience.timeout_s * 1000)}"]
         """Statements run on every new connection (``SET hnsw.ef_search``)."""
+        self.held: int | None = None
         self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._last_try = 0.0
+        self._fresh = True
+        import psycopg
+
+        try:  # opening is not retried: a server down at the start is said at once
+            self._conn: Any = self._connect()
+        except psycopg.OperationalError as exc:
+            raise unreachable(url, exc) from exc
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            conn = connect_raw(self.url, patience=self.patience)
+        except psycopg.OperationalError as exc:
+            if refused(exc):
+                raise unreachable(self.url, exc) from exc
+            raise
+        self._fresh = True
+        return conn
+
+    def _first_statements(self) -> None:
+        for setting in self.settings:
+            self._conn.execute(setting)
+        if self.held is not None:
+            row = self._conn.execute(
+                "SELECT pg_advisory_lock_shared(%(k)s, %(g)s), EXISTS (SELECT 1 FROM "
+                f"{S}.generations WHERE generation = %(g)s)",
+                {"k": READER_KEY, "g": self.held}).fetchone()
+            if not row[1]:
+                raise IndexMissingError(
+                    f"the index on {public_url(self.url)} was rebuilt while this session was "
+                    f"cut off from it, and its generation {self.held} is gone; open it again")
+        self._fresh = False
+
+    def hold(self, generation: int) -> bool:
+        """Hold ``generation`` (see the class); False when it is gone already."""
+        with self._lock:
+            self.held = generation
+            self._fresh = True
+        try:
+            self.rows("SELECT 1", {})
+        except IndexMissingError:
+            self.held = None
+            self._drop()
+            return False
+        return True
 
     def rows(self, sql: str, params: dict[str, Any], fetch: bool = True, binary: bool = False
              ) -> list[tuple[Any, ...]]:
         import psycopg
 
         with self._lock:
-            for attempt in range(2):
+            now = time.monotonic()
+            if self._down_since is not None and now - self._last_try < self.PROBE_EVERY_S:
+                raise ServerError(f"cannot reach the index server {public_url(self.url)} (no "
+                                  f"answer for {now - self._down_since:.0f} s); check that it "
+                                  "is running, then try again")
+            deadline = now + (0.0 if self._down_since is not None else self.patience.retry_s)
+            pause = self.FIRST_PAUSE_S
+            while True:
+                self._last_try = time.monotonic()
                 try:
-                    if self._conn is None or self._conn.closed:
-                        self._conn = connect(self.url)
-                        self._fresh = True
-                    if self._fresh:
-                        for setting in self.settings:
-                            self._conn.execute(setting)
-                        self._fresh = False
-                    cur = self._conn.execute(sql, params, binary=binary)
-                    return list(cur.fetchall()) if fetch else []
+                    result = self._run(sql, params, fetch, binary)
+                    self._down_since = None
+                    return result
+                except _TimedOut as exc:
+                    self._drop()  # down since the statement began: later ones fail at once
+                    raise no_answer(self.url, self.patience) from exc.__cause__
+                except psycopg.errors.QueryCanceled as exc:
+                    raise no_answer(self.url, self.patience) from exc
                 except psycopg.OperationalError as exc:
                     self._drop()
-                    if attempt == 1:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        if self._down_since is None:
+                            self._down_since = self._last_try
                         raise unreachable(self.url, exc) from exc
+                    time.sleep(min(pause, left))
+                    pause = min(pause * 2, self.LONGEST_PAUSE_S)
                 except AssistantError:
                     raise
                 except psycopg.errors.InsufficientPrivilege as exc:
@@ -92,7 +181,26 @@ class PgConnection:
                     raise IndexCorruptError(
                         f"the index on the server is damaged ({' '.join(str(exc).split())[:160]});"
                         " run `assistant index --server URL --full`") from exc
-        raise AssertionError("unreachable")
+
+    def _run(self, sql: str, params: dict[str, Any], fetch: bool, binary: bool
+             ) -> list[tuple[Any, ...]]:
+        """One statement, under the watchdog."""
+        if self._conn is None or self._conn.closed:
+            self._conn = self._connect()
+        conn = self._conn
+        watch = WATCHDOG.arm(conn, self.patience.timeout_s + self.GRACE_S)
+        try:
+            if self._fresh:
+                self._first_statements()
+            cur = conn.execute(sql, params, binary=binary)
+            return list(cur.fetchall()) if fetch else []
+        except Exception as exc:
+            if watch.is_set():
+                self._down_since = time.monotonic()
+                raise _TimedOut() from exc
+            raise
+        finally:
+            WATCHDOG.disarm(watch)
 
     def on_connect(self, statement: str) -> None:
         """Run ``statement`` now and on every new connection."""
@@ -110,6 +218,67 @@ class PgConnection:
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+class _TimedOut(Exception):
+    """The watchdog cut the connection under a statement the server did not finish."""
+
+
+class _Watchdog:
+    """One thread for every connection of the process: cuts the connection of a statement
+    still running at its deadline (a thread a statement would cost more than the statement
+    on a fast server)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: dict[threading.Event, tuple[float, Any]] = {}
+        self._thread: threading.Thread | None = None
+
+    def arm(self, conn: Any, seconds: float) -> threading.Event:
+        """Watch ``conn`` for ``seconds``; the event is set if it was cut."""
+        fired = threading.Event()
+        with self._cond:
+            self._armed[fired] = (time.monotonic() + seconds, conn)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="pg-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return fired
+
+    def disarm(self, fired: threading.Event) -> None:
+        with self._cond:
+            self._armed.pop(fired, None)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for fired, (deadline, conn) in list(self._armed.items()):
+                    if deadline <= now:
+                        del self._armed[fired]
+                        fired.set()
+                        _cut(conn)
+                soonest = min((d for d, _ in self._armed.values()), default=None)
+                self._cond.wait(None if soonest is None else max(0.0, soonest - now))
+
+
+WATCHDOG = _Watchdog()
+
+
+def _cut(conn: Any) -> None:
+    """Shut the connection's socket down, so that a read blocked on a server that no longer
+    answers at all (stopped with SIGSTOP, a dead network path) returns at once."""
+    try:
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+    except (OSError, ValueError):
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 class PgMeta:

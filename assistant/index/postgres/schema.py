@@ -20,6 +20,7 @@ SERVER_SCHEMA_VERSION = 2
 """Raised when a table changes shape: readers of another version refuse the server."""
 
 LOCK_KEY = 0x62726965  # "brie": the advisory lock that serialises builds
+READER_KEY = 0x72656164  # "read": (READER_KEY, generation) is held shared by each reader
 
 NEVER = 2_147_483_647
 
