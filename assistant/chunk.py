@@ -134,9 +134,11 @@ def unit_sentences(text: str, units: list[Unit], region: Region) -> list[Span]:
     """The sentences of the units that start in a region: a table row or a code block is one,
     a paragraph is cut by the segmenter; a unit's leading characters are never a bullet (its
     reader left the marker out)."""
-    lo = bisect.bisect_left([u.start for u in units], region.start)
     out: list[Span] = []
-    for u in units[lo:]:
+    # by index from a bisection: a document of 400,000 units and 60,000 sections is read
+    # in one pass, never a copy of the units a region
+    for k in range(bisect.bisect_left(units, region.start, key=lambda u: u.start), len(units)):
+        u = units[k]
         if u.start >= region.end:
             break
         if u.kind in ("row", "code"):

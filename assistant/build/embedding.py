@@ -124,6 +124,8 @@ class Piece:
 
     doc: SourceDocument
     file: ingest.CorpusFile
+    words: UnitWords
+    """The document's labels and search words, made once for all its pieces."""
     chunks: list[Chunk] = field(default_factory=list)
     first: bool = True
     last: bool = False
@@ -138,7 +140,7 @@ def embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
     texts = [c.embed_prefix + c.text for c in all_chunks]
     # a unit's label and search words (a speaker, a row's "Header: value" pairs) are found
     # with its sentences: in the lexical context, and in a row's or labelled unit's vector
-    extra = [words for p in pending for words in [_UnitWords(p.doc)] * len(p.chunks)]
+    extra = [p.words for p in pending for _ in p.chunks]
     spans = [[(len(c.embed_prefix) + s.start - c.start, len(c.embed_prefix) + s.end - c.start)
               for s in c.sentences[c.first_owned:]] for c in all_chunks]
     if sentence_vectors == "late":
@@ -196,7 +198,7 @@ def embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
     return len(all_chunks)
 
 
-class _UnitWords:
+class UnitWords:
     """What a unit adds to the search of its sentences: its label (a speaker, a lead-in) and
     its search words (a table row's "Header: value" pairs)."""
 
@@ -318,7 +320,7 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
             bar.embedded(resumed)
         # Chunks are embedded and committed in batches as they come, even inside one
         # document, so a 50 MB file never holds all its chunks and vectors in memory.
-        piece = Piece(doc, f, first=not resumed)
+        piece = Piece(doc, f, UnitWords(doc), first=not resumed)
         done = resumed
         for chunk in chunk_document(doc, tokenizer.count, tokenizer.split_points,
                                     settings.chunk_max_tokens,
@@ -333,7 +335,7 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
                 summary.chunks_embedded += stored
                 done += len(piece.chunks)
                 pending, pending_chunks = [], 0
-                piece = Piece(doc, f, first=False)
+                piece = Piece(doc, f, piece.words, first=False)
                 bar.within(f, chunk.end / max(len(doc.text), 1), done)
                 bar.embedded(stored)
         piece.last, piece.total = True, done + len(piece.chunks)
