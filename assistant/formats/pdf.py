@@ -24,8 +24,12 @@ def _key(line: str) -> str:
 
 
 def _edges(lines: list[str]) -> list[int]:
+    """The lines a running header or footer can be: the first and last two filled lines, one
+    each on a page of four or fewer, so a short page keeps its body ("Body 3 text." between
+    "Report" and "3" is not furniture, though it repeats but for its number)."""
     filled = [i for i, ln in enumerate(lines) if ln.strip()]
-    return sorted(set(filled[:2] + filled[-2:]))
+    zone = min(2, max(1, (len(filled) - 1) // 2))
+    return sorted(set(filled[:zone] + filled[-zone:]))
 
 
 def kept_lines(pages: list[str]) -> list[list[tuple[int, str]]]:
