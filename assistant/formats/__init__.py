@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 from assistant.models import Location, Section, Unit, UnitKind
 
+CELL_SEPARATOR = " · "
+"""Between a table row's cells in the readable text (Markdown and web pages)."""
+
 
 @dataclass
 class Reading:

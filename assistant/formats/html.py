@@ -19,8 +19,7 @@ import io
 import re
 from typing import Any
 
-from assistant.formats import Reading, TextBuilder, sections_from_heads
-from assistant.formats.markdown import CELL_SEPARATOR
+from assistant.formats import CELL_SEPARATOR, Reading, TextBuilder, sections_from_heads
 from assistant.formats.plain import plain_units
 
 _BYLINE = (".byline, .dateline, .article-byline, .article__byline, .story-byline, "
@@ -268,8 +267,10 @@ def source_lines(html: str, reading: Reading) -> list[tuple[int, int, int]]:
     cursor = 0
     for start, end in spans:
         folded = " ".join(reading.text[start:end].split())
+        # a row's cells are apart in the page, joined by `` · `` only in the readable text
+        cells = " ".join(reading.text[start:end].replace(CELL_SEPARATOR, " ").split())
         at = -1
-        for probe in (folded[:60], folded[:20]):
+        for probe in (folded[:60], cells[:60], folded[:20], cells[:20]):
             if probe:
                 at = stream.find(probe, cursor)
                 if at == -1:

@@ -20,11 +20,8 @@ from dataclasses import dataclass
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from assistant.formats import Reading, TextBuilder
+from assistant.formats import CELL_SEPARATOR, Reading, TextBuilder
 from assistant.formats.plain import speaker_prefix
-
-CELL_SEPARATOR = " · "
-"""Between a table row's cells in its readable text."""
 
 _LEAD_IN_END = (".", ":", "?", "!")
 _TAGS = re.compile(r"<!--.*?(?:-->|$)|<[^>]*>", re.S)
