@@ -11,7 +11,6 @@ import html
 import json
 import re
 import socket
-import time
 from pathlib import Path
 
 import pytest
