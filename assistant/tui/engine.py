@@ -49,7 +49,8 @@ def _reply(session: Session, question: str, conversation: Conversation,
         span = answer.answer
         view = doc(span.doc_id)
         passage = passage_around(span.doc_id, view.text, span.start, span.end,
-                                 section_of(view.sections, span.start))
+                                 section_of(view.sections, span.start), sections=view.sections,
+                                 units=view.map.units if view.map is not None else ())
     places: dict[int, str] = {}
     for c in answer.citations:
         view = doc(c.doc_id)

@@ -290,3 +290,43 @@ def test_briefings_index_quotes_read_like_the_documents(tmp_path: Path) -> None:
                 assert any(s["title"] in ln.replace("**", "") for ln in source), s["title"]
                 assert not re.search(r" - (?:Chief|Director|President)", s["title"])
     assert speakers >= 20
+
+
+# --- the chat's passage -------------------------------------------------------------------------
+
+def test_a_quoted_table_row_is_shown_as_a_small_table_under_its_header() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from assistant.tui.passage import passage_around, passage_text, section_of
+
+    doc = extract(FORMATS / "memo.md")
+    row = next(u for u in doc.units if doc.text[u.start:u.end].startswith("Fenby"))
+    p = passage_around(doc.doc_id, doc.text, row.start, row.end,
+                       section_of(doc.sections, row.start), sections=doc.sections,
+                       units=doc.units)
+    assert doc.text[p.start:p.end] == p.text and doc.text[p.quote_start:p.quote_end] == \
+        "Fenby Storage · East · 100 MW"
+    shown = passage_text(p, "reverse")
+    assert isinstance(shown, Table)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(shown)
+    lines = [" ".join(ln.split()) for ln in console.export_text().splitlines() if ln.strip()]
+    assert lines == ["Project Region Capacity", "Westmoor Solar North 240 MW",
+                     "Fenby Storage East 100 MW"]
+    assert [r.style for r in shown.rows] == [None, "reverse"]  # the quoted row is marked
+
+
+def test_a_passage_shows_headings_bold_and_a_paragraph_as_text() -> None:
+    from rich.text import Text
+
+    from assistant.tui.passage import passage_around, passage_text
+
+    doc = extract(FORMATS / "memo.md")
+    start = doc.text.index("In October")
+    p = passage_around(doc.doc_id, doc.text, start, start + 10, None, radius=10_000,
+                       sections=doc.sections, units=doc.units)
+    shown = passage_text(p, "reverse")
+    assert isinstance(shown, Text) and "**" not in shown.plain and "#" not in shown.plain
+    bold = [shown.plain[s.start:s.end] for s in shown.spans if s.style == "bold"]
+    assert bold == ["Grid connection memo", "Findings", "Projects"]
