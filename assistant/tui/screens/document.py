@@ -271,7 +271,7 @@ class DocumentScreen(Screen[None]):
         if span is not None:
             if self.view.map is not None and self.view.map.locations:
                 line = self.view.map.place(span[0])[0]
-            else:  # a server index keeps no map: the quote's words are looked for
+            else:  # no map of the source's lines: the quote's words are looked for
                 line = line_in_file(path, text, span[0], text[span[0]:span[1]])
         argv = outside_command(path, line, os.environ)
         if argv is None:
