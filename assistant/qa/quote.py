@@ -21,7 +21,9 @@ MAX_ANSWER_CHARS = 400
 MAX_ANSWER_SENTENCES = 3
 JOIN_MARGIN = 0.1
 """A neighbour within this share of the candidates' score spread is quoted with the best."""
-_ADJACENT_GAP = re.compile(r"\s*(?:\n\s*(?:[-*•‣◦–]|\d{1,3}[.)])\s+)?")
+_ADJACENT_GAP = re.compile(r"\s*")
+"""Only space between two sentences joined into one quote: a list item's or a timeline
+entry's marker between them means two units, each quoted on its own (issue 26)."""
 
 
 class QuoteBuilder:

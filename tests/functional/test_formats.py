@@ -330,3 +330,42 @@ def test_a_passage_shows_headings_bold_and_a_paragraph_as_text() -> None:
     assert isinstance(shown, Text) and "**" not in shown.plain and "#" not in shown.plain
     bold = [shown.plain[s.start:s.end] for s in shown.spans if s.style == "bold"]
     assert bold == ["Grid connection memo", "Findings", "Projects"]
+
+
+def test_a_quote_never_joins_two_list_items_or_timeline_entries() -> None:
+    """The runner-up is the next timeline entry and scores as well: each entry is still
+    quoted on its own (the quote of "2 May.\\n7. 2 August 2025: ..." read like raw source)."""
+    import numpy as np
+
+    from assistant.qa.analysis import analyse
+    from assistant.qa.candidates import Candidate
+    from assistant.qa.conversation import Conversation
+    from assistant.qa.lang import load
+    from assistant.qa.quote import QuoteBuilder
+
+    source = ("# Timeline\n\n1. **10 July 2025**: the Code of Practice is published, well behind "
+              "the target of 2 May.\n2. **2 August 2025**: obligations for GPAI providers take "
+              "effect.\n")
+    reading = read_markdown(source)
+    text = reading.text
+
+    class Document:
+        def document_slice(self, doc_id: str, start: int, end: int) -> str:
+            return text[start:end]
+
+        def neighbours(self, doc_id: str, start: int, end: int) -> tuple[None, None]:
+            return None, None
+
+    def candidate(u: int) -> Candidate:
+        unit = reading.units[u]
+        return Candidate(sentence_id=u, chunk_id=0, doc_id="t.md", start=unit.start,
+                         end=unit.end, section="Timeline", title="Timeline",
+                         text=text[unit.start:unit.end], vector=np.ones(2, dtype=np.float32))
+
+    best, runner_up = candidate(0), candidate(1)
+    best.score, runner_up.score = 1.0, 1.0
+    a = analyse("When was the Code of Practice published?", Conversation(), load("en"))
+    span = QuoteBuilder(Document()).build(a, best, runner_up, spread=1.0)  # type: ignore[arg-type]
+    assert span.text == ("10 July 2025: the Code of Practice is published, well behind the "
+                         "target of 2 May.")
+    assert span.text == text[span.start:span.end]
