@@ -26,6 +26,11 @@ _BYLINE = (".byline, .dateline, .article-byline, .article__byline, .story-byline
            "[rel=author], [itemprop=author], address")
 """Where pages put who wrote an article and when: left out by the extractor, kept here as a
 unit of its own (questions ask "when was it published?")."""
+_DATELINE = (".meta, .article-meta, .post-meta, .entry-meta, .article-date, .date, .published, "
+             "[itemprop=datePublished], time")
+"""Where pages put an article's date when they name no byline ("Analysis | 22 May 2025"):
+taken only when it holds a year, so a comment's "2 hours ago" is not."""
+_YEAR = re.compile(r"\b(?:19|20)\d\d\b")
 _OUTSIDE_ARTICLE = {"nav", "footer", "aside", "header"}
 _NEVER_SHOWN = ("template, noscript, [hidden], [aria-hidden=true], script, style, svg, "
                 "iframe, object")
@@ -156,7 +161,13 @@ def _paragraph(b: TextBuilder, text: str) -> None:
 
 
 def _byline(tree: Any) -> str:
-    for node in tree.css(_BYLINE):
+    return _first_line_of(tree, _BYLINE) or _first_line_of(tree, _DATELINE, _YEAR)
+
+
+def _first_line_of(tree: Any, selector: str, holding: re.Pattern[str] | None = None) -> str:
+    """The text of the first element the selector finds inside the article's part of the
+    page (not in a menu, footer or aside), short as a byline is."""
+    for node in tree.css(selector):
         parent, outside = node.parent, False
         while parent is not None:
             if (parent.tag in _OUTSIDE_ARTICLE and parent.tag != "header") or \
@@ -165,7 +176,7 @@ def _byline(tree: Any) -> str:
                 break
             parent = parent.parent
         text = _WS.sub(" ", node.text(deep=True)).strip()
-        if not outside and 3 <= len(text) <= 300:
+        if not outside and 3 <= len(text) <= 300 and (holding is None or holding.search(text)):
             return text
     return ""
 

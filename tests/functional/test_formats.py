@@ -165,6 +165,18 @@ def test_byline_is_a_unit_of_its_own() -> None:
     assert not reading.text[first.start:first.end].startswith("By ")
 
 
+def test_a_dateline_without_a_byline_is_a_unit_of_its_own() -> None:
+    body = "The grid operator signed three supply deals for new data centres this spring. " * 3
+    page = ('<html><body><article><h1>Data centres and the grid</h1>'
+            '<p class="meta">Analysis | 22 May 2025</p>'
+            f'<p>{body}</p><p>{body.replace("three", "four")}</p>'
+            '<section class="comments"><span class="date">2 hours ago</span></section>'
+            '</article></body></html>')
+    reading = read_html(page)
+    assert [reading.text[u.start:u.end] for u in reading.units if u.kind == "byline"] == \
+        ["Analysis | 22 May 2025"]
+
+
 def test_web_page_reader_never_goes_to_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
     tried: list[object] = []
 
