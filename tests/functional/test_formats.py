@@ -25,7 +25,7 @@ from assistant.formats.html import read_html
 from assistant.formats.markdown import read_markdown
 from assistant.formats.pdf import drop_page_furniture, read_pdf
 from assistant.locations import DocumentMap
-from assistant.models import SourceDocument
+from assistant.models import SourceDocument, Unit
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FORMATS = DATA / "formats"
@@ -344,9 +344,10 @@ def test_a_passage_shows_headings_bold_and_a_paragraph_as_text() -> None:
     assert bold == ["Grid connection memo", "Findings", "Projects"]
 
 
-def test_a_quote_never_joins_two_list_items_or_timeline_entries() -> None:
-    """The runner-up is the next timeline entry and scores as well: each entry is still
-    quoted on its own (the quote of "2 May.\\n7. 2 August 2025: ..." read like raw source)."""
+def _quote_of_two(reading_text: str, units: list[Unit], first: tuple[int, int],
+                  second: tuple[int, int], question: str) -> str:
+    """The quote the builder makes when the best sentence and the runner-up, its neighbour,
+    score alike."""
     import numpy as np
 
     from assistant.qa.analysis import analyse
@@ -355,29 +356,53 @@ def test_a_quote_never_joins_two_list_items_or_timeline_entries() -> None:
     from assistant.qa.lang import load
     from assistant.qa.quote import QuoteBuilder
 
-    source = ("# Timeline\n\n1. **10 July 2025**: the Code of Practice is published, well behind "
-              "the target of 2 May.\n2. **2 August 2025**: obligations for GPAI providers take "
-              "effect.\n")
-    reading = read_markdown(source)
-    text = reading.text
+    class Meta:
+        def document_map(self, doc_id: str) -> tuple[list[Unit], list[tuple[int, int, int]]]:
+            return units, [(0, 1, 0)]
 
     class Document:
+        meta = Meta()
+
         def document_slice(self, doc_id: str, start: int, end: int) -> str:
-            return text[start:end]
+            return reading_text[start:end]
 
         def neighbours(self, doc_id: str, start: int, end: int) -> tuple[None, None]:
             return None, None
 
-    def candidate(u: int) -> Candidate:
-        unit = reading.units[u]
-        return Candidate(sentence_id=u, chunk_id=0, doc_id="t.md", start=unit.start,
-                         end=unit.end, section="Timeline", title="Timeline",
-                         text=text[unit.start:unit.end], vector=np.ones(2, dtype=np.float32))
+    def candidate(n: int, span: tuple[int, int]) -> Candidate:
+        return Candidate(sentence_id=n, chunk_id=0, doc_id="d", start=span[0], end=span[1],
+                         section="", title="", text=reading_text[span[0]:span[1]],
+                         vector=np.ones(2, dtype=np.float32), score=1.0)
 
-    best, runner_up = candidate(0), candidate(1)
-    best.score, runner_up.score = 1.0, 1.0
-    a = analyse("When was the Code of Practice published?", Conversation(), load("en"))
-    span = QuoteBuilder(Document()).build(a, best, runner_up, spread=1.0)  # type: ignore[arg-type]
-    assert span.text == ("10 July 2025: the Code of Practice is published, well behind the "
-                         "target of 2 May.")
-    assert span.text == text[span.start:span.end]
+    a = analyse(question, Conversation(), load("en"))
+    span = QuoteBuilder(Document()).build(  # type: ignore[arg-type]
+        a, candidate(0, first), candidate(1, second), spread=1.0)
+    assert span.text == reading_text[span.start:span.end]
+    return span.text
+
+
+def test_a_quote_never_joins_two_list_items_or_timeline_entries() -> None:
+    """The runner-up is the next timeline entry and scores as well: each entry is still
+    quoted on its own (the quote of "2 May.\n7. 2 August 2025: ..." read like raw source)."""
+    source = ("# Timeline\n\n1. **10 July 2025**: the Code of Practice is published, well behind "
+              "the target of 2 May.\n2. **2 August 2025**: obligations for GPAI providers take "
+              "effect.\n")
+    r = read_markdown(source)
+    one, two = r.units
+    assert _quote_of_two(r.text, r.units, (one.start, one.end), (two.start, two.end),
+                         "When was the Code of Practice published?") == \
+        "10 July 2025: the Code of Practice is published, well behind the target of 2 May."
+
+
+def test_a_quote_never_joins_two_lines_of_a_list_but_joins_a_wrapped_paragraph() -> None:
+    doc = extract(FORMATS / "call-notes.txt")
+    jane, sam = doc.units[1], doc.units[2]  # two participants' lines
+    assert _quote_of_two(doc.text, doc.units, (jane.start, jane.end), (sam.start, sam.end),
+                         "Who is the chief financial officer?") == \
+        "Jane Roe - Chief Executive Officer"
+    turn = doc.units[4]  # "Output rose 12% in the quarter. The new turbines ran at full…"
+    cut = doc.text.index("The new turbines")
+    wrapped = "Output rose 12% in the quarter.\nThe new turbines ran at full load"
+    text = doc.text[:turn.start] + wrapped + doc.text[turn.start + len(wrapped):]
+    assert _quote_of_two(text, doc.units, (turn.start, cut - 1), (cut, turn.end),
+                         "How much did output rise?") == text[turn.start:turn.end]
