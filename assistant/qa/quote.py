@@ -47,6 +47,10 @@ class QuoteBuilder:
             _, nxt = self.retriever.neighbours(best.doc_id, start, end)
             if nxt is None or nxt[1] - start > MAX_ANSWER_CHARS:
                 break
+            # a short list item or row stands alone; a line ending on a colon leads into the
+            # list under it
+            if not text.rstrip().endswith(":") and not self._adjacent(best.doc_id, end, nxt[0]):
+                break
             end, sentences = nxt[1], sentences + 1
             text = self._text(best.doc_id, start, end)
         reason = next((k for k in a.kinds if k.name == "reason"), None)

@@ -366,8 +366,11 @@ def _quote_of_two(reading_text: str, units: list[Unit], first: tuple[int, int],
         def document_slice(self, doc_id: str, start: int, end: int) -> str:
             return reading_text[start:end]
 
-        def neighbours(self, doc_id: str, start: int, end: int) -> tuple[None, None]:
-            return None, None
+        def neighbours(self, doc_id: str, start: int, end: int
+                       ) -> tuple[tuple[int, int, str] | None, tuple[int, int, str] | None]:
+            after = next((u for u in units if u.start >= end), None)
+            return None, (after.start, after.end, reading_text[after.start:after.end]) \
+                if after else None
 
     def candidate(n: int, span: tuple[int, int]) -> Candidate:
         return Candidate(sentence_id=n, chunk_id=0, doc_id="d", start=span[0], end=span[1],
@@ -392,6 +395,16 @@ def test_a_quote_never_joins_two_list_items_or_timeline_entries() -> None:
     assert _quote_of_two(r.text, r.units, (one.start, one.end), (two.start, two.end),
                          "When was the Code of Practice published?") == \
         "10 July 2025: the Code of Practice is published, well behind the target of 2 May."
+
+
+def test_a_short_list_item_is_quoted_alone() -> None:
+    """A quote under 40 characters takes the next sentence when it is a fragment, but never
+    the next list item ("2 May.\n7." merged two timeline entries)."""
+    doc = extract(FORMATS / "memo.md")
+    item = next(u for u in doc.units if doc.text[u.start:u.end].startswith("Cluster"))
+    assert _quote_of_two(doc.text, doc.units, (item.start, item.end), (item.start, item.end),
+                         "What replaces serial studies?") == \
+        "Cluster studies replace serial studies."
 
 
 def test_a_quote_never_joins_two_lines_of_a_list_but_joins_a_wrapped_paragraph() -> None:
