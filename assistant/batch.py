@@ -107,10 +107,12 @@ def _refuse_binary(head: bytes, name: str) -> None:
 
 def run_batch(answerer: Answerer, path: Path, top_k: int | None = None,
               source: tuple[BinaryIO, bool] | None = None,
+              documents: frozenset[str] | None = None,
               ) -> Iterator[Answer | BatchErrorRecord]:
     """Answers and error records, one per non-blank input line, in input order
-    (``source``: the file already opened by ``open_questions``). A file with no question
-    at all is an ``InputError``: an empty batch is almost always a mistake."""
+    (``source``: the file already opened by ``open_questions``; ``documents``: doc ids to
+    answer from, None for all). A file with no question at all is an ``InputError``: an
+    empty batch is almost always a mistake."""
     fh, jsonl = source or open_questions(path)
     conversations: dict[str, Conversation] = {}
     records = 0
@@ -132,7 +134,8 @@ def run_batch(answerer: Answerer, path: Path, top_k: int | None = None,
             conv = conversations.get(item.conversation or "", Conversation(id=item.conversation
                                                                          or ""))
             try:
-                reply = answerer.ask(item.question, conv, qid=item.id, top_k=top_k)
+                reply = answerer.ask(item.question, conv, qid=item.id, top_k=top_k,
+                                     documents=documents)
                 if item.conversation:
                     conversations[item.conversation] = reply.conversation
                 yield reply.answer

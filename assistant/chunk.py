@@ -19,12 +19,10 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import sentencex
 
-from assistant.formats.plain import BULLET, is_rule_line, separator_title
-from assistant.ingest import iter_lines_with_offsets
+from assistant.formats.plain import BULLET, Region, blocks, regions
 from assistant.models import Chunk, Section, SourceDocument, Span, Unit
 
 CHUNKER_VERSION = 5
@@ -52,63 +50,8 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 TokenSplitter = Callable[[str, int], list[int]]
 """Character offsets at which to cut a text so each piece has at most N word pieces."""
 
-_ENDS_SENTENCE = re.compile(r"[.!?:;…][\"”’'»)\]]*\s*$")
-"""A line ending like this ends its sentence; otherwise the next line continues it."""
 _HAS_WORD = re.compile(r"\w")
 _ODD_SPACE = re.compile(r"[^\S\n\t ]")
-_ATX_MARKS = re.compile(r"^#{1,6}[ \t]*|[ \t]+#+[ \t]*$")
-
-
-@dataclass(frozen=True)
-class Region:
-    title: str
-    start: int
-    end: int
-    heading_in_text: bool
-
-
-def regions(doc: SourceDocument) -> list[Region]:
-    """The document cut by its sections; text before the first heading is its own region."""
-    out: list[Region] = []
-    secs = sorted(doc.sections, key=lambda s: s.start)
-    if not secs or secs[0].start > 0:
-        out.append(Region(title="", start=0, end=secs[0].start if secs else len(doc.text),
-                          heading_in_text=False))
-    for s in secs:
-        first_line = doc.text[s.start:s.end].split("\n", 1)[0].strip()
-        # A Markdown ATX heading ("## Title ##") is the title in markup: structure, not prose;
-        # so is a separator line naming a part of notes ("=== CALL 1 ===").
-        in_text = s.title in (first_line, _ATX_MARKS.sub("", first_line),
-                              separator_title(first_line))
-        out.append(Region(title=s.title, start=s.start, end=s.end, heading_in_text=in_text))
-    return out
-
-
-def blocks(text: str, region: Region) -> Iterator[tuple[int, int]]:
-    """Paragraph-like blocks (start, end) of a region: a sentence never crosses a block."""
-    cur_start: int | None = None
-    cur_end = 0
-    first = True
-    for off, line in iter_lines_with_offsets(text, region.start, region.end):
-        skip_heading = first and region.heading_in_text
-        first = False
-        stripped = line.strip()
-        if skip_heading or not stripped or is_rule_line(line):
-            if cur_start is not None:
-                yield cur_start, cur_end
-                cur_start = None
-            continue
-        if cur_start is not None and BULLET.match(line):
-            yield cur_start, cur_end
-            cur_start = None
-        if cur_start is None:
-            cur_start = off + (len(line) - len(line.lstrip()))
-        cur_end = off + len(line.rstrip())
-        if _ENDS_SENTENCE.search(line):
-            yield cur_start, cur_end
-            cur_start = None
-    if cur_start is not None:
-        yield cur_start, cur_end
 
 
 def sentences(text: str, start: int, end: int, strip_bullet: bool = True) -> list[Span]:

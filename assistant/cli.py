@@ -59,6 +59,13 @@ def _server_option(f: F) -> F:
                              " default: ASSISTANT_SERVER); no local index folder is used.")(f)
 
 
+def _only_option(f: F) -> F:
+    return click.option("--only", "only", metavar="GLOB", multiple=True,
+                        help="Answer from the documents whose name (as `info --documents` "
+                             "lists it) matches GLOB, or that lie in the folder GLOB names; "
+                             "repeatable.")(f)
+
+
 def _out(text: str, json: bool = False) -> None:
     """Results on stdout, made safe to show (``assistant.render``: ``json_safe`` for JSON,
     else ``printable``). A write that fails (a full disk, ``/dev/full``) is an
@@ -119,6 +126,22 @@ def _progress_bar(enabled: bool, say_waiting: bool = False) -> Callable[[str, in
     return report
 
 
+class Interrupted(Exception):
+    """Ctrl+C, with what the user should know about the work it stopped (exit 130)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def _interrupted_build(done: int, total: int) -> str:
+    if not done:
+        return ("interrupted before any chunk was embedded; the previous index is intact, "
+                "and `assistant index` starts again")
+    return (f"interrupted with {done:,} of about {total:,} chunks done; the previous index "
+            "is intact, and the next `assistant index` resumes from there")
+
+
 class ReaderGone(Exception):
     """stdout's reader closed the pipe (``… | head -1``): a normal end, not an error.
     Click would turn the ``BrokenPipeError`` into exit 1; this passes it to ``main``."""
@@ -169,19 +192,27 @@ def chat(corpus_dir: Path | None, index_dir: Path | None, server: str | None) ->
 @_location_options
 @click.option("--full", is_flag=True, help="Rebuild everything, even unchanged documents.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-@click.option("--store", type=click.Choice(["faiss", "qdrant"]), default=None,
-              help="Vector store (default faiss; qdrant needs qdrant-client).")
-@click.option("--qdrant-url", default=None, help="Qdrant server URL (default: local mode).")
 @_server_option
 def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_json: bool,
-              store: str | None, qdrant_url: str | None, server: str | None) -> None:
+              server: str | None) -> None:
     """Build or update the index from the corpus (incremental, atomic, resumable)."""
-    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, store=store,
-                         qdrant_url=qdrant_url, server=server)
+    settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, server=server)
     from assistant.build import build_index
 
-    summary = build_index(settings, full=full, progress=_progress_bar(
-        sys.stderr.isatty(), say_waiting=settings.lock_timeout_s >= 1))
+    bar = _progress_bar(sys.stderr.isatty(), say_waiting=settings.lock_timeout_s >= 1)
+    embedded = [0, 0]  # chunks committed so far, of about how many
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "embed":
+            embedded[:] = [done, total]
+        bar(stage, done, total)
+
+    try:
+        summary = build_index(settings, full=full, progress=progress)
+    except KeyboardInterrupt:
+        if sys.stderr.isatty():
+            _err("")  # below the progress bar's line
+        raise Interrupted(_interrupted_build(*embedded)) from None
     for s in summary.skipped:
         _err(f"warning: skipped {s.path}: {s.reason}")
     for w in summary.warnings:
@@ -205,12 +236,19 @@ def index_cmd(corpus_dir: Path | None, index_dir: Path | None, full: bool, as_js
          f"{summary.seconds:.1f} s.")
 
 
+LISTED_DOCUMENTS = 10
+"""``info`` lists the documents of an index holding up to this many; beyond, it summarises
+them (``--documents`` lists every one)."""
+
+
 @cli.command()
 @_location_options
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--documents", "list_documents", is_flag=True,
+              help=f"List every document (by default only up to {LISTED_DOCUMENTS}).")
 @_server_option
 def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
-         server: str | None) -> None:
+         list_documents: bool, server: str | None) -> None:
     """Say what the index holds and whether it is stale against the corpus."""
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, server=server)
     from assistant.build import index_status
@@ -219,8 +257,8 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
     if not st.exists:
         from assistant.errors import IndexMissingError
 
-        raise IndexMissingError(f"no index in {st.index_dir}; run `assistant index` to build "
-                                f"it from {st.corpus_dir}")
+        raise IndexMissingError(_no_index(Path(st.index_dir), settings.server,
+                                          f"from {Path(st.corpus_dir).resolve()}"))
     if as_json:
         _out(st.model_dump_json(), json=True)
         return
@@ -233,8 +271,15 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
              f"Vectors:   {st.vectors.store} {st.vectors.kind}" if st.vectors else "Vectors:   ?",
              f"Contents:  {count(len(st.documents), 'document')}, "
              f"{count(st.chunk_count, 'chunk')}, {count(st.sentence_count, 'sentence')}"]
-    lines += [f"  - {d.doc_id}: {clipped(d.title, DISPLAY_TITLE_CHARS)} "
-              f"({count(d.chunks, 'chunk')})" for d in st.documents]
+    if list_documents or len(st.documents) <= LISTED_DOCUMENTS:
+        lines += [f"  - {d.doc_id}: {clipped(d.title, DISPLAY_TITLE_CHARS)} "
+                  f"({count(d.chunks, 'chunk')})" for d in st.documents]
+    else:
+        from collections import Counter
+
+        kinds = Counter(Path(d.doc_id).suffix.lower() or "no extension" for d in st.documents)
+        lines.append("  " + ", ".join(f"{n:,} {kind}" for kind, n in kinds.most_common())
+                     + "; `assistant info --documents` lists them")
     if st.stale:
         lines.append(f"Stale:     yes — {'; '.join(st.stale_reasons[:5])}"
                      + (" …" if len(st.stale_reasons) > 5 else "") + "; run `assistant index`")
@@ -243,14 +288,30 @@ def info(corpus_dir: Path | None, index_dir: Path | None, as_json: bool,
     _out("\n".join(one_line(line) for line in lines))
 
 
+def _no_index(index_dir: Path, server: str | None,
+              source: str = "(with --corpus DIR for the documents)") -> str:
+    """What to say when there is no index: where it was looked for (an absolute path: the
+    command may run from another folder) and how to build one or point to one."""
+    if server is not None:
+        return "no index on the server yet; run `assistant index --server URL` to build it"
+    return (f"no index in {index_dir.resolve()}; run `assistant index` to build it {source}, "
+            "or pass --index DIR to use an index elsewhere")
+
+
 def _open_session(settings: Settings) -> Session:
+    from assistant.errors import IndexMissingError
     from assistant.preload import preload_embedder
 
     # started before the answer stages are imported, so the two overlap
     preload = preload_embedder(settings)
     from assistant.session import Session
 
-    return Session.open(settings, preload)
+    try:
+        return Session.open(settings, preload)
+    except IndexMissingError as exc:
+        if settings.server is not None:
+            raise
+        raise IndexMissingError(_no_index(settings.index_dir, None)) from exc
 
 
 def _open_output(path: Path) -> Any:
@@ -275,17 +336,36 @@ def _warn_if_stale(session: Session) -> None:
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Citations to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
+@_only_option
+@click.option("--each", is_flag=True,
+              help="What does each document say: the best passage of every document that "
+                   "covers the question, grouped by document (JSON: {question, answers}).")
 @_server_option
 def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool,
-        server: str | None) -> None:
+        only: tuple[str, ...], each: bool, server: str | None) -> None:
     """Answer one QUESTION with a verbatim quote and its citations."""
     settings = _settings(index_dir=index_dir, server=server)
     session = _open_session(settings)
     try:  # closed here, not at the interpreter's exit, which `main` skips after `ask`
-        answer = session.ask(question, top_k=top_k).answer
+        documents = session.documents_matching(only) if only else None
+        if each:
+            answers = session.ask_each(question, documents)
+        else:
+            answer = session.ask(question, top_k=top_k, documents=documents).answer
         _warn_if_stale(session)
     finally:
         session.close()
+    if each:
+        if as_json:
+            import json
+
+            _out(json.dumps({"question": question, "answers": [
+                a.model_dump(mode="json") for a in answers]}, ensure_ascii=False), json=True)
+            return
+        from assistant.render import each_text
+
+        _out(each_text(question, answers))
+        return
     if as_json:
         _out(answer.model_dump_json(), json=True)
         return
@@ -299,12 +379,15 @@ def ask(question: str, index_dir: Path | None, top_k: int | None, as_json: bool,
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Write here instead of stdout (written as answers come; missing folders "
                    "are created; - is stdout).")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "md"]), default="jsonl")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "md"]), default="jsonl",
+              show_default=True, help="jsonl: one Answer (or error record) as JSON a line; "
+                                      "md: each answer as Markdown with its citations.")
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), help="Index folder.")
 @click.option("--top-k", type=click.IntRange(1, 50), default=None, help="Citations per answer.")
+@_only_option
 @_server_option
 def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
-          top_k: int | None, server: str | None) -> None:
+          top_k: int | None, only: tuple[str, ...], server: str | None) -> None:
     """Answer every question in FILE (.txt: one a line; .jsonl: {"question", "id",
     "conversation"}; - reads standard input), one record out per line in. Lines that share a
     "conversation" form one chat, asked in file order, so follow-ups are understood."""
@@ -315,6 +398,7 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
     source = open_questions(file)  # fail early on a missing, unreadable or binary file
     try:
         session = _open_session(settings)
+        documents = session.documents_matching(only) if only else None
     except BaseException:
         source[0].close()
         raise
@@ -329,7 +413,8 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
         bar = tqdm(total=count_lines(file), unit="q", file=sys.stderr, leave=False)
     failures = 0
     try:
-        for record in run_batch(session.answerer, file, top_k=top_k, source=source):
+        for record in run_batch(session.answerer, file, top_k=top_k, source=source,
+                                documents=documents):
             if isinstance(record, BatchErrorRecord):
                 failures += 1
             else:
@@ -402,6 +487,8 @@ def main(argv: list[str] | None = None) -> None:
             _exit_at_once()
     except AssistantError as exc:
         _fail(exc.message, exc.exit_code, exc.title, as_json)
+    except Interrupted as exc:
+        _fail(exc.message, 130, "Interrupted", as_json)
     except (click.exceptions.Abort, KeyboardInterrupt):
         if as_json:
             _fail("interrupted", 130, "Interrupted", as_json)

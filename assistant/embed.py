@@ -159,7 +159,7 @@ class TorchEncoder:
                          mask: npt.NDArray[np.int64]) -> Vectors:
         torch = self._torch
         with torch.inference_mode():
-            out = self.transformer(  # type: ignore[operator]
+            out = self.transformer(
                 input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask),
                 token_type_ids=torch.zeros_like(torch.from_numpy(ids)))
         hidden: Vectors = np.asarray(out.last_hidden_state.numpy(), dtype=np.float32)

@@ -94,6 +94,13 @@ class OutputError(InputError):
     title = "Output"
 
 
+REBUILD_WITHOUT_QDRANT = ("`assistant index --full` (the embedded FAISS index) or "
+                          "`assistant index --full --server postgresql://USER@HOST/DB` (a "
+                          "PostgreSQL server)")
+"""How to rebuild an index built with the retired Qdrant store, said by the manifest reader
+and by the settings (a leftover ``store``/``qdrant_url``)."""
+
+
 class UnexpectedError(AssistantError):
     """A bug, reported as one readable line instead of a traceback (in the chat: and the
     chat goes on)."""

@@ -2,10 +2,11 @@
 
 A gold line is ``{question, expect_any: [phrases], conversation?, answerable?, id?}``.
 An answer is right at top-1 when the quoted answer contains one of the phrases
-(case-insensitive); hit@3 when the answer or one of the next two citations does (an
-abstention is a miss for both);
-the reciprocal rank is that of the first citation that does. Abstention precision and
-recall treat "abstained" as the prediction of "unanswerable".
+(case-insensitive); hit@3 when the answer or one of the next two citations does; the
+reciprocal rank is that of the first citation that does. An abstention offers no answer,
+so it is a miss for all three (reciprocal rank 0, however its closest passages rank): MRR
+is the mean over every answerable question, abstained ones included. Abstention
+precision and recall treat "abstained" as the prediction of "unanswerable".
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def score_answer(g: GoldQuestion, a: Answer, latency_ms: float, qid: str) -> Eva
     hit3 = g.answerable and not a.abstained and any(_contains(t, g.expect_any)
                                                     for t in texts[:3])
     rr = 0.0
-    if g.answerable:
+    if g.answerable and not a.abstained:
         for rank, c in enumerate(a.citations, start=1):
             if _contains(c.quote, g.expect_any):
                 rr = 1.0 / rank

@@ -17,7 +17,6 @@ import hashlib
 import os
 import stat
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -193,16 +192,3 @@ def read_text(fmt: Format, decoded: str) -> Reading:
 
 def normalise_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def iter_lines_with_offsets(text: str, start: int = 0, end: int | None = None
-                            ) -> Iterator[tuple[int, str]]:
-    """(offset, line) for each line of ``text[start:end]``, without the newline."""
-    end = len(text) if end is None else end
-    pos = start
-    while pos < end:
-        nl = text.find("\n", pos, end)
-        if nl == -1:
-            nl = end
-        yield pos, text[pos:nl]
-        pos = nl + 1

@@ -233,7 +233,7 @@ def _export(encoder: TorchEncoder, out: Path) -> None:
 
     import torch
 
-    class _Hidden(torch.nn.Module):
+    class _Hidden(torch.nn.Module):  # type: ignore[misc]  # torch is untyped to mypy here
         def __init__(self, model: torch.nn.Module) -> None:
             super().__init__()
             self.model = model
@@ -242,7 +242,7 @@ def _export(encoder: TorchEncoder, out: Path) -> None:
                     token_type_ids: torch.Tensor) -> torch.Tensor:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask,
                              token_type_ids=token_type_ids)
-            return out.last_hidden_state  # type: ignore[no-any-return]
+            return out.last_hidden_state
 
     ids = torch.ones((2, 16), dtype=torch.int64)
     axes = {"batch": 0, "seq": 1}
@@ -252,7 +252,7 @@ def _export(encoder: TorchEncoder, out: Path) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Hidden(encoder.transformer).eval(),  # type: ignore[arg-type]
+            _Hidden(encoder.transformer).eval(),
             (ids, torch.ones_like(ids), torch.zeros_like(ids)), str(out),
             input_names=names[:3], output_names=names[3:],
             dynamic_axes={n: {v: k for k, v in axes.items()} for n in names},

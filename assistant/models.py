@@ -147,15 +147,10 @@ class ChunkParams(BaseModel):
 
 
 class VectorIndexInfo(BaseModel):
-    store: Literal["faiss", "qdrant", "postgres"] = "faiss"
+    store: Literal["faiss", "postgres"] = "faiss"
     kind: Literal["flat", "ivf", "hnsw"] = "flat"
     nlist: int = 0
     nprobe: int = 0
-    qdrant_url: str | None = None
-    qdrant_collection: str | None = None
-    qdrant_version: int = 0
-    """Qdrant server mode: this generation sees the points added at or before this version
-    and not removed by it (see assistant.index.vectors.qdrant)."""
     server_url: str | None = None
     """PostgreSQL index: the server's URL without its password (assistant.index.postgres)."""
 
@@ -262,6 +257,9 @@ class Answer(BaseModel):
     conversation: str | None = None
     resolved_question: str | None = None
     """For a follow-up: the question as understood from the conversation."""
+    scope: list[str] | None = None
+    """The documents (doc ids) it was asked of, when not every document (``--only``, the
+    chat's marked documents)."""
     abstained: bool
     """True when the outcome is ``not_covered``."""
     outcome: Literal["answer", "best_guess", "not_covered"] = "answer"

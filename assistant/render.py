@@ -110,19 +110,53 @@ def _quote_block(text: str) -> str:
     return "\n".join("> " + line for line in text.split("\n"))
 
 
+def percent(confidence: float) -> str:
+    """A calibrated probability as a reader's percentage, never a certain "100%"."""
+    return f"{max(1, min(99, round(confidence * 100)))}%"
+
+
+def confidence_words(answer: Answer) -> str:
+    """``confidence 82%`` for a quote shown; nothing for an abstention (a figure beside
+    "not covered" would read as how sure the refusal is)."""
+    return "" if answer.outcome == "not_covered" else f"confidence {percent(answer.confidence)}"
+
+
+BEST_GUESS = "Best guess, not sure"
+"""How a quote shown with little confidence is introduced: the documents seem to cover
+the question, but this passage is more likely wrong than right."""
+
+
+SCOPE_NAMED = 3
+"""A scope of up to this many documents is named in full; a larger one is counted."""
+
+
+def scope_text(scope: list[str] | frozenset[str]) -> str:
+    """The documents a question was asked of, in a few words: ``a.txt and b.md only``,
+    ``12 documents only (a.txt, b.md, c.pdf, …)``."""
+    docs = sorted(scope)
+    if len(docs) <= SCOPE_NAMED:
+        named = docs[0] if len(docs) == 1 else ", ".join(docs[:-1]) + " and " + docs[-1]
+        return f"{named} only" if docs else "no document"
+    return f"{count(len(docs), 'document')} only ({', '.join(docs[:SCOPE_NAMED])}, …)"
+
+
 def answer_markdown(answer: Answer) -> str:
     """One answer as Markdown (``batch --format md``, the chat's export), made printable,
     long quotes clipped."""
     lines = [f"### {answer.question}", ""]
     if answer.resolved_question:
         lines += [f"*Understood as:* {answer.resolved_question}", ""]
+    if answer.scope is not None:
+        lines += [f"*Asked of:* {scope_text(answer.scope)}", ""]
     if answer.abstained or answer.answer is None:
-        lines += [f"**{answer.message}** (confidence {answer.confidence:.2f})", "",
-                  "Closest passages (not an answer):", ""]
+        lines += [f"**{answer.message}**", "", "Closest passages (not an answer):", ""]
     else:
+        if answer.outcome == "best_guess":
+            lines += [f"**{BEST_GUESS}** ({confidence_words(answer)}); the next passages "
+                      "below may hold the answer instead.", ""]
         lines += [_quote_block(clipped(answer.answer.text)), "",
-                  f"— {answer.answer.doc_id}, {_place(answer)} "
-                  f"(confidence {answer.confidence:.2f})", "", "Citations:", ""]
+                  f"— {answer.answer.doc_id}, {_place(answer)} ({confidence_words(answer)})",
+                  "", "Citations:", ""]
     for c in answer.citations:
         lines += [f"- {citation_line(c)}", "", _quote_block(clipped(c.quote)), ""]
     return printable("\n".join(lines) + "\n")
@@ -133,21 +167,45 @@ def answer_text(answer: Answer) -> str:
     out: list[str] = []
     if answer.resolved_question:
         out.append(f"(understood as: {answer.resolved_question})")
+    if answer.scope is not None:
+        out.append(f"(asked of {scope_text(answer.scope)})")
     if answer.abstained or answer.answer is None:
-        out.append(f"{answer.message}  [confidence {answer.confidence:.2f}]")
+        out.append(answer.message)
         if answer.citations:
             out.append("")
             out.append("Closest passages (they do not answer the question):")
     else:
+        if answer.outcome == "best_guess":
+            out.append(f"{BEST_GUESS} ({confidence_words(answer)}); the next passages below "
+                       "may hold the answer instead:")
         out.append(f"“{clipped(answer.answer.text)}”")
         out.append(f"    — {answer.answer.doc_id}, {_place(answer)}  "
-                   f"[confidence {answer.confidence:.2f}]")
+                   f"[{confidence_words(answer)}]")
         out.append("")
         out.append("Citations:")
     for c in answer.citations:
         out.append(citation_line(c))
         out.append(f"    “{clipped(c.quote)}”")
         out.append(f"    why: {c.why}")
+    return printable("\n".join(out))
+
+
+def each_text(question: str, answers: list[Answer]) -> str:
+    """``assistant ask --each``: each document's best passage, grouped by document, most
+    likely first; made printable, long quotes clipped."""
+    if not answers:
+        return printable(f"No document covers this: {one_line(question)}")
+    covers = "covers" if len(answers) == 1 else "cover"
+    out = [f"{count(len(answers), 'document')} {covers} this: {one_line(question)}"]
+    for a in answers:
+        if a.answer is None:
+            continue
+        title = a.citations[0].title if a.citations else a.answer.doc_id
+        out += ["", f"== {a.answer.doc_id} — {clipped(title, DISPLAY_TITLE_CHARS)}",
+                f"“{clipped(a.answer.text)}”",
+                f"    {_place(a)}  "
+                f"[confidence {a.confidence:.2f}"
+                + (", best guess]" if a.outcome == "best_guess" else "]")]
     return printable("\n".join(out))
 
 

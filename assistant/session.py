@@ -127,6 +127,32 @@ class Session:
                 self._maps[doc_id] = found
             return found
 
+    def ask_each(self, question: str, documents: frozenset[str] | None = None
+                 ) -> list[Answer]:
+        """Each document's best passage that covers ``question``
+        (``Answerer.ask_each``), most likely first, each located as ``ask``'s."""
+        with self._answer_lock:
+            answers = self.answerer.ask_each(question, documents)
+        return [self.locate(a) for a in answers]
+
+    def documents_matching(self, patterns: tuple[str, ...]) -> frozenset[str]:
+        """The documents ``--only`` names: those whose id matches one of the glob
+        ``patterns`` (``fnmatch``: ``*`` also crosses ``/``), or that lie in a folder one of
+        them names (``reports`` or ``reports/``). Matching none is an error (exit 8)."""
+        from fnmatch import fnmatchcase
+
+        folders = tuple(p.rstrip("/") + "/" for p in patterns if p.rstrip("/"))
+        docs = self.index.manifest.documents
+        found = frozenset(d for d in docs if d.startswith(folders)
+                          or any(fnmatchcase(d, p) for p in patterns))
+        if not found:
+            from assistant.errors import InputError
+
+            raise InputError(f"--only {' '.join(patterns)} matches none of the "
+                             f"{len(docs):,} documents of the index (`assistant info "
+                             "--documents` lists them)")
+        return found
+
     def document(self, doc_id: str) -> DocumentView:
         """A document's text, sections and map; never waits for an answer in progress."""
         found = self.document_map(doc_id)

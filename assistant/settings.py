@@ -23,7 +23,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from assistant.errors import SettingsError
+from assistant.errors import REBUILD_WITHOUT_QDRANT, SettingsError
+
+RETIRED = ("store", "qdrant_url")
+"""Settings of the retired Qdrant store: named with how to rebuild, not silently ignored."""
+
+
+def _retired(where: str) -> SettingsError:
+    return SettingsError(f"{where} is a setting of the retired Qdrant vector store; remove it "
+                         f"(an index built with Qdrant is rebuilt with {REBUILD_WITHOUT_QDRANT})")
 
 
 def _config_file() -> Path:
@@ -59,6 +67,8 @@ class _CheckedToml(TomlConfigSettingsSource):
             raise SettingsError(f"cannot read {file_path}: {exc.strerror or exc}") from exc
         known = set(Settings.model_fields)
         for key in data:
+            if key in RETIRED:
+                raise _retired(f"{file_path}: {key!r}")
             if key not in known:
                 near = difflib.get_close_matches(key, sorted(known), n=1)
                 hint = f"; did you mean {near[0]}?" if near else ""
@@ -102,13 +112,6 @@ class Settings(BaseSettings):
     embed_threads: int = Field(default=0, ge=0, le=64)
     """Threads for the embedding runtime; 0 means one per core. A build runs that many
     batches at once, one thread each; a query runs one batch on that many threads."""
-
-    store: Literal["auto", "faiss", "qdrant"] = "auto"
-    """Vector store: embedded FAISS, or Qdrant (local folder, or a server at ``qdrant_url``);
-    "auto" keeps the store the index already uses (FAISS for a new index)."""
-
-    qdrant_url: str | None = None
-    """URL of a Qdrant server or cluster; unset means Qdrant's local mode in the index folder."""
 
     server: str | None = None
     """A PostgreSQL server (``postgresql://user@host:5432/db``, with pgvector) that holds the
@@ -159,6 +162,11 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(default=2000, ge=10)
     """Longer questions are refused with a clear message."""
 
+    watch: bool = False
+    """While the chat is open, re-index changed corpus files in the background a few
+    seconds after they stop changing (off: the chat only says the index is stale; its
+    palette turns this on or off for the session)."""
+
     @field_validator("corpus_dir", "index_dir", "model_path", mode="before")
     @classmethod
     def _no_empty_path(cls, value: Any, info: ValidationInfo) -> Any:
@@ -196,6 +204,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        for key in RETIRED:
+            if f"ASSISTANT_{key.upper()}" in os.environ:
+                raise _retired(f"ASSISTANT_{key.upper()} (in the environment)")
         return (
             init_settings,
             env_settings,

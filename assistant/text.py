@@ -5,6 +5,10 @@ or digit — exactly what the index's FTS5 ``unicode61 remove_diacritics 2`` tok
 does — so a term found here is a term the index can look up. Identifiers (tokens with a
 digit, like "H200" or "25%", or all-capital acronyms) are kept whole and compared
 exactly: "H20" never matches "H200".
+
+The bottom layer: it imports nothing of the assistant. What is language-specific (the stop
+words) is passed in by the caller, from its ``assistant.qa.lang.Language``; tokenisation
+itself is the index's, the same for every language.
 """
 
 from __future__ import annotations
@@ -13,18 +17,12 @@ import functools
 import re
 import unicodedata
 
-from assistant.qa import lang
-
 _TERM = re.compile(r"[^\W_]+", re.UNICODE)
 _IDENT = re.compile(r"(?<![\w.])(?:[A-Za-z]*\d[\w.]*%?|\d+(?:[.,]\d+)*%?|[A-Z]{2,}[a-z]?s?"
                     # dotted code names ("json.dumps", "os.path.join"); not "e.g."
                     r"|[A-Za-z_][A-Za-z0-9_]+(?:\.[A-Za-z_][A-Za-z0-9_]+)+)(?!\w)")
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-_LANG = lang.load("en")  # tokenisation is the index's, the same for every language
-STOPWORDS = _LANG.stopwords
-QUESTION_WORDS = _LANG.question_words
 
 
 class _StripMarks(dict[int, int | None]):
@@ -58,37 +56,33 @@ def terms(text: str) -> list[str]:
     return list(_terms(text))
 
 
-def content_terms(text: str) -> list[str]:
-    """Distinct terms that carry meaning (no stop words, no single letters), in order."""
-    return list(_content_terms(text))
+def content_terms(text: str, stopwords: frozenset[str]) -> list[str]:
+    """Distinct terms that carry meaning (not in ``stopwords``, no single letters), in order."""
+    return list(_content_terms(text, stopwords))
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _content_terms(text: str) -> tuple[str, ...]:
+def _content_terms(text: str, stopwords: frozenset[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for t in _terms(text):
-        if t not in STOPWORDS and (len(t) > 1 or t.isdigit()):
+        if t not in stopwords and (len(t) > 1 or t.isdigit()):
             seen.setdefault(t, None)
     return tuple(seen)
 
 
-def variants(term: str) -> list[str]:
-    """The term and its simple singular/plural forms, for matching without a stemmer."""
-    return _LANG.variants(term)
-
-
-def identifiers(text: str) -> list[str]:
+def identifiers(text: str, stopwords: frozenset[str]) -> list[str]:
     """Model numbers, figures, acronyms and dotted code names as written ("H200", "25%", "US",
-    "str.join"), folded, distinct."""
-    return list(_identifiers(text))
+    "str.join"), folded, distinct; an all-capital stop word ("IT", "US" where it is one) is
+    not one."""
+    return list(_identifiers(text, stopwords))
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _identifiers(text: str) -> tuple[str, ...]:
+def _identifiers(text: str, stopwords: frozenset[str]) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for m in _IDENT.finditer(text):
         tok = fold(m.group(0)).rstrip(".")
-        if tok and tok not in STOPWORDS:
+        if tok and tok not in stopwords:
             seen.setdefault(tok, None)
     return tuple(seen)
 

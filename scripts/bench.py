@@ -22,7 +22,6 @@ downloads), then measures, side by side and in the same run:
   (``build_faiss``) over the index's vectors, queried with embedded questions;
 * resumability: a build killed with SIGKILL mid-embedding, then run again: the second run
   must reuse what the first embedded (``chunks_reused``) and embed only the rest;
-* FAISS against Qdrant local at 10,000 chunks, when ``assistant.index.vectors.qdrant`` exists;
 * with ``--server``, the PostgreSQL index (a pgserver in the work folder) beside FAISS on the
   same corpus and questions: build throughput, warm p50/p95, answers equal to FAISS's, cold
   ``assistant ask``, 4 concurrent clients, an incremental rebuild (targets: p50 within 2x of
@@ -35,7 +34,6 @@ bench-results-SIZE.json.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -66,7 +64,6 @@ def main() -> None:
                     help="override the document count (for trying the benchmark out)")
     ap.add_argument("--skip-peers", action="store_true")
     ap.add_argument("--skip-resume", action="store_true")
-    ap.add_argument("--skip-qdrant", action="store_true")
     ap.add_argument("--server", action="store_true",
                     help="also the PostgreSQL index (a pgserver started in the work folder) "
                          "beside FAISS on the same corpus and questions")
@@ -209,11 +206,6 @@ def answering(args: argparse.Namespace, corpus: Path, index: Path, work: Path,
         res["server"] = server(corpus, index, questions, args.probes, work,
                                seeded=args.server_seeded, edit=edit)
 
-    if (not args.skip_qdrant and args.size == 10000
-            and importlib.util.find_spec("assistant.index.vectors.qdrant") is not None):
-        step("Qdrant local at the same size")
-        res["qdrant"] = qdrant(corpus, work / "index-qdrant", questions, args.probes, work, n)
-
 
 def probe(index: Path, questions: list[str], probes: int, work: Path,
           server_url: str | None = None) -> dict[str, Any]:
@@ -340,22 +332,6 @@ def _staged_chunks(db: Path) -> int:
         return 0
 
 
-def qdrant(corpus: Path, index: Path, questions: list[str], probes: int, work: Path,
-           total: int) -> dict[str, Any]:
-    shutil.rmtree(index, ignore_errors=True)
-    try:
-        _, summary = bl.our_build(corpus, index, full=True,
-                                  env=bl.bench_env(ASSISTANT_STORE="qdrant"))
-    except RuntimeError as exc:
-        return {"error": str(exc)[-500:]}
-    out: dict[str, Any] = {"build_s": summary["seconds"],
-                           "chunks_per_s": summary["chunks_embedded"] / summary["seconds"]}
-    out.update(probe(index, questions, probes, work))
-    out["ask_cold_start_s"] = cold_start(index, questions, 3)
-    out["ask_peak_rss_mb"] = bl.peak_rss_isolated(["ask", questions[0], "--index", str(index)])
-    return out
-
-
 def server(corpus: Path, index: Path, questions: list[str], probes: int, work: Path,
            seeded: bool = False, edit: str = "") -> dict[str, Any]:
     """The PostgreSQL index on the same corpus as FAISS, measured the same way: a build from
@@ -465,17 +441,6 @@ def report(res: dict[str, Any]) -> None:
               "reuses", f"killed after {rs['killed_after_s']:.0f} s with "
               f"{rs['chunks_committed_at_kill']} chunks committed; 2nd run reused "
               f"{rs['second_run_chunks_reused']}, embedded {rs['second_run_chunks_embedded']}")
-    qd = res.get("qdrant")
-    if qd and "error" not in qd:
-        t.add("qdrant: build chunks/s", qd["chunks_per_s"], "", "", "", "", "",
-              f"faiss {ob['chunks_per_s']:.1f}" if ob else "")
-        t.add("qdrant: open s / p50 ms", f"{bl.median(qd['open_s']):.2f} / "
-              f"{qd['latency_p50_ms']:.1f}", "", "", "", "", "",
-              f"faiss {bl.median(q['open_s']):.2f} / {q['latency_p50_ms']:.1f}" if q else "")
-        t.add("qdrant: cold start s / peak MB", f"{bl.median(qd['ask_cold_start_s']):.2f} / "
-              f"{qd['ask_peak_rss_mb']:.0f}", "", "", "", "", "", "")
-    elif qd:
-        t.add("qdrant", "failed", "", "", "", "", "", qd["error"][:80])
     sv = res.get("server")
     if sv and "error" not in sv:
         fq, sq = sv["faiss_query"], sv["query"]

@@ -9,32 +9,35 @@ Ranker: LightGBM's LambdaRank (gradient-boosted trees optimising NDCG over each 
 candidates) on ``assistant.qa.features.feature_names``, stored as plain arrays in the model
 file and walked with numpy at answer time (``assistant.qa.scorer.TreeModel``), so answering
 never imports LightGBM. Chosen over a pairwise logistic regression (``--ranker linear``,
-kept for comparison) because the evidence interacts -- an answer kind matters only for the
-sentence that also holds the question's words, a passage's similarity only when the
-sentence's own is close -- and trees learn that where a linear score cannot: held out,
-+3.6 points of top-1 on qa-dev, +5 on the Python reference, +7 on the briefing. The two
-small sets are weighed up (each of their questions counts ``SMALL_SET_WEIGHT`` times) so that
-qa-dev's 3,762 questions do not drown them.
+kept for comparison) because the evidence interacts: an answer kind matters only for the
+sentence that also holds the question's words.
 
-Abstainer: a logistic regression of "the quoted answer is right" on
-``assistant.qa.abstain.ABSTAIN_FEATURES`` of the top candidate, with unanswerable questions
-as negatives; its threshold abstains on as much as possible while abstaining on at most 5%
-of the answerable training questions.
+Data: qa-dev (SQuAD articles), the bundled briefing's questions, the Python reference, and
+the four folders of briefings in ``../shared`` (briefings-dev; energy, finance and health
+from briefings-train). Each set counts at most ``SET_CAP`` questions' worth (``set_weights``),
+so that qa-dev's 4,557 questions weigh about as much as one folder of briefings.
 
-Cross-validation: qa-dev by its own five folds (by article, ``splits.json``); the Python
-reference by the document holding the answer (hashed into the same five folds); the
-briefing (one document) as a sixth fold, so its figures come from a model that never saw a
-briefing question. Only held-out figures are printed. The shipped model is then fitted on
-everything, its abstainer and threshold fitted on its own scores of the training questions,
-as in every fold (fitting them on out-of-fold scores instead was tried: see the README).
+Abstainer (``fit_abstainer``): on out-of-fold ranker scores, a logistic model of "the quote
+is right" whose isotonic calibration is the confidence shown, and a logistic model of "the
+documents answer the question" (answerable against out-of-scope questions) whose threshold
+is the highest that abstains on at most ``MAX_ANSWERABLE_ABSTAINED`` of the answerable
+questions of every set separately.
+
+Cross-validation: qa-dev and the briefing folders by their own five folds (by article or
+document, ``splits.json``); the Python reference by the document holding the answer (hashed
+into the same five folds); the bundled briefing (one document) as a sixth fold. Only
+held-out figures are printed, per set and per question kind. The shipped model is then
+fitted on everything, its abstainer on out-of-fold scores as in every fold.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import itertools
 import json
+import pickle
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -50,6 +53,7 @@ from qualitylib import (
     BRIEFING_FOLD,
     BRIEFING_SETS,
     SHARED,
+    WORK,
     Sample,
     auroc,
     contains,
@@ -80,6 +84,8 @@ TREE_PARAMS = {"objective": "lambdarank", "num_leaves": 15, "learning_rate": 0.0
                "seed": SEED, "num_threads": 2, "deterministic": True}
 TREE_ROUNDS = 200
 RANKER = "trees"
+COVERAGE = True
+"""Abstain by a model of "the documents answer it", not by the chance of being right."""
 DIVERSITY = 0.3
 """Citation diversity (MMR): 0 lists the best-scored passages, 1 the most varied."""
 FEATURES = feature_names(lang.load("en"))
@@ -261,20 +267,6 @@ def ranking_top1(samples: Sequence[Sample], model: TreeModel | LinearModel
 Scores = dict[tuple[str, str], np.ndarray]
 
 
-def out_of_fold_scores(train: Sequence[Sample], cols: Sequence[int],
-                       weights: dict[str, float]) -> Scores:
-    """Every training question's candidate scores from a ranker fitted without its fold:
-    what the abstainer is fitted on, so that it learns from scores like those it will see
-    on questions the ranker never saw (a ranker's scores of its own training questions are
-    higher and surer than of new ones)."""
-    fitted = trainable(train)
-    out: Scores = {}
-    for fold in folds_of(fitted):
-        ranker = fit_ranker([s for s in fitted if s.fold != fold], cols, weights)
-        out.update({key(s): ranking(s, ranker)[1] for s in fitted if s.fold == fold})
-    return out
-
-
 def abstention_rows(samples: Sequence[Sample], scores: Scores
                     ) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
@@ -286,31 +278,40 @@ def abstention_rows(samples: Sequence[Sample], scores: Scores
     return np.array(xs), np.array(ys)
 
 
+def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> LinearModel:
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    lr = LogisticRegression(C=C_ABSTAIN, max_iter=2000)
+    lr.fit((x - mean) / scale, y, sample_weight=w * len(w) / w.sum())
+    return LinearModel(features=list(ABSTAIN_FEATURES), weights=lr.coef_[0].tolist(),
+                       mean=mean.tolist(), scale=scale.tolist(), bias=float(lr.intercept_[0]))
+
+
 def fit_abstainer(train: Sequence[Sample], scores: Scores, weights: dict[str, float]
                   ) -> AbstainerModel:
-    """The logistic model of "the quote is right", on out-of-fold scores; its calibration
-    (isotonic, so that a confidence of 0.8 is right four times in five) and its threshold:
-    the highest that abstains on at most ``MAX_ANSWERABLE_ABSTAINED`` of the answerable
-    questions of every training set separately (a pooled threshold hides the set it
-    fails)."""
+    """On out-of-fold scores, two logistic models over the same evidence: of "the quoted
+    answer is right", calibrated (isotonic, so that a confidence of 0.8 is right four times
+    in five), and of "the documents answer the question" (answerable against out-of-scope
+    questions), whose threshold is the highest that abstains on at most
+    ``MAX_ANSWERABLE_ABSTAINED`` of the answerable questions of every training set
+    separately (a pooled threshold hides the set it fails)."""
     from sklearn.isotonic import IsotonicRegression
 
     fitted = trainable(train)
     x, y = abstention_rows(fitted, scores)
     w = np.array([weights[s.set] for s in fitted])
-    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
-    lr = LogisticRegression(C=C_ABSTAIN, max_iter=2000)
-    lr.fit((x - mean) / scale, y, sample_weight=w * len(w) / w.sum())
-    model = AbstainerModel(features=list(ABSTAIN_FEATURES), weights=lr.coef_[0].tolist(),
-                           mean=mean.tolist(), scale=scale.tolist(),
-                           bias=float(lr.intercept_[0]), threshold=0.0)
+    right = fit_logistic(x, y, w)
+    model = AbstainerModel(**right.model_dump(), threshold=0.0)
     ab = Abstainer(model)
     probs = np.array([ab.probability(row) for row in x])
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
     iso.fit(probs, y.astype(float), sample_weight=w)
     model.calibration = [[float(a), float(b)] for a, b in
                          zip(iso.X_thresholds_, iso.y_thresholds_, strict=True)]
-    model.threshold = choose_threshold(probs, fitted)
+    if COVERAGE:
+        answerable = np.array([s.answerable for s in fitted])
+        model.coverage = fit_logistic(x, answerable, w)
+        ab = Abstainer(model)
+    model.threshold = choose_threshold(np.array([ab.covered(row) for row in x]), fitted)
     return model
 
 
@@ -329,9 +330,8 @@ def choose_threshold(probs: np.ndarray, samples: Sequence[Sample]) -> float:
     return min(cuts) if cuts else 0.5
 
 
-def evaluate(s: Sample, ranker: TreeModel | LinearModel, abstainer: AbstainerModel,
+def evaluate(s: Sample, scores: np.ndarray, abstainer: AbstainerModel,
              diversity: float) -> dict[str, Any]:
-    _, scores = ranking(s, ranker)
     assert s.answerer is not None
     s.answerer.model.citation_diversity = diversity
     r = order(s.analysis, s.cands, scores)
@@ -343,6 +343,8 @@ def evaluate(s: Sample, ranker: TreeModel | LinearModel, abstainer: AbstainerMod
     shown = " ".join([quote or "", *(c.quote for c in a.citations)]).lower()
     return {"set": s.set, "qid": s.qid, "kind": s.kind or "all", "subtype": s.subtype,
             "answerable": s.answerable, "p": a.confidence, "outcome": a.outcome,
+            "question": s.question, "quote": quote or (a.citations[0].quote if a.citations
+                                                       else None),
             "abstained": a.abstained,
             "top1": s.answerable and answered and contains(quote, s.expect),
             "hit3": s.answerable and answered and any(contains(t, s.expect) for t in texts),
@@ -358,26 +360,56 @@ def folds_of(samples: Sequence[Sample]) -> list[int]:
     return sorted({s.fold for s in samples if s.fold >= 0})
 
 
+def fold_scores(samples: Sequence[Sample], cols: Sequence[int]) -> dict[int, Scores]:
+    """For each fold, every question's candidate scores from the ranker fitted on the other
+    folds. A fold's held-out figures use its own; its abstainer is fitted on the other
+    folds' (each from a ranker that never saw that question, though it saw the fold under
+    test: a nested split would fit six times as many rankers for the same abstainer).
+    Cached under build/quality/ by what they depend on (the samples, the feature columns
+    and the ranker's settings), so that the abstainer can be studied without refitting."""
+    h = hashlib.sha256(json.dumps([list(cols), RANKER, TREE_PARAMS, TREE_ROUNDS, C_RANK,
+                                   SET_CAP, NEGATIVES_PER_QUESTION, FEATURES]).encode())
+    for s in samples:
+        h.update(f"{s.set}/{s.qid}/{s.fold}/{len(s.cands)}/".encode())
+        if s.cands:
+            h.update(np.ascontiguousarray(s.x[0]).tobytes())
+    path = WORK / f"scores-{h.hexdigest()[:16]}.pkl"
+    if path.is_file():
+        cached: dict[int, Scores] = pickle.loads(path.read_bytes())
+        return cached
+    weights = set_weights(samples)
+    out: dict[int, Scores] = {}
+    for fold in folds_of(samples):
+        ranker = fit_ranker([s for s in samples if s.fold != fold], cols, weights)
+        out[fold] = {key(s): ranking(s, ranker)[1] for s in samples if s.fold == fold}
+        print(f"fold {fold}: ranker fitted", file=sys.stderr)
+    path.write_bytes(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+    return out
+
+
 def cross_validate(samples: Sequence[Sample], cols: Sequence[int], diversity: float,
                    full: bool = True) -> list[dict[str, Any]]:
     """Held-out results: for each fold, the ranker and the abstainer fitted on the others
-    (the abstainer on out-of-fold scores within them), then every question of the fold
-    answered; conversation turns are asked but not reported."""
+    (the abstainer on the others' held-out scores, ``fold_scores``), then every question of
+    the fold answered; conversation turns are asked but not reported."""
     weights = set_weights(samples)
     results: list[dict[str, Any]] = []
-    for fold in folds_of(samples):
-        train = [s for s in samples if s.fold != fold]
-        test = [s for s in samples if s.fold == fold and s.scored]
-        ranker = fit_ranker(train, cols, weights)
-        if not full:
-            top1 = ranking_top1(test, ranker)
+    if not full:
+        for fold in folds_of(samples):
+            train = [s for s in samples if s.fold != fold]
+            test = [s for s in samples if s.fold == fold and s.scored]
+            top1 = ranking_top1(test, fit_ranker(train, cols, weights))
             results += [{"set": k, "fold": fold, "rank_top1_mean": v,
                          "n": sum(t.set == k and t.answerable for t in test)}
                         for k, v in top1.items()]
-            continue
-        abstainer = fit_abstainer(train, out_of_fold_scores(train, cols, weights), weights)
-        results += [{**evaluate(s, ranker, abstainer, diversity), "fold": fold} for s in test]
-        print(f"fold {fold}: {len(test)} questions answered held out", file=sys.stderr)
+        return results
+    scores = fold_scores(samples, cols)
+    for fold, held in scores.items():
+        train = [s for s in samples if s.fold != fold]
+        others = {k: v for f, sc in scores.items() if f != fold for k, v in sc.items()}
+        abstainer = fit_abstainer(train, others, weights)
+        results += [{**evaluate(s, held[key(s)], abstainer, diversity), "fold": fold}
+                    for s in samples if s.fold == fold and s.scored]
     return results
 
 
@@ -473,6 +505,73 @@ def print_reliability(results: Sequence[dict[str, Any]]) -> dict[str, list[Any]]
     return out
 
 
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "answer-quality.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
+README_BLOCK = ("<!-- reliability: generated by scripts/fit.py --write -->",
+                "<!-- end of reliability -->")
+PERCENT = {"top1", "hit3", "rank_top1", "rank_hit3", "answerable_abstained",
+           "unanswerable_abstained", "best_guess", "list_complete"}
+HEADS = {"n": "questions", "top1": "top-1", "hit3": "hit@3", "rank_top1": "ranking top-1",
+         "rank_hit3": "ranking hit@3", "answerable_abstained": "answerable refused",
+         "unanswerable_abstained": "out-of-scope refused", "best_guess": "shown as best guess",
+         "list_complete": "list complete", "auroc_correct": "AUROC right/wrong",
+         "ece": "calibration error"}
+
+
+def _cell(column: str, value: float | None) -> str:
+    if value is None or value != value:
+        return "—"
+    if column == "n":
+        return f"{value:.0f}"
+    return f"{100 * value:.1f}%" if column in PERCENT else f"{value:.3f}"
+
+
+def reliability_markdown(curves: dict[str, list[Any]]) -> str:
+    """Per corpus: of the answers shown in each confidence band, how many were right."""
+    bands = sorted({b for rows in curves.values() for b, *_ in rows})
+    lines = ["| corpus | " + " | ".join(f"shown at {b}" for b in bands) + " |",
+             "| --- |" + " --- |" * len(bands)]
+    for name, rows in curves.items():
+        by = {b: (n, c, a) for b, n, c, a in rows}
+        cells = [f"{100 * by[b][2]:.0f}% right of {by[b][0]} (mean {100 * by[b][1]:.0f}%)"
+                 if b in by else "—" for b in bands]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_docs(held: dict[str, dict[str, dict[str, float]]],
+               curves: dict[str, list[Any]]) -> None:
+    """docs/answer-quality.md (every held-out figure, per corpus and kind) and the README's
+    reliability table, from this run: figures are never typed in by hand."""
+    lines = ["# Answer quality, held out", "",
+             f"Generated by `scripts/fit.py --write` on {dt.date.today().isoformat()}; do not "
+             "edit. Every figure comes from questions whose document (or article) the model "
+             "was not fitted on: five folds by document on each corpus, the bundled briefing "
+             "as a sixth fold of its own. A best guess counts as an answer everywhere: right "
+             "or wrong for top-1, answered for an out-of-scope question. Top-1: the quote "
+             "holds a gold answer; hit@3: the quote or the next two citations do; ranking "
+             "columns ignore abstention; list complete: every item of a list question is in "
+             "the answer or its citations; calibration error: the expected calibration error "
+             "of the confidence shown (ten bins).", "",
+             "| corpus / kind | " + " | ".join(HEADS[c] for c in COLUMNS) + " |",
+             "| --- |" + " ---: |" * len(COLUMNS)]
+    for name, kinds in held.items():
+        for kind, row in kinds.items():
+            label = name if kind == "all" else f"{name} / {kind.replace('_', ' ')}"
+            lines.append(f"| {label} | " + " | ".join(_cell(c, row.get(c)) for c in COLUMNS)
+                         + " |")
+    lines += ["", "## Reliability of the confidence shown", "",
+              "Of the answers and best guesses shown in each band of confidence, the share "
+              "that was right.", "", reliability_markdown(curves), ""]
+    DOCS.write_text("\n".join(lines), encoding="utf-8")
+    readme = README.read_text(encoding="utf-8")
+    begin, end = README_BLOCK
+    if begin in readme and end in readme:
+        head, rest = readme.split(begin, 1)
+        README.write_text(head + begin + "\n" + reliability_markdown(curves) + "\n"
+                          + end + rest.split(end, 1)[1], encoding="utf-8")
+
+
 def ablate(samples: Sequence[Sample]) -> dict[str, dict[str, float]]:
     """Held-out ranking top-1 per set with each feature left out, against all features."""
     all_cols = list(range(len(FEATURES)))
@@ -516,10 +615,13 @@ def main() -> None:
                         help="families of features to leave out")
     parser.add_argument("--diversity", type=float, default=DIVERSITY)
     parser.add_argument("--ranker", choices=["trees", "linear"], default="trees")
+    parser.add_argument("--no-coverage", action="store_true",
+                        help="abstain by the chance of being right (no coverage model)")
     parser.add_argument("--json", type=Path, help="also write the held-out results here")
     args = parser.parse_args()
-    global RANKER
+    global RANKER, COVERAGE
     RANKER = args.ranker
+    COVERAGE = not args.no_coverage
     samples = load_samples(args.sets)
     dropped = set(args.drop) | {FEATURES[i] for name in args.drop_family
                                 for i in family_columns(FAMILIES[name])}
@@ -534,9 +636,12 @@ def main() -> None:
     ablation = ablate(samples) if args.ablate else None
     if not args.write:
         return
+    write_docs(held, curves)
     weights = set_weights(samples)
     ranker = fit_ranker(samples, cols, weights)
-    abstainer = fit_abstainer(samples, out_of_fold_scores(samples, cols, weights), weights)
+    # every question's held-out scores are its out-of-fold scores over all the sets
+    held_out = {k: v for held in fold_scores(samples, cols).values() for k, v in held.items()}
+    abstainer = fit_abstainer(samples, held_out, weights)
     model = AnswerModel(format=MODEL_FORMAT, features_hash=features_hash(lang.load("en")),
                         ranker=ranker, abstainer=abstainer, citation_diversity=args.diversity,
                         provenance={

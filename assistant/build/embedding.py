@@ -35,6 +35,7 @@ from assistant.models import (
     SourceDocument,
     Unit,
 )
+from assistant.qa import lang
 from assistant.settings import Settings
 
 Progress = Callable[[str, int, int], None]
@@ -133,8 +134,8 @@ class Piece:
     """The document's chunk count, known on its last piece."""
 
 
-def embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
-                     pending: list[Piece], sentence_vectors: str = "standalone") -> int:
+def embed_and_store(conn: sqlite3.Connection, embedder: Embedder, pending: list[Piece],
+                    sentence_vectors: str, stopwords: frozenset[str]) -> int:
     """Embed some chunks and commit them; a document is marked complete with its last piece."""
     all_chunks = [c for p in pending for c in p.chunks]
     texts = [c.embed_prefix + c.text for c in all_chunks]
@@ -193,7 +194,7 @@ def embed_and_store(conn: sqlite3.Connection, embedder: Embedder,
                      "VALUES (?,?,?,?,?,?)", sentence_rows)
     conn.executemany("INSERT INTO sentence_fts(rowid, body, context) VALUES (?,?,?)", fts_rows)
     add_term_vectors(conn, embedder, {t for _, body, ctx in fts_rows
-                                       for t in tx.content_terms(f"{body} {ctx}")})
+                                       for t in tx.content_terms(f"{body} {ctx}", stopwords)})
     conn.execute("COMMIT")
     return len(all_chunks)
 
@@ -259,6 +260,7 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
     not_indexed: dict[str, SkippedRecord] = dict(plan.still_skipped)
     pending: list[Piece] = []
     pending_chunks = 0
+    stopwords = lang.load(settings.language).stopwords  # no term vectors for stop words
     bar = ChunkProgress(report, plan.to_index)
     for f in plan.to_index:
         bar.show()
@@ -331,7 +333,7 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
             pending_chunks += 1
             if pending_chunks >= BATCH_CHUNKS:
                 stored = embed_and_store(conn, embedder, [*pending, piece],
-                                          settings.sentence_vectors)
+                                         settings.sentence_vectors, stopwords)
                 summary.chunks_embedded += stored
                 done += len(piece.chunks)
                 pending, pending_chunks = [], 0
@@ -346,7 +348,7 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
                                            chunks=piece.total)
         classify(summary, plan.known, f.doc_id, digest)
     if pending:
-        stored = embed_and_store(conn, embedder, pending, settings.sentence_vectors)
+        stored = embed_and_store(conn, embedder, pending, settings.sentence_vectors, stopwords)
         summary.chunks_embedded += stored
         bar.embedded(stored)
     bar.finish()

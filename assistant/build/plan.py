@@ -1,7 +1,7 @@
 """Planning a build: scan the corpus, compare it with the live index, decide what to do.
 
 Cheap by design (stat only, no hashing, no model): an unchanged corpus is recognised in well
-under a second, and ``index_status`` answers `assistant info` without loading the model.
+under a second, and ``local_status`` answers `assistant info` without loading the model.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ class Plan:
     base_generation: int | None
     weights_sha256: str
     params: ChunkParams
-    store: str
     full_reason: str | None
     to_index: list[ingest.CorpusFile] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -54,7 +53,7 @@ class Plan:
 
     def key(self) -> str:
         return json.dumps({"base": self.base_generation, "model": self.weights_sha256,
-                           "params": self.params.model_dump(), "store": self.store,
+                           "params": self.params.model_dump(),
                            "full": self.full_reason is not None}, sort_keys=True)
 
 
@@ -91,10 +90,6 @@ def stale_reasons(settings: Settings, manifest: IndexManifest | None,
     reasons: list[str] = []
     if manifest.chunk_params != chunk_params(settings):
         reasons.append("chunk parameters changed")
-    if settings.store != "auto" and manifest.vectors.store != settings.store:
-        reasons.append(f"vector store changed ({manifest.vectors.store} → {settings.store})")
-    elif qdrant_moved(settings, manifest):
-        reasons.append("Qdrant location changed")
     seen = {f.doc_id for f in files} | unreadable_documents(manifest.documents, skipped)
     for f in files:
         rec = manifest.documents.get(f.doc_id)
@@ -132,31 +127,6 @@ def remembered_skip(f: ingest.CorpusFile, reason: str) -> dict[str, SkippedRecor
     return {f.doc_id: SkippedRecord(reason=reason, size=f.size, mtime_ns=f.mtime_ns)}
 
 
-def qdrant_moved(settings: Settings, manifest: IndexManifest) -> bool:
-    """A new --qdrant-url (or none, for local mode): the vectors move, nothing is re-embedded."""
-    want = settings.qdrant_url.rstrip("/") if settings.qdrant_url else None
-    return settings.store == "qdrant" and manifest.vectors.qdrant_url != want
-
-
-def resolve_store(settings: Settings) -> Settings:
-    """Settings with ``store="auto"`` replaced by the store the live index uses (and its
-    Qdrant URL, unless one is given), or FAISS for a new index: a plain `assistant index`
-    after `--store qdrant` must not quietly move everything back to FAISS."""
-    if settings.store != "auto":
-        return settings
-    store, url = "faiss", settings.qdrant_url
-    try:
-        gen = IndexLayout(settings.index_dir).current_generation()
-        if gen is not None:
-            vectors = read_manifest(gen).vectors
-            store = vectors.store
-            if url is None:
-                url = vectors.qdrant_url
-    except AssistantError:
-        pass  # a damaged index is rebuilt with the default store
-    return settings.model_copy(update={"store": store, "qdrant_url": url})
-
-
 def resolve_corpus(settings: Settings) -> Settings:
     """Settings whose corpus is the one the index was built from, when none is given (no
     --corpus, ``ASSISTANT_CORPUS_DIR`` or ``corpus_dir`` in assistant.toml) and that folder
@@ -187,15 +157,9 @@ def current_manifest(layout: IndexLayout) -> tuple[IndexManifest | None, str | N
         return None, f"the existing index is unusable ({exc.message.split(';')[0]})"
 
 
-def index_status(settings: Settings, thorough: bool = True) -> IndexStatus:
-    """What the index holds and whether it is stale against the corpus (the corpus is only
-    stat-ed, never read). ``thorough`` (`assistant info`): every file of the index hashed and
-    checked, not only by its stamp (``assistant.index.store.verify_index``)."""
-    if settings.server is not None:
-        from assistant.build.server import server_status
-
-        return server_status(settings)
-    settings = resolve_store(resolve_corpus(settings))
+def local_status(settings: Settings, thorough: bool = True) -> IndexStatus:
+    """``assistant.build.index_status`` for an index folder."""
+    settings = resolve_corpus(settings)
     layout = IndexLayout(settings.index_dir)
     status = IndexStatus(index_dir=str(settings.index_dir), corpus_dir=str(settings.corpus_dir),
                          exists=False)
@@ -276,11 +240,9 @@ def make_plan(settings: Settings, current: IndexManifest | None, broken: str | N
                      for k in type(params).model_fields if getattr(current.chunk_params, k) !=
                      getattr(params, k)]
             reason = "chunk parameters changed (" + ", ".join(diffs) + ")"
-        # Another vector store is not a reason to re-embed: the database holds every vector,
-        # and the new store is filled from it (publish.update_vectors).
     base = None if (reason or current is None) else current
     plan = Plan(base_generation=base.generation if base else None,
-                weights_sha256=weights_sha256, params=params, store=settings.store,
+                weights_sha256=weights_sha256, params=params,
                 full_reason=reason, known=dict(current.documents) if current else {})
     prev_docs = base.documents if base else {}
     prev_skipped = base.skipped if base else {}
@@ -308,7 +270,6 @@ def make_plan(settings: Settings, current: IndexManifest | None, broken: str | N
     return plan, base
 
 
-def up_to_date(settings: Settings, plan: Plan, base: IndexManifest | None) -> bool:
+def up_to_date(plan: Plan, base: IndexManifest | None) -> bool:
     """Nothing to do: the live generation already is what this build would publish."""
-    return (base is not None and not plan.to_index and not plan.removed
-            and base.vectors.store == settings.store and not qdrant_moved(settings, base))
+    return base is not None and not plan.to_index and not plan.removed

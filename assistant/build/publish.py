@@ -25,10 +25,9 @@ from assistant.settings import Settings
 
 def update_vectors(settings: Settings, layout: IndexLayout, conn: sqlite3.Connection,
                    base: IndexManifest | None, dimension: int) -> VectorIndexInfo:
-    """Write the staging generation's vector store through its adapter."""
-    target = VectorTarget(dimension=dimension, ann_threshold=settings.ann_threshold,
-                          qdrant_url=settings.qdrant_url if settings.store == "qdrant" else None)
-    return backend(settings.store).update(layout, ChunkVectors(conn), base, target)
+    """Write the staging generation's vector store (FAISS) through its adapter."""
+    target = VectorTarget(dimension=dimension, ann_threshold=settings.ann_threshold)
+    return backend("faiss").update(layout, ChunkVectors(conn), base, target)
 
 
 def publish(layout: IndexLayout, manifest: IndexManifest) -> IndexManifest:

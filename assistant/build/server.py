@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from assistant.build.embedding import EncoderFactory, Progress
+from assistant.build.local import build_local_index
 from assistant.build.plan import describe
 from assistant.embed import OnnxEncoder
 from assistant.errors import IndexCorruptError, IndexIncompatibleError
@@ -61,7 +62,6 @@ def with_server_corpus(settings: Settings, manifest: IndexManifest | None) -> Se
 
 def build_server_index(settings: Settings, full: bool = False, progress: Progress | None = None,
                        encoder: EncoderFactory = OnnxEncoder) -> BuildSummary:
-    from assistant.build import build_index
     from assistant.index.postgres.publish import ServerLock, publish
 
     assert settings.server is not None
@@ -76,9 +76,8 @@ def build_server_index(settings: Settings, full: bool = False, progress: Progres
         except (IndexCorruptError, IndexIncompatibleError):
             remembered = None  # publish decides: replaced under --full, else the error
         settings = with_server_corpus(settings, remembered)
-        local = settings.model_copy(update={"index_dir": staging_dir(url), "store": "faiss",
-                                            "server": None, "qdrant_url": None})
-        summary = build_index(local, full=full, progress=progress, encoder=encoder)
+        local = settings.model_copy(update={"index_dir": staging_dir(url), "server": None})
+        summary = build_local_index(local, full=full, progress=progress, encoder=encoder)
         gen = IndexLayout(local.index_dir).require_current()
         manifest = read_manifest(gen)
         report("publish", 0, 1)
@@ -110,4 +109,4 @@ def server_status(settings: Settings) -> IndexStatus:
     if manifest is None:
         status.stale_reasons = ["no index has been built"]
         return status
-    return describe(status, settings.model_copy(update={"store": "auto"}), manifest)
+    return describe(status, settings, manifest)

@@ -46,7 +46,8 @@ def read_html(html: str) -> Reading:
     for node in tree.css(_NEVER_SHOWN):
         node.decompose()
     b = TextBuilder()
-    main = _extracted(tree.html or "")
+    root = tree.root
+    main = _extracted(tree.html or "") if root is not None and _shallow(root) else None
     if main is not None:
         _write(b, main, 1)
     if b.units:
@@ -66,6 +67,26 @@ def read_html(html: str) -> Reading:
         reading.title = next((s.title for s in reading.sections), "")
     reading.locations = source_lines(html, reading)
     return reading
+
+
+_PARSER_DEPTH = 250
+"""libxml2, which trafilatura parses with, stops reading a page nested deeper than 256
+elements (the rest of the page is lost): such a page is read whole by the rules instead."""
+
+
+def _shallow(root: Any) -> bool:
+    """No element of the page is nested deeper than ``_PARSER_DEPTH``."""
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _PARSER_DEPTH:
+            return False
+        child = node.child
+        while child is not None:
+            if child.tag != "-text":
+                stack.append((child, depth + 1))
+            child = child.next
+    return True
 
 
 def _extracted(html: str) -> Any:

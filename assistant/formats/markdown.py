@@ -146,10 +146,12 @@ def read_markdown(source: str) -> Reading:
             i += 3
             continue
         elif t in ("fence", "code_block"):
-            code = tok.content.rstrip("\n")
+            raw = tok.content.rstrip()
+            code = raw.lstrip()  # a unit starts and ends on a character shown
             b.separate(1 if lists else 2)
-            if code.strip():
-                b.unit(code, line + (1 if t == "fence" else 0), kind="code")
+            if code:
+                skipped = raw[:len(raw) - len(code)].count("\n")
+                b.unit(code, line + (1 if t == "fence" else 0) + skipped, kind="code")
         elif t == "html_block":
             shown = _WS.sub(" ", _TAGS.sub(" ", tok.content)).strip()
             if shown:

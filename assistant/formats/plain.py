@@ -11,6 +11,8 @@ like) is never a heading, and each of its lines is a unit of its own.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from assistant.formats import Reading, sections_from_heads
 from assistant.models import Section, SourceDocument, Unit
@@ -143,8 +145,6 @@ def read_plain(text: str) -> Reading:
 def plain_units(text: str, sections: list[Section]) -> list[Unit]:
     """The units of plain text (also a PDF's): the chunker's blocks, each opened by a speaker
     labelled with them, the lines of a participants list one by one."""
-    from assistant.chunk import blocks, regions
-
     doc = SourceDocument(doc_id="", title="", format="txt", text=text, sections=sections,
                          content_hash="")
     lists = participant_lines(text)
@@ -231,3 +231,75 @@ def separator_title(line: str) -> str | None:
 
 
 _SEPARATOR = re.compile(r"([=\-*~#_+])\1{2,}(?:\s+(.*?\w.*?)\s+\1{3,})?")
+
+
+# --- blocks: what a sentence never crosses -------------------------------------------------
+
+_ENDS_SENTENCE = re.compile(r"[.!?:;…][\"”’'»)\]]*\s*$")
+"""A line ending like this ends its sentence; otherwise the next line continues it."""
+_ATX_MARKS = re.compile(r"^#{1,6}[ \t]*|[ \t]+#+[ \t]*$")
+
+
+def iter_lines_with_offsets(text: str, start: int = 0, end: int | None = None
+                            ) -> Iterator[tuple[int, str]]:
+    """(offset, line) for each line of ``text[start:end]``, without the newline."""
+    end = len(text) if end is None else end
+    pos = start
+    while pos < end:
+        nl = text.find("\n", pos, end)
+        if nl == -1:
+            nl = end
+        yield pos, text[pos:nl]
+        pos = nl + 1
+
+
+@dataclass(frozen=True)
+class Region:
+    title: str
+    start: int
+    end: int
+    heading_in_text: bool
+
+
+def regions(doc: SourceDocument) -> list[Region]:
+    """The document cut by its sections; text before the first heading is its own region."""
+    out: list[Region] = []
+    secs = sorted(doc.sections, key=lambda s: s.start)
+    if not secs or secs[0].start > 0:
+        out.append(Region(title="", start=0, end=secs[0].start if secs else len(doc.text),
+                          heading_in_text=False))
+    for s in secs:
+        first_line = doc.text[s.start:s.end].split("\n", 1)[0].strip()
+        # A Markdown ATX heading ("## Title ##") is the title in markup: structure, not prose;
+        # so is a separator line naming a part of notes ("=== CALL 1 ===").
+        in_text = s.title in (first_line, _ATX_MARKS.sub("", first_line),
+                              separator_title(first_line))
+        out.append(Region(title=s.title, start=s.start, end=s.end, heading_in_text=in_text))
+    return out
+
+
+def blocks(text: str, region: Region) -> Iterator[tuple[int, int]]:
+    """Paragraph-like blocks (start, end) of a region: a sentence never crosses a block."""
+    cur_start: int | None = None
+    cur_end = 0
+    first = True
+    for off, line in iter_lines_with_offsets(text, region.start, region.end):
+        skip_heading = first and region.heading_in_text
+        first = False
+        stripped = line.strip()
+        if skip_heading or not stripped or is_rule_line(line):
+            if cur_start is not None:
+                yield cur_start, cur_end
+                cur_start = None
+            continue
+        if cur_start is not None and BULLET.match(line):
+            yield cur_start, cur_end
+            cur_start = None
+        if cur_start is None:
+            cur_start = off + (len(line) - len(line.lstrip()))
+        cur_end = off + len(line.rstrip())
+        if _ENDS_SENTENCE.search(line):
+            yield cur_start, cur_end
+            cur_start = None
+    if cur_start is not None:
+        yield cur_start, cur_end

@@ -5,7 +5,7 @@
 * ``meta``     the SQLite schema and every query-time SQL statement (``MetaReader``)
 * ``integrity`` each file checked against the size and SHA-256 its manifest records
 * ``store``    opening a published generation, checked against its manifest (``open_index``)
-* ``vectors``  the vector store protocol and the registry of adapters (``faiss``, ``qdrant``)
+* ``vectors``  the vector store protocol and the registry of adapters (``faiss``)
 
 The build (``assistant.build``) writes generations; everything else reads them through
 ``open_index`` and ``MetaReader``. Nothing here imports the answer stages or the settings.

@@ -5,8 +5,7 @@
       gen-000007/        one published generation, never modified once named in CURRENT
         manifest.json    IndexManifest, written last
         meta.sqlite      documents (with extracted text), chunks, sentences, FTS5, vectors
-        chunks.faiss     the chunk vectors (FAISS store only)
-        qdrant/          the chunk vectors (Qdrant local mode only)
+        chunks.faiss     the chunk vectors
       staging/           the build in progress; resumed if a build was interrupted
       models/<sha>/      this index's own copy of the ONNX export of the model + its tokenizer
       stamps.json        files found whole by a full check, and their inode and times then

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from assistant.errors import IndexCorruptError, IndexIncompatibleError
+from assistant.errors import REBUILD_WITHOUT_QDRANT, IndexCorruptError, IndexIncompatibleError
 from assistant.index.layout import MANIFEST, write_json_atomic
 from assistant.models import SCHEMA_VERSION, IndexManifest
 
@@ -29,6 +29,11 @@ def read_manifest(gen_dir: Path) -> IndexManifest:
         raise IndexIncompatibleError(
             f"the index in {gen_dir.parent} has schema version {data.get('schema_version')!r}, "
             f"this assistant reads version {SCHEMA_VERSION}; run `assistant index --full`")
+    vectors = data.get("vectors") if isinstance(data, dict) else None
+    if isinstance(vectors, dict) and vectors.get("store") == "qdrant":
+        raise IndexIncompatibleError(
+            f"the index in {gen_dir.parent} was built with the Qdrant vector store, which this "
+            f"assistant no longer reads; rebuild it with {REBUILD_WITHOUT_QDRANT}")
     try:
         return IndexManifest.model_validate(data)
     except ValidationError as exc:

@@ -65,7 +65,7 @@ class OpenIndex:
 
     def close(self) -> None:
         self.meta.close()
-        self.vectors.close()  # Qdrant's local mode holds a lock
+        self.vectors.close()
 
 
 def open_index(index_dir: Path, known: tuple[Path, IndexManifest] | None = None) -> OpenIndex:
@@ -92,8 +92,8 @@ def open_index(index_dir: Path, known: tuple[Path, IndexManifest] | None = None)
 def verify_index(index_dir: Path) -> IndexManifest:
     """The thorough check of the live generation (`assistant info`, and `assistant index`
     before it decides the index is up to date): every file hashed whatever its stamp, SQLite's
-    ``quick_check``, and the FAISS vectors opened and counted (a Qdrant store is checked when
-    it is opened to answer). Its manifest, or ``IndexCorruptError`` naming the damage."""
+    ``quick_check``, and the FAISS vectors opened and counted. Its manifest, or
+    ``IndexCorruptError`` naming the damage."""
 
     def checking(layout: IndexLayout, gen: Path) -> IndexManifest:
         manifest = read_manifest(gen)

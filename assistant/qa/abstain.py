@@ -114,7 +114,7 @@ def missing_pins(a: QuestionAnalysis, best: Candidate, pinned: Sequence[str]) ->
     found = best.exact | best.in_window | best.in_context
     held = {t for t, f in zip(terms, found, strict=True) if f}
     held |= {tx.fold(i) for i in best.matched_identifiers}
-    around = set(tx.identifiers(f"{best.title} {best.section}"))
+    around = set(tx.identifiers(f"{best.title} {best.section}", a.language.stopwords))
     return [p for p in pinned if p not in held and not tx.identifier_present(p, around)]
 
 
@@ -125,25 +125,39 @@ class Abstainer:
     def __init__(self, model: AbstainerModel, threshold: float | None = None) -> None:
         self.model = model
         self.cols = model.columns(ABSTAIN_FEATURES)
+        self.coverage_cols = (model.coverage.columns(ABSTAIN_FEATURES)
+                              if model.coverage is not None else self.cols)
         self.threshold = model.threshold if threshold is None else threshold
         points = np.array(model.calibration, dtype=np.float64).reshape(-1, 2)
         self._cal_x, self._cal_y = points[:, 0], points[:, 1]
 
     def probability(self, features: npt.NDArray[np.float64]) -> float:
-        z = float(self.model.apply(features[self.cols][None, :])[0])
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+        """The model's probability that the best passage is right (uncalibrated)."""
+        return _logistic(float(self.model.apply(features[self.cols][None, :])[0]))
 
-    def abstains(self, probability: float) -> bool:
-        return probability < self.threshold
+    def covered(self, features: npt.NDArray[np.float64]) -> float:
+        """The probability that the documents answer the question at all."""
+        if self.model.coverage is None:
+            return self.probability(features)
+        return _logistic(float(self.model.coverage.apply(
+            features[self.coverage_cols][None, :])[0]))
 
-    def confidence(self, probability: float) -> float:
-        """How often an answer at this probability was right, held out."""
+    def abstains(self, features: npt.NDArray[np.float64]) -> bool:
+        return self.covered(features) < self.threshold
+
+    def confidence(self, features: npt.NDArray[np.float64]) -> float:
+        """How often an answer with this evidence was right, held out."""
+        p = self.probability(features)
         if not len(self._cal_x):
-            return probability
-        return float(np.interp(probability, self._cal_x, self._cal_y))
+            return p
+        return float(np.interp(p, self._cal_x, self._cal_y))
 
-    def outcome(self, probability: float) -> Outcome:
-        if self.abstains(probability):
+    def outcome(self, features: npt.NDArray[np.float64]) -> Outcome:
+        if self.abstains(features):
             return "not_covered"
-        return "best_guess" if self.confidence(probability) < self.model.guess_below \
+        return "best_guess" if self.confidence(features) < self.model.guess_below \
             else "answer"
+
+
+def _logistic(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))

@@ -55,7 +55,7 @@ def analyse(question: str, conversation: Conversation, language: Language) -> Qu
                   avoid=set(res.avoid))
     return QuestionAnalysis(question=question, language=language, resolution=res, query=query,
                             kinds=language.kinds_asked(question), folded=tx.fold(question),
-                            bigrams=bigrams(question))
+                            bigrams=bigrams(question, language.stopwords))
 
 
 def _stem(word: str) -> str:
@@ -63,7 +63,7 @@ def _stem(word: str) -> str:
 
 
 @functools.lru_cache(maxsize=8192)
-def bigrams(text: str) -> frozenset[tuple[str, str]]:
+def bigrams(text: str, stopwords: frozenset[str]) -> frozenset[tuple[str, str]]:
     """Consecutive content words, number folded ("export restrictions")."""
-    words = [_stem(w) for w in tx.terms(text) if w not in tx.STOPWORDS]
+    words = [_stem(w) for w in tx.terms(text) if w not in stopwords]
     return frozenset(itertools.pairwise(words))

@@ -1,6 +1,6 @@
 """Candidate generation: sentences for a question, from dense and lexical evidence together.
 
-Dense: the query vector against the FAISS (or Qdrant) chunk index; every sentence of
+Dense: the query vector against the FAISS chunk index; every sentence of
 the top chunks is a candidate. Lexical: SQLite FTS5 over single sentences, an OR of
 the query's terms (with singular/plural variants), ranked by BM25. Every read of the index
 goes through ``assistant.index.meta.MetaReader``: no SQL here. The two candidate
@@ -164,7 +164,7 @@ class Retriever:
 
     def term_stats(self, query_terms: Sequence[str]) -> TermStats:
         """IDF of each query term over sentences (its variants pooled), from FTS5's vocabulary."""
-        forms = {v: t for t in query_terms for v in tx.variants(t)}
+        forms = {v: t for t in query_terms for v in self.language.variants(t)}
         df: dict[str, int] = dict.fromkeys(query_terms, 0)
         for term, count in self._df(list(forms)).items():
             df[forms[term]] += count
@@ -209,7 +209,7 @@ class Retriever:
         bodies = [list(tx.prose_terms(r.body)) for r in rows]
         word_sets = [set(words) for words in bodies]
         soft, nears = self._soft_matches(qterms, term_vectors or {}, bodies, word_sets)
-        forms = TermForms([tx.variants(t) for t in qterms])
+        forms = TermForms([self.language.variants(t) for t in qterms])
         ctx_cache: dict[tuple[str, str], npt.NDArray[np.bool_]] = {}
         out: list[Candidate] = []
         for (sid, cid, doc_id, start, end, blob, section, title, body), words, word_set, \
@@ -220,7 +220,7 @@ class Retriever:
                 ctx = forms.found(set(tx.terms(f"{title} {section}")))
                 ctx_cache[(title, section)] = ctx
             exact = forms.found(word_set)
-            idents = set(tx.identifiers(body)) | word_set
+            idents = set(tx.identifiers(body, self.language.stopwords)) | word_set
             present = [tx.identifier_present(i, idents) for i in query.identifiers]
             # every field given, so none of the dataclass's default factories runs (a
             # fifth of this loop's time); in_window, inherited and features are set later
@@ -312,7 +312,8 @@ class Retriever:
         credit = np.zeros((len(word_sets), len(qterms)))
         near = [[""] * len(qterms) for _ in word_sets]
         usable = [i for i, t in enumerate(qterms) if t in term_vectors]
-        words = sorted({w for b in bodies for w in b if w not in tx.STOPWORDS and len(w) > 1
+        stop = self.language.stopwords
+        words = sorted({w for b in bodies for w in b if w not in stop and len(w) > 1
                         and not w.isdigit()})
         vocab = self._read_word_vectors(words) if usable and words else {}
         if not vocab:
@@ -364,7 +365,7 @@ class Retriever:
         rare = [t for t in known if stats.df.get(t, 0) <= max(common, COMMON_FLOOR)]
         if not rare:
             rare = sorted(known, key=lambda t: stats.df.get(t, 0))[:2]
-        forms = sorted({v for t in rare for v in tx.variants(t)})
+        forms = sorted({v for t in rare for v in self.language.variants(t)})
         if not forms:
             return []
         return self.meta.lexical(forms, limit)  # a damaged FTS table: IndexCorruptError

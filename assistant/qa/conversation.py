@@ -41,7 +41,7 @@ def _dangling_pronoun(question: str, language: Language) -> bool:
         if any(b[0].isupper() or any(ch.isdigit() for ch in b) for b in before):
             continue
         if w in language.relative_pronouns and i > 0 and folded[i - 1] not in \
-                tx.STOPWORDS and folded[i - 1] not in language.question_words:
+                language.stopwords and folded[i - 1] not in language.question_words:
             continue
         return True
     return False
@@ -91,15 +91,15 @@ class Conversation:
         low = question.lower().lstrip(" \t\"'“‘(")
         if any(re.match(rf"{re.escape(o)}\b", low) for o in language.follow_up_openers):
             return True
-        return len(tx.content_terms(question)) <= 1
+        return len(tx.content_terms(question, language.stopwords)) <= 1
 
     def resolve(self, question: str, language: Language) -> Resolution:
         if self.turns and tx.fold(question) == tx.fold(self.turns[-1].question):
             # asked again: understood as it was the first time, so answered the same
             return Conversation(self.id, self.turns[:-1]).resolve(question, language)
-        own = tx.content_terms(question)
+        own = tx.content_terms(question, language.stopwords)
         terms = dict.fromkeys(own, 1.0)
-        idents = tx.identifiers(question)
+        idents = tx.identifiers(question, language.stopwords)
         if not self.leans_on_context(question, language):
             return Resolution(text=question, terms=terms, own_terms=tuple(own),
                               identifiers=idents, avoid=frozenset(), resolved=None)
@@ -112,7 +112,7 @@ class Conversation:
         else:
             referents = list(prev.subject)
         for word in referents:
-            for t in tx.content_terms(word):
+            for t in tx.content_terms(word, language.stopwords):
                 terms.setdefault(t, CONTEXT_WEIGHT)
         subject = " ".join(dict.fromkeys(referents))
         return Resolution(text=f"{question} ({subject})", terms=terms, own_terms=tuple(own),
@@ -120,7 +120,8 @@ class Conversation:
                           resolved=f"{question} [about: {subject}]")
 
     def after(self, question: str, resolution: Resolution, asked_for_names: bool,
-              answer_text: str | None, answer_key: tuple[str, int] | None) -> Conversation:
+              answer_text: str | None, answer_key: tuple[str, int] | None,
+              language: Language) -> Conversation:
         """The conversation with this turn added."""
         # what the turn was about: its own words, or, when it had hardly any ("And MetaX?"),
         # what it referred to as well -- so the subject does not grow turn after turn
@@ -130,7 +131,7 @@ class Conversation:
         if answer_text:
             names = tuple(dict.fromkeys(
                 m.group(0) for m in _NAME.finditer(answer_text)
-                if tx.fold(m.group(0)) not in tx.STOPWORDS))[:MAX_NAMES]
+                if tx.fold(m.group(0)) not in language.stopwords))[:MAX_NAMES]
         turn = Turn(question=question, subject=subject, asked_for_names=asked_for_names,
                     names=names, answer_key=answer_key)
         return Conversation(id=self.id, turns=(*self.turns, turn))

@@ -101,8 +101,8 @@ class FeatureExtractor:
             row[INDEX["passage_rank"]] = 1 / (1 + c.dense_rank) if c.dense_rank is not None \
                 else 0
             row[INDEX["proximity"]] = c.proximity
-            row[INDEX["phrase"]] = (len(a.bigrams & bigrams(c.text)) / len(a.bigrams)
-                                    if a.bigrams else 0.0)
+            row[INDEX["phrase"]] = (len(a.bigrams & bigrams(c.text, a.language.stopwords))
+                                    / len(a.bigrams) if a.bigrams else 0.0)
             if n_ident:
                 row[INDEX["identifiers"]] = len(c.matched_identifiers) / n_ident
                 row[INDEX["identifiers_missing"]] = len(c.missing_identifiers) / n_ident
@@ -112,7 +112,7 @@ class FeatureExtractor:
                 row[INDEX["kind_missing"]] = float(not all(held))
                 for j, h in zip(asked, held, strict=True):
                     row[len(FEATURES) + j] = 1.0 if h else -1.0
-            novel = {t for t in tx.content_terms(c.text) if t not in own}
+            novel = {t for t in tx.content_terms(c.text, a.language.stopwords) if t not in own}
             row[INDEX["novelty"]] = math.log1p(len(novel))
             row[INDEX["section_start"]] = float(c.first_in_section)
         best_bm25 = max(c.bm25 for c in cands)

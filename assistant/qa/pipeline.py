@@ -68,6 +68,10 @@ class Ranked:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+EACH_LIMIT = 20
+"""``ask_each`` looks at most at this many documents (those retrieval found first)."""
+
+
 def not_covered_message(corpus_name: str | None, documents: int) -> str:
     """What an abstention says: the corpus by its configured name, else by its size (a corpus
     of one document is not necessarily a briefing)."""
@@ -158,7 +162,33 @@ class Answerer:
         answer and its citations to those documents."""
         t0 = time.perf_counter()
         conv = conversation or Conversation()
-        return self.reply(self.rank(question, conv, documents), conv, qid, top_k, t0)
+        out = self.reply(self.rank(question, conv, documents), conv, qid, top_k, t0)
+        if documents is not None:
+            out.answer.scope = sorted(documents)
+        return out
+
+    def ask_each(self, question: str, documents: frozenset[str] | None = None,
+                 limit: int = EACH_LIMIT) -> list[Answer]:
+        """"What does each document say?": the best passage of each document that covers
+        ``question`` (its answer is not an abstention), one answer per document with that
+        one citation, most likely first. Retrieval runs once; each of the ``limit``
+        documents whose sentences it found is then ranked and judged on its own, as a
+        question asked of that document alone would be."""
+        t0 = time.perf_counter()
+        conv = Conversation()
+        a, cands, timings = self.gather(question, conv)
+        if documents is not None:
+            cands = [c for c in cands if c.doc_id in documents]
+        out: list[Answer] = []
+        for doc in list(dict.fromkeys(c.doc_id for c in cands))[:limit]:
+            mine = [c for c in cands if c.doc_id == doc]
+            ranked = order(a, mine, self.scorer.score(a, mine))
+            ranked.timings = dict(timings)
+            answer = self.reply(ranked, conv, top_k=1, started=t0).answer
+            if not answer.abstained:
+                answer.scope = [doc]
+                out.append(answer)
+        return sorted(out, key=lambda x: x.confidence, reverse=True)
 
     def reply(self, r: Ranked, conv: Conversation, qid: str | None = None,
               top_k: int | None = None, started: float | None = None,
@@ -177,12 +207,11 @@ class Answerer:
                 answer.message = f"{self.not_covered} (The question has no words to search for.)"
             answer.timings_ms = {**r.timings, "total": _ms(t0)}
             return Reply(answer, conv.after(a.question, a.resolution, a.asks_for_names,
-                                            None, None))
+                                            None, None, a.language))
         t = time.perf_counter()
         best = r.candidates[0]
-        p = abstainer.probability(r.abstention)
-        answer.outcome = abstainer.outcome(p)
-        answer.confidence = round(abstainer.confidence(p), 4)
+        answer.outcome = abstainer.outcome(r.abstention)
+        answer.confidence = round(abstainer.confidence(r.abstention), 4)
         answer.abstained = answer.outcome == "not_covered"
         if answer.abstained:
             answer.message = self._refusal(a, best, r.abstention)
@@ -205,7 +234,8 @@ class Answerer:
         given = answer.answer
         return Reply(answer, conv.after(a.question, a.resolution, a.asks_for_names,
                                         given.text if given else None,
-                                        (given.doc_id, best.start) if given else None))
+                                        (given.doc_id, best.start) if given else None,
+                                        a.language))
 
     def _refusal(self, a: QuestionAnalysis, best: Candidate, evidence: np.ndarray) -> str:
         """"Not covered", saying what the closest passage lacks where that is known: what

@@ -102,7 +102,7 @@ def _best_clause(text: str, a: QuestionAnalysis) -> tuple[int, int]:
                 break
             piece = set(tx.terms(text[cuts[i]:cuts[j]]))
             hits = float(sum(w for t, w in a.query.terms.items()
-                             if any(v in piece for v in tx.variants(t))))
+                             if any(v in piece for v in a.language.variants(t))))
             if hits > best_hits:
                 best_hits, best = hits, (cuts[i], cuts[j])
     s, e = best

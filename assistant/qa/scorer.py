@@ -152,8 +152,17 @@ class FlatTrees:
 
 
 class AbstainerModel(LinearModel):
+    """Two logistic models over the same evidence: its own weights, of "the quoted answer
+    is right" (the confidence shown, through ``calibration``), and ``coverage``, of "the
+    documents answer the question" (whether to answer at all). They differ: a question the
+    documents answer in other words than it asks often gets a wrong best passage, and
+    refusing it would be the worst failure; a question they do not answer has no right
+    passage at all."""
+
     threshold: float
-    """Probability below which the assistant abstains."""
+    """Probability of coverage (or, without ``coverage``, of being right) below which the
+    assistant abstains."""
+    coverage: LinearModel | None = None
     calibration: list[list[float]] = Field(default_factory=list)
     """(probability, confidence) points, increasing: the model's probability mapped to how
     often an answer at that probability was right held out (isotonic), interpolated

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from assistant.errors import AssistantError
+
 if TYPE_CHECKING:
     from assistant.build import Progress
-    from assistant.errors import AssistantError
     from assistant.models import IndexManifest
     from assistant.qa.conversation import Conversation
-    from assistant.session import DocumentView, IndexOutcome
+    from assistant.session import DocumentView, IndexOutcome, Session
     from assistant.settings import Settings
     from assistant.tui.engine import Reply
 
@@ -45,6 +46,11 @@ class ChatBackend(Protocol):
         """Answer (``documents``: of those documents only), never raising."""
         ...
 
+    def ask_each(self, engine: ChatEngine, question: str, conversation: Conversation,
+                 documents: frozenset[str] | None = None) -> list[Reply] | AssistantError:
+        """Each document's best passage that covers the question, never raising."""
+        ...
+
 
 class CoreBackend:
     """The real thing: ``assistant.session`` and ``assistant.tui.engine``."""
@@ -64,4 +70,27 @@ class CoreBackend:
             documents: frozenset[str] | None = None) -> Reply | AssistantError:
         from assistant.tui.engine import ask
 
-        return ask(engine, question, conversation, documents)
+        session = _session(engine)
+        if isinstance(session, AssistantError):
+            return session
+        return ask(session, question, conversation, documents)
+
+    def ask_each(self, engine: ChatEngine, question: str, conversation: Conversation,
+                 documents: frozenset[str] | None = None) -> list[Reply] | AssistantError:
+        from assistant.tui.engine import ask_each
+
+        session = _session(engine)
+        if isinstance(session, AssistantError):
+            return session
+        return ask_each(session, question, conversation, documents)
+
+
+def _session(engine: ChatEngine) -> Session | AssistantError:
+    """The engine as the ``Session`` this backend's ``load`` opened, or the bug as an error."""
+    from assistant.errors import UnexpectedError
+    from assistant.session import Session
+
+    if isinstance(engine, Session):
+        return engine
+    return UnexpectedError.wrap(
+        TypeError(f"CoreBackend asks a Session, not {type(engine).__name__}"))

@@ -47,10 +47,15 @@ class SavedConversation(BaseModel):
     turns: list[SavedTurn] = Field(default_factory=list)
     context: Conversation
     """What follow-up questions are read against (``assistant.qa.conversation``)."""
+    name: str | None = None
+    """The name the user gave it (Ctrl+L, F2), if any."""
 
     @property
     def title(self) -> str:
-        """The first question, which is how people remember a conversation."""
+        """The name given, else the first question, which is how people remember a
+        conversation."""
+        if self.name:
+            return self.name
         return self.turns[0].answer.question if self.turns else "(no questions)"
 
 
@@ -85,6 +90,28 @@ class ConversationStore:
                             " (it is kept until the chat closes)")
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)
+            return False
+        return True
+
+    def rename(self, conversation_id: str, name: str | None) -> SavedConversation | None:
+        """Give a saved conversation a name (None: back to its first question); the
+        conversation as saved then, or None (``problem`` says why, if anything went
+        wrong)."""
+        saved = self.load(conversation_id)
+        if saved is None:
+            return None
+        renamed = saved.model_copy(update={"name": name})
+        return renamed if self.save(renamed) else None
+
+    def delete(self, conversation_id: str) -> bool:
+        """Remove a saved conversation's file."""
+        path = self.path_of(conversation_id)
+        if path is None:
+            return False
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            self.problem = f"cannot delete {path}: {exc.strerror or exc}"
             return False
         return True
 

@@ -14,10 +14,9 @@ from assistant.errors import AssistantError, UnexpectedError
 from assistant.models import Answer, Section
 from assistant.qa.conversation import Conversation
 from assistant.session import DocumentView, Session
-from assistant.tui.backend import ChatEngine
 from assistant.tui.passage import Passage, passage_around, place_of, section_of
 
-__all__ = ["DocumentView", "Reply", "UnexpectedError", "ask"]
+__all__ = ["DocumentView", "Reply", "UnexpectedError", "ask", "ask_each"]
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,12 @@ class Reply:
 def _reply(session: Session, question: str, conversation: Conversation,
            documents: frozenset[str] | None) -> Reply:
     reply = session.ask(question, conversation, documents=documents)
-    answer = reply.answer
+    return _shown(session, reply.answer, reply.conversation)
+
+
+def _shown(session: Session, answer: Answer, conversation: Conversation) -> Reply:
+    """The answer with what its card shows: the passage around the quote, each citation's
+    place."""
     docs: dict[str, DocumentView] = {}
 
     def doc(doc_id: str) -> DocumentView:
@@ -57,18 +61,28 @@ def _reply(session: Session, question: str, conversation: Conversation,
         sections: list[Section] = view.sections
         places[c.rank] = place_of(view.text, sections, c.start, c.title, line=c.line,
                                   page=c.page, label=c.label)
-    return Reply(answer=answer, passage=passage, conversation=reply.conversation,
-                 places=places)
+    return Reply(answer=answer, passage=passage, conversation=conversation, places=places)
 
 
-def ask(engine: ChatEngine, question: str, conversation: Conversation,
+def ask(session: Session, question: str, conversation: Conversation,
         documents: frozenset[str] | None = None) -> Reply | AssistantError:
     """One question, never raising: an unusable question or a bug comes back as an error.
     ``documents`` (doc ids): answer from those documents only."""
     try:
-        if not isinstance(engine, Session):
-            raise TypeError(f"CoreBackend asks a Session, not {type(engine).__name__}")
-        return _reply(engine, question, conversation, documents)
+        return _reply(session, question, conversation, documents)
+    except AssistantError as exc:
+        return exc
+    except Exception as exc:
+        return UnexpectedError.wrap(exc)
+
+
+def ask_each(session: Session, question: str, conversation: Conversation,
+             documents: frozenset[str] | None = None) -> list[Reply] | AssistantError:
+    """"What does each document say?" (``Session.ask_each``), each answer with what its
+    card shows, never raising. ``conversation`` is returned unchanged in every reply: these
+    answers are no turn of it."""
+    try:
+        return [_shown(session, a, conversation) for a in session.ask_each(question, documents)]
     except AssistantError as exc:
         return exc
     except Exception as exc:

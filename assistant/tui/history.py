@@ -15,12 +15,18 @@ from pathlib import Path
 HISTORY_LIMIT = 500
 
 
+def user_data_dir() -> Path:
+    """The chat's folder in the user's data folder (XDG: ``~/.local/share/briefing-assistant``):
+    the history, preferences, saved conversations and exports."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "briefing-assistant"
+
+
 def default_history_path() -> Path:
     env = os.environ.get("ASSISTANT_HISTORY_FILE")
     if env:
         return Path(env)
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data_home) / "briefing-assistant" / "history"
+    return user_data_dir() / "history"
 
 
 class InputHistory:

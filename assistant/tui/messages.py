@@ -41,8 +41,12 @@ class EngineNote(Message):
 
 class RestrictionRequested(Message):
     """Ask only ``doc_id`` from now on (asked for the document already restricted to:
-    every document again)."""
+    every document again); ``mark``: add it to the documents asked, or take it out.
+    ``members``: for a folder, the documents in it, asked (or marked) together."""
 
-    def __init__(self, doc_id: str) -> None:
+    def __init__(self, doc_id: str, mark: bool = False,
+                 members: frozenset[str] | None = None) -> None:
         super().__init__()
         self.doc_id = doc_id
+        self.mark = mark
+        self.members = members

@@ -45,7 +45,7 @@ BUDGET_S = 120
 
 _SWAP_AFTER_SCAN = """
 import os
-import assistant.build as b
+import assistant.build.local as b
 _scan = b.scan
 def _swapped(settings):
     found = _scan(settings)

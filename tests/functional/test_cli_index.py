@@ -391,6 +391,54 @@ def test_an_index_from_another_schema_version(copy: tuple[Path, Path]) -> None:
     assert s.chunks_embedded == 7
 
 
+def _as_built_with_qdrant(index: Path) -> None:
+    """The index made to look as the retired Qdrant store left it: its manifest names the
+    store, its vectors are in a ``qdrant/`` folder instead of ``chunks.faiss``."""
+    gen = index / "gen-000001"
+    manifest = json.loads((gen / "manifest.json").read_text())
+    manifest["vectors"] = {"store": "qdrant", "kind": "flat", "nlist": 0, "nprobe": 0,
+                           "qdrant_url": None, "qdrant_collection": None, "qdrant_version": 0}
+    del manifest["files"]["chunks.faiss"]
+    (gen / "chunks.faiss").unlink()
+    (gen / "qdrant").mkdir()
+    (gen / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_an_index_built_with_qdrant_says_how_to_rebuild(copy: tuple[Path, Path]) -> None:
+    """The Qdrant store is retired: an index it built is refused in one line (exit 4) with
+    both ways to rebuild it."""
+    corpus, index = copy
+    _as_built_with_qdrant(index)
+    for args in (["info", *where(corpus, index)],
+                 ["ask", "What revenue share does the US get?", "--index", str(index)]):
+        assert_one_line_error(run(*args), 4, "built with the Qdrant vector store",
+                              "`assistant index --full` (the embedded FAISS index)",
+                              "`assistant index --full --server postgresql://")
+
+
+@pytest.mark.slow
+def test_a_plain_index_rebuilds_a_qdrant_index_with_faiss(copy: tuple[Path, Path]) -> None:
+    corpus, index = copy
+    _as_built_with_qdrant(index)
+    r = run("index", *where(corpus, index))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("Full rebuild: the existing index is unusable (the index in")
+    answer = run("ask", "What revenue share does the US get?", "--index", str(index))
+    assert answer.returncode == 0 and "25%" in answer.stdout, answer.stderr
+
+
+@pytest.mark.parametrize("set_in", ["assistant.toml", "environment"])
+def test_a_leftover_qdrant_setting_exits_2(tmp_path: Path, set_in: str) -> None:
+    config = tmp_path / "assistant.toml"
+    config.write_text('store = "qdrant"\n' if set_in == "assistant.toml" else "")
+    env = {"ASSISTANT_CONFIG": str(config)}
+    if set_in == "environment":
+        env["ASSISTANT_QDRANT_URL"] = "http://qdrant.internal:6333"
+    r = run("index", *where(tmp_path / "corpus", tmp_path / "index"), **env)
+    assert_one_line_error(r, 2, "setting of the retired Qdrant vector store; remove it",
+                          "`assistant index --full --server postgresql://")
+
+
 def test_a_held_lock_makes_a_second_build_exit_5(copy: tuple[Path, Path]) -> None:
     """Another build holds the lock: with a short timeout the second gives up clearly and
     touches nothing."""

@@ -136,6 +136,7 @@ def test_a_malformed_server_url_never_prints_its_password(tmp_path: Path, url: s
 # ---- display caps --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_huge_heading_is_clipped_on_screen_and_whole_in_json(tmp_path: Path) -> None:
     """A Markdown heading of 60 KB is every citation's title: ``ask`` shows 200 characters
     of it and says how many more there are; ``--json`` keeps all of it."""

@@ -129,7 +129,7 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
             assert len(cites) >= 2
             label = flat(text_of(cites[0]))
             assert label.startswith("[1] nvidia-h200-china.txt")
-            assert "likely to answer" in str(card.border_subtitle)
+            assert "confidence " in str(card.border_subtitle) and "%" in str(card.border_subtitle)
 
             await ask(pilot, "Which of them are deploying rack-scale systems?")
             follow = app.query(AnswerCard).last()
@@ -139,7 +139,7 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
             assert "understood as" in text_of(app.query(QuestionCard).last())
 
             await pilot.press("ctrl+o")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             screen = app.screen
             assert isinstance(screen, DocumentScreen)
             quote = screen.query_one("#doc-quote", Static)
@@ -158,7 +158,7 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
             await pilot.press("escape")
             assert isinstance(app.focused, CitationLine)
             await pilot.press("2")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen)
             second = follow.answer.citations[1]
             assert app.screen.quote == (second.start, second.end)
@@ -166,7 +166,7 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
             await pilot.pause()
             # a click on a citation opens it too
             await pilot.click(follow.query(CitationLine).first())
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen)
 
     run(go)
@@ -206,7 +206,7 @@ def test_typing_reaches_the_question_box_wherever_focus_is(
             assert app.focused.citation in app.query(AnswerCard)[1].answer.citations
             # a citation opened, then Esc: focus is back in the question box
             await pilot.press("enter")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen)
             await pilot.press("escape")
             await pilot.pause()
@@ -223,7 +223,7 @@ def test_typing_reaches_the_question_box_wherever_focus_is(
             docs = app.query_one(SidePanel).query_one(OptionList)
             docs.focus()
             await pilot.press("enter")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen)
             await pilot.press("escape")
             await pilot.pause()
@@ -234,7 +234,7 @@ def test_typing_reaches_the_question_box_wherever_focus_is(
             # 1–9 with the conversation itself in focus open the latest answer's sources
             app.conversation_view.focus()
             await pilot.press("2")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen)
             second = latest.answer.citations[1]
             assert app.screen.quote == (second.start, second.end)
@@ -297,7 +297,7 @@ def test_abstention_looks_different(briefing: Callable[[], BriefingApp]) -> None
             # a document chosen in the side panel opens at its top
             app.query_one("#documents").focus()
             await pilot.press("enter")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert isinstance(app.screen, DocumentScreen) and app.screen.quote is None
             assert "Letting Nvidia sell H200s" in text_of(app.screen.query_one("#doc-text"))
 
@@ -326,11 +326,11 @@ def test_citations_read_as_places_and_why_shows_the_scores(tmp_path: Path,
             await ask(pilot, "Which Chinese vendors are mentioned?")
             card = app.query(AnswerCard).last()
             cites = list(card.query(CitationLine))
-            labels = [flat(text_of(c.query_one(".cite"))) for c in cites]
+            labels = [text_of(c).splitlines()[0].strip() for c in cites]
             assert labels[0].startswith("[1] nvidia-h200-china.txt · "), labels
             assert all("line " in label for label in labels), labels
             assert not any("score" in label or "characters" in label for label in labels)
-            assert not cites[0].query_one(".why").display
+            assert "score " not in text_of(cites[0])
             await ask(pilot, "What happens to the H200 export licence form?")
             names = {c.citation.doc_id for c in app.query(AnswerCard).last().query(
                 CitationLine)}
@@ -340,15 +340,14 @@ def test_citations_read_as_places_and_why_shows_the_scores(tmp_path: Path,
             # a long excerpt is shown whole (wrapped), not cut with an ellipsis
             long = next(c for c in card.query(CitationLine) if c.show_quote
                         and len(c.citation.quote) > 150)
-            quote = flat(text_of(long.query_one(".quote")))
+            quote = flat(text_of(long))
             assert " ".join(long.citation.quote.split()) in quote, quote
             await pilot.press("f2")
             await pilot.pause()
-            why = cites[0].query_one(".why")
             assert app.conversation_view.has_class("-why")
-            assert why.display and why.size.height >= 1
-            assert flat(text_of(why)).startswith("score ")
-            assert f"characters {cites[0].citation.start}" in flat(text_of(why))
+            why = text_of(cites[0]).splitlines()[-1].strip()
+            assert why.startswith("score "), why
+            assert f"characters {cites[0].citation.start}" in why
 
     run(go)
 
@@ -380,7 +379,7 @@ def test_small_terminals_keep_the_answer_readable(briefing: Callable[[], Briefin
             card = app.query(AnswerCard).last()
             passage = flat(text_of(card.query_one(PassageView)))
             assert len(passage) > 60 and "25%" in passage, passage
-            label = flat(text_of(card.query(CitationLine).first().query_one(".cite")))
+            label = flat(text_of(card.query(CitationLine).first()))
             assert label.startswith("[1] nvidia-h200-china.txt"), label
             # bring the second question to the top, then resize: it stays in view
             view = app.conversation_view
@@ -419,7 +418,7 @@ def test_document_viewer_marks_pages_styles_headings_and_searches(tmp_path: Path
             await settle(pilot)
             app.query_one(SidePanel).query_one(OptionList).focus()
             await pilot.press("enter")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             screen = app.screen
             assert isinstance(screen, DocumentScreen)
             marks = [flat(text_of(w)) for w in screen.query(".page-mark")]
@@ -511,12 +510,13 @@ def test_export_and_copy(briefing: Callable[[], BriefingApp], tmp_path: Path,
             await pilot.press("ctrl+s")  # nothing to export yet: a warning, no file
             assert not out.exists()
             await ask(pilot, "Which Chinese vendors are mentioned?")
-            await ask(pilot, "How do I bake sourdough bread?")
-            await pilot.press("ctrl+y")
-            assert app.clipboard.startswith("How do I bake sourdough bread?")
+            # a follow-up right after an answered turn (an abstained one lends no context)
             await ask(pilot, "Which of them are deploying rack-scale systems?")
             await pilot.press("ctrl+y")
             assert RACK_SCALE in app.clipboard and "characters" in app.clipboard
+            await ask(pilot, "How do I bake sourdough bread?")
+            await pilot.press("ctrl+y")
+            assert app.clipboard.startswith("How do I bake sourdough bread?")
             await pilot.press("ctrl+s")
             await pilot.pause()
 
@@ -778,7 +778,7 @@ def test_markup_and_escape_sequences_are_shown_literally(tmp_path: Path) -> None
             assert not any(seg.style and seg.style.meta.get("@click") for seg in everything)
             assert not any(seg.style and seg.style.link for seg in everything)
             await pilot.click(PassageView)  # a click on "[@click=app.quit]" opens the source
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert app.is_running and isinstance(app.screen, DocumentScreen)
             doc = text_of(app.screen.query_one("#doc-body"))
             assert "[@click=app.quit]quit[/]" in doc and "[on red]colour[/on red]" in doc

@@ -10,8 +10,18 @@ from pathlib import Path
 
 import pytest
 from helpers.pilot import spy_notes
-from test_tui import RACK_SCALE, SIZE, VENDORS, ask, highlighted_text, make_app, run, settle
-from textual.widgets import OptionList, Static
+from test_tui import (
+    RACK_SCALE,
+    SIZE,
+    VENDORS,
+    ask,
+    highlighted_text,
+    make_app,
+    run,
+    settle,
+    text_of,
+)
+from textual.widgets import Input, OptionList, Static
 
 from assistant.tui.app import BriefingApp
 from assistant.tui.conversations import ConversationStore
@@ -185,5 +195,137 @@ def test_search_in_the_conversation(briefing: Callable[[], BriefingApp]) -> None
             await pilot.press("escape")
             await pilot.pause()
             assert not bar.display and app.focused is app.query_one(QuestionInput)
+
+    run(go)
+
+
+@pytest.mark.slow
+def test_ask_again_fresh_drops_the_conversations_context(
+        briefing: Callable[[], BriefingApp]) -> None:
+    """Issue 27, "Ask again, fresh": F5 (and the palette) asks the last question again as it
+    stands, without the context of the turns before it; the card says so; a later follow-up
+    continues from the fresh answer."""
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            said = spy_notes(app)
+            await pilot.press("f5")  # nothing asked yet: a notice, no card
+            await pilot.pause()
+            assert not app.query(QuestionCard) and any("No question yet" in s for s in said)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            await ask(pilot, "Which of them are deploying rack-scale systems?")
+            follow = app.query(AnswerCard).last().answer
+            assert follow.resolved_question is not None
+            await pilot.press("f5")
+            await settle(pilot)
+            cards = app.query(QuestionCard)
+            assert len(cards) == 3 and cards.last().question == follow.question
+            assert "without the conversation's context" in text_of(cards.last())
+            fresh = app.query(AnswerCard).last().answer
+            assert fresh.question == follow.question and fresh.resolved_question is None
+            assert len(app.conversation.turns) == 3  # the earlier turns are kept
+            titles = {c.title for c in app.get_system_commands(app.screen)}
+            assert "Ask again, fresh" in titles
+
+    run(go)
+
+
+@pytest.mark.slow
+def test_saved_conversations_filter_rename_and_delete(
+        briefing: Callable[[], BriefingApp], tmp_path: Path) -> None:
+    """Issue 27, saved conversations: in Ctrl+L typing filters the list by the words of the
+    questions (and names); F2 renames the one highlighted (kept on disk, and when it is
+    continued); Ctrl+D deletes it after a confirmation (n keeps it); deleting the open one
+    starts a new conversation."""
+    saved_dir = tmp_path / "conversations"
+
+    def names() -> dict[str, str | None]:
+        return {f.stem: json.loads(f.read_text(encoding="utf-8")).get("name")
+                for f in saved_dir.glob("*.json")}
+
+    def listed(screen: ConversationsScreen) -> list[str]:
+        options = screen.query_one(OptionList)
+        return [str(options.get_option_at_index(i).prompt).split("\n")[0]
+                for i in range(options.option_count)]
+
+    async def go() -> None:
+        app = briefing()
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            await pilot.press("ctrl+n")
+            await ask(pilot, "What revenue share does the US get?")
+            await pilot.press("ctrl+n")
+            await ask(pilot, "What does Beijing want?")
+            current = app.conversation.id
+            await pilot.press("ctrl+l")
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, ConversationsScreen) and len(listed(screen)) == 3
+            await pilot.press(*"REVENUE us")  # typed: the list is filtered, case aside
+            await pilot.pause()
+            assert listed(screen) == ["What revenue share does the US get?"]
+            await pilot.press("f2")
+            await pilot.pause()
+            box = app.screen.query_one("#rename", Input)
+            assert box.value == "What revenue share does the US get?"
+            box.value = "US revenue share"
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.screen is screen and listed(screen) == ["US revenue share"]
+            assert sorted(map(str, names().values())) == ["None", "None", "US revenue share"]
+            await pilot.press(*["backspace"] * 10)
+            await pilot.pause()
+            assert len(listed(screen)) == 3
+            await pilot.press(*"vendors", "ctrl+d")
+            await pilot.pause()
+            assert "Which Chinese vendors are mentioned?" in text_of(app.screen)
+            await pilot.press("n")  # declined: kept
+            await pilot.pause()
+            assert app.screen is screen and len(names()) == 3
+            await pilot.press("ctrl+d")
+            await pilot.pause()
+            await pilot.press("y")
+            await pilot.pause()
+            assert app.screen is screen and listed(screen) == [] and len(names()) == 2
+            # the open conversation, renamed, keeps its name when it is continued
+            await pilot.press(*["backspace"] * 10, *"beijing", "f2")
+            await pilot.pause()
+            app.screen.query_one("#rename", Input).value = "Beijing"
+            await pilot.press("enter", "escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, ConversationsScreen)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            assert names()[current] == "Beijing"
+            # deleted while open: the chat starts a new conversation, not saved again
+            await pilot.press("ctrl+l")
+            await pilot.pause()
+            await pilot.press(*"beijing", "ctrl+d")
+            await pilot.pause()
+            assert "open now" in text_of(app.screen)
+            await pilot.press("y")
+            await pilot.pause()
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.conversation.id != current and not app.query(AnswerCard)
+            assert list(names()) == [n for n in names() if n != current] and len(names()) == 1
+            # the open conversation renamed and deleted from the palette
+            await ask(pilot, "What does Beijing want?")
+            current = app.conversation.id
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            commands["Rename this conversation"].callback()
+            await pilot.pause()
+            app.screen.query_one("#rename", Input).value = "Beijing again"
+            await pilot.press("enter")
+            await pilot.pause()
+            assert names()[current] == "Beijing again"
+            commands["Delete this conversation"].callback()
+            await pilot.pause()
+            assert "Beijing again" in text_of(app.screen)
+            await pilot.press("y")
+            await pilot.pause()
+            assert current not in names() and app.conversation.id != current
 
     run(go)

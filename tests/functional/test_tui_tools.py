@@ -22,7 +22,7 @@ from assistant.settings import Settings
 from assistant.tui.app import BriefingApp
 from assistant.tui.outside import line_in_file, outside_command
 from assistant.tui.screens.document import DocumentScreen
-from assistant.tui.widgets.conversation import AnswerCard
+from assistant.tui.widgets.conversation import AnswerCard, MessageCard, QuestionCard
 from assistant.tui.widgets.question_input import QuestionInput
 from assistant.tui.widgets.side_panel import SidePanel
 
@@ -133,6 +133,51 @@ def test_a_corpus_change_marks_the_index_stale_and_offers_the_rebuild(
     run(go)
 
 
+@pytest.mark.slow
+def test_with_watch_on_changed_files_are_reindexed_once_they_stop_changing(
+        workspace: tuple[Path, Path], tmp_path: Path) -> None:
+    """Issue 27, "Keep the index current by itself": with ``watch = true`` a file that
+    changes is re-indexed by itself, with a notice, once it has stayed unchanged a few
+    seconds (not while it keeps changing); the palette turns it off for the session."""
+    corpus, index = workspace
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+    added = "The harbour of Valdoria reopened to container ships in March."
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index, watch=True)
+        app.CORPUS_WATCH_SECONDS = 0.2  # type: ignore[misc]
+        app.WATCH_QUIET_SECONDS = 1.0  # type: ignore[misc]
+        said = spy_notes(app)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            assert app.engine is not None
+            generation = app.engine.generation
+            for k in range(8):  # a file written bit by bit: no rebuild meanwhile
+                with open(corpus / BRIEFING_DOC, "a", encoding="utf-8") as fh:
+                    fh.write(f"\nLine {k} written while the chat is open." if k < 7
+                             else f"\n{added}\n")
+                await pilot.pause(0.3)
+                assert app.building is None and app.engine.generation == generation
+            await wait_for(pilot, lambda: app.building is not None, seconds=10)
+            assert any("Re-indexing" in s and BRIEFING_DOC in s for s in said)
+            await settle(pilot)
+            assert app.engine.generation > generation
+            await ask(pilot, "When did the harbour of Valdoria reopen?")
+            assert added in app.query(AnswerCard).last().answer.message
+            # off from the palette: a change is only said, not indexed
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            commands["Keep the index current: turn off"].callback()
+            assert not app.watching
+            generation = app.engine.generation
+            with open(corpus / BRIEFING_DOC, "a", encoding="utf-8") as fh:
+                fh.write("\nOne more line.\n")
+            await wait_for(pilot, lambda: any("Press Ctrl+R" in s for s in said))
+            await pilot.pause(1.5)
+            assert app.building is None and app.engine.generation == generation
+
+    run(go)
+
+
 # ---- one document ----------------------------------------------------------------------------
 
 
@@ -159,7 +204,7 @@ def test_questions_can_be_restricted_to_one_document(tmp_path: Path,
             docs.highlighted = at
             await pilot.press("o")
             await pilot.pause()
-            assert app.only_document == "grid-outlook.txt"
+            assert app.scope == frozenset({"grid-outlook.txt"})
             panel = flat(text_of(app.query_one(SidePanel)))
             assert "only grid-outlook.txt" in panel and "asked alone" in panel
             assert "grid-outlook.txt only" in app.query_one(QuestionInput).placeholder
@@ -172,7 +217,7 @@ def test_questions_can_be_restricted_to_one_document(tmp_path: Path,
             docs.highlighted = at
             await pilot.press("o")  # again: every document
             await pilot.pause()
-            assert app.only_document is None
+            assert app.scope is None
             await ask(pilot, "Which Chinese vendors are mentioned?")
             assert BRIEFING_DOC in {c.doc_id for c in
                                     app.query(AnswerCard).last().answer.citations}
@@ -214,7 +259,7 @@ def test_a_source_opens_in_the_editor_at_the_quote(briefing: Callable[[], Briefi
             answer = app.query(AnswerCard).last().answer
             assert answer.answer is not None
             await pilot.press("ctrl+o")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             screen = app.screen
             assert isinstance(screen, DocumentScreen)
             await pilot.press("e")
@@ -234,7 +279,7 @@ def test_a_source_opens_in_the_editor_at_the_quote(briefing: Callable[[], Briefi
             monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no less either
             said.clear()
             await pilot.press("e")
-            await pilot.pause()
+            await settle(pilot)  # a document is read in a worker
             assert any("Set $EDITOR or $PAGER" in s and BRIEFING_DOC in s for s in said)
             assert isinstance(app.screen, DocumentScreen)
 
@@ -282,9 +327,139 @@ def test_the_new_keys_are_in_the_help_and_the_palette(
                     "Open source in $EDITOR", f"Ask only {BRIEFING_DOC}"} <= set(commands)
             commands[f"Ask only {BRIEFING_DOC}"].callback()
             await pilot.pause()
-            assert app.only_document == BRIEFING_DOC
+            assert app.scope == frozenset({BRIEFING_DOC})
             commands = {c.title: c for c in app.get_system_commands(app.screen)}
             commands["Ask every document"].callback()
-            assert app.only_document is None
+            assert app.scope is None
+
+    run(go)
+
+
+@pytest.mark.slow
+def test_questions_can_be_asked_of_marked_documents_or_a_folder(
+        tmp_path: Path, briefing_index: Path, exports_in_tmp: Path) -> None:
+    """Issue 27, "Ask a part of the folder": space on the document list marks documents (the
+    cursor moves on, as in file managers); questions are answered from the marked ones,
+    which the panel, the status line and the export say; the palette asks a sub-folder."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(briefing_index.parent / "corpus", corpus)
+    (corpus / "energy").mkdir()
+    for name in ("grid-outlook.txt", "market-report.md"):
+        shutil.copy(DATA / name, corpus / "energy" / name)
+    index = tmp_path / "index"
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+    energy = frozenset({"energy/grid-outlook.txt", "energy/market-report.md"})
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            docs = app.query_one(SidePanel).query_one(OptionList)
+            docs.focus()
+            ids = [docs.get_option_at_index(i).id for i in range(docs.option_count)]
+            for doc in sorted(energy):
+                docs.highlighted = ids.index(doc)
+                await pilot.press("space")
+                await pilot.pause()
+            assert app.scope == energy
+            panel = flat(text_of(app.query_one(SidePanel)))
+            assert "2 marked documents" in panel and panel.count("· asked") == 3
+            assert "◆ energy/ folder · 2 documents · asked" in panel  # all of the folder
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            answer = app.query(AnswerCard).last().answer
+            assert {c.doc_id for c in answer.citations} <= energy and answer.citations
+            assert answer.scope == sorted(energy)
+            assert "asked of energy/grid-outlook.txt and energy/market-report.md only" in \
+                app.status_line.text
+            docs.focus()
+            docs.highlighted = ids.index("energy/market-report.md")
+            await pilot.press("space")  # unmarked: the other one is asked alone
+            await pilot.pause()
+            assert app.scope == frozenset({"energy/grid-outlook.txt"})
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            export = next(exports_in_tmp.glob("conversation-*.md")).read_text("utf-8")
+            assert "*Asked of:* energy/grid-outlook.txt and energy/market-report.md only" in \
+                export
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            assert "Also ask energy/grid-outlook.txt" not in commands  # it is asked
+            commands[f"Also ask {BRIEFING_DOC}"].callback()  # Space, from the palette
+            await pilot.pause()
+            assert app.scope == frozenset({"energy/grid-outlook.txt", BRIEFING_DOC})
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            commands[f"Stop asking {BRIEFING_DOC}"].callback()
+            await pilot.pause()
+            assert app.scope == frozenset({"energy/grid-outlook.txt"})
+            commands["Ask only the folder energy/"].callback()
+            assert app.scope == energy
+            commands["Ask every document"].callback()
+            assert app.scope is None
+            # the folder's own row in the list: Space marks all of it, again none of it;
+            # Enter (or o) asks it alone
+            docs.focus()
+            docs.highlighted = ids.index("/energy")
+            await pilot.press("space")
+            await pilot.pause()
+            assert app.scope == energy
+            docs.highlighted = ids.index("/energy")
+            await pilot.press("space")
+            await pilot.pause()
+            assert app.scope is None
+            docs.highlighted = ids.index("/energy")
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app.scope == energy and not isinstance(app.screen, DocumentScreen)
+            app._restrict(None)
+            # typed into a question, a space on the list is a space
+            app.query_one(QuestionInput).insert_text_at_cursor("Which")
+            docs.focus()
+            await pilot.press("space", "x")
+            await pilot.pause()
+            assert app.scope is None and app.query_one(QuestionInput).value == "Which x"
+
+    run(go)
+
+
+@pytest.mark.slow
+def test_what_each_document_says(tmp_path: Path, briefing_index: Path,
+                                 exports_in_tmp: Path) -> None:
+    """Issue 27, "Answers from every document": the palette's "What does each document
+    say?" shows, for the question typed, one card per document that covers it (its best
+    passage, the likeliest first), outside the conversation's context; none: a notice."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(briefing_index.parent / "corpus", corpus)
+    for name in ("chip-policy.html", "grid-outlook.txt"):
+        shutil.copy(DATA / name, corpus / name)
+    index = tmp_path / "index"
+    build_index(Settings(corpus_dir=corpus, index_dir=index))
+
+    async def go() -> None:
+        app = make_app(tmp_path, corpus, index)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await ask(pilot, "Which Chinese vendors are mentioned?")
+            turns = app.conversation.turns
+            box = app.query_one(QuestionInput)
+            box.value = "What are vendors doing?"
+            commands = {c.title: c for c in app.get_system_commands(app.screen)}
+            await commands["What does each document say?"].callback()
+            await settle(pilot)
+            cards = list(app.query(AnswerCard))[1:]
+            assert [c.answer.answer.doc_id for c in cards if c.answer.answer] == [
+                "chip-policy.html", BRIEFING_DOC]
+            assert all(len(c.answer.citations) == 1 for c in cards)
+            assert "Vendors adapted quickly." in flat(text_of(cards[0]).replace("▌", ""))
+            assert "what each document says" in text_of(app.query(QuestionCard).last())
+            assert box.value == "" and app.conversation.turns == turns
+            assert "2 documents cover this" in app.status_line.text
+            box.value = "How do I bake sourdough bread?"
+            await commands["What does each document say?"].callback()
+            await settle(pilot)
+            assert len(app.query(AnswerCard)) == 3
+            assert "No document covers this" in text_of(app.query(MessageCard).last())
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            export = next(exports_in_tmp.glob("conversation-*.md")).read_text("utf-8")
+            assert export.count("### What are vendors doing?") == 2
 
     run(go)

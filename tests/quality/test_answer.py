@@ -75,9 +75,12 @@ def test_identifier_h200_is_not_h20(answerer: Any) -> None:
 def test_dotted_code_names_are_identifiers() -> None:
     """"json.dumps" must be in the quote as written, like "H200"; "e.g." is no name."""
     from assistant import text as tx
+    from assistant.qa import lang
 
-    assert tx.identifiers("What does json.dumps do with a datetime?") == ["json.dumps"]
-    assert tx.identifiers("Use os.path.join(), e.g. for paths, i.e. strings.") == ["os.path.join"]
+    stopwords = lang.load("en").stopwords
+    assert tx.identifiers("What does json.dumps do with a datetime?", stopwords) == ["json.dumps"]
+    assert tx.identifiers("Use os.path.join(), e.g. for paths, i.e. strings.",
+                          stopwords) == ["os.path.join"]
 
 
 def test_near_duplicate_passages_are_collapsed(answerer: Any) -> None:

@@ -57,16 +57,26 @@ class RecordedAnswerer:
         self.title = title
 
     def ask(self, question: str, conversation: Conversation | None = None, **_: Any) -> Reply:
+        abstain = "weather" in question  # the recorded abstention, for the same passages
         cites = []
         for rank, (section, quote, score) in enumerate(RECORDED, start=1):
             start = self.text.index(quote)
             cites.append(Citation(rank=rank, doc_id=DOC, title=self.title, section=section,
                                   quote=quote, start=start, end=start + len(quote),
-                                  score=score, why="recorded", is_answer=rank == 1))
+                                  score=score, why="recorded",
+                                  is_answer=rank == 1 and not abstain))
+        if abstain:
+            return Reply(Answer(id="recorded", question=question, abstained=True,
+                                message="The briefing does not cover this.", answer=None,
+                                confidence=0.08, citations=cites),
+                         conversation or Conversation())
         first = cites[0]
         answer = Answer(id="recorded", question=question, abstained=False, message=first.quote,
                         answer=AnswerSpan(text=first.quote, doc_id=DOC, start=first.start,
                                           end=first.end), confidence=0.9978, citations=cites)
+        if "guess" in question:  # the recorded best guess
+            answer.outcome, answer.confidence = "best_guess", 0.457
+            answer.message = f"Best guess, not sure: {first.quote}"
         return Reply(answer, conversation or Conversation())
 
 
@@ -133,9 +143,14 @@ def test_snapshot_answer(snap_compare: Snap, stable_app: BriefingApp) -> None:
     assert snap_compare(stable_app, terminal_size=SIZE, run_before=answered)
 
 
+async def source_opened(pilot: Pilot[None]) -> None:
+    await answered(pilot)
+    await pilot.press("ctrl+o")
+    await settle(pilot)  # the document is read in a worker
+
+
 def test_snapshot_document(snap_compare: Snap, stable_app: BriefingApp) -> None:
-    assert snap_compare(stable_app, terminal_size=SIZE, run_before=answered,
-                        press=["ctrl+o"])
+    assert snap_compare(stable_app, terminal_size=SIZE, run_before=source_opened)
 
 
 def test_snapshot_help(snap_compare: Snap, stable_app: BriefingApp) -> None:
@@ -163,3 +178,50 @@ def test_snapshot_answer_at_80x24(snap_compare: Snap, stable_app: BriefingApp) -
 def test_snapshot_answer_at_50_columns(snap_compare: Snap, stable_app: BriefingApp) -> None:
     """50 columns: the answer and its sources still show their words, wrapped."""
     assert snap_compare(stable_app, terminal_size=(50, 30), run_before=answered)
+
+
+async def answered_and_abstained(pilot: Pilot[None]) -> None:
+    """A long answer (its passage, three sources), then an abstention (issue 27)."""
+    await answered(pilot)
+    await ask(pilot, "What will the weather be in Paris tomorrow?")
+
+
+@pytest.mark.parametrize("size", [(120, 36), (80, 24), (60, 20)],
+                         ids=["120x36", "80x24", "60x20"])
+def test_snapshot_answer_then_abstention(snap_compare: Snap, stable_app: BriefingApp,
+                                         size: tuple[int, int]) -> None:
+    """Issue 27, item 3: at every size the sources end with their closing quote mark, the
+    status line keeps its end, the latest card is in view."""
+    assert snap_compare(stable_app, terminal_size=size, run_before=answered_and_abstained)
+
+
+def test_snapshot_long_answer_at_60x20(snap_compare: Snap, stable_app: BriefingApp) -> None:
+    """Issue 27, items 3 and 4: the quote's lines barred in the margin and in view."""
+    assert snap_compare(stable_app, terminal_size=(60, 20), run_before=answered)
+
+
+@pytest.fixture()
+def no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+def test_snapshot_answer_without_colour_at_80x24(snap_compare: Snap, no_color: None,
+                                                 stable_app: BriefingApp) -> None:
+    """Issue 27, item 4: with NO_COLOR the quote is still marked (a bar in the margin, and
+    underlined), not only by its background."""
+    assert snap_compare(stable_app, terminal_size=(80, 24), run_before=answered)
+
+
+async def answered_and_guessed(pilot: Pilot[None]) -> None:
+    """A long answer, then a best guess (the answer engine's third outcome)."""
+    await answered(pilot)
+    await ask(pilot, "Take a guess: what happens to the chips?")
+
+
+@pytest.mark.parametrize("size", [(120, 36), (80, 24), (60, 20)],
+                         ids=["120x36", "80x24", "60x20"])
+def test_snapshot_best_guess(snap_compare: Snap, stable_app: BriefingApp,
+                             size: tuple[int, int]) -> None:
+    """Issue 27, must hold: a best guess is drawn apart from an answer (a dashed amber
+    border titled "Best guess — not sure", an amber status line)."""
+    assert snap_compare(stable_app, terminal_size=size, run_before=answered_and_guessed)

@@ -33,3 +33,15 @@ def test_hit_at_3_is_the_quote_and_the_next_two_passages() -> None:
 def test_an_abstention_is_a_miss_even_with_the_passage_listed() -> None:
     item = score_answer(GOLD, _answer(["The US gets 25%.", "b"], abstained=True), 1.0, "1")
     assert item.abstained and not item.correct_top1 and not item.hit_at_3
+
+
+def test_an_abstention_counts_zero_towards_mrr() -> None:
+    """Issue 27, item 5: MRR 0.905 beside hit@3 57.1% came from abstentions whose closest
+    passages still earned a reciprocal rank; an abstention answers nothing."""
+    from assistant.evaluate import report
+
+    abstained = score_answer(GOLD, _answer(["The US gets 25%.", "b"], abstained=True), 1.0, "1")
+    answered = score_answer(GOLD, _answer(["The US gets 25%.", "b"]), 1.0, "2")
+    assert abstained.reciprocal_rank == 0.0
+    assert answered.reciprocal_rank == 1.0
+    assert report([abstained, answered]).mrr == 0.5

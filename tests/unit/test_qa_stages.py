@@ -3,6 +3,7 @@ citations. Small inputs made here; the real model only where a stage needs an in
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_an_answer_kind_is_not_held_by_what_the_question_already_says() -> None:
 def _after(conv: Conversation, question: str, answer: str | None = None) -> Conversation:
     res = conv.resolve(question, EN)
     asked = bool(analyse(question, conv, EN).asks_for_names)
-    return conv.after(question, res, asked, answer, ("d", 0) if answer else None)
+    return conv.after(question, res, asked, answer, ("d", 0) if answer else None, EN)
 
 
 def test_a_question_that_stands_alone_is_asked_as_it_is() -> None:
@@ -180,9 +181,25 @@ def test_the_abstainer_abstains_below_its_threshold() -> None:
     ab = Abstainer(model)
     high, low = np.zeros(n), np.zeros(n)
     high[0], low[0] = 3.0, -3.0
-    assert ab.probability(high) > 0.9 and not ab.abstains(ab.probability(high))
-    assert ab.probability(low) < 0.1 and ab.abstains(ab.probability(low))
-    assert Abstainer(model, threshold=0.0).abstains(ab.probability(low)) is False
+    assert ab.probability(high) > 0.9 and not ab.abstains(high)
+    assert ab.probability(low) < 0.1 and ab.abstains(low)
+    assert Abstainer(model, threshold=0.0).abstains(low) is False
+
+
+def test_whether_to_answer_is_the_coverage_model_not_the_chance_of_being_right() -> None:
+    n = len(ABSTAIN_FEATURES)
+    right = [1.0] + [0.0] * (n - 1)  # "right" reads the first feature, coverage the second
+    coverage = LinearModel(features=list(ABSTAIN_FEATURES), weights=[0.0, 1.0] + [0.0] * (n - 2),
+                           mean=[0.0] * n, scale=[1.0] * n)
+    ab = Abstainer(AbstainerModel(features=list(ABSTAIN_FEATURES), weights=right,
+                                  mean=[0.0] * n, scale=[1.0] * n, threshold=0.5,
+                                  coverage=coverage))
+    unsure = np.zeros(n)
+    unsure[0], unsure[1] = -3.0, 3.0  # covered, but the best passage is likely wrong
+    assert not ab.abstains(unsure) and ab.outcome(unsure) == "best_guess"
+    assert ab.confidence(unsure) < 0.1
+    unsure[1] = -3.0
+    assert ab.outcome(unsure) == "not_covered"
 
 
 def test_confidence_is_the_calibrated_probability_and_decides_the_outcome() -> None:
@@ -192,11 +209,18 @@ def test_confidence_is_the_calibrated_probability_and_decides_the_outcome() -> N
                            calibration=[[0.0, 0.0], [0.5, 0.3], [0.9, 0.8], [1.0, 0.95]],
                            guess_below=0.5)
     ab = Abstainer(model)
-    assert ab.confidence(0.5) == pytest.approx(0.3)
-    assert ab.confidence(0.7) == pytest.approx(0.55)
-    assert ab.outcome(0.1) == "not_covered"
-    assert ab.outcome(0.5) == "best_guess", "sure enough to show, more likely wrong than right"
-    assert ab.outcome(0.95) == "answer"
+
+    def evidence(p: float) -> np.ndarray:  # the features that give probability p
+        x = np.zeros(n)
+        x[0] = math.log(p / (1 - p))
+        return x
+
+    assert ab.confidence(evidence(0.5)) == pytest.approx(0.3)
+    assert ab.confidence(evidence(0.7)) == pytest.approx(0.55)
+    assert ab.outcome(evidence(0.1)) == "not_covered"
+    assert ab.outcome(evidence(0.5)) == "best_guess", \
+        "sure enough to show, more likely wrong than right"
+    assert ab.outcome(evidence(0.95)) == "answer"
 
 
 def test_a_model_fitted_on_other_features_is_refused(tmp_path: Any) -> None:
@@ -345,6 +369,7 @@ def test_soft_matches_of_all_sentences_at_once_equal_one_at_a_time() -> None:
     word_sets = [set(b) for b in bodies]
     r = Retriever.__new__(Retriever)
     r._word_vectors = {}
+    r.language = EN
     r.meta = _Vectors(vocab)  # type: ignore[assignment]
     credit, near = r._soft_matches(qterms, qvec, bodies, word_sets)
     assert credit.shape == (len(bodies), len(qterms))

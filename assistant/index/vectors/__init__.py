@@ -1,8 +1,9 @@
 """The vector store seam: chunk vectors in, nearest chunk ids out, behind a registry.
 
 A generation's manifest names its store (``VectorIndexInfo.store``); ``backend(name)`` imports
-that adapter only then (FAISS ~150 ms, qdrant-client ~1.2 s), so a FAISS index never loads
-Qdrant and ``assistant info`` loads neither. Adapters import only ``assistant.index.layout``,
+that adapter only then, so ``assistant info`` does not load FAISS. The one local store is FAISS
+(a team's index lives whole in PostgreSQL, ``assistant.index.postgres``, not behind this seam;
+the Qdrant adapter was retired). Adapters import only ``assistant.index.layout``,
 ``assistant.models`` and ``assistant.errors``: what they need of the database comes in as a
 ``ChunkSource`` and what they need of the settings as a ``VectorTarget``.
 """
@@ -58,16 +59,10 @@ class VectorTarget:
 
     dimension: int
     ann_threshold: int
-    qdrant_url: str | None = None
 
 
 class VectorBackend(Protocol):
     name: str
-
-    def require(self) -> None:
-        """Raise ``SettingsError`` when the store's optional library is missing (before any
-        embedding is done)."""
-        ...
 
     def open(self, layout: IndexLayout, info: VectorIndexInfo, generation_dir: Path
              ) -> VectorSearch: ...
@@ -81,7 +76,6 @@ class VectorBackend(Protocol):
 
 BACKENDS = {
     "faiss": "assistant.index.vectors.faiss",
-    "qdrant": "assistant.index.vectors.qdrant",
 }
 
 

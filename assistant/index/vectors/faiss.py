@@ -6,8 +6,7 @@ build time to reach recall@10 >= 0.98 against exact search for question-like que
 made from the index's own vectors (measured by scripts/bench.py at 100,000 chunks: 0.98
 on those gives ~0.97 for real questions). Both are keyed by chunk id (the flat index
 inside an ``IndexIDMap2``, the IVF storing ids itself), so an incremental build removes
-and adds ids instead of rebuilding. ``assistant.index.vectors.qdrant`` implements the same
-protocol on Qdrant for corpora that outgrow one machine.
+and adds ids instead of rebuilding.
 
 A published index file is opened memory-mapped: the vectors are not read in, pages come
 from the OS cache as searches touch them (at 100,000 chunks: ~0.05 s to open instead of
@@ -259,9 +258,6 @@ def save(store: FaissVectors, target: Path) -> None:
 
 class FaissBackend:
     name = "faiss"
-
-    def require(self) -> None:
-        """FAISS is a core dependency: always there."""
 
     def open(self, layout: IndexLayout, info: VectorIndexInfo, generation_dir: Path
              ) -> FaissVectors:

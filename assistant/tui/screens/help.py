@@ -16,11 +16,17 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Asking", [
         ("Enter", "ask the question typed"),
         ("↑ / ↓", "earlier / later questions (history kept across runs)"),
+        ("F5", "ask the last question again, fresh: without the conversation's context"),
         ("Ctrl+N", "new conversation (the one left stays saved)"),
-        ("Ctrl+L", "saved conversations: Enter resumes one, follow-ups continue it"),
+        ("Ctrl+L", "saved conversations: type to filter, Enter resumes one (follow-ups "
+                   "continue it), F2 renames it, Ctrl+D deletes it (after a y / n)"),
         ("Ctrl+F", "search the conversation: Enter / ↓ next, Shift+Enter / ↑ previous, "
                    "Esc closes"),
-        ("o on a document", "ask only that document (o again: every document)"),
+        ("o on a document", "ask only that document, when the question box is empty "
+                            "(o again: every document); typed into a question, o is a letter"),
+        ("Space on a document", "mark it as one of the documents asked (again: unmark it); "
+                                "on a folder's row, all of its documents"),
+        ("Enter or o on a folder", "ask the documents in that sub-folder alone"),
     ]),
     ("Sources", [
         ("Ctrl+O", "open the latest answer's source, the quote highlighted"),
@@ -31,7 +37,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("y", "copy the focused source (or, in a document, its quote)"),
         ("F2", "why: each source's score, character offsets and matched words"),
         ("Esc", "from the question box to the sources; back from a document"),
-        ("any other key", "typed into the question box, wherever the focus is"),
+        ("any other key", "typed (or pasted) into the question box, wherever the focus "
+                          "is"),
     ]),
     ("In a document", [
         ("/ or Ctrl+F", "search the document; Enter finds"),
@@ -44,7 +51,8 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
     ("Chat", [
         ("Ctrl+Y", "copy the latest answer with its source (no OSC 52 in the terminal: "
                    "also to wl-copy / xclip / xsel / pbcopy, else to clipboard.txt)"),
-        ("Ctrl+S", "export the conversation to Markdown, with citations"),
+        ("Ctrl+S", "export the conversation to Markdown, with citations, into the export "
+                   "folder (the notice shows its full path)"),
         ("Ctrl+E", "export to a path of your choice: .md, or .json"),
         ("Ctrl+R", "rebuild the index (answers continue from the old one meanwhile); "
                    "the side panel says when the corpus has changed"),
@@ -52,7 +60,7 @@ KEYS: list[tuple[str, list[tuple[str, str]]]] = [
         ("Ctrl+T", "switch theme"),
         ("Ctrl+P", "command palette: every action, plus clearing the history"),
         ("F1", "this help"),
-        ("Ctrl+Q", "quit"),
+        ("Ctrl+Q", "quit (a build in progress stops; the next start resumes it)"),
     ]),
 ]
 

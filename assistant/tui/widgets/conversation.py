@@ -10,10 +10,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.console import Group, RenderableType
+from rich.padding import Padding
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
+from textual.geometry import Region
+from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -27,6 +34,7 @@ from assistant.errors import (
     ModelError,
     SettingsError,
 )
+from assistant.render import confidence_words
 from assistant.tui.messages import SourceRequested
 from assistant.tui.passage import citation_clip, literal, passage_text
 
@@ -34,10 +42,28 @@ if TYPE_CHECKING:
     from assistant.models import Answer, Citation
     from assistant.tui.passage import Passage
 
-QUOTE_STYLE = "bold #1b1b1b on #f0c75e"
+QUOTE_STYLE = "bold underline #1b1b1b on #f0c75e"
 """The quoted answer, inside its passage and in the document screen (readable on every
-theme: it sets both colours)."""
+theme: it sets both colours). Underlined, so it stays findable without colour (NO_COLOR,
+a monochrome terminal, colour-blind readers); in the passage a bar in the margin marks its
+lines too (``PassageView``)."""
+QUOTE_BAR = Segment("▌", Style(color="#f0c75e", bold=True))
+"""The margin mark of each line of a passage that holds the quote."""
 CONTEXT_STYLE = ""
+EXCERPT_CHARS = 240
+"""A source's excerpt is cut at a word past this many characters, with "…" before the
+closing quote mark (an abstention's closest passages: ``EXCERPT_CHARS_FULL``)."""
+EXCERPT_CHARS_FULL = 800
+
+
+def excerpt(quote: str, limit: int) -> str:
+    """``quote`` on one line, in quote marks; past ``limit`` characters cut at a word and
+    marked "…", so a reader never mistakes a cut for the end of the sentence."""
+    words = " ".join(quote.split())
+    if len(words) <= limit:
+        return f"“{words}”"
+    cut = words.rfind(" ", 0, limit)
+    return f"“{words[:cut if cut > limit // 2 else limit].rstrip(' ,;:')}…”"
 def what_to_do(exc: AssistantError, corpus: str) -> str:
     """The chat's advice for an error: keys to press rather than commands to run."""
     if isinstance(exc, CorpusError):
@@ -57,11 +83,6 @@ def what_to_do(exc: AssistantError, corpus: str) -> str:
     if isinstance(exc, InputError):
         return ""
     return "The chat goes on; set ASSISTANT_DEBUG=1 and report this if it persists."
-
-
-def likely(confidence: float) -> str:
-    """A calibrated probability as a reader's percentage, never a certain "100%"."""
-    return f"{max(1, min(99, round(confidence * 100)))}%"
 
 
 def citation_label(c: Citation, place: str | None = None) -> Text:
@@ -87,19 +108,18 @@ def citation_why(c: Citation) -> Text:
     return text
 
 
-class CitationLine(Vertical, can_focus=True):
-    """One source: its label and its quote; click or Enter opens the document there."""
+class CitationLine(Widget, can_focus=True):
+    """One source: its label, its excerpt and (F2) why it was chosen; click or Enter opens
+    the document there. One widget drawing the three, not a container of three: a long
+    chat holds hundreds of sources, and a resize lays out every widget again."""
 
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"citation-line--quote", "citation-line--why"}
     DEFAULT_CSS = """
     CitationLine { padding: 0 1; height: auto; }
     CitationLine:hover { background: $boost; }
     CitationLine:focus { background: $accent 30%; }
-    CitationLine > .cite { text-wrap: wrap; }
-    CitationLine > .quote {
-        padding-left: 4; color: $text-muted; text-style: italic; max-height: 4;
-    }
-    CitationLine.full > .quote { max-height: 12; }
-    CitationLine > .why { display: none; padding-left: 4; color: $text-muted; }
+    CitationLine > .citation-line--quote { color: $text-muted; text-style: italic; }
+    CitationLine > .citation-line--why { color: $text-muted; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open", "Open source"),
@@ -108,22 +128,35 @@ class CitationLine(Vertical, can_focus=True):
         Binding("up", "step(-1)", "Previous source", show=False),
         Binding("escape", "app.focus_question", "Question", show=False),
     ]
+    why_shown: reactive[bool] = reactive(False, layout=True)
+    """F2: the score, offsets and matched words under the excerpt."""
 
     def __init__(self, citation: Citation, show_quote: bool, full_quote: bool = False,
                  place: str | None = None) -> None:
-        super().__init__(classes="full" if full_quote else "")
+        super().__init__()
+        self.full_quote = full_quote
         self.citation = citation
         self.show_quote = show_quote
         self.place = place
         self.tooltip = ("Enter or click: open the document at this passage · y: copy · "
                         "F2: why (scores)")
+        self.label = citation_label(citation, place)
+        limit = EXCERPT_CHARS_FULL if full_quote else EXCERPT_CHARS
+        self.quote = literal(excerpt(citation.quote, limit)) if show_quote else None
+        self.why = citation_why(citation)
 
-    def compose(self) -> ComposeResult:
-        yield Static(citation_label(self.citation, self.place), classes="cite")
-        if self.show_quote:
-            yield Static(literal(f"“{' '.join(self.citation.quote.split())}”"),
-                         classes="quote")
-        yield Static(citation_why(self.citation), classes="why")
+    def on_mount(self) -> None:
+        self.why_shown = any(a.has_class("-why") for a in self.ancestors)
+
+    def render(self) -> RenderableType:
+        parts: list[RenderableType] = [self.label]
+        for text, part in ((self.quote, "quote"), (self.why if self.why_shown else None,
+                                                   "why")):
+            if text is not None:
+                styled = text.copy()
+                styled.stylize(self.get_component_rich_style(f"citation-line--{part}"))
+                parts.append(Padding(styled, (0, 0, 0, 4)))
+        return Group(*parts)
 
     def on_click(self) -> None:
         self.action_open()
@@ -147,33 +180,44 @@ class CitationLine(Vertical, can_focus=True):
         self.app.notify(f"Copied citation [{self.citation.rank}].", markup=False)
 
 
-class QuestionCard(Vertical):
-    """The question as asked and, for a follow-up, as understood in the conversation."""
+class QuestionCard(Widget):
+    """The question as asked and, for a follow-up, as understood in the conversation (one
+    widget drawing both, for the same reason as ``CitationLine``)."""
 
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"question-card--resolved"}
     DEFAULT_CSS = """
     QuestionCard { margin: 1 0 0 0; padding: 0 1; height: auto; }
-    QuestionCard > .asked { text-style: bold; }
-    QuestionCard > .resolved { padding-left: 2; color: $text-muted; text-style: italic; }
+    QuestionCard > .question-card--resolved { color: $text-muted; text-style: italic; }
     """
 
     def __init__(self, question: str) -> None:
         super().__init__()
         self.question = question
         self.resolved = ""
+        self.how = ""
+        """How it was asked, when not as a turn of the conversation (F5, each document)."""
 
-    def compose(self) -> ComposeResult:
-        text = Text("› ")
-        text.append(literal(self.question))
-        yield Static(text, classes="asked")
+    def render(self) -> RenderableType:
+        asked = Text("› ", style="bold")
+        asked.append(literal(self.question, "bold"))
+        if not self.resolved and not self.how:
+            return asked
+        resolved = literal(f"understood as: {self.resolved}" if self.resolved else self.how)
+        resolved.stylize(self.get_component_rich_style("question-card--resolved"))
+        return Group(asked, Padding(resolved, (0, 0, 0, 2)))
+
+    def asked(self, how: str) -> None:
+        self.how = how
+        self.refresh(layout=True)
 
     def understood_as(self, resolved: str) -> None:
         self.resolved = resolved
-        self.mount(Static(literal(f"understood as: {resolved}"), classes="resolved"))
+        self.refresh(layout=True)
 
     @property
     def search_text(self) -> str:
         """What a search of the conversation (Ctrl+F) finds in this card."""
-        return f"{self.question}\n{self.resolved}"
+        return f"{self.question}\n{self.resolved}\n{self.how}"
 
 
 class PendingCard(Static):
@@ -183,10 +227,11 @@ class PendingCard(Static):
 
 
 class PassageView(Static, can_focus=False):
-    """The answer's passage; clicking it opens the document there."""
+    """The answer's passage, a bar in the margin of the lines that hold the quote (which
+    survives without colour); clicking it opens the document there."""
 
     DEFAULT_CSS = """
-    PassageView { padding: 0 1; height: auto; }
+    PassageView { padding: 0 1 0 2; height: auto; }
     PassageView:hover { background: $boost; }
     """
 
@@ -194,9 +239,29 @@ class PassageView(Static, can_focus=False):
         self.passage = passage
         super().__init__(passage_text(passage, QUOTE_STYLE, CONTEXT_STYLE))
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        strips = super().render_lines(crop)
+        if crop.x > 0:
+            return strips
+        return [Strip.join([Strip([QUOTE_BAR]), strip.crop(1)]) if _holds_quote(strip)
+                else strip for strip in strips]
+
+    def quote_rows(self) -> tuple[int, int] | None:
+        """The first and last row of this widget holding the quote, as laid out now."""
+        width, height = self.outer_size
+        rows = [y for y, strip in enumerate(super().render_lines(Region(0, 0, width, height)))
+                if _holds_quote(strip)]
+        return (rows[0], rows[-1]) if rows else None
+
     def on_click(self) -> None:
         p = self.passage
         self.post_message(SourceRequested(p.doc_id, p.quote_start, p.quote_end))
+
+
+def _holds_quote(strip: Strip) -> bool:
+    """A rendered line with some of the quote on it (drawn underlined: ``QUOTE_STYLE``)."""
+    return any(seg.style is not None and seg.style.underline and seg.text.strip()
+               for seg in strip)
 
 
 class AnswerCard(Vertical):
@@ -209,6 +274,7 @@ class AnswerCard(Vertical):
         border: round $success; border-title-color: $success; border-subtitle-color: $text-muted;
     }
     AnswerCard.abstained { border: round $warning; border-title-color: $warning; }
+    AnswerCard.best-guess { border: dashed $warning; border-title-color: $warning; }
     AnswerCard .where { color: $text-muted; padding: 0 1; }
     AnswerCard .verdict { color: $warning; text-style: bold; padding: 0 1; }
     AnswerCard .label { color: $text-muted; padding: 0 1; margin-top: 1; }
@@ -218,14 +284,17 @@ class AnswerCard(Vertical):
 
     def __init__(self, answer: Answer, passage: Passage | None,
                  places: dict[int, str] | None = None) -> None:
-        super().__init__(classes="abstained" if answer.abstained else "")
+        guess = answer.outcome == "best_guess" and not answer.abstained
+        super().__init__(classes="abstained" if answer.abstained else
+                         "best-guess" if guess else "")
         self.answer = answer
         self.passage = passage
         self.places = places or {}
-        self.border_title = "Not covered" if answer.abstained else "Answer"
+        # a best guess is drawn apart (a dashed amber border, its title), not as an answer
+        self.border_title = ("Not covered" if answer.abstained else
+                             "Best guess — not sure" if guess else "Answer")
         # a calibrated probability that the quote answers; an abstention has no such figure
-        self.border_subtitle = ("" if answer.abstained
-                                else f"{likely(answer.confidence)} likely to answer")
+        self.border_subtitle = confidence_words(answer)
 
     def compose(self) -> ComposeResult:
         a = self.answer
@@ -345,6 +414,7 @@ class ConversationView(VerticalScroll):
         re-wraps every card, and the view must stay on the message it showed."""
         self._at_end = True
         self._restoring = False
+        self._last_y = 0.0
 
     def compose(self) -> ComposeResult:
         yield Static(WELCOME, id="welcome", markup=False)
@@ -353,8 +423,11 @@ class ConversationView(VerticalScroll):
         self.watch(self, "scroll_y", self._note_anchor, init=False)
 
     def _note_anchor(self, y: float) -> None:
+        last, self._last_y = self._last_y, y
         if self._restoring:
             return
+        if y < last and y >= self.max_scroll_y:
+            return  # the content shrank under the view (a wider window): not the reader
         self._at_end = y >= self.max_scroll_y - 1
         for child in self.children:
             region = child.virtual_region
@@ -363,12 +436,20 @@ class ConversationView(VerticalScroll):
                 return
 
     def on_resize(self) -> None:
+        self.keep_place()
+
+    def keep_place(self) -> None:
+        """After the cards re-wrap or grow (a resize, F2's "why" lines): show the message
+        shown before, or the end when the view was at the end, or the focused source."""
         self._restoring = True
         self.call_after_refresh(self._restore_anchor)
 
     def _restore_anchor(self) -> None:
         try:
-            if self._at_end:
+            focused = self.app.focused
+            if isinstance(focused, CitationLine) and focused in self.query(CitationLine):
+                self.scroll_to_widget(focused, animate=False, immediate=True)
+            elif self._at_end:
                 self.scroll_end(animate=False, immediate=True)
             elif self._anchor is not None and self._anchor[0].is_attached:
                 child, offset = self._anchor
@@ -377,6 +458,19 @@ class ConversationView(VerticalScroll):
                                immediate=True)
         finally:
             self._restoring = False
+
+    def show_answer(self, question: Widget, answer: Widget) -> None:
+        """A new answer: its question at the top, unless the quote would then be below the
+        view; then the quote, a line of its context above it, at the top."""
+        self.scroll_to_widget(question, top=True, animate=False, immediate=True)
+        passages = list(answer.query(PassageView))
+        rows = passages[0].quote_rows() if passages else None
+        if rows is None:
+            return
+        # the card's place in the view, plus the passage's in the card (screen rows)
+        first = answer.virtual_region.y + passages[0].region.y - answer.region.y + rows[0]
+        if first >= self.scroll_y + self.size.height - 1:
+            self.scroll_to(y=max(0, first - 1), animate=False, immediate=True)
 
     async def reset(self) -> None:
         await self.remove_children()

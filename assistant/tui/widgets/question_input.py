@@ -36,7 +36,11 @@ class QuestionInput(Input):
     def _on_paste(self, event: events.Paste) -> None:
         event.prevent_default()  # instead of Input's, which keeps the first line, raw
         event.stop()
-        text = without_terminal_codes(event.text)
+        self.paste(event.text)
+
+    def paste(self, text: str) -> None:
+        """Insert pasted ``text`` at the cursor (over the selection), cleaned."""
+        text = without_terminal_codes(text)
         if not text:
             return
         selection = self.selection
