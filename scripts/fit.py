@@ -73,7 +73,7 @@ from assistant.qa.scorer import (
     TreeModel,
 )
 
-MAX_ANSWERABLE_ABSTAINED = 0.02
+MAX_ANSWERABLE_ABSTAINED = 0.025
 NEGATIVES_PER_QUESTION = 30
 C_RANK = 1.0
 C_ABSTAIN = 1.0

@@ -43,6 +43,8 @@ ABSTAIN_FEATURES: tuple[str, ...] = (
     "names_missing",    # share of what the question pins down -- its names (capitalised
                         # words after the first), figures, years and model numbers --
                         # that the best sentence, its neighbours and its heading lack
+    "dense_lead",       # the best passage similarity over the median of the candidates'
+    "top5_dense",       # the mean sentence similarity of the five best candidates
 )
 
 
@@ -96,6 +98,9 @@ def abstention_features(a: QuestionAnalysis, ranked: Sequence[Candidate],
     pinned = pinned_down(a)
     if pinned:
         f[12] = len(missing_pins(a, best, pinned)) / len(pinned)
+    chunk = [c.chunk_dense for c in ranked[:20]]
+    f[13] = max(chunk) - float(np.median(chunk))
+    f[14] = float(np.mean([c.dense for c in ranked[:5]]))
     return f
 
 
