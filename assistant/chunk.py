@@ -16,20 +16,22 @@ exactly the chunk's or sentence's text.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import sentencex
 
-from assistant.ingest import BULLET, is_rule_line, iter_lines_with_offsets
-from assistant.models import Chunk, Section, SourceDocument, Span
+from assistant.formats.plain import BULLET, Region, blocks, regions
+from assistant.models import Chunk, Section, SourceDocument, Span, Unit
 
-CHUNKER_VERSION = 4
-"""Bumped when the text chunks are cut from changes, so older indexes rebuild: 2, bullet
-markers and long prefixes count against the window; 3, HTML page furniture (menus, search
-boxes, site footers) is no longer extracted; 4, PDF running headers, footers and page
-numbers are dropped, and headings inside PDF pages are sections."""
+CHUNKER_VERSION = 5
+"""The index format: bumped when the text chunks are cut from changes, so older indexes
+rebuild (and are never answered from before): 2, bullet markers and long prefixes count
+against the window; 3, HTML page furniture (menus, search boxes, site footers) is no longer
+extracted; 4, PDF running headers, footers and page numbers are dropped, and headings inside
+PDF pages are sections; 5, documents are read by format into units (Markdown rendered, web
+pages by their article, speakers and table rows), with a map to the source's lines."""
 
 def _segmenter_id() -> str:
     from importlib.metadata import PackageNotFoundError, version
@@ -48,66 +50,13 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 TokenSplitter = Callable[[str, int], list[int]]
 """Character offsets at which to cut a text so each piece has at most N word pieces."""
 
-_ENDS_SENTENCE = re.compile(r"[.!?:;…][\"”’'»)\]]*\s*$")
-"""A line ending like this ends its sentence; otherwise the next line continues it."""
 _HAS_WORD = re.compile(r"\w")
 _ODD_SPACE = re.compile(r"[^\S\n\t ]")
-_ATX_MARKS = re.compile(r"^#{1,6}[ \t]*|[ \t]+#+[ \t]*$")
 
 
-@dataclass(frozen=True)
-class Region:
-    title: str
-    start: int
-    end: int
-    heading_in_text: bool
-
-
-def regions(doc: SourceDocument) -> list[Region]:
-    """The document cut by its sections; text before the first heading is its own region."""
-    out: list[Region] = []
-    secs = sorted(doc.sections, key=lambda s: s.start)
-    if not secs or secs[0].start > 0:
-        out.append(Region(title="", start=0, end=secs[0].start if secs else len(doc.text),
-                          heading_in_text=False))
-    for s in secs:
-        first_line = doc.text[s.start:s.end].split("\n", 1)[0].strip()
-        # A Markdown ATX heading ("## Title ##") is the title in markup: structure, not prose.
-        in_text = s.title in (first_line, _ATX_MARKS.sub("", first_line))
-        out.append(Region(title=s.title, start=s.start, end=s.end, heading_in_text=in_text))
-    return out
-
-
-def blocks(text: str, region: Region) -> Iterator[tuple[int, int]]:
-    """Paragraph-like blocks (start, end) of a region: a sentence never crosses a block."""
-    cur_start: int | None = None
-    cur_end = 0
-    first = True
-    for off, line in iter_lines_with_offsets(text, region.start, region.end):
-        skip_heading = first and region.heading_in_text
-        first = False
-        stripped = line.strip()
-        if skip_heading or not stripped or is_rule_line(line):
-            if cur_start is not None:
-                yield cur_start, cur_end
-                cur_start = None
-            continue
-        if cur_start is not None and BULLET.match(line):
-            yield cur_start, cur_end
-            cur_start = None
-        if cur_start is None:
-            cur_start = off + (len(line) - len(line.lstrip()))
-        cur_end = off + len(line.rstrip())
-        if _ENDS_SENTENCE.search(line):
-            yield cur_start, cur_end
-            cur_start = None
-    if cur_start is not None:
-        yield cur_start, cur_end
-
-
-def sentences(text: str, start: int, end: int) -> list[Span]:
+def sentences(text: str, start: int, end: int, strip_bullet: bool = True) -> list[Span]:
     """Sentence spans of one block, stripped of surrounding space and a leading bullet."""
-    m = BULLET.match(text, start, end)
+    m = BULLET.match(text, start, end) if strip_bullet else None
     if m:
         start = m.end()
     out: list[Span] = []
@@ -121,6 +70,25 @@ def sentences(text: str, start: int, end: int) -> list[Span]:
             e -= 1
         if s < e and _HAS_WORD.search(text, s, e):
             out.append(Span(start=s, end=e))
+    return out
+
+
+def unit_sentences(text: str, units: list[Unit], region: Region) -> list[Span]:
+    """The sentences of the units that start in a region: a table row or a code block is one,
+    a paragraph is cut by the segmenter; a unit's leading characters are never a bullet (its
+    reader left the marker out)."""
+    out: list[Span] = []
+    # by index from a bisection: a document of 400,000 units and 60,000 sections is read
+    # in one pass, never a copy of the units a region
+    for k in range(bisect.bisect_left(units, region.start, key=lambda u: u.start), len(units)):
+        u = units[k]
+        if u.start >= region.end:
+            break
+        if u.kind in ("row", "code"):
+            if _HAS_WORD.search(text, u.start, u.end):
+                out.append(Span(start=u.start, end=u.end))
+        else:
+            out.extend(sentences(text, u.start, u.end, strip_bullet=False))
     return out
 
 
@@ -156,7 +124,8 @@ def chunk_document(doc: SourceDocument, count_tokens: TokenCounter, split_tokens
         prefix = _fit_prefix(embed_prefix(doc.title, region.title), count_tokens, split_tokens,
                              max_tokens // 2)
         budget = max_tokens - count_tokens([prefix])[0]
-        spans = [sp for b0, b1 in blocks(text, region) for sp in sentences(text, b0, b1)]
+        spans = unit_sentences(text, doc.units, region) if doc.units else \
+            [sp for b0, b1 in blocks(text, region) for sp in sentences(text, b0, b1)]
         spans = _cut_overlong(text, spans, count_tokens, split_tokens, budget)
         if not spans:
             continue

@@ -417,6 +417,8 @@ def batch(file: Path, output: Path | None, fmt: str, index_dir: Path | None,
                                 documents=documents):
             if isinstance(record, BatchErrorRecord):
                 failures += 1
+            else:
+                record = session.locate(record)
             line = output_line(record, fmt)
             try:
                 if out is not None:

@@ -27,6 +27,32 @@ class Section(BaseModel):
     end: int
 
 
+UnitKind = Literal["text", "item", "row", "code", "byline"]
+
+
+class Unit(BaseModel):
+    """A piece of a document that is quoted on its own and never merged with the next: a
+    paragraph, a list item, a timeline entry, a table row, a speaker's turn, a byline.
+    ``text[start:end]`` is its readable text; sentences are cut inside it (a table row or a
+    code block is one piece)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start: int
+    end: int
+    label: str = ""
+    """Who or what the unit is about, as the document says it outside the quote: the
+    speaker of ``WEI: ...``, the bold lead-in of ``**Leakage.** In October...``."""
+    kind: UnitKind = "text"
+    search: str = ""
+    """Words to find the unit by beside its own (a table row: "Header: value" pairs)."""
+
+
+Location = tuple[int, int, int]
+"""``(offset, line, page)``: from ``offset`` of a document's text on, the source file's line is
+``line`` plus the newlines of the text since ``offset``; ``page`` is 0 outside a PDF."""
+
+
 class SourceDocument(BaseModel):
     """A document as extracted from the corpus: its text is what every offset points into."""
 
@@ -37,6 +63,12 @@ class SourceDocument(BaseModel):
     sections: list[Section] = Field(default_factory=list)
     content_hash: str
     warnings: list[str] = Field(default_factory=list)
+    units: list[Unit] = Field(default_factory=list)
+    """What is indexed, in order; text outside every unit (headings, list markers, a table's
+    header row, a speaker's name) is shown but never quoted."""
+    locations: list[Location] = Field(default_factory=lambda: [(0, 1, 0)])
+    """The map from the text back to the source file's lines (and a PDF's pages), sorted by
+    offset: ``assistant.locations``."""
 
 
 class Span(BaseModel):
@@ -199,6 +231,12 @@ class Citation(BaseModel):
     is_answer: bool = False
     """True for the passage the answer was quoted from; false for context or, on abstention,
     for the closest passages that do not answer."""
+    line: int | None = None
+    """The source file's line where the quote starts (from the document's map)."""
+    page: int | None = None
+    """A PDF's page holding the quote's start."""
+    label: str = ""
+    """The quoted unit's speaker or lead-in (``Unit.label``)."""
 
 
 class AnswerSpan(BaseModel):
@@ -206,6 +244,9 @@ class AnswerSpan(BaseModel):
     doc_id: str
     start: int
     end: int
+    line: int | None = None
+    """The source file's line where the quote starts."""
+    page: int | None = None
 
 
 class Answer(BaseModel):

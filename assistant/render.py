@@ -83,13 +83,27 @@ def count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
+def source_place(line: int | None, page: int | None, start: int, end: int) -> str:
+    """``line 12``, ``page 3, line 4``: where a quote starts in its file (character offsets
+    only when the line is not known)."""
+    if line is None:
+        return f"characters {start}–{end}"
+    return f"page {page}, line {line}" if page else f"line {line}"
+
+
 def citation_line(c: Citation) -> str:
-    """``[1] Title — Section, characters 120–245 (score 0.71)``, on one line."""
+    """``[1] Title — Section, report.md line 12 (score 0.71)``, on one line."""
     title, section = clipped(c.title, DISPLAY_TITLE_CHARS), clipped(c.section,
                                                                   DISPLAY_TITLE_CHARS)
     where = f"{title} — {section}" if c.section and c.section != c.title else title
-    return one_line(f"[{c.rank}] {where}, {c.doc_id} characters {c.start}–{c.end} "
-                    f"(score {c.score:.2f})")
+    place = source_place(c.line, c.page, c.start, c.end)
+    return one_line(f"[{c.rank}] {where}, {c.doc_id} {place} (score {c.score:.2f})")
+
+
+def _place(answer: Answer) -> str:
+    span = answer.answer
+    assert span is not None
+    return source_place(span.line, span.page, span.start, span.end)
 
 
 def _quote_block(text: str) -> str:
@@ -141,9 +155,8 @@ def answer_markdown(answer: Answer) -> str:
             lines += [f"**{BEST_GUESS}** ({confidence_words(answer)}); the next passages "
                       "below may hold the answer instead.", ""]
         lines += [_quote_block(clipped(answer.answer.text)), "",
-                  f"— {answer.answer.doc_id}, characters {answer.answer.start}–"
-                  f"{answer.answer.end} ({confidence_words(answer)})", "", "Citations:",
-                  ""]
+                  f"— {answer.answer.doc_id}, {_place(answer)} ({confidence_words(answer)})",
+                  "", "Citations:", ""]
     for c in answer.citations:
         lines += [f"- {citation_line(c)}", "", _quote_block(clipped(c.quote)), ""]
     return printable("\n".join(lines) + "\n")
@@ -166,8 +179,8 @@ def answer_text(answer: Answer) -> str:
             out.append(f"{BEST_GUESS} ({confidence_words(answer)}); the next passages below "
                        "may hold the answer instead:")
         out.append(f"“{clipped(answer.answer.text)}”")
-        out.append(f"    — {answer.answer.doc_id}, characters {answer.answer.start}–"
-                   f"{answer.answer.end}  [{confidence_words(answer)}]")
+        out.append(f"    — {answer.answer.doc_id}, {_place(answer)}  "
+                   f"[{confidence_words(answer)}]")
         out.append("")
         out.append("Citations:")
     for c in answer.citations:
@@ -190,7 +203,7 @@ def each_text(question: str, answers: list[Answer]) -> str:
         title = a.citations[0].title if a.citations else a.answer.doc_id
         out += ["", f"== {a.answer.doc_id} — {clipped(title, DISPLAY_TITLE_CHARS)}",
                 f"“{clipped(a.answer.text)}”",
-                f"    characters {a.answer.start}–{a.answer.end}  "
+                f"    {_place(a)}  "
                 f"[confidence {a.confidence:.2f}"
                 + (", best guess]" if a.outcome == "best_guess" else "]")]
     return printable("\n".join(out))

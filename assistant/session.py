@@ -12,11 +12,13 @@ never waits for it. Nothing here imports ``textual``.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from assistant.build import Progress, build_index, documents_changed, index_status
+from assistant.chunk import CHUNKER_VERSION
 from assistant.errors import (
     AnswerModelError,
     AssistantError,
@@ -28,6 +30,7 @@ from assistant.errors import (
 )
 from assistant.index.meta import MetaSource
 from assistant.index.store import OpenIndex, check_model, open_index
+from assistant.locations import DocumentMap, locate
 from assistant.models import Answer, BuildSummary, IndexManifest, IndexStatus, Section
 from assistant.preload import EmbedderPreload, preload_embedder
 from assistant.qa.conversation import Conversation
@@ -41,6 +44,8 @@ class DocumentView:
     title: str
     text: str
     sections: list[Section]
+    map: DocumentMap | None = None
+    """Its units and the map to its source's lines (for the line an editor opens at)."""
 
 
 class Session:
@@ -51,6 +56,7 @@ class Session:
         self.answerer = answerer
         self._answer_lock = threading.Lock()
         self._reader: MetaSource | None = None
+        self._maps: dict[str, DocumentMap] = {}
         self._reader_lock = threading.Lock()
 
     @classmethod
@@ -64,6 +70,15 @@ class Session:
             if preload is not None:
                 preload.wait()
             raise
+        made = index.manifest.chunk_params.chunker_version
+        if made != CHUNKER_VERSION:  # never answer from documents read the old way
+            index.close()
+            if preload is not None:
+                preload.wait()
+            raise IndexIncompatibleError(
+                f"the index was built by another version of the assistant (index format "
+                f"{made}, this version reads {CHUNKER_VERSION}); run `assistant index` to "
+                "rebuild it")
         try:
             embedder = preload.take(index.onnx_file) if preload is not None else None
             return cls(index, Answerer(index, settings, embedder=embedder))
@@ -92,14 +107,37 @@ class Session:
         """Answer one question (in a conversation, which is returned with this turn added);
         ``documents`` (doc ids): from those documents only."""
         with self._answer_lock:
-            return self.answerer.ask(question, conversation, top_k=top_k, documents=documents)
+            reply = self.answerer.ask(question, conversation, top_k=top_k, documents=documents)
+        return dataclasses.replace(reply, answer=self.locate(reply.answer))
+
+    def locate(self, answer: Answer) -> Answer:
+        """The answer with each quote's source line, page and label (``assistant.locations``):
+        for answers made by the answerer directly (``assistant batch``)."""
+        return locate(answer, self.document_map)
+
+    def document_map(self, doc_id: str) -> DocumentMap:
+        """A document's text, units and map to its source's lines (the generation never
+        changes: each is read once)."""
+        with self._reader_lock:
+            found = self._maps.get(doc_id)
+            if found is None:
+                if self._reader is None:
+                    self._reader = self.index.reader()
+                if len(self._maps) >= 64:
+                    self._maps.clear()
+                units, locations = self._reader.document_map(doc_id)
+                found = DocumentMap(text=self._reader.document_text(doc_id), units=units,
+                                    locations=locations)
+                self._maps[doc_id] = found
+            return found
 
     def ask_each(self, question: str, documents: frozenset[str] | None = None
                  ) -> list[Answer]:
         """Each document's best passage that covers ``question``
-        (``Answerer.ask_each``), most likely first."""
+        (``Answerer.ask_each``), most likely first, each located as ``ask``'s."""
         with self._answer_lock:
-            return self.answerer.ask_each(question, documents)
+            answers = self.answerer.ask_each(question, documents)
+        return [self.locate(a) for a in answers]
 
     def documents_matching(self, patterns: tuple[str, ...]) -> frozenset[str]:
         """The documents ``--only`` names: those whose id matches one of the glob
@@ -120,15 +158,14 @@ class Session:
         return found
 
     def document(self, doc_id: str) -> DocumentView:
-        """A document's text and sections; never waits for an answer in progress."""
+        """A document's text, sections and map; never waits for an answer in progress."""
+        found = self.document_map(doc_id)
         with self._reader_lock:
-            if self._reader is None:
-                self._reader = self.index.reader()
-            text = self._reader.document_text(doc_id)
+            assert self._reader is not None  # opened by document_map
             sections = self._reader.document_sections(doc_id)
         record = self.index.manifest.documents.get(doc_id)
         return DocumentView(doc_id=doc_id, title=record.title if record else doc_id,
-                            text=text, sections=sections)
+                            text=found.text, sections=sections, map=found)
 
     def stale_documents(self) -> list[str]:
         """Documents of the corpus this index was built from that changed since (stat only)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import json
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -15,7 +17,7 @@ from assistant.chunk import chunk_document
 from assistant.embed import Embedder, Encoder, OnnxEncoder, Tokenizer
 from assistant.errors import ModelError
 from assistant.index.layout import IndexLayout, remove_tree
-from assistant.index.meta import next_id, sections_json, vector_blob
+from assistant.index.meta import next_id, sections_json, units_json, vector_blob
 from assistant.model_export import (
     ModelFiles,
     ensure_onnx,
@@ -31,6 +33,7 @@ from assistant.models import (
     SkippedFile,
     SkippedRecord,
     SourceDocument,
+    Unit,
 )
 from assistant.qa import lang
 from assistant.settings import Settings
@@ -122,6 +125,8 @@ class Piece:
 
     doc: SourceDocument
     file: ingest.CorpusFile
+    words: UnitWords
+    """The document's labels and search words, made once for all its pieces."""
     chunks: list[Chunk] = field(default_factory=list)
     first: bool = True
     last: bool = False
@@ -134,14 +139,18 @@ def embed_and_store(conn: sqlite3.Connection, embedder: Embedder, pending: list[
     """Embed some chunks and commit them; a document is marked complete with its last piece."""
     all_chunks = [c for p in pending for c in p.chunks]
     texts = [c.embed_prefix + c.text for c in all_chunks]
+    # a unit's label and search words (a speaker, a row's "Header: value" pairs) are found
+    # with its sentences: in the lexical context, and in a row's or labelled unit's vector
+    extra = [p.words for p in pending for _ in p.chunks]
     spans = [[(len(c.embed_prefix) + s.start - c.start, len(c.embed_prefix) + s.end - c.start)
               for s in c.sentences[c.first_owned:]] for c in all_chunks]
     if sentence_vectors == "late":
         chunk_vecs, sentence_vecs = embedder.embed_with_spans(texts, spans)
     else:
         chunk_vecs = embedder.embed(texts)
-        owned = [[c.text[s.start - c.start:s.end - c.start] for s in c.sentences[c.first_owned:]]
-                 for c in all_chunks]
+        owned = [[words.embedded(c.text[s.start - c.start:s.end - c.start], s.start)
+                  for s in c.sentences[c.first_owned:]]
+                 for c, words in zip(all_chunks, extra, strict=True)]
         # a link's characters say nothing a question could ask about; embed the prose only
         flat = embedder.embed([tx.without_links(t) for group in owned for t in group])
         sentence_vecs, k = [], 0
@@ -164,15 +173,18 @@ def embed_and_store(conn: sqlite3.Connection, embedder: Embedder, pending: list[
             for s, vec in zip(c.sentences[c.first_owned:], sentence_vecs[k], strict=True):
                 sentence_rows.append((next_sentence, cid, c.doc_id, s.start, s.end,
                                       vector_blob(vec)))
-                fts_rows.append((next_sentence, doc.text[s.start:s.end], context))
+                words = extra[k].context(s.start)
+                fts_rows.append((next_sentence, doc.text[s.start:s.end],
+                                 f"{context}\n{words}" if words else context))
                 next_sentence += 1
             k += 1
     conn.execute("BEGIN")
     conn.executemany(
         "INSERT INTO documents(doc_id, title, format, content_hash, size, mtime_ns, text, sections,"
-        " chunk_count, complete) VALUES (?,?,?,?,?,?,?,?,?,?)",
+        " units, locations, chunk_count, complete) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         [(p.doc.doc_id, p.doc.title, p.doc.format, p.doc.content_hash, p.file.size,
-          p.file.mtime_ns, p.doc.text, sections_json(p.doc.sections), p.total, int(p.last))
+          p.file.mtime_ns, p.doc.text, sections_json(p.doc.sections), units_json(p.doc.units),
+          json.dumps(p.doc.locations), p.total, int(p.last))
          for p in pending if p.first])
     conn.executemany("UPDATE documents SET chunk_count=?, complete=1 WHERE doc_id=?",
                      [(p.total, p.doc.doc_id) for p in pending if p.last and not p.first])
@@ -185,6 +197,34 @@ def embed_and_store(conn: sqlite3.Connection, embedder: Embedder, pending: list[
                                        for t in tx.content_terms(f"{body} {ctx}", stopwords)})
     conn.execute("COMMIT")
     return len(all_chunks)
+
+
+class UnitWords:
+    """What a unit adds to the search of its sentences: its label (a speaker, a lead-in) and
+    its search words (a table row's "Header: value" pairs)."""
+
+    def __init__(self, doc: SourceDocument) -> None:
+        self.units = [u for u in doc.units if u.label or u.search]
+        self.starts = [u.start for u in self.units]
+
+    def _unit(self, start: int) -> Unit | None:
+        k = bisect.bisect_right(self.starts, start) - 1
+        return self.units[k] if k >= 0 and start < self.units[k].end else None
+
+    def context(self, start: int) -> str:
+        """Added to the sentence's lexical context."""
+        u = self._unit(start)
+        return " ".join(filter(None, (u.label, u.search))) if u else ""
+
+    def embedded(self, sentence: str, start: int) -> str:
+        """The text the sentence's vector is made from: a table row by its pairs, a speaker's
+        words with their name."""
+        u = self._unit(start)
+        if u is None:
+            return sentence
+        if u.search:
+            return u.search
+        return f"{u.label}: {sentence}"
 
 
 def add_term_vectors(conn: sqlite3.Connection, embedder: Embedder, words: set[str]) -> None:
@@ -282,7 +322,7 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
             bar.embedded(resumed)
         # Chunks are embedded and committed in batches as they come, even inside one
         # document, so a 50 MB file never holds all its chunks and vectors in memory.
-        piece = Piece(doc, f, first=not resumed)
+        piece = Piece(doc, f, UnitWords(doc), first=not resumed)
         done = resumed
         for chunk in chunk_document(doc, tokenizer.count, tokenizer.split_points,
                                     settings.chunk_max_tokens,
@@ -297,7 +337,7 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
                 summary.chunks_embedded += stored
                 done += len(piece.chunks)
                 pending, pending_chunks = [], 0
-                piece = Piece(doc, f, first=False)
+                piece = Piece(doc, f, piece.words, first=False)
                 bar.within(f, chunk.end / max(len(doc.text), 1), done)
                 bar.embedded(stored)
         piece.last, piece.total = True, done + len(piece.chunks)

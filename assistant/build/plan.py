@@ -231,6 +231,10 @@ def make_plan(settings: Settings, current: IndexManifest | None, broken: str | N
             reason = (f"the embedding model changed ({current.model.name} "
                       f"{current.model.weights_sha256[:12]} → {model_name} "
                       f"{weights_sha256[:12]})")
+        elif current.chunk_params.chunker_version != params.chunker_version:
+            # documents are read another way (formats, units, the map to the source)
+            reason = (f"the index format changed ({current.chunk_params.chunker_version} → "
+                      f"{params.chunker_version}): documents are read again")
         elif current.chunk_params != params:
             diffs = [f"{k} {getattr(current.chunk_params, k)} → {getattr(params, k)}"
                      for k in type(params).model_fields if getattr(current.chunk_params, k) !=

@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from assistant.errors import IndexCorruptError
 from assistant.index.layout import REBUILD
-from assistant.models import Section
+from assistant.models import Location, Section, Unit
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS documents (
     mtime_ns INTEGER NOT NULL,
     text TEXT NOT NULL,
     sections TEXT NOT NULL,
+    units TEXT NOT NULL DEFAULT '[]',      -- JSON: the units (labels, table rows)
+    locations TEXT NOT NULL DEFAULT '[]',  -- JSON: [offset, line, page] map to the source
     chunk_count INTEGER NOT NULL DEFAULT 0,
     complete INTEGER NOT NULL DEFAULT 0
 );
@@ -116,6 +118,17 @@ def blob_vector(b: bytes) -> Vector:
 
 def sections_json(sections: Iterable[Section]) -> str:
     return json.dumps([s.model_dump() for s in sections])
+
+
+def units_json(units: Iterable[Unit]) -> str:
+    """Units as ``[start, end, label, kind]`` rows (their search words are in the FTS table)."""
+    return json.dumps([[u.start, u.end, u.label, u.kind] for u in units], ensure_ascii=False)
+
+
+def map_from_json(units: str, locations: str) -> tuple[list[Unit], list[Location]]:
+    return ([Unit(start=a, end=b, label=label, kind=kind) for a, b, label, kind in
+             json.loads(units)],
+            [(int(o), int(ln), int(pg)) for o, ln, pg in json.loads(locations)] or [(0, 1, 0)])
 
 
 def iter_rows(conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()
@@ -242,6 +255,8 @@ class MetaSource(Protocol):
     def document_text(self, doc_id: str) -> str: ...
 
     def document_sections(self, doc_id: str) -> list[Section]: ...
+
+    def document_map(self, doc_id: str) -> tuple[list[Unit], list[Location]]: ...
 
     def documents(self) -> list[tuple[str, str, str]]: ...
 
@@ -414,6 +429,13 @@ class MetaReader:
     def document_sections(self, doc_id: str) -> list[Section]:
         row = self._run("SELECT sections FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
         return [Section.model_validate(s) for s in json.loads(row[0])] if row else []
+
+    def document_map(self, doc_id: str) -> tuple[list[Unit], list[Location]]:
+        """A document's units and the map of its text to the source's lines
+        (``assistant.locations``)."""
+        row = self._run("SELECT units, locations FROM documents WHERE doc_id=?",
+                        (doc_id,)).fetchone()
+        return map_from_json(str(row[0]), str(row[1])) if row else ([], [(0, 1, 0)])
 
     def documents(self) -> list[tuple[str, str, str]]:
         """(doc_id, title, text) of every document (benchmarks, gold-set tools)."""

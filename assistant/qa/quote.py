@@ -10,6 +10,7 @@ over ``MAX_ANSWER_CHARS``. Every span is cut from the stored text by offsets, ne
 
 from __future__ import annotations
 
+import bisect
 import re
 
 from assistant import text as tx
@@ -21,7 +22,9 @@ MAX_ANSWER_CHARS = 400
 MAX_ANSWER_SENTENCES = 3
 JOIN_MARGIN = 0.1
 """A neighbour within this share of the candidates' score spread is quoted with the best."""
-_ADJACENT_GAP = re.compile(r"\s*(?:\n\s*(?:[-*•‣◦–]|\d{1,3}[.)])\s+)?")
+_ADJACENT_GAP = re.compile(r"\s*")
+"""Only space between two sentences joined into one quote: a list item's or a timeline
+entry's marker between them means two units, each quoted on its own (issue 26)."""
 
 
 class QuoteBuilder:
@@ -36,14 +39,17 @@ class QuoteBuilder:
                 and runner_up.score >= best.score - JOIN_MARGIN * spread):
             lo, hi = min(start, runner_up.start), max(end, runner_up.end)
             first, second = (best, runner_up) if best.start < runner_up.start else (runner_up, best)
-            joined = self._text(best.doc_id, lo, hi)
-            gap = joined[first.end - lo: second.start - lo]
-            if hi - lo <= MAX_ANSWER_CHARS and _ADJACENT_GAP.fullmatch(gap):
-                start, end, text, sentences = lo, hi, joined, 2
+            if hi - lo <= MAX_ANSWER_CHARS and self._adjacent(best.doc_id, first.end,
+                                                              second.start):
+                start, end, text, sentences = lo, hi, self._text(best.doc_id, lo, hi), 2
         while sentences < MAX_ANSWER_SENTENCES and (text.rstrip().endswith(":")
                                                     or len(text) < 40):
             _, nxt = self.retriever.neighbours(best.doc_id, start, end)
             if nxt is None or nxt[1] - start > MAX_ANSWER_CHARS:
+                break
+            # a short list item or row stands alone; a line ending on a colon leads into the
+            # list under it
+            if not text.rstrip().endswith(":") and not self._adjacent(best.doc_id, end, nxt[0]):
                 break
             end, sentences = nxt[1], sentences + 1
             text = self._text(best.doc_id, start, end)
@@ -53,13 +59,13 @@ class QuoteBuilder:
             _, nxt = self.retriever.neighbours(best.doc_id, start, end)
             if (nxt is not None and nxt[1] - start <= MAX_ANSWER_CHARS
                     and a.language.reason_openers.match(nxt[2])
-                    and _ADJACENT_GAP.fullmatch(self._text(best.doc_id, end, nxt[0]))):
+                    and self._adjacent(best.doc_id, end, nxt[0])):
                 end, sentences = nxt[1], sentences + 1
                 text = self._text(best.doc_id, start, end)
         if sentences < MAX_ANSWER_SENTENCES and a.language.leaning_openers.match(text):
             prev, _ = self.retriever.neighbours(best.doc_id, start, end)
             if (prev is not None and end - prev[0] <= MAX_ANSWER_CHARS
-                    and _ADJACENT_GAP.fullmatch(self._text(best.doc_id, prev[1], start))):
+                    and self._adjacent(best.doc_id, prev[1], start)):
                 start = prev[0]
                 text = self._text(best.doc_id, start, end)
         if len(text) > MAX_ANSWER_CHARS:
@@ -69,6 +75,19 @@ class QuoteBuilder:
 
     def _text(self, doc_id: str, start: int, end: int) -> str:
         return self.retriever.document_slice(doc_id, start, end)
+
+    def _adjacent(self, doc_id: str, gap_start: int, gap_end: int) -> bool:
+        """Two sentences either side of ``text[gap_start:gap_end]`` may be one quote: only
+        space between them, and, across a line break, one unit holds both (two participants'
+        lines, two table rows or two paragraphs are each quoted on their own)."""
+        gap = self._text(doc_id, gap_start, gap_end)
+        if not _ADJACENT_GAP.fullmatch(gap):
+            return False
+        if "\n" not in gap:
+            return True
+        units, _ = self.retriever.meta.document_map(doc_id)  # read only for a line break
+        k = bisect.bisect_right(units, gap_start - 1, key=lambda u: u.start) - 1
+        return not units or (k >= 0 and units[k].end >= gap_end)
 
 
 def _best_clause(text: str, a: QuestionAnalysis) -> tuple[int, int]:

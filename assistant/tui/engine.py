@@ -53,12 +53,14 @@ def _shown(session: Session, answer: Answer, conversation: Conversation) -> Repl
         span = answer.answer
         view = doc(span.doc_id)
         passage = passage_around(span.doc_id, view.text, span.start, span.end,
-                                 section_of(view.sections, span.start))
+                                 section_of(view.sections, span.start), sections=view.sections,
+                                 units=view.map.units if view.map is not None else ())
     places: dict[int, str] = {}
     for c in answer.citations:
         view = doc(c.doc_id)
         sections: list[Section] = view.sections
-        places[c.rank] = place_of(view.text, sections, c.start, c.title)
+        places[c.rank] = place_of(view.text, sections, c.start, c.title, line=c.line,
+                                  page=c.page, label=c.label)
     return Reply(answer=answer, passage=passage, conversation=conversation, places=places)
 
 

@@ -33,6 +33,7 @@ from helpers.hostile import (
     write_generated_corpus,
 )
 
+from assistant.chunk import CHUNKER_VERSION
 from assistant.models import SCHEMA_VERSION
 
 GARBAGE = b"\xff\xfe\x00garbage\x00" * 300
@@ -253,6 +254,27 @@ def test_index_from_another_schema_is_refused_then_rebuilt(copy: tuple[Path, Pat
     assert "Full rebuild: the existing index is unusable" in proc.stdout
     assert "schema version 999" in proc.stdout
     assert "25%" in ask(index, BRIEFING_QUESTION).citations[0].quote
+
+
+def test_index_of_an_older_format_is_refused_then_rebuilt_once(copy: tuple[Path, Path]) -> None:
+    """An index whose documents were read the old way (no units, no map to the source's
+    lines) is never answered from: one line, then one full rebuild that says why."""
+    corpus, index = copy
+    _edit_manifest(index, lambda m: m["chunk_params"].update(
+        chunker_version=CHUNKER_VERSION - 1))
+    assert_user_error(cli("ask", "--index", index, BRIEFING_QUESTION, cwd=index.parent), 4,
+                      f"index format {CHUNKER_VERSION - 1}", "assistant index")
+    proc = cli("index", "--corpus", corpus, "--index", index, cwd=index.parent)
+    assert_ok(proc)
+    assert (f"Full rebuild: the index format changed ({CHUNKER_VERSION - 1} → "
+            f"{CHUNKER_VERSION})") in proc.stdout
+    assert "25%" in ask(index, BRIEFING_QUESTION).citations[0].quote
+    answered = cli("ask", "--json", "--index", index, BRIEFING_QUESTION, cwd=index.parent)
+    assert_ok(answered)
+    assert json.loads(answered.stdout)["citations"][0]["line"] == 3  # the file's line
+    again = cli("index", "--corpus", corpus, "--index", index, cwd=index.parent)
+    assert_ok(again)
+    assert "Full rebuild" not in again.stdout
 
 
 def test_unknown_generation_or_missing_generation_folder(copy: tuple[Path, Path]) -> None:

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).resolve().parents[1] / "data"
 BRIEFING = ROOT / "corpus" / "nvidia-h200-china.txt"
 VENDOR_QUESTION = "Which of the vendors deploy rack-scale systems?"
+MEMO = DATA / "formats" / "memo.md"
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +121,7 @@ def test_build_into_the_server_and_ask_without_a_local_index(
 def test_server_index_needs_no_index_folder_and_answers_in_the_session(
         server_url: str, workspace: tuple[Path, Path], tmp_path: Path) -> None:
     corpus, _ = workspace
+    shutil.copy(MEMO, corpus / MEMO.name)
     build_index(Settings(corpus_dir=corpus, server=server_url))
     session = Session.open(Settings(index_dir=tmp_path / "none", server=server_url))
     try:
@@ -128,6 +130,11 @@ def test_server_index_needs_no_index_folder_and_answers_in_the_session(
         assert "rack-scale systems" in reply.answer.answer.text
         doc = session.document(BRIEFING.name)
         assert doc.text == BRIEFING.read_text(encoding="utf-8")
+        # a Markdown file's readable text is not the file: its map to the lines is kept too
+        memo = session.document_map(MEMO.name)
+        assert memo.place(memo.text.index("In October")) == (9, None)
+        assert memo.place(memo.text.index("Fenby Storage")) == (26, None)
+        assert memo.label(memo.text.index("In October")) == "Leakage"
     finally:
         session.close()
     assert not (tmp_path / "none").exists()

@@ -320,10 +320,10 @@ def _rows(db: sqlite3.Connection, sql: str, doc_id: str) -> Iterator[tuple[Any, 
 def _send_document(conn: Any, db: sqlite3.Connection, doc_id: str, g: int, sig: str) -> None:
     cur = conn.cursor()
     for row in _rows(db, "SELECT doc_id, title, format, content_hash, size, mtime_ns, text, "
-                         "sections FROM documents WHERE doc_id = ?", doc_id):
+                         "sections, units, locations FROM documents WHERE doc_id = ?", doc_id):
         cur.execute(f"INSERT INTO {S}.documents (doc_id, born, title, format, content_hash, "
-                    "size, mtime_ns, text, sections, signature) VALUES "
-                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    "size, mtime_ns, text, sections, units, locations, signature) VALUES "
+                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                     (row[0], g, *row[1:], sig))
     with cur.copy(f"COPY {S}.chunks (id, born, doc_id, ordinal, section, start, \"end\", "
                   "first_owned, vector, embedding) FROM STDIN") as cp:

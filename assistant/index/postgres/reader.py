@@ -28,6 +28,7 @@ from assistant.index.meta import (
     Span,
     Vector,
     blob_vector,
+    map_from_json,
     read_through,
 )
 from assistant.index.postgres.connection import (
@@ -46,7 +47,7 @@ from assistant.index.postgres.lexical import (
     idf,
 )
 from assistant.index.postgres.schema import READER_KEY, SCHEMA, visible
-from assistant.models import Section
+from assistant.models import Location, Section, Unit
 
 S = SCHEMA
 
@@ -470,6 +471,13 @@ class PgMeta:
     def document_sections(self, doc_id: str) -> list[Section]:
         found = self._document("d.sections", doc_id)
         return [Section.model_validate(s) for s in json.loads(found)] if found else []
+
+    def document_map(self, doc_id: str) -> tuple[list[Unit], list[Location]]:
+        """A document's units and the map of its text to the source's lines, as the local
+        index keeps them (``assistant.locations``)."""
+        rows = self._rows(f"SELECT d.units, d.locations FROM {S}.documents d WHERE "
+                          f"d.doc_id = %(d)s AND {visible('d')}", d=doc_id)
+        return map_from_json(str(rows[0][0]), str(rows[0][1])) if rows else ([], [(0, 1, 0)])
 
     def documents(self) -> list[tuple[str, str, str]]:
         return [(str(d), str(t), str(x)) for d, t, x in self._rows(

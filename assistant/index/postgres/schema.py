@@ -16,7 +16,7 @@ from __future__ import annotations
 
 SCHEMA = "briefing_assistant"
 OWNER = "briefing-assistant"
-SERVER_SCHEMA_VERSION = 2
+SERVER_SCHEMA_VERSION = 3
 """Raised when a table changes shape: readers of another version refuse the server."""
 
 LOCK_KEY = 0x62726965  # "brie": the advisory lock that serialises builds
@@ -43,7 +43,8 @@ def create_sql(dimension: int) -> list[str]:
         f"CREATE TABLE {s}.documents (doc_id text NOT NULL, born integer NOT NULL,"
         " dies integer, title text NOT NULL, format text NOT NULL, content_hash text NOT NULL,"
         " size bigint NOT NULL, mtime_ns bigint NOT NULL, text text NOT NULL,"
-        " sections text NOT NULL, signature text NOT NULL, PRIMARY KEY (doc_id, born))",
+        " sections text NOT NULL, units text NOT NULL, locations text NOT NULL,"
+        " signature text NOT NULL, PRIMARY KEY (doc_id, born))",
         f"CREATE TABLE {s}.chunks (id bigint NOT NULL, born integer NOT NULL, dies integer,"
         " doc_id text NOT NULL, ordinal integer NOT NULL, section text NOT NULL,"
         " start integer NOT NULL, \"end\" integer NOT NULL, first_owned integer NOT NULL,"

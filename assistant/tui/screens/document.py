@@ -267,7 +267,12 @@ class DocumentScreen(Screen[None]):
             return
         span = self._focus_span()
         text = self.view.text
-        line = line_in_file(path, text, span[0], text[span[0]:span[1]]) if span else None
+        line = None
+        if span is not None:
+            if self.view.map is not None and self.view.map.locations:
+                line = self.view.map.place(span[0])[0]
+            else:  # no map of the source's lines: the quote's words are looked for
+                line = line_in_file(path, text, span[0], text[span[0]:span[1]])
         argv = outside_command(path, line, os.environ)
         if argv is None:
             self.app.notify(f"Set $EDITOR or $PAGER to open the file (less is not installed "
