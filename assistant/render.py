@@ -118,7 +118,9 @@ def percent(confidence: float) -> str:
 def confidence_words(answer: Answer) -> str:
     """``confidence 82%`` for a quote shown; nothing for an abstention (a figure beside
     "not covered" would read as how sure the refusal is)."""
-    return "" if answer.outcome == "not_covered" else f"confidence {percent(answer.confidence)}"
+    if answer.abstained or answer.outcome == "not_covered":
+        return ""
+    return f"confidence {percent(answer.confidence)}"
 
 
 BEST_GUESS = "Best guess, not sure"

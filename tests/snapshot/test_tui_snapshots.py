@@ -67,6 +67,7 @@ class RecordedAnswerer:
                                   is_answer=rank == 1 and not abstain))
         if abstain:
             return Reply(Answer(id="recorded", question=question, abstained=True,
+                                outcome="not_covered",
                                 message="The briefing does not cover this.", answer=None,
                                 confidence=0.08, citations=cites),
                          conversation or Conversation())
