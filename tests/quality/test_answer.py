@@ -149,21 +149,21 @@ def test_every_dev_answer_and_citation_is_verbatim(answerer: Any) -> None:
 
 def test_dev_set_quality_does_not_regress(answerer: Any) -> None:
     """Floors a few points under the held-out figures of scripts/fit.py (the briefing held
-    out as a corpus, docs/answer-quality.md: top-1 70.7%, hit@3 80.5%, out-of-scope refused
+    out as a corpus, docs/answer-quality.md: top-1 65.9%, hit@3 78.0%, out-of-scope refused
     40%, answerable refused 4.9%), not under the shipped model's own figures on these
     questions, which it was fitted on."""
     report = evaluate(answerer, load_gold(DATA / "dev_questions.jsonl"))
     misses = [(i.question, i.answer) for i in report.items
               if (i.answerable and not i.correct_top1) or (not i.answerable and not i.abstained)]
-    assert report.top1_accuracy >= 0.66, misses
-    assert report.hit_at_3 >= 0.75, misses
+    assert report.top1_accuracy >= 0.61, misses
+    assert report.hit_at_3 >= 0.73, misses
     assert report.abstention_recall >= 0.3, misses
     assert report.answerable_abstained_rate <= 0.05, misses
 
 
 def test_fresh_questions_and_follow_ups_never_fitted_on(answerer: Any) -> None:
     """Questions written apart from the fitting sets: the shipped model's figures, with
-    floors a few points under them (fresh: top-1 86%, hit@3 100%; follow-ups: 74%, 100%).
+    floors a few points under them (fresh: top-1 86%, hit@3 100%; follow-ups: 71%, 100%).
     None answerable is refused; the out-of-scope ones are refused or shown as best guesses,
     never as confident answers."""
     from test_second_corpus import follow_ups
@@ -173,7 +173,7 @@ def test_fresh_questions_and_follow_ups_never_fitted_on(answerer: Any) -> None:
     assert fresh.answerable_abstained_rate <= 0.05
     assert all(i.abstained or i.confidence < 0.5 for i in fresh.items if not i.answerable)
     follow = evaluate(answerer, follow_ups("briefing"))
-    assert follow.top1_accuracy >= 0.70 and follow.hit_at_3 >= 0.95
+    assert follow.top1_accuracy >= 0.66 and follow.hit_at_3 >= 0.95
     assert follow.answerable_abstained_rate <= 0.05
 
 

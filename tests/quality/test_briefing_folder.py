@@ -77,6 +77,6 @@ def test_answers_by_kind_stay_above_their_floors(
     assert sum(a.outcome == "not_covered" for a in off) / len(off) >= FLOORS["off_topic"]
 
 
-FLOORS = {"all": 0.60, "fact": 0.74, "paraphrase": 0.45, "why_how": 0.44, "list": 0.60,
-          "followup": 0.52, "off_topic": 0.55}
+FLOORS = {"all": 0.62, "fact": 0.76, "paraphrase": 0.43, "why_how": 0.50, "list": 0.60,
+          "followup": 0.58, "off_topic": 0.70}
 """A few points under the held-out figures (docs/answer-quality.md, briefings-dev)."""
