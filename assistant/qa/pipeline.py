@@ -170,10 +170,12 @@ class Answerer:
     def ask_each(self, question: str, documents: frozenset[str] | None = None,
                  limit: int = EACH_LIMIT) -> list[Answer]:
         """"What does each document say?": the best passage of each document that covers
-        ``question`` (its answer is not an abstention), one answer per document with that
-        one citation, most likely first. Retrieval runs once; each of the ``limit``
-        documents whose sentences it found is then ranked and judged on its own, as a
-        question asked of that document alone would be."""
+        ``question``, one answer per document with that one citation, most likely first:
+        the documents that answer it surely, or, when none does, those whose best passage is
+        a best guess (one document's best guess beside another's sure answer is noise).
+        Retrieval runs once; each of the ``limit`` documents whose sentences it found is
+        then ranked and judged on its own, as a question asked of that document alone
+        would be."""
         t0 = time.perf_counter()
         conv = Conversation()
         a, cands, timings = self.gather(question, conv)
@@ -188,7 +190,8 @@ class Answerer:
             if not answer.abstained:
                 answer.scope = [doc]
                 out.append(answer)
-        return sorted(out, key=lambda x: x.confidence, reverse=True)
+        sure = [x for x in out if x.outcome == "answer"]
+        return sorted(sure or out, key=lambda x: x.confidence, reverse=True)
 
     def reply(self, r: Ranked, conv: Conversation, qid: str | None = None,
               top_k: int | None = None, started: float | None = None,

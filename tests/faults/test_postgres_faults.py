@@ -283,6 +283,9 @@ def test_server_stopped_under_an_open_session_then_started_again(
 
             server.ensure_postgres_running()
             assert str(server.get_uri()) == url
+            # a connection found down is tried afresh every PROBE_EVERY_S (one that was
+            # still retrying while the server was down may have given up a moment ago)
+            time.sleep(PgConnection.PROBE_EVERY_S)
             reply = session.ask(VENDOR_QUESTION)  # the same session, connected again
             assert reply.answer.answer is not None
             assert "rack-scale systems" in reply.answer.answer.text

@@ -44,10 +44,11 @@ def test_ask_json_is_an_answer(briefing_index: Path) -> None:
 
 
 def test_ask_abstains_plainly(briefing_index: Path) -> None:
-    r = run("ask", "What is the price of an H200?", "--index", str(briefing_index))
+    r = run("ask", "What's the weather in Paris tomorrow?", "--index", str(briefing_index))
     assert r.returncode == 0
     assert "does not cover this" in r.stdout
     assert "do not answer" in r.stdout
+    assert "confidence" not in r.stdout, "a refusal shows no confidence figure"
 
 
 def test_ask_without_index_is_one_clear_line(tmp_path: Path) -> None:
@@ -73,7 +74,7 @@ def test_batch_jsonl_conversations_and_bad_lines(briefing_index: Path, tmp_path:
                     "conversation": "c1"}),
         "",
         json.dumps({"id": "c", "text": "missing question field"}),
-        json.dumps({"question": "What is the price of an H200?"}),
+        json.dumps({"question": "What's the weather in Paris tomorrow?"}),
     ]) + "\n")
     out = tmp_path / "out.jsonl"
     r = run("batch", str(src), "-o", str(out), "--index", str(briefing_index))
@@ -93,7 +94,8 @@ def test_batch_jsonl_conversations_and_bad_lines(briefing_index: Path, tmp_path:
 
 def test_batch_txt_markdown(briefing_index: Path, tmp_path: Path) -> None:
     src = tmp_path / "q.txt"
-    src.write_text("Which Chinese vendors are mentioned?\n\nWhat is the price of an H200?\n")
+    src.write_text("Which Chinese vendors are mentioned?\n\n"
+                   "What's the weather in Paris tomorrow?\n")
     r = run("batch", str(src), "--format", "md", "--index", str(briefing_index))
     assert r.returncode == 0, r.stderr
     assert "### Which Chinese vendors are mentioned?" in r.stdout

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
+from assistant.index.integrity import digest_file
 from assistant.index.layout import IndexLayout
+from assistant.index.manifest import read_manifest, write_manifest
 from assistant.index.store import open_index
 from assistant.qa import candidates as retrieve
 from assistant.qa import lang
@@ -69,4 +71,9 @@ def test_index_without_the_term_table_still_answers(briefing_index: Path,
     assert gen is not None
     with sqlite3.connect(gen / "meta.sqlite") as conn:
         conn.execute("DROP TABLE term_df")
+    conn.close()
+    # as that older build would have written it: its manifest records the file as it is
+    manifest = read_manifest(gen)
+    files = {**manifest.files, "meta.sqlite": digest_file(gen / "meta.sqlite")}
+    write_manifest(gen, manifest.model_copy(update={"files": files}))
     assert _answers(index) == _answers(briefing_index)
