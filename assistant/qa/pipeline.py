@@ -42,6 +42,7 @@ from assistant.qa.conversation import Conversation
 from assistant.qa.features import FeatureExtractor
 from assistant.qa.quote import QuoteBuilder
 from assistant.qa.scorer import AnswerModel, FittedScorer, Scorer, load_model
+from assistant.render import BEST_GUESS
 from assistant.settings import Settings
 
 MAX_RANKED = 60
@@ -225,7 +226,7 @@ class Answerer:
                                      else None, spread)
             answer.answer = span
             answer.message = (span.text if answer.outcome == "answer"
-                              else f"Best guess, not sure: {span.text}")
+                              else f"{BEST_GUESS}: {span.text}")
         k = top_k or self.settings.top_k
         chosen = choose_citations(r.candidates, k, self.model.citation_diversity,
                                   answer.answer)

@@ -97,13 +97,13 @@ def test_context_comes_from_the_previous_turn_only() -> None:
 def test_a_pronoun_with_its_antecedent_in_the_question_stands_alone() -> None:
     conv = _after(Conversation(id="c"), "Which vendors build rack-scale systems?",
                   "Huawei and Baidu are deploying rack-scale systems.")
-    for q in ("Did the UK explain the reasoning behind its quantum export thresholds?",
+    for q in ("Did Japan publish the reasons behind its chip subsidy rules?",
               "Which firms that make chips got money?",
               "How much of H200 revenue does the US keep for itself?"):
         res = conv.resolve(q, EN)
         assert res.resolved is None and res.text == q and not res.avoid, q
-    for q in ("What happened to its captain?", "Is that still in force?",
-              "How is that split between national and regional money?"):
+    for q in ("Who owns its factory?", "Is that rule still applied?",
+              "How is that divided between the two companies?"):
         assert conv.resolve(q, EN).resolved is not None, q
 
 
@@ -116,9 +116,9 @@ def test_no_context_is_taken_from_a_turn_that_was_not_answered() -> None:
 def test_the_same_question_asked_again_is_understood_as_the_first_time() -> None:
     conv = _after(Conversation(id="c"), "What did China do about gallium exports?",
                   "China banned gallium exports to the US.")
-    first = conv.resolve("What prompted it?", EN)
-    again = _after(conv, "What prompted it?", "Security concerns prompted it.")
-    assert again.resolve("What prompted it?", EN) == first
+    first = conv.resolve("What caused it?", EN)
+    again = _after(conv, "What caused it?", "Security concerns prompted it.")
+    assert again.resolve("What caused it?", EN) == first
     plain = _after(Conversation(id="c"), "Who welcomed the policy change?", "Nvidia did.")
     assert not plain.resolve("Who welcomed the policy change?", EN).avoid, \
         "an answer given before must not be pushed down when the question is asked again"
