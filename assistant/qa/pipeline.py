@@ -254,7 +254,8 @@ class Answerer:
         if len(words) >= LONG_QUESTION_WORDS:
             return (f"{self.not_covered} The question is long ({len(words)} words): ask "
                     "about one thing at a time.")
-        if evidence[ABSTAIN_FEATURES.index("unmatched")] >= 0.5:
+        unmatched = evidence[ABSTAIN_FEATURES.index("unmatched")]
+        if unmatched >= 0.5:
             return self.not_covered
         missing = set(missing_pins(a, best, pinned_down(a)))
         if missing:
@@ -264,7 +265,7 @@ class Answerer:
             return f"{self.not_covered} (The closest passage does not mention " \
                    f"{', '.join(named)}.)"
         lacking = next((k.says for k in a.kinds if not k.held_by(best.text, a.folded)), None)
-        if lacking is not None and evidence[ABSTAIN_FEATURES.index("unmatched")] < 0.25:
+        if lacking is not None and unmatched < 0.25:
             return f"{self.not_covered} (The closest passage {lacking}.)"
         return self.not_covered
 
