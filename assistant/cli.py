@@ -183,7 +183,7 @@ def chat(corpus_dir: Path | None, index_dir: Path | None, server: str | None) ->
                                "or a file); in scripts use `assistant ask QUESTION` or "
                                "`assistant batch FILE`")
     settings = _settings(corpus_dir=corpus_dir, index_dir=index_dir, server=server)
-    from assistant.tui.app import run_app  # textual: ~0.3 s, only for the chat
+    from assistant.tui.app import run_app  # textual: a heavy import, only for the chat
 
     run_app(settings)
 
@@ -508,8 +508,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _exit_at_once() -> None:
-    """End a finished ``assistant ask`` without the interpreter's teardown: ~0.1 s of freeing
-    modules, the model's session and the index's handles, a fifth of a cold answer. Nothing
+    """End a finished ``assistant ask`` without the interpreter's teardown (freeing modules,
+    the model's session and the index's handles), a good share of a cold answer. Nothing
     is lost: the answer is flushed first, and the index was only read."""
     import os
 

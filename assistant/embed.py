@@ -4,8 +4,8 @@ One tokenizer (the model's ``tokenizer.json`` through the Rust ``tokenizers``
 library) feeds one of two runtimes behind the same seam:
 
 * ``OnnxEncoder`` — the model exported once to ONNX (see ``model_export``) and run by
-  onnxruntime. It is what queries use: ~0.1 s of imports instead of the ~5 s that
-  ``import sentence_transformers`` costs here, and ~3 ms a query.
+  onnxruntime. It is what queries use: a fraction of the import time of
+  ``import sentence_transformers``, and a few milliseconds a query.
 * ``TorchEncoder`` — the sentence-transformers model itself, for exporting and checking.
 
 Both return token embeddings; pooling is done here, once: mean over the chunk's tokens
@@ -37,7 +37,7 @@ class Tokenizer:
     """The model's word-piece tokenizer, with offsets, padding and the 256-token window."""
 
     def __init__(self, tokenizer_json: Path, max_length: int = MAX_SEQ_LENGTH) -> None:
-        from tokenizers import Tokenizer as HFTokenizer  # Rust; ~30 ms
+        from tokenizers import Tokenizer as HFTokenizer  # Rust; loaded only here
 
         try:
             self._tok = HFTokenizer.from_file(str(tokenizer_json))
@@ -108,7 +108,7 @@ class OnnxEncoder:
         """``spin=False`` for an encoder that runs now and then between other work (the
         question's embedding): onnxruntime's threads otherwise spin on the cores after each
         run and slow the Python that follows, and other processes."""
-        import onnxruntime as ort  # ~100 ms
+        import onnxruntime as ort  # loaded only here
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
@@ -141,8 +141,8 @@ class TorchEncoder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        import torch  # ~2 s
-        from sentence_transformers import SentenceTransformer  # ~5 s
+        import torch  # torch and sentence-transformers take seconds to import: only
+        from sentence_transformers import SentenceTransformer  # to export or check the model
 
         if threads:
             torch.set_num_threads(threads)

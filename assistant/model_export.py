@@ -5,7 +5,7 @@ manifest and names the folder of its ONNX export (``index/models/<sha>/``). The 
 is checked against sentence-transformers' own ``encode`` before it is used, so the
 index and every query embed exactly as the model does.
 
-Importing torch and sentence-transformers (~5 s) happens only here, and only when an
+Importing torch and sentence-transformers (seconds) happens only here, and only when an
 export is missing.
 """
 
@@ -100,7 +100,7 @@ def onnx_path(models_dir: Path, files: ModelFiles) -> Path:
 
 def shared_cache_dir() -> Path:
     """Where exports are kept across index folders (``ASSISTANT_MODEL_CACHE`` overrides), so
-    a second index of the same model costs a copy, not a 10 s export."""
+    a second index of the same model costs a copy, not an export."""
     env = os.environ.get("ASSISTANT_MODEL_CACHE")
     if env:
         return Path(env)
@@ -223,9 +223,9 @@ def _export_verified(target: Path, files: ModelFiles, threads: int) -> None:
 
 def _export(encoder: TorchEncoder, out: Path) -> None:
     """Trace the transformer (loaded with eager attention) into ONNX with torch's TorchScript
-    exporter. Under onnxruntime its graph runs about 20% faster than the dynamo exporter's
-    (scripts/bench_index.py; 520 against 440 sentences/s on one thread), which is most of
-    what build throughput is. That exporter is known to give wrong outputs for SDPA attention,
+    exporter. Under onnxruntime its graph runs faster than the dynamo exporter's (measured
+    by scripts/bench_index.py; docs/benchmarks-history.md), which is most of what build
+    throughput is. That exporter is known to give wrong outputs for SDPA attention,
     hence eager attention, and hence ``_verify`` against sentence-transformers before use
     (measured: 2e-7)."""
     import logging
@@ -263,8 +263,8 @@ def _export(encoder: TorchEncoder, out: Path) -> None:
 
 def _optimise(traced: Path, out: Path) -> None:
     """Save the graph as onnxruntime optimises it (attention, GELU and layer norms fused), so
-    that is done once here instead of each time a process loads the model: ~50 ms off a cold
-    `assistant ask`. The outputs are bit-identical to optimising at load (measured). Level
+    that is done once here instead of each time a process loads the model, which a cold
+    `assistant ask` would pay. The outputs are bit-identical to optimising at load (measured). Level
     EXTENDED keeps the saved graph free of choices for this CPU; those (level ALL) are still
     made at load, and are cheap."""
     import onnxruntime as ort

@@ -1,8 +1,8 @@
 """Start loading the question embedder while the rest of the assistant is still importing.
 
-A cold ``assistant ask`` spends ~0.1 s building the onnxruntime session of the index's
-model and ~0.05 s loading its tokenizer, and ~0.1 s importing faiss and the answer stages
-and opening the index. onnxruntime and the Rust tokenizer do most of their loading without
+A cold ``assistant ask`` spends much of its time building the onnxruntime session of the
+index's model and loading its tokenizer, and about as long importing faiss and the answer
+stages and opening the index. onnxruntime and the Rust tokenizer do most of their loading without
 holding the GIL, so started on threads the moment the settings say where the index is, they
 are ready (or nearly) by the time the ``Answerer`` wants them.
 

@@ -268,7 +268,7 @@ def _reader_of_a_server(settings: Settings, status: IndexStatus | None) -> bool:
 def load(settings: Settings, progress: Progress) -> IndexOutcome:
     """Start-up: bring a missing or stale index up to date, then open it. When the build
     fails but an older index opens, answer from that one and say so."""
-    # the model loads on threads while the corpus is checked (~40 ms sooner ready); only
+    # the model loads on threads while the corpus is checked (ready sooner); only
     # when no build follows, which may replace the model's files and takes far longer
     preload = preload_embedder(settings)
     status, status_error = read_status(settings)
@@ -282,7 +282,7 @@ def load(settings: Settings, progress: Progress) -> IndexOutcome:
         summary, build_error = _build(settings, progress, full=False)
     session, open_error = _open(settings, preload)
     # No build, and the generation checked is the one opened: its status stands. Checking
-    # again would stat the whole corpus a second time (~0.35 s at 100,000 chunks).
+    # again would stat the whole corpus a second time (slow on a large corpus).
     status_after: IndexStatus | None = status
     if summary is not None or session is None or status is None \
             or session.index.manifest.generation != status.generation:

@@ -360,7 +360,7 @@ def pdf_pages(raw: bytes) -> PdfText:
     extraction that follows does not decompress them again) before any text is extracted."""
     import logging
 
-    from pypdf import PdfReader  # ~60 ms
+    from pypdf import PdfReader  # only when a PDF is read
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:

@@ -38,7 +38,7 @@ _NEVER_SHOWN = ("template, noscript, [hidden], [aria-hidden=true], script, style
 
 
 def read_html(html: str) -> Reading:
-    from selectolax.lexbor import LexborHTMLParser  # ~10 ms
+    from selectolax.lexbor import LexborHTMLParser  # only when a web page is read
 
     tree = LexborHTMLParser(html)
     title_node = tree.css_first("title")
@@ -91,7 +91,7 @@ def _shallow(root: Any) -> bool:
 
 def _extracted(html: str) -> Any:
     """The article as trafilatura's XML tree (its ``<main>``), or None."""
-    import trafilatura  # ~0.3 s: only when a web page is read
+    import trafilatura  # a heavy import: only when a web page is read
     from lxml import etree
 
     xml = trafilatura.extract(html, output_format="xml", include_tables=True,
@@ -350,7 +350,7 @@ def rule_based_text(html: str) -> tuple[str, list[tuple[int, int, str]], str]:
     """The page's visible text without its menus and site footer, by rules (the reader's
     fallback when the extractor finds no article, and the "before" of docs/web-pages.md):
     the text, its headings ``(start, level, title)`` and the page's title."""
-    from selectolax.lexbor import LexborHTMLParser  # ~10 ms
+    from selectolax.lexbor import LexborHTMLParser  # only when a web page is read
 
     tree = LexborHTMLParser(html)
     title_node = tree.css_first("title")

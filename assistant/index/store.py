@@ -72,8 +72,8 @@ def open_index(index_dir: Path, known: tuple[Path, IndexManifest] | None = None)
     """Open the live generation, checking that its parts exist and agree with the manifest
     (each file by its stamp: ``assistant.index.integrity``). ``known``: a generation folder
     and its manifest the caller has read already (reused if that generation is still the
-    live one: a published generation never changes, and at 100,000 chunks its manifest takes
-    ~40 ms to read)."""
+    live one: a published generation never changes, and a large index's manifest is slow
+    to read)."""
 
     def opening(layout: IndexLayout, gen: Path) -> OpenIndex:
         manifest = known[1] if known is not None and known[0] == gen else read_manifest(gen)

@@ -268,8 +268,8 @@ class BriefingApp(App[None]):
 
     @property
     def store(self) -> ConversationStore:
-        """The saved conversations (opened at the first answer: its pydantic models cost
-        ~20 ms of import the first frame need not wait for)."""
+        """The saved conversations (opened at the first answer: its pydantic models are
+        an import the first frame need not wait for)."""
         if self._store is None:
             from assistant.tui.conversations import ConversationStore
 
@@ -313,7 +313,7 @@ class BriefingApp(App[None]):
 
         backend = self.backend
 
-        def job() -> IndexOutcome:  # numpy, FAISS, onnxruntime: ~0.5 s to import, off the UI
+        def job() -> IndexOutcome:  # numpy, FAISS, onnxruntime: slow imports, off the UI
             if kind == "load":
                 return backend.load(settings, progress)
             return backend.rebuild(settings, progress, full=full)

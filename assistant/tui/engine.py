@@ -2,7 +2,7 @@
 place in its document, worked out in the answer's worker thread, never on the UI thread.
 
 Imported only from workers (``assistant.tui.backend.CoreBackend``): it pulls in numpy,
-FAISS and onnxruntime (~0.5 s). Failures come back as ``AssistantError`` values, never as
+FAISS and onnxruntime, slow to import. Failures come back as ``AssistantError`` values, never as
 exceptions escaping a worker.
 """
 

@@ -180,7 +180,7 @@ def highlighted(text: str, start: int, end: int, quote_style: str, base_style: s
                 offset: int = 0) -> Text:
     """``text`` as a literal ``Text`` with ``text[start-offset:end-offset]`` styled as the
     quote. Each piece is made printable on its own, so offsets never drift."""
-    from assistant.render import printable  # pydantic models: ~0.1 s, after the first frame
+    from assistant.render import printable  # pydantic models: imported after the first frame
 
     a = max(0, min(len(text), start - offset))
     b = max(a, min(len(text), end - offset))
@@ -195,7 +195,7 @@ def marked(text: str, offset: int, marks: list[tuple[int, int, str]]) -> Text:
     """``text`` (which starts at ``offset`` of its document) as a literal ``Text`` with each
     mark's span ``(start, end, style)`` styled, later marks over earlier ones. Each piece
     is made printable on its own, so offsets never drift."""
-    from assistant.render import printable  # pydantic models: ~0.1 s, after the first frame
+    from assistant.render import printable  # pydantic models: imported after the first frame
 
     end = offset + len(text)
     spans = [(max(a, offset), min(b, end), style) for a, b, style in marks
@@ -232,7 +232,7 @@ def table_of(lines: Sequence[str], quoted: int, quote_style: str, base_style: st
     """A header line (or "") and rows, cells joined by `` · ``, as a small table; the row
     ``lines[quoted]`` highlighted. Every cell is literal, printable text."""
     from assistant.formats import CELL_SEPARATOR
-    from assistant.render import printable  # pydantic models: ~0.1 s, after the first frame
+    from assistant.render import printable  # pydantic models: imported after the first frame
 
     rows = [line.split(CELL_SEPARATOR) for line in lines]
     width = max(len(r) for r in rows)
@@ -249,7 +249,7 @@ def table_of(lines: Sequence[str], quoted: int, quote_style: str, base_style: st
 
 def literal(text: str, style: str = "") -> Text:
     """Untrusted text (a question, a title, a path) as a literal, printable ``Text``."""
-    from assistant.render import printable  # pydantic models: ~0.1 s, after the first frame
+    from assistant.render import printable  # pydantic models: imported after the first frame
 
     return Text(printable(text), style=style)
 

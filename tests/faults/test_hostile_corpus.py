@@ -406,8 +406,8 @@ def test_50mb_text_file_is_streamed_with_bounded_memory(tmp_path: Path) -> None:
     """A 50 MB file (~65,000 chunks) is chunked, embedded and committed in batches: the build
     process's peak RSS stays far below the file's unstreamed cost (2.4 GB measured before
     chunks were streamed within a document). The transformer is swapped for a free stand-in
-    (tests/helpers/fast_encoder.py): the real one would need ~20 minutes for 65,000 chunks
-    here, at a memory cost per batch that does not grow with the file."""
+    (tests/helpers/fast_encoder.py): the real one would take far longer than the suite allows
+    for 65,000 chunks here, at a memory cost per batch that does not grow with the file."""
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     text = generated_text(50_000_000, seed=11)

@@ -149,8 +149,8 @@ def test_a_pdf_page_over_the_page_budget_is_left_out_with_a_warning() -> None:
 
 
 def test_html_nested_200000_deep_is_skipped_at_once(tmp_path: Path) -> None:
-    """200,000 nested <div>s (2.2 MB): before, 556 s in the HTML parser (its work grows with
-    the square of the depth). Deep but sane HTML is read as before."""
+    """200,000 nested <div>s (2.2 MB): before, minutes in the HTML parser (its work grows
+    with the square of the depth). Deep but sane HTML is read as before."""
     corpus = briefing_corpus(tmp_path / "corpus")
     n = 200_000
     (corpus / "deep.html").write_text("<html><body>" + "<div>" * n + "deepsecret" +

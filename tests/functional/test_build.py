@@ -217,7 +217,7 @@ def test_vectors_are_normalised_and_embed_the_chunk(base: tuple[Path, Path, Buil
 @pytest.mark.slow
 def test_onnx_export_matches_sentence_transformers(briefing_index: Path) -> None:
     """The exported model embeds exactly as sentence-transformers' own encode."""
-    from sentence_transformers import SentenceTransformer  # ~10 s with torch
+    from sentence_transformers import SentenceTransformer  # with torch: why it is slow
 
     idx = open_index(briefing_index)
     try:

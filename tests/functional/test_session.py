@@ -157,7 +157,7 @@ def test_a_one_document_corpus_is_not_called_a_briefing(tmp_path: Path) -> None:
 def test_the_chat_start_preloads_and_checks_once_unless_it_builds_first(
         workspace: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """The chat's start-up (``session.load``) loads the model while it checks the corpus,
-    checks the corpus once (each check stats every file: ~0.35 s at 100,000 chunks) and
+    checks the corpus once (each check stats every file, slow on a large corpus) and
     reports the generation it opened. When the corpus changed and a build runs first, the
     preload is set aside, the corpus is checked again, and the new generation is reported,
     opened and answers from the edited text."""

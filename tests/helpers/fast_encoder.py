@@ -1,6 +1,6 @@
 """A stand-in for the ONNX encoder that costs nothing, for the one test whose question is
-the build pipeline's memory on a 50 MB file, not the model (which would need ~20 minutes
-for its 60,000 chunks here, at a cost per batch that does not grow with the file).
+the build pipeline's memory on a 50 MB file, not the model (which would take far longer than
+the suite allows for its 60,000 chunks here, at a cost per batch that does not grow with the file).
 
 It keeps the real tokenizer, chunker, database and vector store; only the transformer is
 replaced by a fixed random lookup table of token embeddings.

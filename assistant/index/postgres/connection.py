@@ -88,7 +88,7 @@ def check_url(url: str) -> None:
 
 def require_driver() -> None:
     try:
-        import psycopg  # noqa: F401  ~60 ms, only for a server index
+        import psycopg  # noqa: F401  only for a server index
     except ImportError as exc:
         raise SettingsError("a PostgreSQL index needs psycopg; install it with "
                             "pip install 'briefing-assistant[postgres]'") from exc

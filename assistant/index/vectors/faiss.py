@@ -9,8 +9,8 @@ inside an ``IndexIDMap2``, the IVF storing ids itself), so an incremental build 
 and adds ids instead of rebuilding.
 
 A published index file is opened memory-mapped: the vectors are not read in, pages come
-from the OS cache as searches touch them (at 100,000 chunks: ~0.05 s to open instead of
-~0.6 s, and the 150 MB stay shared with other readers). A build that modifies the index
+from the OS cache as searches touch them (a large index opens many times faster, and its
+pages stay shared with other readers). A build that modifies the index
 reads its own copy first.
 """
 
@@ -51,7 +51,7 @@ class FaissVectors:
     @classmethod
     def open(cls, path: Path, info: VectorIndexInfo) -> FaissVectors:
         """Open for searching, memory-mapped; ``remove``/``add`` read a private copy first."""
-        import faiss  # ~150 ms
+        import faiss  # loaded only here
 
         # the flat codes and the IVF lists are mapped by different flags; they do not combine
         flags = faiss.IO_FLAG_MMAP if info.kind == "ivf" else faiss.IO_FLAG_MMAP_IFC
@@ -59,8 +59,8 @@ class FaissVectors:
             index = faiss.read_index(str(path), flags)
         except Exception:  # not mappable (another layout, an odd filesystem): read it all
             index = _read(path, 0)
-        # One query at a time: OpenMP's thread hand-off costs more than it saves (~4 ms a
-        # search on 2 cores, measured); builds that train IVF set their own thread count.
+        # One query at a time: OpenMP's thread hand-off costs more than it saves (measured
+        # on 2 cores); builds that train IVF set their own thread count.
         faiss.omp_set_num_threads(1)
         return cls(index, info, path)
 
