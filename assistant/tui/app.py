@@ -7,7 +7,7 @@ Questions typed while the index loads wait in a queue. A rebuild builds and open
 new generation in a worker while the chat keeps answering from the old one, then swaps
 them. Every ``AssistantError`` becomes a card in the conversation that says what to do.
 
-Every answered turn is saved (``tui/conversations.py``) and Ctrl+L resumes a saved
+Every answered turn is saved (``chat/conversations.py``) and Ctrl+L resumes a saved
 conversation; Ctrl+F searches the conversation's cards. While the chat is open the corpus
 is stat-ed every ``CORPUS_WATCH_SECONDS`` in a worker (group ``watch``): a change marks the
 side panel stale and names the key that rebuilds; with ``watch`` on (the setting, or the
@@ -58,12 +58,12 @@ from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, OptionList
 from textual.worker import Worker, WorkerState
 
+from assistant.chat.history import InputHistory, default_history_path
 from assistant.errors import AssistantError
 from assistant.qa.conversation import Conversation
 from assistant.render import BEST_GUESS, confidence_words, count, scope_text
 from assistant.settings import Settings
 from assistant.tui.backend import CoreBackend
-from assistant.tui.history import InputHistory, default_history_path
 from assistant.tui.messages import BuildProgress, RestrictionRequested, SourceRequested
 from assistant.tui.passage import answer_clip, citation_clip, markup_literal
 from assistant.tui.preferences import Preferences
@@ -85,11 +85,11 @@ from assistant.tui.widgets.status_line import STAGES, StatusLine
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
 
+    from assistant.chat.conversations import ConversationStore, SavedConversation, SavedTurn
     from assistant.models import Answer
     from assistant.session import IndexOutcome
     from assistant.tui.backend import ChatBackend, ChatEngine
     from assistant.tui.clipboard import Which
-    from assistant.tui.conversations import ConversationStore, SavedConversation, SavedTurn
     from assistant.tui.engine import Reply
 
 T = TypeVar("T")
@@ -271,7 +271,7 @@ class BriefingApp(App[None]):
         """The saved conversations (opened at the first answer: its pydantic models cost
         ~20 ms of import the first frame need not wait for)."""
         if self._store is None:
-            from assistant.tui.conversations import ConversationStore
+            from assistant.chat.conversations import ConversationStore
 
             self._store = ConversationStore(self.conversations_dir)
         return self._store
@@ -547,7 +547,7 @@ class BriefingApp(App[None]):
             if answer.resolved_question:
                 pending.question_card.understood_as(answer.resolved_question)
             card = AnswerCard(answer, result.passage, result.places)
-            from assistant.tui.conversations import SavedTurn
+            from assistant.chat.conversations import SavedTurn
 
             self.answers.append(answer)
             self.turns.append(SavedTurn(answer=answer, passage=result.passage,
@@ -728,7 +728,7 @@ class BriefingApp(App[None]):
                 warning=True)]
             self.status_line.say("Not covered by any document", "warning")
         else:
-            from assistant.tui.conversations import SavedTurn
+            from assistant.chat.conversations import SavedTurn
 
             cards = [AnswerCard(r.answer, r.passage, r.places) for r in result]
             for r in result:
@@ -761,7 +761,7 @@ class BriefingApp(App[None]):
     # ---- saved conversations -----------------------------------------------------------
 
     def _save_conversation(self) -> None:
-        from assistant.tui.conversations import SavedConversation
+        from assistant.chat.conversations import SavedConversation
 
         if not self.turns:
             return
@@ -1335,7 +1335,7 @@ def export_dir() -> Path:
     """Where exports and ``clipboard.txt`` go, as an absolute path (the notices show it):
     ``ASSISTANT_EXPORT_DIR``, else ``exports/`` in the user's data folder, never the folder
     the chat happened to be started from (a git checkout)."""
-    from assistant.tui.history import user_data_dir
+    from assistant.chat.history import user_data_dir
 
     configured = os.environ.get("ASSISTANT_EXPORT_DIR")
     folder = Path(configured).expanduser() if configured else user_data_dir() / "exports"

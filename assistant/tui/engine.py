@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from assistant.chat.passage import Passage, passage_around, place_of, section_of
 from assistant.errors import AssistantError, UnexpectedError
 from assistant.models import Answer, Section
 from assistant.qa.conversation import Conversation
 from assistant.session import DocumentView, Session
-from assistant.tui.passage import Passage, passage_around, place_of, section_of
 
 __all__ = ["DocumentView", "Reply", "UnexpectedError", "ask", "ask_each"]
 
@@ -29,7 +29,7 @@ class Reply:
     """The conversation with this turn added."""
     places: dict[int, str] = field(default_factory=dict)
     """Each citation's place in its document by rank, in a reader's words (section, page,
-    line): ``assistant.tui.passage.place_of``."""
+    line): ``assistant.chat.passage.place_of``."""
 
 
 def _reply(session: Session, question: str, conversation: Conversation,

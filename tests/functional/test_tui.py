@@ -30,11 +30,12 @@ from textual.widget import Widget
 from textual.widgets import Input, OptionList, Static
 
 from assistant.build import build_index
+from assistant.chat.history import InputHistory
+from assistant.chat.passage import passage_around
 from assistant.models import Section
 from assistant.settings import Settings
 from assistant.tui.app import BriefingApp, create_app
-from assistant.tui.history import InputHistory
-from assistant.tui.passage import highlighted, passage_around
+from assistant.tui.passage import highlighted
 from assistant.tui.screens.document import DocumentScreen
 from assistant.tui.screens.help import HelpScreen
 from assistant.tui.widgets.conversation import (
@@ -903,7 +904,7 @@ def test_the_ui_starts_without_the_engine() -> None:
 
 
 def test_place_of_names_section_page_and_line() -> None:
-    from assistant.tui.passage import place_of
+    from assistant.chat.passage import place_of
 
     text = "Title\nIntro line.\nSummary\nFirst.\nSecond line here.\n"
     sections = [Section(title="Summary", start=18, end=len(text))]

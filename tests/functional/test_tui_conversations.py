@@ -23,8 +23,8 @@ from test_tui import (
 )
 from textual.widgets import Input, OptionList, Static
 
+from assistant.chat.conversations import ConversationStore
 from assistant.tui.app import BriefingApp
-from assistant.tui.conversations import ConversationStore
 from assistant.tui.screens.conversations import ConversationsScreen
 from assistant.tui.widgets.conversation import AnswerCard, PassageView, QuestionCard
 from assistant.tui.widgets.conversation_search import ConversationSearch
@@ -139,8 +139,8 @@ def test_a_damaged_saved_conversation_is_set_aside_not_lost(
 def test_conversation_store_reports_a_failed_save(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
+    from assistant.chat.conversations import SavedConversation
     from assistant.qa.conversation import Conversation
-    from assistant.tui.conversations import SavedConversation
 
     blocked = tmp_path / "file"
     blocked.write_text("not a folder", encoding="utf-8")
