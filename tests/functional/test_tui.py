@@ -118,7 +118,7 @@ def test_ask_follow_up_and_open_the_source(briefing: Callable[[], BriefingApp]) 
         app = briefing()
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            assert app.engine is not None
+            assert app.chat.session is not None
             await ask(pilot, "Which Chinese vendors are mentioned?")
             card = app.query(AnswerCard).last()
             assert not card.answer.abstained
@@ -565,7 +565,7 @@ def test_command_palette_runs_the_chat_actions(briefing: Callable[[], BriefingAp
             assert not isinstance(app.screen, HelpScreen)
             await pilot.press("ctrl+n")  # new conversation: the chat is cleared
             await pilot.pause()
-            assert not app.query(AnswerCard) and not app.answers
+            assert not app.query(AnswerCard) and not app.chat.answers
             await ask(pilot, "Which of them are deploying rack-scale systems?")
             assert app.query(AnswerCard).last().answer.resolved_question is None
 
@@ -628,11 +628,11 @@ def test_missing_index_is_built_in_the_ui_and_early_questions_wait(
                 say(text, kind)
 
             status.say = spy  # type: ignore[method-assign]
-            assert app.engine is None and app.building == "load"
+            assert app.chat.session is None and app.chat.building == "load"
             await app.submit("Which Chinese vendors are mentioned?")  # no Pilot wait: asked now
             pending = app.query_one(PendingCard)
             assert "Waiting for the index" in str(pending.content)  # before it is laid out
-            assert app.engine is None and app.building == "load"
+            assert app.chat.session is None and app.chat.building == "load"
             await settle(pilot)
             assert VENDORS in highlighted_text(app.query(PassageView).last())
             assert not app.query(PendingCard)
@@ -654,19 +654,19 @@ def test_rebuild_answers_from_the_old_index_until_the_new_one_is_in(
         app = make_app(tmp_path, corpus, index)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            old = app.engine
+            old = app.chat.session
             assert old is not None
             (corpus / "zebras.txt").write_text(
                 "Zebra migration\nEvery year the Serengeti zebra herds migrate roughly 500 "
                 "kilometres in search of fresh grazing.\n", encoding="utf-8")
             app.action_rebuild()  # Ctrl+R; Pilot's press would wait out the short build
-            assert app.building == "rebuild" and app.engine is old
+            assert app.chat.building == "rebuild" and app.chat.session is old
             await app.submit("Which Chinese vendors are mentioned?")
-            assert app.asking is not None and app.asking.engine is old
+            assert app.chat.asking is not None and app.chat.asking.session is old
             await settle(pilot)
             assert VENDORS in highlighted_text(app.query(PassageView).last())
-            assert app.engine is not old and app.engine is not None
-            assert app.engine.generation > old.generation
+            assert app.chat.session is not old and app.chat.session is not None
+            assert app.chat.session.generation > old.generation
             with pytest.raises(sqlite3.ProgrammingError):  # the old one was closed
                 old.index.conn.execute("SELECT 1")
             assert "Documents (2)" in text_of(app.query_one(SidePanel))
@@ -685,7 +685,7 @@ def test_empty_corpus_and_missing_index_show_what_to_do(tmp_path: Path) -> None:
         app = make_app(tmp_path, corpus, index)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            assert app.is_running and app.engine is None
+            assert app.is_running and app.chat.session is None
             card = app.query_one(MessageCard)
             assert card.border_title == "Corpus"
             shown = flat(text_of(card))
@@ -716,7 +716,7 @@ def test_corrupt_index_with_empty_corpus(tmp_path: Path) -> None:
         app = make_app(tmp_path, corpus, index)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            assert app.is_running and app.engine is None
+            assert app.is_running and app.chat.session is None
             shown = flat(text_of(app.query_one(MessageCard)))
             assert "has no .txt" in shown
             assert "Also:" in shown and "not valid JSON" in shown
@@ -734,7 +734,7 @@ def test_failed_model_load_is_shown(workspace: tuple[Path, Path], tmp_path: Path
         app = make_app(tmp_path, corpus, index, model_path=tmp_path / "no-such-model")
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            assert app.is_running and app.engine is None
+            assert app.is_running and app.chat.session is None
             card = app.query_one(MessageCard)
             assert card.border_title == "Embedding model"
             assert "ASSISTANT_MODEL_PATH" in flat(text_of(card))

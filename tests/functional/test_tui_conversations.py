@@ -225,7 +225,7 @@ def test_ask_again_fresh_drops_the_conversations_context(
             assert "without the conversation's context" in text_of(cards.last())
             fresh = app.query(AnswerCard).last().answer
             assert fresh.question == follow.question and fresh.resolved_question is None
-            assert len(app.conversation.turns) == 3  # the earlier turns are kept
+            assert len(app.chat.conversation.turns) == 3  # the earlier turns are kept
             titles = {c.title for c in app.get_system_commands(app.screen)}
             assert "Ask again, fresh" in titles
 
@@ -259,7 +259,7 @@ def test_saved_conversations_filter_rename_and_delete(
             await ask(pilot, "What revenue share does the US get?")
             await pilot.press("ctrl+n")
             await ask(pilot, "What does Beijing want?")
-            current = app.conversation.id
+            current = app.chat.conversation.id
             await pilot.press("ctrl+l")
             await pilot.pause()
             screen = app.screen
@@ -309,11 +309,11 @@ def test_saved_conversations_filter_rename_and_delete(
             await pilot.pause()
             await pilot.press("escape")
             await pilot.pause()
-            assert app.conversation.id != current and not app.query(AnswerCard)
+            assert app.chat.conversation.id != current and not app.query(AnswerCard)
             assert list(names()) == [n for n in names() if n != current] and len(names()) == 1
             # the open conversation renamed and deleted from the palette
             await ask(pilot, "What does Beijing want?")
-            current = app.conversation.id
+            current = app.chat.conversation.id
             commands = {c.title: c for c in app.get_system_commands(app.screen)}
             commands["Rename this conversation"].callback()
             await pilot.pause()
@@ -326,6 +326,6 @@ def test_saved_conversations_filter_rename_and_delete(
             assert "Beijing again" in text_of(app.screen)
             await pilot.press("y")
             await pilot.pause()
-            assert current not in names() and app.conversation.id != current
+            assert current not in names() and app.chat.conversation.id != current
 
     run(go)
