@@ -3,14 +3,15 @@
 The controller (``assistant.chat.controller``) emits these, in order, through the sink it
 was given; the Textual app renders each (a card, the status line, a notice), and a test
 reads them as a list. None of them holds a widget: a question's cards are named by its
-``number``.
+``number``. Named tuples, not dataclasses: immutable all the same, and the app imports
+them before its first frame, where a dataclass's generated methods cost several times
+more to define.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from assistant.chat.answers import ShownAnswer
@@ -23,16 +24,14 @@ StatusKind = Literal["busy", "ready", "warning", "error"]
 Severity = Literal["information", "warning", "error"]
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(NamedTuple):
     """The status line: what is happening now."""
 
     text: str
     kind: StatusKind = "ready"
 
 
-@dataclass(frozen=True)
-class Notice:
+class Notice(NamedTuple):
     """A notification (a toast): one line, shown literally."""
 
     text: str
@@ -41,16 +40,14 @@ class Notice:
     timeout: float | None = None
 
 
-@dataclass(frozen=True)
-class ErrorCard:
+class ErrorCard(NamedTuple):
     """An error in the conversation, saying what to do."""
 
     error: AssistantError
     also: AssistantError | None = None
 
 
-@dataclass(frozen=True)
-class NoticeCard:
+class NoticeCard(NamedTuple):
     """A notice in the conversation (the index's warnings)."""
 
     title: str
@@ -58,8 +55,7 @@ class NoticeCard:
     warning: bool = False
 
 
-@dataclass(frozen=True)
-class IndexProgress:
+class IndexProgress(NamedTuple):
     """A build's progress: ``done`` of about ``total`` (None: a step of unknown length).
     ``panel``: what the side panel says meanwhile (no index open yet), if anything."""
 
@@ -68,23 +64,20 @@ class IndexProgress:
     panel: str | None = None
 
 
-@dataclass(frozen=True)
-class IndexFinished:
+class IndexFinished(NamedTuple):
     """An index job ended: the progress bar goes, the side panel shows ``status``."""
 
     status: IndexStatus | None
 
 
-@dataclass(frozen=True)
-class EngineSwapped:
+class EngineSwapped(NamedTuple):
     """A new generation of the index answers from now on (the old one is closed once its
     last question is answered)."""
 
     manifest: IndexManifest
 
 
-@dataclass(frozen=True)
-class QuestionAsked:
+class QuestionAsked(NamedTuple):
     """A question is shown at once, with a card saying what it waits for (``note``)."""
 
     number: int
@@ -94,71 +87,61 @@ class QuestionAsked:
     """Asked again without the conversation's context (F5)."""
 
 
-@dataclass(frozen=True)
-class QuestionWaiting:
+class QuestionWaiting(NamedTuple):
     """Questions asked (by number) are waiting: their cards say why."""
 
     numbers: tuple[int, ...]
     note: str
 
 
-@dataclass(frozen=True)
-class Answering:
+class Answering(NamedTuple):
     """Question ``number`` is being answered now."""
 
     number: int
 
 
-@dataclass(frozen=True)
-class AnswerReady:
+class AnswerReady(NamedTuple):
     """Question ``number`` is answered (or failed: ``ErrorCard`` in its place)."""
 
     number: int
     result: ShownAnswer | AssistantError
 
 
-@dataclass(frozen=True)
-class EachAsked:
+class EachAsked(NamedTuple):
     """"What does each document say?" asked for ``question``."""
 
     question: str
 
 
-@dataclass(frozen=True)
-class EachAnswered:
+class EachAnswered(NamedTuple):
     """Each document's answer, the likeliest first (empty: no document covers it)."""
 
     result: list[ShownAnswer] | AssistantError
 
 
-@dataclass(frozen=True)
-class ConversationCleared:
+class ConversationCleared(NamedTuple):
     """A new conversation: the chat is empty."""
 
 
-@dataclass(frozen=True)
-class ConversationResumed:
+class ConversationResumed(NamedTuple):
     """A saved conversation is open again: its cards are shown."""
 
     saved: SavedConversation
 
 
-@dataclass(frozen=True)
-class ScopeChanged:
+class ScopeChanged(NamedTuple):
     """The documents questions are asked of (None: every document)."""
 
     scope: frozenset[str] | None
 
 
-@dataclass(frozen=True)
-class CorpusChanged:
+class CorpusChanged(NamedTuple):
     """Corpus files changed since the index was built (empty: none any more)."""
 
-    changed: list[str] = field(default_factory=list)
+    changed: list[str]
 
 
-@dataclass(frozen=True)
-class DocumentReady:
+class DocumentReady(NamedTuple):
     """A document read for showing, scrolled to ``start``–``end`` (None: its top);
     ``outside``: then opened in ``$EDITOR``."""
 

@@ -100,6 +100,7 @@ from assistant.tui.widgets.status_line import StatusLine
 if TYPE_CHECKING:
     from textual.notifications import SeverityLevel
 
+    from assistant.chat.answers import ShownAnswer
     from assistant.chat.backend import ChatBackend
     from assistant.chat.controller import Job
     from assistant.tui.clipboard import Which
@@ -403,7 +404,7 @@ class BriefingApp(App[None]):
         await view.mount_all([qcard, pending])
         view.scroll_end(animate=False)
 
-    async def _show_answer(self, number: int, result: Any) -> None:
+    async def _show_answer(self, number: int, result: ShownAnswer | AssistantError) -> None:
         """An answer's card (or its error's) in place of its pending card."""
         if number not in self._cards:
             return  # the conversation was left meanwhile
@@ -420,7 +421,7 @@ class BriefingApp(App[None]):
         await pending.remove()
         self.call_after_refresh(view.show_answer, qcard, card)
 
-    async def _show_each(self, result: Any) -> None:
+    async def _show_each(self, result: list[ShownAnswer] | AssistantError) -> None:
         if self._each_cards is None:
             return
         qcard, pending = self._each_cards

@@ -134,7 +134,7 @@ class FakeBackend:
         session = FakeSession(self.answers, generation=len(self.sessions) + 1,
                               documents=self.documents)
         self.sessions.append(session)
-        return IndexOutcome(session=session)  # type: ignore[arg-type]
+        return IndexOutcome(session=session)  # a FakeSession: what the chat needs of one
 
     def load(self, settings: Settings, progress: Callable[[str, int, int], None]
              ) -> IndexOutcome:
@@ -187,7 +187,7 @@ class Chat:
         self.controller = ChatController(
             Settings(corpus_dir=tmp_path / "corpus", index_dir=tmp_path / "index",
                      watch=watch),
-            self.events.append, self.runner, backend=self.backend,  # type: ignore[arg-type]
+            self.events.append, self.runner, backend=self.backend,
             conversations_dir=tmp_path / "conversations", clock=lambda: self.now)
 
     def of(self, kind: type[Any]) -> list[Any]:
