@@ -28,7 +28,7 @@ QUESTIONS = ["Which Chinese chip vendors does the briefing mention?",
 async def _settle(app: BriefingApp) -> None:
     for _ in range(2000):
         await asyncio.sleep(0.05)
-        if not app.busy and not any(w.is_running for w in app.workers):
+        if not app.chat.busy and not any(w.is_running for w in app.workers):
             return
     raise SystemExit("the chat did not settle within 100 s")
 

@@ -1,11 +1,13 @@
 """Messages the chat's widgets and workers send to the app.
 
-Workers post ``BuildProgress`` and ``EngineNote`` from their threads (``post_message``
-is thread-safe); widgets post ``SourceRequested`` when a citation or a document is chosen, and
-``RestrictionRequested`` when a document is to be asked alone.
+A job's thread posts ``FromJob`` (``post_message`` is thread-safe); widgets post
+``SourceRequested`` when a citation or a document is chosen, and ``RestrictionRequested``
+when a document is to be asked alone.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from textual.message import Message
 
@@ -20,23 +22,13 @@ class SourceRequested(Message):
         self.end = end
 
 
-class BuildProgress(Message):
-    """``build_index`` progress: stage ("scan", "export", "embed", "vectors", "publish",
-    "waiting"), done of total."""
+class FromJob(Message):
+    """Posted from a job's thread (``post_message`` is thread-safe): run ``callback`` on the
+    UI thread (a build's progress, for the chat controller)."""
 
-    def __init__(self, stage: str, done: int, total: int) -> None:
+    def __init__(self, callback: Callable[[], None]) -> None:
         super().__init__()
-        self.stage = stage
-        self.done = done
-        self.total = total
-
-
-class EngineNote(Message):
-    """A line for the status bar from a worker: what it is doing now."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
+        self.callback = callback
 
 
 class RestrictionRequested(Message):

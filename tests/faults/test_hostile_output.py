@@ -134,8 +134,9 @@ def test_chat_surfaces_show_a_hostile_document_visibly(hostile_index: tuple[Path
     from textual.command import CommandList, CommandPalette
     from textual.widgets import Static
 
+    from assistant.chat.export import export_to
     from assistant.settings import Settings
-    from assistant.tui.app import create_app, export_to
+    from assistant.tui.app import create_app
 
     _, index = hostile_index
     exports = tmp_path / "exports"
@@ -164,7 +165,7 @@ def test_chat_surfaces_show_a_hostile_document_visibly(hostile_index: tuple[Path
         async with app.run_test(size=(120, 40)) as pilot:
             await settle(pilot)
             await ask(pilot, QUESTION)
-            answer = app.answers[-1]
+            answer = app.chat.answers[-1]
             assert answer.answer is not None and PASTE in answer.answer.text
             segments = screen_segments()
             seen["chat screen"] = "".join(s.text for s in segments)
@@ -201,7 +202,7 @@ def test_chat_surfaces_show_a_hostile_document_visibly(hostile_index: tuple[Path
             md = next(exports.glob("conversation-*.md")).read_text(encoding="utf-8")
             seen["export md"] = md
             assert "␛[201~" in md and HEADING in md
-            seen["export json"] = export_to(app.answers, tmp_path / "chat.json").read_text(
+            seen["export json"] = export_to(app.chat.answers, tmp_path / "chat.json").read_text(
                 encoding="utf-8")
             again = json.loads(seen["export json"])["answers"][0]["answer"]["text"]
             assert PASTE in again

@@ -310,7 +310,8 @@ def test_a_quoted_table_row_is_shown_as_a_small_table_under_its_header() -> None
     from rich.console import Console
     from rich.table import Table
 
-    from assistant.tui.passage import passage_around, passage_text, section_of
+    from assistant.chat.passage import passage_around, section_of
+    from assistant.tui.passage import passage_text
 
     doc = extract(FORMATS / "memo.md")
     row = next(u for u in doc.units if doc.text[u.start:u.end].startswith("Fenby"))
@@ -332,7 +333,8 @@ def test_a_quoted_table_row_is_shown_as_a_small_table_under_its_header() -> None
 def test_a_passage_shows_headings_bold_and_a_paragraph_as_text() -> None:
     from rich.text import Text
 
-    from assistant.tui.passage import passage_around, passage_text
+    from assistant.chat.passage import passage_around
+    from assistant.tui.passage import passage_text
 
     doc = extract(FORMATS / "memo.md")
     start = doc.text.index("In October")

@@ -27,9 +27,9 @@ from textual import events
 from textual.widget import Widget
 from textual.widgets import OptionList
 
+from assistant.chat.backend import CoreBackend
 from assistant.settings import Settings
 from assistant.tui.app import BriefingApp, create_app
-from assistant.tui.backend import CoreBackend
 from assistant.tui.widgets.conversation import AnswerCard, CitationLine, PassageView
 from assistant.tui.widgets.question_input import QuestionInput
 
@@ -144,7 +144,7 @@ def test_typing_and_pasting_on_the_document_list_reach_the_question_box(
                 app._driver.send_message(event)
             await pilot.pause(0.3)
             assert box.value == question
-            assert app.scope is None
+            assert app.chat.scope is None
             assert app.focused is box
             # a paste with the list focused
             box.value = ""
@@ -157,10 +157,10 @@ def test_typing_and_pasting_on_the_document_list_reach_the_question_box(
             box.value = ""
             docs.focus()
             await pilot.press("o")
-            assert app.scope == frozenset({"nvidia-h200-china.txt"})
+            assert app.chat.scope == frozenset({"nvidia-h200-china.txt"})
             assert box.value == ""
             await pilot.press("o")
-            assert app.scope is None
+            assert app.chat.scope is None
 
     run(go)
 
@@ -307,7 +307,7 @@ SLOW = 3.0
 
 
 class SlowEngine:
-    """A real session whose document reads take ``SLOW`` seconds."""
+    """A real session whose answers and document reads take ``SLOW`` seconds each."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -319,6 +319,15 @@ class SlowEngine:
     @property
     def generation(self) -> int:
         return int(self.inner.generation)
+
+    def ask(self, question: str, conversation: Any = None, *,
+            documents: frozenset[str] | None = None) -> Any:
+        time.sleep(SLOW)
+        return self.inner.ask(question, conversation, documents=documents)
+
+    def ask_each(self, question: str, documents: frozenset[str] | None = None) -> Any:
+        time.sleep(SLOW)
+        return self.inner.ask_each(question, documents)
 
     def document(self, doc_id: str) -> Any:
         time.sleep(SLOW)
@@ -336,16 +345,6 @@ class SlowBackend(CoreBackend):
         outcome = super().load(settings, progress)
         outcome.session = SlowEngine(outcome.session)
         return outcome
-
-    def ask(self, engine: Any, question: str, conversation: Any,
-            documents: frozenset[str] | None = None) -> Any:
-        time.sleep(SLOW)
-        return super().ask(engine.inner, question, conversation, documents)
-
-    def ask_each(self, engine: Any, question: str, conversation: Any,
-                 documents: frozenset[str] | None = None) -> Any:
-        time.sleep(SLOW)
-        return super().ask_each(engine.inner, question, conversation, documents)
 
 
 def test_no_key_waits_for_a_slow_index_or_model(briefing_index: Path, tmp_path: Path) -> None:
@@ -391,7 +390,7 @@ def test_no_key_waits_for_a_slow_index_or_model(briefing_index: Path, tmp_path: 
             await each.callback()
             presses.append(time.monotonic() - start)
             presses.append(await timed(pilot, "ctrl+b"))  # while each document is asked
-            assert app.busy
+            assert app.chat.busy
             await settle(pilot)
             assert max(presses) < SLOW / 2, [f"{t:.2f}" for t in presses]
 

@@ -22,7 +22,7 @@ async def settle(pilot: Pilot[None], timeout: float = 180.0) -> None:
     assert isinstance(app, BriefingApp)
     deadline = time.monotonic() + timeout
     await pilot.pause()
-    while app.busy or any(w.is_running for w in app.workers):
+    while app.chat.busy or any(w.is_running for w in app.workers):
         assert time.monotonic() < deadline, "the chat did not settle"
         await app.workers.wait_for_complete()
         await pilot.pause()

@@ -23,13 +23,13 @@ from helpers.pilot import ask, settle
 from textual.pilot import Pilot
 
 from assistant.build import Progress, index_status
+from assistant.chat.backend import CoreBackend
 from assistant.models import Answer, AnswerSpan, Citation
 from assistant.qa.conversation import Conversation
 from assistant.qa.pipeline import Reply
 from assistant.session import IndexOutcome, Session
 from assistant.settings import Settings
 from assistant.tui.app import BriefingApp, create_app
-from assistant.tui.backend import CoreBackend
 from assistant.tui.widgets.question_input import QuestionInput
 from assistant.tui.widgets.side_panel import SidePanel
 
@@ -123,7 +123,7 @@ async def ready(pilot: Pilot[None]) -> None:
     app = pilot.app
     assert isinstance(app, BriefingApp)
     await settle(pilot)
-    assert isinstance(app.engine, RecordedSession)
+    assert isinstance(app.chat.session, RecordedSession)
     status = index_status(app.settings)
     status.built_at = datetime(2025, 12, 10, 9, 30, tzinfo=UTC)
     app.query_one(SidePanel).show_status(status)

@@ -19,7 +19,7 @@ from assistant.render import count
 from assistant.tui.passage import literal
 
 if TYPE_CHECKING:
-    from assistant.tui.conversations import ConversationStore, SavedConversation
+    from assistant.chat.conversations import ConversationStore, SavedConversation
 
 TITLE_CHARS = 70
 

@@ -27,7 +27,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from assistant.tui.passage import literal, marked, section_of
+from assistant.chat.passage import section_of
+from assistant.tui.passage import literal, marked
 from assistant.tui.widgets.conversation import QUOTE_STYLE
 
 if TYPE_CHECKING:

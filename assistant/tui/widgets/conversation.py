@@ -39,8 +39,8 @@ from assistant.tui.messages import SourceRequested
 from assistant.tui.passage import citation_clip, literal, passage_text
 
 if TYPE_CHECKING:
+    from assistant.chat.passage import Passage
     from assistant.models import Answer, Citation
-    from assistant.tui.passage import Passage
 
 QUOTE_STYLE = "bold underline #1b1b1b on #f0c75e"
 """The quoted answer, inside its passage and in the document screen (readable on every

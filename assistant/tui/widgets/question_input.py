@@ -12,8 +12,8 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.widgets import Input
 
+from assistant.chat.history import InputHistory
 from assistant.text import without_terminal_codes
-from assistant.tui.history import InputHistory
 
 
 class QuestionInput(Input):

@@ -8,7 +8,6 @@ taken so far, not an empty percentage."""
 from __future__ import annotations
 
 import time
-from typing import Literal
 
 from rich.cells import cell_len
 from rich.text import Text
@@ -18,19 +17,14 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
+from assistant.chat.events import StatusKind
 from assistant.tui.passage import literal
 
-Kind = Literal["busy", "ready", "warning", "error"]
+Kind = StatusKind
 _MARKS: dict[Kind, tuple[str, str]] = {
     "busy": ("◌", "bold #7aa2f7"), "ready": ("●", "bold #9ece6a"),
     "warning": ("▲", "bold #e0af68"), "error": ("✖", "bold #f7768e"),
 }
-
-STAGES = {"scan": "scanning the corpus",
-          "export": "exporting the embedding model (once per machine, ~15 s)",
-          "embed": "embedding chunks", "vectors": "writing vectors",
-          "publish": "publishing the new index",
-          "waiting": "another build holds the index; waiting for it"}
 
 
 def keep_the_end(line: Text, width: int, head: int = 2) -> Text:

@@ -20,9 +20,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from assistant.chat.passage import Passage
 from assistant.models import Answer
 from assistant.qa.conversation import Conversation
-from assistant.tui.passage import Passage
 
 FORMAT: Literal[1] = 1
 
