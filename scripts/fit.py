@@ -97,7 +97,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "surroundings": ("context", "window", "inherited"),
     "answer kinds": ("kind_held", "kind_missing", "kind:*"),
     "identifiers": ("identifiers", "identifiers_missing"),
-    "shape and position": ("novelty", "section_start", "short", "repeat"),
+    "shape and position": ("novelty", "section_start", "short", "repeat", "asks"),
 }
 """Correlated features, ablated together: leaving out one of a family costs little when the
 others carry the same signal (``kind:*`` is every per-kind feature)."""

@@ -43,7 +43,10 @@ from assistant.index.store import open_index
 from assistant.qa.analysis import QuestionAnalysis
 from assistant.qa.candidates import Candidate
 from assistant.qa.conversation import Conversation
+from assistant.qa import lang
+from assistant.qa.abstain import features_hash
 from assistant.qa.pipeline import Answerer
+from assistant.qa.scorer import AnswerModel, load_model
 from assistant.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -251,6 +254,14 @@ def _cache_key(gs: GoldSet) -> str:
     return h.hexdigest()[:16]
 
 
+def provisional_model() -> AnswerModel:
+    """The shipped model, taken for collecting samples even when it was fitted on other
+    features than this code computes (a refit after adding one). Its ranker reads its
+    features by name, so it ranks as before; only conversation turns use it."""
+    model = load_model()
+    return model.model_copy(update={"features_hash": features_hash(lang.load("en"))})
+
+
 def load_samples(names: Iterable[str] | None = None, sets: list[GoldSet] | None = None,
                  cache: bool = True) -> list[Sample]:
     """The sets' samples, collected once and cached under build/quality/ (keyed by the code
@@ -258,7 +269,7 @@ def load_samples(names: Iterable[str] | None = None, sets: list[GoldSet] | None 
     samples: list[Sample] = []
     for gs in sets if sets is not None else gold_sets(names):
         settings = ensure_index(gs)
-        answerer = Answerer(open_index(gs.index), settings)
+        answerer = Answerer(open_index(gs.index), settings, model=provisional_model())
         path = WORK / f"samples-{gs.name}-{_cache_key(gs)}.pkl"
         if cache and path.is_file():
             got: list[Sample] = pickle.loads(path.read_bytes())

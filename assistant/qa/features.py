@@ -9,6 +9,7 @@ Adding a feature is adding a name to ``FEATURES`` and a column here, then refitt
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +21,9 @@ from assistant.qa.candidates import SOFT_MIN, Candidate
 from assistant.qa.lang import Language
 
 Matrix = npt.NDArray[np.float64]
+
+_ASKS = re.compile(r"\?[\s\"'’”)\]]*$")
+"""A sentence ending with a question mark (before closing quotes or brackets)."""
 
 FEATURES: tuple[str, ...] = (
     "dense",            # cosine of the question with the sentence
@@ -46,6 +50,8 @@ FEATURES: tuple[str, ...] = (
     "section_start",    # it opens its section
     "short",            # how far under 80 characters it is
     "repeat",           # how close it is to an answer already given in the conversation
+    "asks",             # it is itself a question (ends with "?"): an analyst's question
+                        # line in call notes is seldom the answer to one
 )
 INDEX = {name: i for i, name in enumerate(FEATURES)}
 
@@ -115,6 +121,7 @@ class FeatureExtractor:
             novel = {t for t in tx.content_terms(c.text, a.language.stopwords) if t not in own}
             row[INDEX["novelty"]] = math.log1p(len(novel))
             row[INDEX["section_start"]] = float(c.first_in_section)
+            row[INDEX["asks"]] = float(_ASKS.search(c.text) is not None)
         best_bm25 = max(c.bm25 for c in cands)
         if best_bm25 > 0:
             x[:, INDEX["bm25_score"]] = [c.bm25 / best_bm25 for c in cands]

@@ -30,7 +30,11 @@ from assistant.models import SourceDocument, Unit
 DATA = Path(__file__).resolve().parents[1] / "data"
 FORMATS = DATA / "formats"
 PAGES = DATA / "web-pages"
-BRIEFINGS = Path(__file__).resolve().parents[3] / "shared" / "briefings-dev" / "corpus"
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+BRIEFINGS = SHARED / "briefings-dev" / "corpus"
+# Folders of the same shapes that the document readers were not written against.
+FOLDERS = [BRIEFINGS, *(SHARED / "briefings-train" / t / "corpus"
+                        for t in ("energy", "finance", "health"))]
 
 
 def extract(path: Path) -> SourceDocument:
@@ -267,15 +271,17 @@ _MARKUP_EDGE = re.compile(r"^(?:\*|_|#|`|\||>|\[|=|-{2,})|(?:\*|_|`|\||\]|\)\]|=
 _SEPARATOR_ROW = re.compile(r"\|\s*:?-{3,}")
 
 
-@pytest.mark.skipif(not BRIEFINGS.is_dir(), reason="../shared/briefings-dev is not here")
-def test_briefings_index_quotes_read_like_the_documents(tmp_path: Path) -> None:
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda f: f.parent.name)
+def test_briefings_index_quotes_read_like_the_documents(tmp_path: Path, folder: Path) -> None:
     from assistant.build import build_index
     from assistant.index.meta import connect_read
     from assistant.index.store import open_index
     from assistant.settings import Settings
 
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not here")
     index = tmp_path / "index"
-    build_index(Settings(corpus_dir=BRIEFINGS, index_dir=index))
+    build_index(Settings(corpus_dir=folder, index_dir=index))
     idx = open_index(index)
     try:
         conn = connect_read(idx.generation_dir / "meta.sqlite")
@@ -290,7 +296,7 @@ def test_briefings_index_quotes_read_like_the_documents(tmp_path: Path) -> None:
         assert not _SEPARATOR_ROW.search(q), q
     speakers = 0
     for doc_id, text, units, locations, sections in docs:
-        source = (BRIEFINGS / doc_id).read_text(encoding="utf-8").split("\n")
+        source = (folder / doc_id).read_text(encoding="utf-8").split("\n")
         m = DocumentMap(text, [], [tuple(loc) for loc in json.loads(locations)])
         for start, _end, label, _kind in json.loads(units):
             if label:  # a real speaker or lead-in: written on the unit's line, before it
