@@ -270,7 +270,7 @@ _SEPARATOR_ROW = re.compile(r"\|\s*:?-{3,}")
 @pytest.mark.skipif(not BRIEFINGS.is_dir(), reason="../shared/briefings-dev is not here")
 def test_briefings_index_quotes_read_like_the_documents(tmp_path: Path) -> None:
     from assistant.build import build_index
-    from assistant.index.meta import connect_read
+    from assistant.index.sqlite import connect_read
     from assistant.index.store import open_index
     from assistant.settings import Settings
 
