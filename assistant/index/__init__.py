@@ -2,7 +2,8 @@
 
 * ``layout``   the folder (generations, CURRENT, staging, models, lock) and atomic files
 * ``manifest`` reading and writing a generation's manifest
-* ``meta``     what readers ask of a generation, whatever holds it (``MetaSource``)
+* ``meta``     what readers ask of a generation, whatever holds it: the read protocols by
+  caller (``RetrievalSource`` for the answer stages, ``DocumentSource`` for the viewer)
 * ``sqlite``   the local database: its schema, ``MetaReader`` and ``MetaWriter``
 * ``integrity`` each file checked against the size and SHA-256 its manifest records
 * ``store``    opening a published generation, checked against its manifest (``open_index``)

@@ -1,8 +1,14 @@
-"""What a generation's readers ask of it, whatever holds it: the read protocol
-(``MetaSource``), the rows it returns, and the vectors' encoding. Implemented by the local
-database (``assistant.index.sqlite.MetaReader``) and by a server
-(``assistant.index.postgres.PgMeta``); nothing here knows a database: the statements are in
-``sqlite/`` and ``postgres/``.
+"""What a generation's readers ask of it, whatever holds it: the read protocols, split by
+caller, the rows they return, and the vectors' encoding.
+
+* ``RetrievalSource``: what the answer stages read (term statistics, candidates, neighbours,
+  the slices and maps of documents a quote is cut from);
+* ``DocumentSource``: what the readers of documents read (the viewer, export, gold-set tools);
+* ``MetaSource``: both, with the checks at open; implemented by the local database
+  (``assistant.index.sqlite.MetaReader``) and by a server
+  (``assistant.index.postgres.PgMeta``).
+
+Nothing here knows a database: the statements are in ``sqlite/`` and ``postgres/``.
 """
 
 from __future__ import annotations
@@ -59,11 +65,8 @@ Span = tuple[int, int, str]
 """(start, end, text) of a sentence in its document."""
 
 
-class MetaSource(Protocol):
-    """Every read the answer stages and the readers of documents make of a generation: a
-    local database (``MetaReader``) or a server (``assistant.index.postgres.PgMeta``)."""
-
-    def check(self, chunk_count: int) -> None: ...
+class RetrievalSource(Protocol):
+    """What the answer stages read of a generation (``assistant.qa``)."""
 
     def document_frequencies(self, words: Sequence[str]) -> dict[str, int]: ...
 
@@ -87,6 +90,13 @@ class MetaSource(Protocol):
 
     def document_slice(self, doc_id: str, start: int, end: int) -> str: ...
 
+    def document_map(self, doc_id: str) -> tuple[list[Unit], list[Location]]: ...
+
+
+class DocumentSource(Protocol):
+    """What the readers of whole documents read of a generation: the document viewer
+    (``assistant.session``), the export, the gold-set tools."""
+
     def document_text(self, doc_id: str) -> str: ...
 
     def document_sections(self, doc_id: str) -> list[Section]: ...
@@ -98,6 +108,13 @@ class MetaSource(Protocol):
     def sentence_spans(self, doc_id: str) -> list[tuple[int, int]]: ...
 
     def close(self) -> None: ...
+
+
+class MetaSource(RetrievalSource, DocumentSource, Protocol):
+    """Both reads, and the check of a generation's tables when it is opened
+    (``assistant.index.store``)."""
+
+    def check(self, chunk_count: int) -> None: ...
 
 
 def read_through(cache: dict[K, V], keys: Sequence[K], limit: int,

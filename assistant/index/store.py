@@ -20,7 +20,7 @@ from assistant.errors import IndexCorruptError, IndexIncompatibleError, IndexMis
 from assistant.index.integrity import check_files
 from assistant.index.layout import META_DB, IndexLayout, not_utf8
 from assistant.index.manifest import read_manifest
-from assistant.index.meta import MetaSource
+from assistant.index.meta import DocumentSource, MetaSource
 from assistant.index.sqlite import MetaReader, connect_read
 from assistant.index.vectors import VectorSearch, backend
 from assistant.models import FileDigest, IndexManifest, Section
@@ -62,7 +62,7 @@ class OpenIndex:
     def document_sections(self, doc_id: str) -> list[Section]:
         return self.meta.document_sections(doc_id)
 
-    def reader(self) -> MetaSource:
+    def reader(self) -> DocumentSource:
         """A second, independent reader of the same database (the generation never changes):
         for a thread that must not wait on the one answering."""
         if self.new_reader is not None:
