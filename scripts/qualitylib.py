@@ -146,11 +146,9 @@ def ensure_index(gs: GoldSet) -> Settings:
         build_index(settings)
     index = open_index(gs.index)
     try:
-        texts = index.local.sentence_texts()
+        index.local.export_sentences(gs.sentences)
     finally:
         index.close()
-    gs.sentences.write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in texts),
-                            encoding="utf-8")
     return settings
 
 

@@ -269,6 +269,15 @@ class MetaReader:
         return [str(r[0]) for r in self._all(
             "SELECT f.body FROM sentences s JOIN sentence_fts f ON f.rowid = s.id ORDER BY s.id")]
 
+    def export_sentences(self, out: Path) -> int:
+        """``sentence_texts`` written to ``out``, one JSON string a line, for tools that
+        cannot import the assistant (``scripts/bench_peers_quality.py`` in ``.bench-venv``);
+        the count."""
+        texts = self.sentence_texts()
+        out.write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in texts),
+                       encoding="utf-8")
+        return len(texts)
+
     def close(self) -> None:
         self.conn.close()
 
