@@ -28,7 +28,7 @@ from assistant.errors import (
     ModelError,
     UnexpectedError,
 )
-from assistant.index.meta import MetaSource
+from assistant.index.meta import DocumentSource
 from assistant.index.store import OpenIndex, check_model, open_index
 from assistant.locations import DocumentMap, locate
 from assistant.models import Answer, BuildSummary, IndexManifest, IndexStatus, Section
@@ -55,7 +55,7 @@ class Session:
         self.index = index
         self.answerer = answerer
         self._answer_lock = threading.Lock()
-        self._reader: MetaSource | None = None
+        self._reader: DocumentSource | None = None
         self._maps: dict[str, DocumentMap] = {}
         self._reader_lock = threading.Lock()
 

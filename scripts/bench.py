@@ -38,7 +38,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -239,24 +238,20 @@ def cold_start(index: Path, questions: list[str], runs: int, server_url: str | N
 def ivf_figures(index: Path, questions: list[str]) -> dict[str, Any]:
     """Recall@10 of the IVF index the build would make over these vectors, against exact
     search, for embedded questions; and the search time of each."""
-    import numpy as np
 
     from assistant.embed import Embedder, OnnxEncoder, Tokenizer
-    from assistant.index.meta import blob_vector
     from assistant.index.store import open_index
     from assistant.index.vectors.faiss import FAISS_FILE, FaissVectors, build_faiss, ivf_recall
     from assistant.settings import Settings
 
     idx = open_index(index)
     try:
-        rows = idx.conn.execute("SELECT id, vector FROM chunks ORDER BY id").fetchall()
+        ids, vecs = idx.local.all_chunk_vectors(idx.manifest.model.dimension)
         manifest_vectors = idx.manifest.vectors
         onnx = idx.onnx_file
         gen = idx.generation_dir
     finally:
         idx.close()
-    ids = np.asarray([int(r[0]) for r in rows], dtype=np.int64)
-    vecs = np.stack([blob_vector(r[1]) for r in rows]).astype(np.float32)
     emb = Embedder(Tokenizer(onnx.parent / "tokenizer.json"), OnnxEncoder(onnx))
     qv = emb.embed(bl.generated_questions(7, 200) + questions)
     t = time.perf_counter()
@@ -295,18 +290,20 @@ def resume(corpus: Path, index: Path, total: int) -> dict[str, Any]:
     proc = subprocess.Popen([str(exe), "index", "--corpus", str(corpus), "--index", str(index),
                              "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=bl.bench_env())
+    from assistant.index.sqlite import staged_chunk_count
+
     staged = 0
     db = index / "staging" / "meta.sqlite"
     while proc.poll() is None:
         time.sleep(0.5)
-        staged = _staged_chunks(db)
+        staged = staged_chunk_count(db)
         if staged >= 0.4 * total:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             break
     killed_after = time.perf_counter() - t
     killed = proc.returncode == -signal.SIGKILL
-    staged = _staged_chunks(db)
+    staged = staged_chunk_count(db)
     wall, summary = bl.our_build(corpus, index)
     return {"killed": killed, "killed_after_s": killed_after, "chunks_committed_at_kill": staged,
             "second_run_chunks_reused": summary["chunks_reused"],
@@ -315,21 +312,6 @@ def resume(corpus: Path, index: Path, total: int) -> dict[str, Any]:
             "chunk_count": summary["chunk_count"],
             "resumed": killed and summary["chunks_reused"] >= staged > 0
             and summary["chunks_embedded"] + summary["chunks_reused"] == summary["chunk_count"]}
-
-
-def _staged_chunks(db: Path) -> int:
-    if not db.is_file():
-        return 0
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)
-        try:
-            return int(conn.execute(
-                "SELECT count(*) FROM chunks WHERE doc_id IN "
-                "(SELECT doc_id FROM documents WHERE complete=1)").fetchone()[0])
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return 0
 
 
 def server(corpus: Path, index: Path, questions: list[str], probes: int, work: Path,

@@ -3,10 +3,11 @@
     scripts/setup-bench                                         # once: the peers' venv
     .bench-venv/bin/python scripts/bench_peers_quality.py --sets qa-dev briefing pydoc
 
-Runs in ``.bench-venv`` (it never imports the ``assistant`` package). The sentences are read,
-read-only, from the assistant's own built indexes (``build/quality/<set>-index``: the
-generation named by ``CURRENT``, its ``meta.sqlite``: ``sentences`` joined to ``sentence_fts``
-on ``rowid``), so every system quotes from the same sentences. The peers, each answering with
+Runs in ``.bench-venv`` (it never imports the ``assistant`` package). The sentences are those
+of the assistant's own built indexes, as it quotes them, in id order: exported by
+``scripts/qualitylib.py`` (in ``.venv``, through the index's reader) to
+``build/quality/<set>-sentences.jsonl`` each time it builds a set's index, so every system
+quotes from the same sentences. The peers, each answering with
 its top sentence and taking its top score as its confidence:
 
 * ``txtai``: txtai ``Embeddings`` (``hybrid=True``, ``content=True``: dense + BM25, convex
@@ -41,7 +42,6 @@ import importlib
 import json
 import math
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -99,27 +99,14 @@ def qa_dev_folds() -> dict[str, int]:
             for qid in f["answerable_ids"] + f["unanswerable_ids"]}
 
 
-def meta_db(index_dir: Path) -> Path:
-    """The live generation's ``meta.sqlite`` (``CURRENT`` in the index folder or its
-    ``index/`` subfolder)."""
-    for root in (index_dir, index_dir / "index"):
-        current = root / "CURRENT"
-        if current.is_file():
-            db = root / current.read_text(encoding="utf-8").strip() / "meta.sqlite"
-            if db.is_file():
-                return db
-    raise SystemExit(f"{index_dir}: no built index (CURRENT -> meta.sqlite); run scripts/fit.py")
-
-
-def load_sentences(index_dir: Path) -> list[str]:
-    """Every sentence of the index, in id order, as the assistant quotes it."""
-    conn = sqlite3.connect(f"{meta_db(index_dir).as_uri()}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT f.body FROM sentences s JOIN sentence_fts f ON f.rowid = s.id"
-                            " ORDER BY s.id").fetchall()
-    finally:
-        conn.close()
-    return [str(r[0]) for r in rows]
+def load_sentences(set_name: str) -> list[str]:
+    """Every sentence of the set's index, in id order, as the assistant quotes it."""
+    path = INDEXES / f"{set_name}-sentences.jsonl"
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: build the set's index with scripts/fit.py (or "
+                         "scripts/bench_quality.py), which writes it")
+    return [str(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
 
 
 def contains(text: str, phrases: Sequence[str]) -> bool:
@@ -312,7 +299,7 @@ def measure(sets: Sequence[str], peers: Sequence[str] = PEERS, log: Callable[[st
     for name in peers:
         transfer = -math.inf
         for set_name in order:
-            texts = load_sentences(INDEXES / f"{set_name}-index")
+            texts = load_sentences(set_name)
             questions = load_questions(SET_QUESTIONS[set_name])
             t = time.perf_counter()
             peer = _peer_for(name, model, model_path, texts)

@@ -202,11 +202,9 @@ def chunk_texts(index_dir: Path) -> list[str]:
 
     idx = open_index(index_dir)
     try:
-        docs = {str(d): (str(t), str(x)) for d, t, x in
-                idx.conn.execute("SELECT doc_id, title, text FROM documents")}
+        docs = {d: (t, x) for d, t, x in idx.meta.documents()}
         out = []
-        for doc_id, section, start, end in idx.conn.execute(
-                "SELECT doc_id, section, start, end FROM chunks ORDER BY id"):
+        for doc_id, section, start, end in idx.local.chunk_spans():
             title, text = docs[doc_id]
             out.append(embed_prefix(title, section) + text[start:end])
         return out

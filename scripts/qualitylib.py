@@ -73,6 +73,12 @@ class GoldSet:
     def index(self) -> Path:
         return WORK / f"{self.name}-index"
 
+    @property
+    def sentences(self) -> Path:
+        """Every sentence of the index, in id order, one JSON string a line: what
+        ``scripts/bench_peers_quality.py`` reads in ``.bench-venv``, without the assistant."""
+        return WORK / f"{self.name}-sentences.jsonl"
+
 
 def gold_sets(names: Iterable[str] | None = None) -> list[GoldSet]:
     sets = [GoldSet("qa-dev", QA_DEV / "questions.jsonl", QA_DEV / "corpus"),
@@ -141,6 +147,11 @@ def ensure_index(gs: GoldSet) -> Settings:
     except Exception:
         shutil.rmtree(gs.index, ignore_errors=True)
         build_index(settings)
+    index = open_index(gs.index)
+    try:
+        index.local.export_sentences(gs.sentences)
+    finally:
+        index.close()
     return settings
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import bisect
-import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,12 +10,12 @@ from pathlib import Path
 from assistant import ingest, source
 from assistant import text as tx
 from assistant.build.plan import Plan, remembered_skip
-from assistant.build.staging import chunk_count_of, committed_chunks, drop_if_held, record
+from assistant.build.staging import drop_if_held, record
 from assistant.chunk import chunk_document
 from assistant.embed import Embedder, Encoder, OnnxEncoder, Tokenizer
 from assistant.errors import ModelError
 from assistant.index.layout import IndexLayout, remove_tree
-from assistant.index.meta import next_id, sections_json, units_json, vector_blob
+from assistant.index.sqlite import MetaWriter, NewChunk, NewDocument, NewSentence
 from assistant.model_export import (
     ModelFiles,
     ensure_onnx,
@@ -134,7 +132,7 @@ class Piece:
     """The document's chunk count, known on its last piece."""
 
 
-def embed_and_store(conn: sqlite3.Connection, embedder: Embedder, pending: list[Piece],
+def embed_and_store(db: MetaWriter, embedder: Embedder, pending: list[Piece],
                     sentence_vectors: str, stopwords: frozenset[str]) -> int:
     """Embed some chunks and commit them; a document is marked complete with its last piece."""
     all_chunks = [c for p in pending for c in p.chunks]
@@ -157,9 +155,9 @@ def embed_and_store(conn: sqlite3.Connection, embedder: Embedder, pending: list[
         for group in owned:
             sentence_vecs.append(flat[k:k + len(group)])
             k += len(group)
-    next_chunk = next_id(conn, "chunks")
-    next_sentence = next_id(conn, "sentences")
-    chunk_rows, sentence_rows, fts_rows = [], [], []
+    next_chunk, next_sentence = db.next_ids()
+    chunks: list[NewChunk] = []
+    sentences: list[NewSentence] = []
     k = 0
     for p in pending:
         doc = p.doc
@@ -167,35 +165,25 @@ def embed_and_store(conn: sqlite3.Connection, embedder: Embedder, pending: list[
         for c in p.chunks:
             cid = next_chunk
             next_chunk += 1
-            chunk_rows.append((cid, c.doc_id, c.ordinal, c.section, c.start, c.end, c.first_owned,
-                               vector_blob(chunk_vecs[k])))
+            chunks.append(NewChunk(cid, c, chunk_vecs[k]))
             context = f"{doc.title}\n{c.section}"
             for s, vec in zip(c.sentences[c.first_owned:], sentence_vecs[k], strict=True):
-                sentence_rows.append((next_sentence, cid, c.doc_id, s.start, s.end,
-                                      vector_blob(vec)))
                 words = extra[k].context(s.start)
-                fts_rows.append((next_sentence, doc.text[s.start:s.end],
-                                 f"{context}\n{words}" if words else context))
+                sentences.append(NewSentence(
+                    next_sentence, cid, c.doc_id, s.start, s.end, vec, doc.text[s.start:s.end],
+                    f"{context}\n{words}" if words else context))
                 next_sentence += 1
             k += 1
-    conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO documents(doc_id, title, format, content_hash, size, mtime_ns, text, sections,"
-        " units, locations, chunk_count, complete) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        [(p.doc.doc_id, p.doc.title, p.doc.format, p.doc.content_hash, p.file.size,
-          p.file.mtime_ns, p.doc.text, sections_json(p.doc.sections), units_json(p.doc.units),
-          json.dumps(p.doc.locations), p.total, int(p.last))
-         for p in pending if p.first])
-    conn.executemany("UPDATE documents SET chunk_count=?, complete=1 WHERE doc_id=?",
-                     [(p.total, p.doc.doc_id) for p in pending if p.last and not p.first])
-    conn.executemany("INSERT INTO chunks(id, doc_id, ordinal, section, start, end, first_owned, "
-                     "vector) VALUES (?,?,?,?,?,?,?,?)", chunk_rows)
-    conn.executemany("INSERT INTO sentences(id, chunk_id, doc_id, start, end, vector) "
-                     "VALUES (?,?,?,?,?,?)", sentence_rows)
-    conn.executemany("INSERT INTO sentence_fts(rowid, body, context) VALUES (?,?,?)", fts_rows)
-    add_term_vectors(conn, embedder, {t for _, body, ctx in fts_rows
-                                       for t in tx.content_terms(f"{body} {ctx}", stopwords)})
-    conn.execute("COMMIT")
+    with db.batch():
+        db.add_documents([NewDocument(p.doc, p.file.size, p.file.mtime_ns, p.total, p.last)
+                          for p in pending if p.first])
+        db.complete_documents([(p.doc.doc_id, p.total) for p in pending
+                               if p.last and not p.first])
+        db.add_chunks(chunks)
+        db.add_sentences(sentences)
+        add_term_vectors(db, embedder, {t for s in sentences
+                                        for t in tx.content_terms(f"{s.body} {s.context}",
+                                                                  stopwords)})
     return len(all_chunks)
 
 
@@ -227,30 +215,21 @@ class UnitWords:
         return f"{u.label}: {sentence}"
 
 
-def add_term_vectors(conn: sqlite3.Connection, embedder: Embedder, words: set[str]) -> None:
+def add_term_vectors(db: MetaWriter, embedder: Embedder, words: set[str]) -> None:
     """Embed the words the index has not seen yet (single words are a few word pieces, so
     this costs little); the answer stage uses them to match "money" with "revenue"."""
     words = {w for w in words if not w.isdigit()}
     if not words:
         return
     todo = sorted(words)
-    known: set[str] = set()
-    for i in range(0, len(todo), 500):
-        part = todo[i:i + 500]
-        marks = ",".join("?" * len(part))
-        known.update(str(r[0]) for r in conn.execute(
-            f"SELECT term FROM term_vectors WHERE term IN ({marks})", part))
+    known = db.known_terms(todo)
     new = [w for w in todo if w not in known]
     if not new:
         return
-    vecs = embedder.embed(new)
-    conn.executemany("INSERT INTO term_vectors(term, vector) VALUES (?, ?)",
-                     [(w, vector_blob(v)) for w, v in zip(new, vecs, strict=True)])
+    db.add_term_vectors(new, embedder.embed(new))
 
 
-
-
-def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tokenizer,
+def embed_documents(db: MetaWriter, embedder: Embedder, tokenizer: Tokenizer,
                     settings: Settings, plan: Plan, prev_docs: dict[str, DocumentRecord],
                     held: dict[str, tuple[str, int]], summary: BuildSummary, report: Progress
                     ) -> tuple[dict[str, DocumentRecord], dict[str, SkippedRecord]]:
@@ -276,7 +255,7 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
             else:
                 summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
                 not_indexed.update(remembered_skip(f, str(exc)))
-                drop_if_held(conn, f.doc_id, held)
+                drop_if_held(db, f.doc_id, held)
             bar.document(f, 0)
             continue
         raw = got.raw
@@ -297,23 +276,23 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
             bar.embedded(prev.chunks)
             continue
         if f.doc_id in held and held[f.doc_id] == (digest, 1):
-            count = chunk_count_of(conn, f.doc_id)
-            records[f.doc_id] = record(f, digest, mtime, count, conn)
+            count = db.chunk_count_of(f.doc_id)
+            records[f.doc_id] = record(f, digest, mtime, count, db)
             summary.chunks_reused += int(count)
             classify(summary, plan.known, f.doc_id, digest)
             bar.document(f, int(count))
             bar.embedded(int(count))
             continue
         # A killed build committed the first chunks of this very version: embed the rest.
-        resumed = committed_chunks(conn, f.doc_id) if held.get(f.doc_id) == (digest, 0) else 0
+        resumed = db.committed_chunks(f.doc_id) if held.get(f.doc_id) == (digest, 0) else 0
         if not resumed:
-            drop_if_held(conn, f.doc_id, held)
+            drop_if_held(db, f.doc_id, held)
         try:
             doc = ingest.extract(f, raw)
         except ingest.UnreadableDocument as exc:
             summary.skipped.append(SkippedFile(path=f.doc_id, reason=str(exc)))
             not_indexed.update(remembered_skip(f, str(exc)))
-            drop_if_held(conn, f.doc_id, held)
+            drop_if_held(db, f.doc_id, held)
             bar.document(f, 0)
             continue
         summary.warnings.extend(f"{f.doc_id}: {w}" for w in doc.warnings)
@@ -332,7 +311,7 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
             piece.chunks.append(chunk)
             pending_chunks += 1
             if pending_chunks >= BATCH_CHUNKS:
-                stored = embed_and_store(conn, embedder, [*pending, piece],
+                stored = embed_and_store(db, embedder, [*pending, piece],
                                          settings.sentence_vectors, stopwords)
                 summary.chunks_embedded += stored
                 done += len(piece.chunks)
@@ -348,7 +327,7 @@ def embed_documents(conn: sqlite3.Connection, embedder: Embedder, tokenizer: Tok
                                            chunks=piece.total)
         classify(summary, plan.known, f.doc_id, digest)
     if pending:
-        stored = embed_and_store(conn, embedder, pending, settings.sentence_vectors, stopwords)
+        stored = embed_and_store(db, embedder, pending, settings.sentence_vectors, stopwords)
         summary.chunks_embedded += stored
         bar.embedded(stored)
     bar.finish()

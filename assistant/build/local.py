@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import os
-import sqlite3
 import time
 from datetime import UTC, datetime
 
@@ -39,17 +38,11 @@ from assistant.build.plan import (
     scan,
     up_to_date,
 )
-from assistant.build.staging import (
-    counts,
-    document_ids,
-    drop_documents,
-    held_documents,
-    open_staging,
-    refresh_term_df,
-)
+from assistant.build.staging import open_staging
 from assistant.embed import Embedder, OnnxEncoder
 from assistant.errors import AssistantError, CorpusError, IndexLockedError, IndexWriteError
 from assistant.index.layout import IndexLayout, not_utf8
+from assistant.index.sqlite import refused_writes
 from assistant.model_export import ModelFiles, identify
 from assistant.models import (
     SCHEMA_VERSION,
@@ -102,15 +95,13 @@ def build_local_index(settings: Settings, full: bool = False, progress: Progress
                               f"{exc.strerror or exc}; fix its permissions or use --index DIR"
                               ) from exc
     try:
-        return _build_locked(settings, layout, files, skipped, full, report, started, encoder)
+        with refused_writes(lambda why: IndexWriteError(
+                f"cannot write the index ({why}); the previous index is intact — free some "
+                "space or fix permissions, then run `assistant index` again")):
+            return _build_locked(settings, layout, files, skipped, full, report, started,
+                                 encoder)
     except OSError as exc:
         raise _write_error(exc, layout) from exc
-    except sqlite3.OperationalError as exc:
-        if "full" in str(exc) or "disk" in str(exc) or "readonly" in str(exc):
-            raise IndexWriteError(f"cannot write the index ({exc}); the previous index is "
-                                  "intact — free some space or fix permissions, then run "
-                                  "`assistant index` again") from exc
-        raise
     finally:
         lock.release()
 
@@ -175,16 +166,16 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: Plan, model: ModelFi
         report("export", 1, 1)
     embedder = Embedder(tokenizer, model_encoder, batch_size=settings.embed_batch_size,
                         workers=settings.embed_threads or os.cpu_count() or 1)
-    conn, notice = open_staging(layout, plan, base)
+    db, notice = open_staging(layout, plan, base)
     if notice is not None:
         summary.warnings.append(notice)
     try:
-        held = held_documents(conn)
+        held = db.held_documents()
         # a document a killed build left half-embedded is resumed if it is to be indexed
         indexing = {f.doc_id for f in plan.to_index}
-        drop_documents(conn, plan.removed + [d for d, (_, done) in held.items()
-                                             if not done and d not in indexing])
-        records, not_indexed = embed_documents(conn, embedder, tokenizer, settings, plan,
+        db.drop_documents(plan.removed + [d for d, (_, done) in held.items()
+                                          if not done and d not in indexing])
+        records, not_indexed = embed_documents(db, embedder, tokenizer, settings, plan,
                                                base.documents if base else {}, held, summary,
                                                report)
         if not records:
@@ -192,14 +183,14 @@ def _rebuild(settings: Settings, layout: IndexLayout, plan: Plan, model: ModelFi
             more = f"; and {len(summary.skipped) - 3} more" if len(summary.skipped) > 3 else ""
             raise CorpusError(f"none of the documents in {settings.corpus_dir} could be read "
                               f"({why}{more}); nothing was changed")
-        drop_documents(conn, sorted(document_ids(conn) - set(records)))
-        refresh_term_df(conn)
+        db.drop_documents(sorted(db.document_ids() - set(records)))
+        db.refresh_term_df()
         report("vectors", 0, 1)
-        vectors = publishing.update_vectors(settings, layout, conn, base, model.dimension)
+        vectors = publishing.update_vectors(settings, layout, db, base, model.dimension)
         report("vectors", 1, 1)
-        chunk_count, sentence_count = counts(conn)
+        chunk_count, sentence_count = db.counts()
     finally:
-        conn.close()
+        db.close()
     report("publish", 0, 1)
     generation = max([base.generation if base else 0] +
                      [int(p.name[4:]) for p in layout.generations() if p.name[4:].isdigit()]) + 1

@@ -4,7 +4,6 @@ folder the live generation in one rename."""
 from __future__ import annotations
 
 import os
-import sqlite3
 
 from assistant.build.staging import PLAN
 from assistant.index.integrity import StampBook, digest_folder
@@ -17,17 +16,17 @@ from assistant.index.layout import (
     write_json_atomic,
 )
 from assistant.index.manifest import write_manifest
-from assistant.index.meta import ChunkVectors
+from assistant.index.sqlite import MetaWriter
 from assistant.index.vectors import VectorTarget, backend
 from assistant.models import IndexManifest, VectorIndexInfo
 from assistant.settings import Settings
 
 
-def update_vectors(settings: Settings, layout: IndexLayout, conn: sqlite3.Connection,
+def update_vectors(settings: Settings, layout: IndexLayout, db: MetaWriter,
                    base: IndexManifest | None, dimension: int) -> VectorIndexInfo:
     """Write the staging generation's vector store (FAISS) through its adapter."""
     target = VectorTarget(dimension=dimension, ann_threshold=settings.ann_threshold)
-    return backend("faiss").update(layout, ChunkVectors(conn), base, target)
+    return backend("faiss").update(layout, db.chunk_vectors(), base, target)
 
 
 def publish(layout: IndexLayout, manifest: IndexManifest) -> IndexManifest:

@@ -1,29 +1,25 @@
-"""The metadata database: its schema, its connections, and every query-time SQL statement.
+"""What a generation's readers ask of it, whatever holds it: the read protocols, split by
+caller, the rows they return, and the vectors' encoding.
 
-A generation's ``meta.sqlite`` holds the documents (with their extracted text), the chunks,
-the sentences with their character offsets and vectors, an FTS5 table over the sentences
-(the lexical index), each word's sentence frequency (``term_df``) and each word's vector
-(``term_vectors``, for soft matching). ``MetaReader`` is the only reader the answer stages
-see: they ask it for candidates, term statistics, neighbours and document text, and never
-write SQL themselves. The build writes through ``connect_write`` (``assistant.build``).
+* ``RetrievalSource``: what the answer stages read (term statistics, candidates, neighbours,
+  the slices and maps of documents a quote is cut from);
+* ``DocumentSource``: what the readers of documents read (the viewer, export, gold-set tools);
+* ``MetaSource``: both, with the checks at open; implemented by the local database
+  (``assistant.index.sqlite.MetaReader``) and by a server
+  (``assistant.index.postgres.PgMeta``).
 
-A damaged database surfaces as ``IndexCorruptError`` with its fix, never as a quietly
-weaker answer (dense only, or no soft matches).
+Nothing here knows a database: the statements are in ``sqlite/`` and ``postgres/``.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from assistant.errors import IndexCorruptError
-from assistant.index.layout import REBUILD
 from assistant.models import Location, Section, Unit
 
 K = TypeVar("K")
@@ -31,81 +27,8 @@ V = TypeVar("V")
 
 Vector = npt.NDArray[np.float32]
 
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS documents (
-    doc_id TEXT PRIMARY KEY,
-    title TEXT NOT NULL,
-    format TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    sections TEXT NOT NULL,
-    units TEXT NOT NULL DEFAULT '[]',      -- JSON: the units (labels, table rows)
-    locations TEXT NOT NULL DEFAULT '[]',  -- JSON: [offset, line, page] map to the source
-    chunk_count INTEGER NOT NULL DEFAULT 0,
-    complete INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: vector stores key on it
-    doc_id TEXT NOT NULL,
-    ordinal INTEGER NOT NULL,
-    section TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    end INTEGER NOT NULL,
-    first_owned INTEGER NOT NULL,
-    vector BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id, ordinal);
-CREATE TABLE IF NOT EXISTS sentences (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    chunk_id INTEGER NOT NULL,
-    doc_id TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    end INTEGER NOT NULL,
-    vector BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sentences_chunk ON sentences(chunk_id);
-CREATE INDEX IF NOT EXISTS sentences_doc ON sentences(doc_id, start);
-CREATE VIRTUAL TABLE IF NOT EXISTS sentence_fts USING fts5(
-    body, context, tokenize = "unicode61 remove_diacritics 2"
-);
-CREATE VIRTUAL TABLE IF NOT EXISTS sentence_vocab USING fts5vocab(sentence_fts, 'row');
-CREATE TABLE IF NOT EXISTS term_df (  -- sentence_vocab copied at publish: a B-tree lookup
-    term TEXT PRIMARY KEY,             -- instead of fts5vocab's scan, slow on a large index
-    df INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS term_vectors (  -- one vector per distinct word, for soft matching
-    term TEXT PRIMARY KEY,
-    vector BLOB NOT NULL
-) WITHOUT ROWID;
-"""
-
 BATCH_PARAMS = 900
 """Most ``?`` parameters in one statement (SQLite's limit was 999 for a long time)."""
-
-
-def connect_write(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=DELETE")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.executescript(SCHEMA_SQL)
-    return conn
-
-
-def connect_read(path: Path) -> sqlite3.Connection:
-    """Read-only and immutable: a published generation never changes, so no locks are needed
-    and a read-only index folder works."""
-    if not path.is_file():
-        raise IndexCorruptError(f"{path} is missing; run `assistant index --full`")
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True,
-                               check_same_thread=False)
-        conn.execute("SELECT count(*) FROM documents").fetchone()
-    except sqlite3.Error as exc:
-        raise IndexCorruptError(f"{path} is not a readable index database ({exc}); "
-                                "run `assistant index --full`") from exc
-    return conn
 
 
 def vector_blob(v: npt.NDArray[np.float32]) -> bytes:
@@ -116,44 +39,10 @@ def blob_vector(b: bytes) -> Vector:
     return np.frombuffer(b, dtype=np.float16).astype(np.float32)
 
 
-def sections_json(sections: Iterable[Section]) -> str:
-    return json.dumps([s.model_dump() for s in sections])
-
-
-def units_json(units: Iterable[Unit]) -> str:
-    """Units as ``[start, end, label, kind]`` rows (their search words are in the FTS table)."""
-    return json.dumps([[u.start, u.end, u.label, u.kind] for u in units], ensure_ascii=False)
-
-
 def map_from_json(units: str, locations: str) -> tuple[list[Unit], list[Location]]:
     return ([Unit(start=a, end=b, label=label, kind=kind) for a, b, label, kind in
              json.loads(units)],
             [(int(o), int(ln), int(pg)) for o, ln, pg in json.loads(locations)] or [(0, 1, 0)])
-
-
-def iter_rows(conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = ()
-              ) -> Iterator[tuple[object, ...]]:
-    cur = conn.execute(sql, params)
-    while True:
-        rows = cur.fetchmany(4096)
-        if not rows:
-            return
-        yield from rows
-
-
-def next_id(conn: sqlite3.Connection, table: str) -> int:
-    """The next never-used id of an AUTOINCREMENT table."""
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name=?", (table,)).fetchone()
-    return (int(row[0]) if row else 0) + 1
-
-
-def _marks(items: Sequence[object]) -> str:
-    return ",".join("?" * len(items))
-
-
-def _parts(items: Sequence[object]) -> Iterator[list[object]]:
-    for i in range(0, len(items), BATCH_PARAMS):
-        yield list(items[i:i + BATCH_PARAMS])
 
 
 class SentenceRow(NamedTuple):
@@ -176,59 +65,8 @@ Span = tuple[int, int, str]
 """(start, end, text) of a sentence in its document."""
 
 
-class ChunkVectors:
-    """The chunk ids and vectors of a database, as a vector store's build reads them."""
-
-    BATCH = 512
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def ids(self) -> set[int]:
-        return {int(r[0]) for r in self._conn.execute("SELECT id FROM chunks")}
-
-    def count(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0])
-
-    def all(self, dim: int) -> tuple[npt.NDArray[np.int64], Vector]:
-        ids: list[int] = []
-        rows: list[Vector] = []
-        for cid, blob in iter_rows(self._conn, "SELECT id, vector FROM chunks ORDER BY id"):
-            ids.append(int(cid))  # type: ignore[call-overload]
-            rows.append(blob_vector(blob))  # type: ignore[arg-type]
-        arr = np.stack(rows) if rows else np.zeros((0, dim), dtype=np.float32)
-        return np.asarray(ids, dtype=np.int64), arr.astype(np.float32)
-
-    def batches(self, ids: list[int]) -> Iterator[tuple[list[int], Vector]]:
-        """The vectors of ``ids`` in batches: by scanning when most are wanted (a full
-        build), by id lookups when few are (an incremental one)."""
-        if not ids:
-            return
-        rows: Iterator[tuple[object, ...]]
-        if len(ids) * 4 > self.count():
-            wanted = set(ids)
-            rows = (r for r in iter_rows(self._conn, "SELECT id, vector FROM chunks ORDER BY id")
-                    if int(r[0]) in wanted)  # type: ignore[call-overload]
-        else:
-            rows = (r for part in _parts(ids) for r in self._conn.execute(
-                f"SELECT id, vector FROM chunks WHERE id IN ({_marks(part)}) ORDER BY id", part))
-        batch_ids: list[int] = []
-        batch_vecs: list[Vector] = []
-        for cid, blob in rows:
-            batch_ids.append(int(cid))  # type: ignore[call-overload]
-            batch_vecs.append(blob_vector(blob))  # type: ignore[arg-type]
-            if len(batch_ids) == self.BATCH:
-                yield batch_ids, np.stack(batch_vecs)
-                batch_ids, batch_vecs = [], []
-        if batch_ids:
-            yield batch_ids, np.stack(batch_vecs)
-
-
-class MetaSource(Protocol):
-    """Every read the answer stages and the readers of documents make of a generation: a
-    local database (``MetaReader``) or a server (``assistant.index.postgres.PgMeta``)."""
-
-    def check(self, chunk_count: int) -> None: ...
+class RetrievalSource(Protocol):
+    """What the answer stages read of a generation (``assistant.qa``)."""
 
     def document_frequencies(self, words: Sequence[str]) -> dict[str, int]: ...
 
@@ -252,6 +90,13 @@ class MetaSource(Protocol):
 
     def document_slice(self, doc_id: str, start: int, end: int) -> str: ...
 
+    def document_map(self, doc_id: str) -> tuple[list[Unit], list[Location]]: ...
+
+
+class DocumentSource(Protocol):
+    """What the readers of whole documents read of a generation: the document viewer
+    (``assistant.session``), the export, the gold-set tools."""
+
     def document_text(self, doc_id: str) -> str: ...
 
     def document_sections(self, doc_id: str) -> list[Section]: ...
@@ -265,195 +110,11 @@ class MetaSource(Protocol):
     def close(self) -> None: ...
 
 
-class MetaReader:
-    """Every read the answer stages and the readers of documents make of a generation's
-    database. The connection is read-only and the generation immutable."""
+class MetaSource(RetrievalSource, DocumentSource, Protocol):
+    """Both reads, and the check of a generation's tables when it is opened
+    (``assistant.index.store``)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self.conn = conn
-        """For tests and diagnostics only: the answer stages go through the methods."""
-        self.path = path
-        has_df = self._run(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='term_df'").fetchone()
-        self._df_source = "df FROM term_df" if has_df else "doc FROM sentence_vocab"
-
-    def _damaged(self, exc: sqlite3.Error) -> IndexCorruptError:
-        return IndexCorruptError(f"{self.path} is damaged ({exc}); run `assistant index --full`")
-
-    def _run(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Cursor:
-        try:
-            return self.conn.execute(sql, params)
-        except sqlite3.DatabaseError as exc:
-            raise self._damaged(exc) from exc
-
-    def _all(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
-        try:
-            return self.conn.execute(sql, params).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise self._damaged(exc) from exc
-
-    def check(self, chunk_count: int) -> None:
-        """The tables a generation needs are there and hold as many chunks as it says."""
-        try:
-            n = self.conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-            self.conn.execute("SELECT count(*) FROM sentence_fts").fetchone()
-            self.conn.execute("SELECT 1 FROM term_vectors LIMIT 1").fetchall()
-        except sqlite3.Error as exc:
-            raise self._damaged(exc) from exc
-        if n != chunk_count:
-            raise IndexCorruptError(f"{self.path} holds {n} chunks, the manifest says "
-                                    f"{chunk_count}; run `assistant index --full`")
-
-    def quick_check(self) -> None:
-        """SQLite's own check of the file's structure (every page read once): damage the
-        queries of a few questions would not meet yet."""
-        try:
-            rows = self.conn.execute("PRAGMA quick_check").fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise self._damaged(exc) from exc
-        if rows != [("ok",)]:
-            raise IndexCorruptError(f"{self.path} is damaged (SQLite's quick_check: "
-                                    f"{' '.join(str(rows[0][0]).split())[:160]}); {REBUILD}")
-
-    # --- term statistics ------------------------------------------------------------------
-
-    def document_frequencies(self, words: Sequence[str]) -> dict[str, int]:
-        """Sentences holding each word, for the words that occur (from ``term_df``; an index
-        built before that table existed falls back to the FTS vocabulary, slower)."""
-        out: dict[str, int] = {}
-        for part in _parts(words):
-            out.update((str(t), int(d)) for t, d in self._all(  # type: ignore[call-overload]
-                f"SELECT term, {self._df_source} WHERE term IN ({_marks(part)})", part))
-        return out
-
-    def word_vectors(self, words: Sequence[str]) -> dict[str, Vector]:
-        """The vectors the index holds for these words (embedded at build time)."""
-        found: dict[str, Vector] = {}
-        for part in _parts(words):
-            for term, blob in self._all(
-                    f"SELECT term, vector FROM term_vectors WHERE term IN ({_marks(part)})", part):
-                found[str(term)] = blob_vector(blob)  # type: ignore[arg-type]
-        return found
-
-    # --- candidates -----------------------------------------------------------------------
-
-    def lexical(self, forms: Sequence[str], limit: int) -> list[tuple[int, float]]:
-        """Sentences holding any of the word forms, best BM25 first, with their scores
-        (higher is better); the context column (title, section) weighs a fifth."""
-        if not forms:
-            return []
-        match = " OR ".join('"' + f.replace('"', '""') + '"' for f in forms)
-        rows = self._all(
-            "SELECT rowid, bm25(sentence_fts, 1.0, 0.2) AS score FROM sentence_fts "
-            "WHERE sentence_fts MATCH ? ORDER BY score LIMIT ?", (match, limit))
-        return [(int(r[0]), -float(r[1])) for r in rows]  # type: ignore[call-overload, arg-type]
-
-    _SENTENCE_SQL = (
-        "SELECT s.id, s.chunk_id, s.doc_id, s.start, s.end, s.vector, c.section, d.title, "
-        "f.body FROM sentences s JOIN chunks c ON c.id = s.chunk_id "
-        "JOIN documents d ON d.doc_id = s.doc_id JOIN sentence_fts f ON f.rowid = s.id WHERE ")
-
-    def sentences(self, chunk_ids: Sequence[int], sentence_ids: Sequence[int]
-                  ) -> list[SentenceRow]:
-        """Every sentence of the chunks, and the other sentences asked for."""
-        rows: dict[int, SentenceRow] = {}
-        for part in _parts(chunk_ids):
-            for r in self._all(self._SENTENCE_SQL + f"s.chunk_id IN ({_marks(part)})", part):
-                rows[int(r[0])] = SentenceRow(*r)  # type: ignore[call-overload, arg-type]
-        missing = [s for s in sentence_ids if s not in rows]
-        for part in _parts(missing):
-            for r in self._all(self._SENTENCE_SQL + f"s.id IN ({_marks(part)})", part):
-                rows[int(r[0])] = SentenceRow(*r)  # type: ignore[call-overload, arg-type]
-        return list(rows.values())
-
-    def chunk_vectors(self, chunk_ids: Iterable[int]) -> dict[int, Vector]:
-        ids = list(chunk_ids)
-        out: dict[int, Vector] = {}
-        for part in _parts(ids):
-            for cid, blob in self._all(
-                    f"SELECT id, vector FROM chunks WHERE id IN ({_marks(part)})", part):
-                out[int(cid)] = blob_vector(blob)  # type: ignore[call-overload, arg-type]
-        return out
-
-    def adjacent_ids(self, sentence_ids: Sequence[int]
-                     ) -> dict[int, tuple[int | None, int | None]]:
-        """Each sentence's previous and next sentence in its document (ids, or None)."""
-        out: dict[int, tuple[int | None, int | None]] = {}
-        for part in _parts(sentence_ids):
-            for sid, pid, nid in self._all(
-                    "SELECT s.id, (SELECT p.id FROM sentences p WHERE p.doc_id = s.doc_id AND "
-                    "p.start < s.start ORDER BY p.start DESC LIMIT 1), (SELECT n.id FROM "
-                    "sentences n WHERE n.doc_id = s.doc_id AND n.start > s.start ORDER BY "
-                    f"n.start LIMIT 1) FROM sentences s WHERE s.id IN ({_marks(part)})", part):
-                out[int(sid)] = (None if pid is None else int(pid),  # type: ignore[call-overload]
-                                 None if nid is None else int(nid))  # type: ignore[call-overload]
-        return out
-
-    def sections_and_bodies(self, sentence_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
-        """Each sentence's section heading and text."""
-        out: dict[int, tuple[str, str]] = {}
-        for part in _parts(sentence_ids):
-            for sid, section, body in self._all(
-                    "SELECT s.id, c.section, f.body FROM sentences s JOIN chunks c ON "
-                    "c.id = s.chunk_id JOIN sentence_fts f ON f.rowid = s.id "
-                    f"WHERE s.id IN ({_marks(part)})", part):
-                out[int(sid)] = (str(section), str(body))  # type: ignore[call-overload]
-        return out
-
-    # --- documents ------------------------------------------------------------------------
-
-    def neighbours(self, doc_id: str, start: int, end: int) -> tuple[Span | None, Span | None]:
-        """The sentences just before and after a span in its document."""
-        prev = self._run(
-            "SELECT s.start, s.end, f.body FROM sentences s JOIN sentence_fts f ON f.rowid = s.id "
-            "WHERE s.doc_id=? AND s.start < ? ORDER BY s.start DESC LIMIT 1",
-            (doc_id, start)).fetchone()
-        nxt = self._run(
-            "SELECT s.start, s.end, f.body FROM sentences s JOIN sentence_fts f ON f.rowid = s.id "
-            "WHERE s.doc_id=? AND s.start >= ? ORDER BY s.start LIMIT 1",
-            (doc_id, end)).fetchone()
-        return (_span(prev), _span(nxt))
-
-    def document_slice(self, doc_id: str, start: int, end: int) -> str:
-        """``document_text[start:end]``, read without loading the whole document."""
-        row = self._run("SELECT substr(text, ?, ?) FROM documents WHERE doc_id=?",
-                        (start + 1, end - start, doc_id)).fetchone()
-        return str(row[0]) if row else ""
-
-    def document_text(self, doc_id: str) -> str:
-        row = self._run("SELECT text FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
-        if row is None:
-            raise IndexCorruptError(f"document {doc_id} is missing from the index")
-        return str(row[0])
-
-    def document_sections(self, doc_id: str) -> list[Section]:
-        row = self._run("SELECT sections FROM documents WHERE doc_id=?", (doc_id,)).fetchone()
-        return [Section.model_validate(s) for s in json.loads(row[0])] if row else []
-
-    def document_map(self, doc_id: str) -> tuple[list[Unit], list[Location]]:
-        """A document's units and the map of its text to the source's lines
-        (``assistant.locations``)."""
-        row = self._run("SELECT units, locations FROM documents WHERE doc_id=?",
-                        (doc_id,)).fetchone()
-        return map_from_json(str(row[0]), str(row[1])) if row else ([], [(0, 1, 0)])
-
-    def documents(self) -> list[tuple[str, str, str]]:
-        """(doc_id, title, text) of every document (benchmarks, gold-set tools)."""
-        return [(str(d), str(t), str(x))
-                for d, t, x in self._all("SELECT doc_id, title, text FROM documents")]
-
-    def sentence_spans(self, doc_id: str) -> list[tuple[int, int]]:
-        return [(int(s), int(e)) for s, e in self._all(  # type: ignore[call-overload]
-            "SELECT start, end FROM sentences WHERE doc_id=? ORDER BY start", (doc_id,))]
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-def _span(row: tuple[object, ...] | None) -> Span | None:
-    if row is None:
-        return None
-    return int(row[0]), int(row[1]), str(row[2])  # type: ignore[call-overload]
+    def check(self, chunk_count: int) -> None: ...
 
 
 def read_through(cache: dict[K, V], keys: Sequence[K], limit: int,

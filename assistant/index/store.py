@@ -20,7 +20,8 @@ from assistant.errors import IndexCorruptError, IndexIncompatibleError, IndexMis
 from assistant.index.integrity import check_files
 from assistant.index.layout import META_DB, IndexLayout, not_utf8
 from assistant.index.manifest import read_manifest
-from assistant.index.meta import MetaReader, MetaSource, connect_read
+from assistant.index.meta import DocumentSource, MetaSource
+from assistant.index.sqlite import MetaReader, connect_read
 from assistant.index.vectors import VectorSearch, backend
 from assistant.models import FileDigest, IndexManifest, Section
 
@@ -39,11 +40,17 @@ class OpenIndex:
     new_reader: Callable[[], MetaSource] | None = field(default=None, repr=False)
 
     @property
+    def local(self) -> MetaReader:
+        """The local database's reader, for benchmarks and tools that read more than the
+        answer stages and the viewer do (``MetaReader``'s own methods)."""
+        if not isinstance(self.meta, MetaReader):
+            raise TypeError("a server index has no local database")
+        return self.meta
+
+    @property
     def conn(self) -> sqlite3.Connection:
         """The database connection, for tests and diagnostics: code reads through ``meta``."""
-        if not isinstance(self.meta, MetaReader):
-            raise TypeError("a server index has no local database connection")
-        return self.meta.conn
+        return self.local.conn
 
     @property
     def onnx_file(self) -> Path:
@@ -55,7 +62,7 @@ class OpenIndex:
     def document_sections(self, doc_id: str) -> list[Section]:
         return self.meta.document_sections(doc_id)
 
-    def reader(self) -> MetaSource:
+    def reader(self) -> DocumentSource:
         """A second, independent reader of the same database (the generation never changes):
         for a thread that must not wait on the one answering."""
         if self.new_reader is not None:

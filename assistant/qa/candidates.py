@@ -3,7 +3,7 @@
 Dense: the query vector against the FAISS chunk index; every sentence of
 the top chunks is a candidate. Lexical: SQLite FTS5 over single sentences, an OR of
 the query's terms (with singular/plural variants), ranked by BM25. Every read of the index
-goes through ``assistant.index.meta.MetaReader``: no SQL here. The two candidate
+goes through ``assistant.index.meta.RetrievalSource``: no SQL here. The two candidate
 lists are merged (a union: every candidate is then scored on all features by the learned scorer),
 and each candidate carries the raw evidence that ``qa.features`` turns into features:
 
@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from assistant import text as tx
 from assistant.background import Background
-from assistant.index.meta import Span, blob_vector, read_through
+from assistant.index.meta import RetrievalSource, Span, blob_vector, read_through
 from assistant.index.store import OpenIndex
 from assistant.qa import lang
 
@@ -153,7 +153,7 @@ class Retriever:
     def __init__(self, index: OpenIndex, language: lang.Language) -> None:
         self.index = index
         self.language = language
-        self.meta = index.meta
+        self.meta: RetrievalSource = index.meta
         self.sentence_count = max(1, index.manifest.sentence_count)
         self._word_vectors: dict[str, Vector | None] = {}
         """Word vectors read so far (None: the index has none for the word). An index

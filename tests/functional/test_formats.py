@@ -274,7 +274,7 @@ _SEPARATOR_ROW = re.compile(r"\|\s*:?-{3,}")
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda f: f.parent.name)
 def test_briefings_index_quotes_read_like_the_documents(tmp_path: Path, folder: Path) -> None:
     from assistant.build import build_index
-    from assistant.index.meta import connect_read
+    from assistant.index.sqlite import connect_read
     from assistant.index.store import open_index
     from assistant.settings import Settings
 

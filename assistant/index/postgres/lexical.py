@@ -28,7 +28,7 @@ import numpy.typing as npt
 from assistant.errors import IndexCorruptError
 
 TOKENIZER = "unicode61 remove_diacritics 2"
-"""The local index's FTS5 tokenizer (``assistant.index.meta.SCHEMA_SQL``)."""
+"""The local index's FTS5 tokenizer (``assistant.index.sqlite.schema.SCHEMA_SQL``)."""
 
 K1 = 1.2
 B = 0.75

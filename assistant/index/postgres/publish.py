@@ -24,7 +24,7 @@ from typing import Any
 
 from assistant.errors import IndexCorruptError, IndexIncompatibleError, IndexLockedError
 from assistant.index.layout import META_DB
-from assistant.index.meta import blob_vector, connect_read, iter_rows
+from assistant.index.meta import blob_vector
 from assistant.index.postgres import check_schema, read_current
 from assistant.index.postgres.connection import connect, public_url, unreachable
 from assistant.index.postgres.lexical import Tokenizer
@@ -38,6 +38,7 @@ from assistant.index.postgres.schema import (
     SCHEMA,
     create_sql,
 )
+from assistant.index.sqlite.schema import connect_read, iter_rows
 from assistant.models import IndexManifest, VectorIndexInfo
 
 S = SCHEMA

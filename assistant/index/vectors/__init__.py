@@ -42,7 +42,7 @@ class VectorSearch(Protocol):
 
 class ChunkSource(Protocol):
     """The staging database's chunks, as a store's build reads them
-    (``assistant.index.meta.ChunkVectors``)."""
+    (``assistant.index.sqlite.ChunkVectors``)."""
 
     def ids(self) -> set[int]: ...
 
