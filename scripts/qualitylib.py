@@ -40,11 +40,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from assistant.build import build_index
 from assistant.index.store import open_index
+from assistant.qa import lang
+from assistant.qa.abstain import features_hash
 from assistant.qa.analysis import QuestionAnalysis
 from assistant.qa.candidates import Candidate
 from assistant.qa.conversation import Conversation
-from assistant.qa import lang
-from assistant.qa.abstain import features_hash
 from assistant.qa.pipeline import Answerer
 from assistant.qa.scorer import AnswerModel, load_model
 from assistant.settings import Settings
