@@ -126,7 +126,7 @@ class Settings(BaseSettings):
     """Above this many chunks the PostgreSQL server searches by HNSW instead of exactly. Lower
     than FAISS's: pgvector's exact scan costs ~3 µs a chunk (34 ms of every answer at 10,000
     chunks), FAISS's a few ns. At 10,000 chunks HNSW gave the exact search's answer to 198
-    of 200 benchmark questions (scripts/bench.py --server)."""
+    of 200 benchmark questions (scripts/bench.py scale --server)."""
 
     server_timeout_s: float = Field(default=10.0, ge=1.0, le=3600.0)
     """The longest an answer waits for one statement (or a new connection) of the PostgreSQL

@@ -1,4 +1,4 @@
-"""Shared by ``scripts/fit.py`` and ``scripts/bench_quality.py``: the gold sets, their
+"""Shared by ``scripts/fit.py`` and ``scripts/bench.py quality``: the gold sets, their
 indexes, the cross-validation folds by article/document, and held-out measurement.
 
 The gold sets:
