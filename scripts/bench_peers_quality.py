@@ -220,7 +220,8 @@ def run_in_bench_venv(job: dict[str, Any], workdir: Path, timeout: float = 7200)
     job_file = workdir / "peers-quality-job.json"
     job_file.write_text(json.dumps(job), encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore",
+           "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_VERBOSITY": "error"}
     proc = subprocess.run([str(BENCH_PYTHON), str(Path(__file__).resolve()), str(job_file)],
                           stdout=subprocess.PIPE, text=True, env=env, timeout=timeout,
                           check=False)

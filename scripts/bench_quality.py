@@ -29,6 +29,7 @@ Writes docs/bench/quality.json.
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from collections import defaultdict
@@ -179,6 +180,13 @@ def main(sets: list[str] | None = None, with_peers: bool = True, out: Path | Non
                                                            if r["set"] == name)
                                for name in table}
     tables = [*kind_tables(systems), summary_table(systems, latency)]
+    everything = [g.name for g in gold_sets()]
+    note = ("The assistant's held-out figures come from models fitted, fold by fold, on the "
+            f"corpora of this run ({', '.join(names)})"
+            + ("." if sorted(names) == sorted(everything) else
+               f", not on all that scripts/fit.py fits ({', '.join(everything)}).")
+            + f" Load average at the end: {os.getloadavg()[0]:.1f} (latency is warm, per "
+            "question, on the same machine in the same run).")
     bl.save_results("quality", {"systems": systems, "latency_p50_ms": latency,
                                 "max_answerable_abstained": fit.MAX_ANSWERABLE_ABSTAINED},
-                    tables, out)
+                    tables, out, note=note)
