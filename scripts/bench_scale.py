@@ -190,7 +190,7 @@ def answering(args: Options, corpus: Path, index: Path, work: Path,
     step("incremental rebuild after editing one document")
     inc = []
     for i in range(3):
-        bl.edit_document(bl.doc_path(corpus, 1 + i * 7 % docs), f"edit-{i}{edit}")
+        bl.edit_document(bl.doc_path(corpus, (1 + i * 7) % docs), f"edit-{i}{edit}")
         w, s = bl.our_build(corpus, index)
         inc.append({"seconds": s["seconds"], "wall_s": w, "chunks_embedded": s["chunks_embedded"],
                     "changed": len(s["changed"])})
