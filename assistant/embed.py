@@ -183,7 +183,7 @@ class Embedder:
     batch_tokens: int = 512
     """Most padded tokens in one forward pass: texts are sorted by token count and cut into
     batches of similar length, so short sentences go many at a time and long chunks few,
-    and padding stays a few percent (scripts/bench_index.py measured the size)."""
+    and padding stays a few percent (scripts/bench.py index measured the size)."""
     workers: int = 1
     """Batches run at once, each on its own thread (give the encoder one intra-op thread
     then): as fast as one run on 2 intra-op threads on 2 idle cores, and faster when the

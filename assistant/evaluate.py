@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from assistant import metrics
 from assistant.errors import InputError
 from assistant.models import Answer, EvalItem, EvalReport, GoldQuestion
 from assistant.qa.conversation import Conversation
@@ -47,27 +48,15 @@ def load_gold(path: Path) -> list[GoldQuestion]:
     return gold
 
 
-def _contains(text: str | None, phrases: list[str]) -> bool:
-    if not text:
-        return False
-    low = text.lower()
-    return any(p.lower() in low for p in phrases)
-
-
 def score_answer(g: GoldQuestion, a: Answer, latency_ms: float, qid: str) -> EvalItem:
     # the quote, then the citations after the answer's own: three texts in all; an
     # abstention offers no answer, so its closest passages are no hit
     texts = [a.answer.text if a.answer else None] + [c.quote for c in a.citations
                                                        if not c.is_answer]
-    top1 = g.answerable and not a.abstained and _contains(texts[0], g.expect_any)
-    hit3 = g.answerable and not a.abstained and any(_contains(t, g.expect_any)
-                                                    for t in texts[:3])
-    rr = 0.0
-    if g.answerable and not a.abstained:
-        for rank, c in enumerate(a.citations, start=1):
-            if _contains(c.quote, g.expect_any):
-                rr = 1.0 / rank
-                break
+    offered = g.answerable and not a.abstained
+    top1 = offered and metrics.hit_at(texts, g.expect_any, 1)
+    hit3 = offered and metrics.hit_at(texts, g.expect_any, 3)
+    rr = metrics.reciprocal_rank([c.quote for c in a.citations], g.expect_any) if offered else 0.0
     return EvalItem(id=qid, question=g.question, answerable=g.answerable, abstained=a.abstained,
                     correct_top1=top1, hit_at_3=hit3, reciprocal_rank=rr,
                     confidence=a.confidence, answer=a.answer.text if a.answer else None,
@@ -88,36 +77,34 @@ def evaluate(answerer: Answerer, gold: list[GoldQuestion]) -> EvalReport:
     return report(items)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    k = (len(s) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
-    return round(s[lo] + (s[hi] - s[lo]) * (k - lo), 2)
-
-
 def report(items: list[EvalItem]) -> EvalReport:
     ans = [i for i in items if i.answerable]
     una = [i for i in items if not i.answerable]
-    abstained = [i for i in items if i.abstained]
+    abstained = [i.abstained for i in items]
+    answerable = [i.answerable for i in items]
+    precision = metrics.abstention_precision(abstained, answerable)
+    recall = metrics.abstention_recall(abstained, answerable)
     lat = [i.latency_ms for i in items]
     return EvalReport(
         questions=len(items), answerable=len(ans), unanswerable=len(una),
-        top1_accuracy=_ratio(sum(i.correct_top1 for i in ans), len(ans)),
-        hit_at_3=_ratio(sum(i.hit_at_3 for i in ans), len(ans)),
-        mrr=_ratio(sum(i.reciprocal_rank for i in ans), len(ans)),
+        top1_accuracy=_ratio([i.correct_top1 for i in ans]),
+        hit_at_3=_ratio([i.hit_at_3 for i in ans]),
+        mrr=_ratio([i.reciprocal_rank for i in ans]),
         # Undefined (None), not 100%, with no unanswerable question (or no abstention).
-        abstention_precision=(_ratio(sum(not i.answerable for i in abstained), len(abstained))
-                              if una and abstained else None),
-        abstention_recall=_ratio(sum(i.abstained for i in una), len(una)) if una else None,
-        answerable_abstained_rate=_ratio(sum(i.abstained for i in ans), len(ans)),
-        latency_p50_ms=_percentile(lat, 0.5), latency_p95_ms=_percentile(lat, 0.95),
+        abstention_precision=None if precision is None else round(precision, 4),
+        abstention_recall=None if recall is None else round(recall, 4),
+        answerable_abstained_rate=_ratio([i.abstained for i in ans]),
+        latency_p50_ms=_latency(lat, 50), latency_p95_ms=_latency(lat, 95),
         items=items)
 
 
-def _ratio(a: float, b: int) -> float:
-    return round(a / b, 4) if b else 1.0
+def _latency(values: list[float], q: float) -> float:
+    return round(metrics.percentile(values, q), 2) if values else 0.0
+
+
+def _ratio(flags: list[bool] | list[float]) -> float:
+    """The share, rounded for the report; 1.0 over no question (nothing was missed)."""
+    return round(metrics.share(flags), 4) if flags else 1.0
 
 
 def _percent(value: float | None) -> str:

@@ -224,7 +224,7 @@ def _export_verified(target: Path, files: ModelFiles, threads: int) -> None:
 def _export(encoder: TorchEncoder, out: Path) -> None:
     """Trace the transformer (loaded with eager attention) into ONNX with torch's TorchScript
     exporter. Under onnxruntime its graph runs faster than the dynamo exporter's (measured
-    by scripts/bench_index.py; docs/benchmarks-history.md), which is most of what build
+    by scripts/bench.py index; docs/benchmarks-history.md), which is most of what build
     throughput is. That exporter is known to give wrong outputs for SDPA attention,
     hence eager attention, and hence ``_verify`` against sentence-transformers before use
     (measured: 2e-7)."""

@@ -125,7 +125,7 @@ class Settings(BaseSettings):
     server_ann_threshold: int = Field(default=5_000, ge=1)
     """Above this many chunks the PostgreSQL server searches by HNSW instead of exactly. Lower
     than FAISS's: pgvector's exact scan costs far more a chunk than FAISS's, and HNSW gives
-    the exact search's answer to nearly every benchmark question (scripts/bench.py --server;
+    the exact search's answer to nearly every benchmark question (scripts/bench.py scale --server;
     docs/team-server.md)."""
 
     server_timeout_s: float = Field(default=10.0, ge=1.0, le=3600.0)

@@ -1,459 +1,185 @@
-"""Scale benchmark: our index against txtai and a naive baseline, at 1,000 to 100,000 chunks.
+"""The benchmarks, one command with a subcommand each.
 
-    scripts/setup-bench                              # once: the peers in .bench-venv
-    .venv/bin/python scripts/bench.py --size 1000    # a few minutes
-    .venv/bin/python scripts/bench.py --size 10000   # ~30 minutes on 2 cores
-    .venv/bin/python scripts/bench.py --size 100000  # hours: three builds of 100,000 chunks
-    .venv/bin/python scripts/bench.py --size 100000 --workdir W --reuse-index --server \
-        --server-seeded --skip-peers               # ~15 min: re-measure answering on W's index
+    scripts/setup-bench                          # once: the peers (txtai, ...) in .bench-venv
+    .venv/bin/python scripts/bench.py --help     # the benchmarks and what each measures
+    .venv/bin/python scripts/bench.py answer     # then: index, scale, quality, server, tui, web
+    .venv/bin/python scripts/bench.py docs       # docs/benchmarks.md from docs/bench/*.json
 
-Generates a deterministic briefing-like corpus of about SIZE chunks (scripts/benchlib.py:
-~10 chunks a document, sentences from templates with companies, figures, identifiers; no
-downloads), then measures, side by side and in the same run:
-
-* build throughput: ours (``assistant index --full``), txtai (same model, the exact chunk
-  strings we embedded) and a naive baseline (sentence-transformers + a flat FAISS index,
-  nothing stored); peers run in .bench-venv (``--peer-limit`` caps the texts they embed
-  at large sizes: their throughput is per chunk and does not depend on corpus size);
-* opening the index and warm answer latency p50/p95 (fresh processes, questions in the
-  corpus's vocabulary); peak memory of ``assistant ask``; cold start of ``assistant ask``;
-* an incremental rebuild after editing one document;
-* IVF recall@10 against exact search, with the IVF built by the build's own code
-  (``build_faiss``) over the index's vectors, queried with embedded questions;
-* resumability: a build killed with SIGKILL mid-embedding, then run again: the second run
-  must reuse what the first embedded (``chunks_reused``) and embed only the rest;
-* with ``--server``, the PostgreSQL index (a pgserver in the work folder) beside FAISS on the
-  same corpus and questions: build throughput, warm p50/p95, answers equal to FAISS's, cold
-  ``assistant ask``, 4 concurrent clients, an incremental rebuild (targets: p50 within 2x of
-  FAISS at 10,000 chunks, <= 50 ms at 100,000).
-
-Prints a table with each figure's ratio to the peers and its target; writes
-bench-results-SIZE.json.
+Each benchmark prints its figures with their ratios against the peers measured in the same
+run (where it has peers) and writes docs/bench/<benchmark>.json; ``docs`` makes
+docs/benchmarks.md from those files alone (tests/unit/test_bench_docs.py fails when the page
+and the JSON disagree). The benchmarks live in scripts/bench_<name>.py and share
+scripts/benchlib.py; every figure is computed by the measurement kit, assistant/metrics.py.
+click, as for the assistant's own CLI: one option parser, --help for every subcommand.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Any
+
+import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib as bl
 
-QUESTIONS = 60
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(
-        description="Scale benchmark against txtai and a naive baseline. --size 100000 takes "
-                    "hours on 2 cores (three 100,000-chunk builds); 1000 takes minutes.")
-    ap.add_argument("--size", type=int, choices=(1000, 10000, 100000), default=1000,
-                    help="corpus size in chunks (approximate; the real count is reported)")
-    ap.add_argument("--peer-limit", type=int, default=None,
-                    help="chunk texts the peers embed (default: all up to 10,000, then 10,000)")
-    ap.add_argument("--documents", type=int, default=None,
-                    help="override the document count (for trying the benchmark out)")
-    ap.add_argument("--skip-peers", action="store_true")
-    ap.add_argument("--skip-resume", action="store_true")
-    ap.add_argument("--server", action="store_true",
-                    help="also the PostgreSQL index (a pgserver started in the work folder) "
-                         "beside FAISS on the same corpus and questions")
-    ap.add_argument("--server-seeded", action="store_true",
-                    help="the server's build starts from a copy of the FAISS index (publish "
-                         "only, no second embedding: for 100,000 chunks; its throughput is "
-                         "then not an embedding figure)")
-    ap.add_argument("--reuse-index", action="store_true",
-                    help="reuse the corpus and index an earlier run left in --workdir (to "
-                         "re-measure answering and the server without a second 100,000-chunk "
-                         "embedding: build throughput, peers and resumability are not measured)")
-    ap.add_argument("--probes", type=int, default=3, help="fresh processes for latency/opening")
-    ap.add_argument("--cold-runs", type=int, default=5)
-    ap.add_argument("--workdir", type=Path, default=None,
-                    help="keep corpus and indexes here (default: a temporary folder)")
-    ap.add_argument("--out", type=Path, default=None)
-    args = ap.parse_args()
-    if args.reuse_index and not (args.workdir and (args.workdir / "index" / "CURRENT").is_file()
-                                 and (args.workdir / "corpus").is_dir()):
-        ap.error("--reuse-index needs a --workdir holding corpus/ and index/ from an earlier run")
-    os.environ.update(bl.bench_env())
-    work = args.workdir or Path(tempfile.mkdtemp(prefix=f"bench-{args.size}-"))
-    work.mkdir(parents=True, exist_ok=True)
-    out = args.out or bl.ROOT / f"bench-results-{args.size}.json"
-    res: dict[str, Any] = {"size": args.size, "load_average_start": os.getloadavg(),
-                           "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    try:
-        run(args, work, res)
-    finally:
-        res["load_average_end"] = os.getloadavg()
-        report(res)
-        bl.write_json(out, res)
-        if not args.workdir:
-            shutil.rmtree(work, ignore_errors=True)
+OUT = click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                   help="Write the results here instead of docs/bench/<benchmark>.json.")
+WORKDIR = click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+                       default=None, help="Keep the corpus and indexes here (default: a "
+                                          "temporary folder, removed afterwards).")
 
 
-def step(name: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {name}", flush=True)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Benchmarks of the assistant against its peers, each writing docs/bench/<name>.json."""
 
 
-def run(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
-    corpus = work / "corpus"
-    index = work / "index"
-    if args.reuse_index:
-        run_reused(args, corpus, index, work, res)
+@cli.command()
+@click.option("--corpus", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="The corpus to answer on (default: the bundled corpus/).")
+@click.option("--probes", type=click.IntRange(1), default=3, show_default=True,
+              help="Fresh processes measuring warm latency.")
+@click.option("--rounds", type=click.IntRange(1), default=5, show_default=True,
+              help="Rounds over the questions per probe.")
+@click.option("--cold-runs", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--batch-lines", type=click.IntRange(1), default=300, show_default=True,
+              help="Lines of the file `assistant batch` answers.")
+@WORKDIR
+@OUT
+def answer(corpus: Path | None, probes: int, rounds: int, cold_runs: int, batch_lines: int,
+           workdir: Path | None, out: Path | None) -> None:
+    """Answer speed on the bundled briefing (warm latency, questions/s, cold start) vs txtai."""
+    import bench_answer
+
+    bench_answer.main(bench_answer.Options(
+        corpus=corpus or bench_answer.CORPUS, probes=probes, rounds=rounds, cold_runs=cold_runs,
+        batch_lines=batch_lines, workdir=workdir, out=out))
+
+
+@cli.command()
+@click.option("--chunks", type=click.IntRange(2000), default=2200, show_default=True,
+              help="Corpus size in chunks.")
+@click.option("--repeats", type=click.IntRange(1), default=3, show_default=True,
+              help="Alternated build pairs (ours, then txtai's).")
+@click.option("--mode-texts", type=click.IntRange(0), default=384, show_default=True,
+              help="Texts for the embedding runtimes' comparison (0 skips it).")
+@click.option("--mode-repeats", type=click.IntRange(1), default=2, show_default=True)
+@WORKDIR
+@OUT
+def index(chunks: int, repeats: int, mode_texts: int, mode_repeats: int,
+          workdir: Path | None, out: Path | None) -> None:
+    """Build throughput of `assistant index` vs txtai, on the same chunk texts and model."""
+    import bench_index
+
+    bench_index.main(bench_index.Options(chunks=chunks, repeats=repeats, mode_texts=mode_texts,
+                                         mode_repeats=mode_repeats, workdir=workdir, out=out))
+
+
+@cli.command()
+@click.option("--size", type=click.Choice(["1000", "10000", "100000"]), default="1000",
+              show_default=True, help="Corpus size in chunks (100000 takes hours: three "
+                                      "100,000-chunk builds).")
+@click.option("--peer-limit", type=click.IntRange(1), default=None,
+              help="Chunk texts the peers embed (default: all up to 10,000).")
+@click.option("--documents", type=click.IntRange(1), default=None,
+              help="Override the document count (to try the benchmark out).")
+@click.option("--skip-peers", is_flag=True)
+@click.option("--skip-resume", is_flag=True)
+@click.option("--server", is_flag=True, help="Also the PostgreSQL index (a pgserver started in "
+                                             "the work folder) beside FAISS.")
+@click.option("--server-seeded", is_flag=True,
+              help="The server's build starts from a copy of the FAISS index (publish only).")
+@click.option("--reuse-index", is_flag=True,
+              help="Reuse the corpus and index an earlier run left in --workdir (answering and "
+                   "the server only).")
+@click.option("--probes", type=click.IntRange(1), default=3, show_default=True,
+              help="Fresh processes for latency and opening.")
+@click.option("--cold-runs", type=click.IntRange(1), default=5, show_default=True)
+@WORKDIR
+@OUT
+def scale(size: str, peer_limit: int | None, documents: int | None, skip_peers: bool,
+          skip_resume: bool, server: bool, server_seeded: bool, reuse_index: bool, probes: int,
+          cold_runs: int, workdir: Path | None, out: Path | None) -> None:
+    """The index at 1,000 to 100,000 chunks vs txtai and a naive baseline (scale-SIZE.json)."""
+    import bench_scale
+
+    opts = bench_scale.Options(size=int(size), peer_limit=peer_limit, documents=documents,
+                               skip_peers=skip_peers, skip_resume=skip_resume, server=server,
+                               server_seeded=server_seeded, reuse_index=reuse_index,
+                               probes=probes, cold_runs=cold_runs, workdir=workdir, out=out)
+    if problem := bench_scale.problem(opts):
+        raise click.UsageError(problem)
+    bench_scale.main(opts)
+
+
+@cli.command()
+@click.option("--sets", "sets", multiple=True, metavar="CORPUS",
+              help="A corpus to measure (repeatable; default: every corpus scripts/fit.py fits: "
+                   "qa-dev, briefing, pydoc, briefings-dev, energy, finance, health).")
+@click.option("--no-peers", is_flag=True, help="Only the assistant's held-out figures.")
+@OUT
+def quality(sets: tuple[str, ...], no_peers: bool, out: Path | None) -> None:
+    """Held-out answer quality per corpus and kind, beside txtai hybrid, MiniLM dense and BM25."""
+    from qualitylib import gold_sets
+
+    known = [g.name for g in gold_sets()]
+    if unknown := [s for s in sets if s not in known]:
+        raise click.UsageError(f"no corpus named {', '.join(unknown)} (known: "
+                               f"{', '.join(known)}; the briefing folders need ../shared)")
+    import bench_quality
+
+    bench_quality.main(list(sets) or None, with_peers=not no_peers, out=out)
+
+
+@cli.command()
+@click.option("--size", type=click.IntRange(100), default=1000, show_default=True,
+              help="Corpus size in chunks (approximate).")
+@click.option("--questions", type=click.IntRange(1), default=60, show_default=True)
+@OUT
+def server(size: int, questions: int, out: Path | None) -> None:
+    """The PostgreSQL index beside the local FAISS one (docs/bench/server-SIZE.json)."""
+    import bench_server
+
+    bench_server.main(size, questions, out)
+
+
+@cli.command()
+@click.option("--repeats", type=click.IntRange(1), default=7, show_default=True)
+@OUT
+def tui(repeats: int, out: Path | None) -> None:
+    """The chat's first frame, from process start, warm (no peer)."""
+    import bench_tui
+
+    bench_tui.main(repeats, out)
+
+
+@cli.command()
+@OUT
+def web(out: Path | None) -> None:
+    """Main-content extraction on the saved web pages, vs the other extractors installed."""
+    import bench_web
+
+    bench_web.main(out)
+
+
+@cli.command()
+@click.option("--check", is_flag=True,
+              help="Write nothing; exit 1 when docs/benchmarks.md differs from the JSON.")
+def docs(check: bool) -> None:
+    """Write docs/benchmarks.md from the last run of each benchmark (docs/bench/*.json)."""
+    import benchlib as bl
+
+    page = bl.benchmarks_page(bl.BENCH_DIR)
+    current = (bl.BENCHMARKS_PAGE.read_text(encoding="utf-8")
+               if bl.BENCHMARKS_PAGE.is_file() else None)
+    if check:
+        if current != page:
+            raise click.ClickException(f"{bl.BENCHMARKS_PAGE} is not what docs/bench/*.json "
+                                       "gives; run scripts/bench.py docs")
         return
-    docs = args.documents or bl.documents_for(args.size)
-    step(f"writing {docs} documents")
-    bl.write_corpus(corpus, docs)
-    res["documents"] = docs
-
-    warm = work / "warm-corpus"
-    warm.mkdir(exist_ok=True)
-    shutil.copy(bl.doc_path(corpus, 0), warm / "one.txt")
-    res["warmup_build_s"], _ = bl.our_build(warm, work / "warm-index", full=True)
-
-    step("our build")
-    shutil.rmtree(index, ignore_errors=True)
-    wall, summary = bl.our_build(corpus, index, full=True)
-    n = int(summary["chunks_embedded"])
-    res["chunks"] = n
-    res["ours_build"] = {"seconds": summary["seconds"], "wall_s": wall,
-                         "chunks_per_s": n / summary["seconds"]}
-    step(f"  {n} chunks in {summary['seconds']:.1f} s ({n / summary['seconds']:.1f}/s)")
-
-    texts = bl.chunk_texts(index)
-    limit = args.peer_limit or min(len(texts), 10_000)
-    sample = texts[:: max(1, len(texts) // limit)][:limit]
-    texts_file = work / "texts.json"
-    texts_file.write_text(json.dumps(sample))
-    if not args.skip_peers and bl.peers_available():
-        step(f"txtai on {len(sample)} texts")
-        peer = bl.run_peer({"kind": "txtai_index", "texts_file": str(texts_file),
-                            "model_path": bl.model_path(), "out_dir": str(work / "txtai")},
-                           work, timeout=86400)
-        peer["chunks_per_s"] = peer["count"] / (peer["index_s"] + peer["save_s"])
-        res["txtai_build"] = peer
-        shutil.rmtree(work / "txtai", ignore_errors=True)
-        step(f"  {peer['chunks_per_s']:.1f}/s")
-        step(f"naive baseline on {len(sample)} texts")
-        naive = bl.run_peer({"kind": "naive_index", "texts_file": str(texts_file),
-                             "model_path": bl.model_path(), "batch_size": 32}, work,
-                            timeout=86400)
-        naive["chunks_per_s"] = naive["count"] / naive["index_s"]
-        res["naive_build"] = naive
-        step(f"  {naive['chunks_per_s']:.1f}/s")
-
-    answering(args, corpus, index, work, res)
-
-
-def run_reused(args: argparse.Namespace, corpus: Path, index: Path, work: Path,
-               res: dict[str, Any]) -> None:
-    """An earlier run's corpus and index: everything but the build, the peers and resuming."""
-    from assistant.index.store import open_index
-
-    opened = open_index(index)
-    try:
-        res["chunks"] = opened.manifest.chunk_count
-        res["documents"] = len(opened.manifest.documents)
-    finally:
-        opened.close()
-    res["reused_index"] = True
-    step(f"reusing {res['chunks']} chunks in {index} (build figures not measured)")
-    answering(args, corpus, index, work, res)
-
-
-def answering(args: argparse.Namespace, corpus: Path, index: Path, work: Path,
-              res: dict[str, Any]) -> None:
-    n = int(res["chunks"])
-    docs = int(res["documents"])
-    # with --reuse-index, edits seeded by this run's start: an edit an earlier run already
-    # made to the same document would change nothing and measure no rebuild
-    edit = f"-{res['started']}" if args.reuse_index else ""
-    questions = bl.generated_questions(args.size, QUESTIONS)
-    step("opening and warm latency")
-    res["ours_query"] = probe(index, questions, args.probes, work)
-    step("peak memory and cold start of `assistant ask`")
-    res["ask_peak_rss_mb"] = [bl.peak_rss_isolated(["ask", q, "--index", str(index)])
-                              for q in questions[:2]]
-    res["ask_cold_start_s"] = cold_start(index, questions, args.cold_runs)
-
-    step("incremental rebuild after editing one document")
-    inc = []
-    for i in range(3):
-        bl.edit_document(bl.doc_path(corpus, 1 + i * 7 % docs), f"edit-{i}{edit}")
-        w, s = bl.our_build(corpus, index)
-        inc.append({"seconds": s["seconds"], "wall_s": w, "chunks_embedded": s["chunks_embedded"],
-                    "changed": len(s["changed"])})
-    res["incremental"] = inc
-
-    step("IVF recall against exact search")
-    res["ivf"] = ivf_figures(index, questions)
-
-    if not args.skip_resume and not args.reuse_index:
-        step("resumability: kill -9 mid-embedding, then run again")
-        res["resume"] = resume(corpus, work / "index-resume", n)
-
-    if args.server:
-        step("PostgreSQL server beside FAISS")
-        res["server"] = server(corpus, index, questions, args.probes, work,
-                               seeded=args.server_seeded, edit=edit)
-
-
-def probe(index: Path, questions: list[str], probes: int, work: Path,
-          server_url: str | None = None) -> dict[str, Any]:
-    runs = [bl.run_peer({"kind": "our_probe", "index_dir": str(index), "questions": questions,
-                         "repeats": 2, "server": server_url}, work, python=bl.OUR_PYTHON)
-            for _ in range(probes)]
-    lat = [x for r in runs for x in r["latencies_s"]]
-    return {"open_s": [r["open_s"] for r in runs], "answerer_s": [r["answerer_s"] for r in runs],
-            "import_s": [r["import_s"] for r in runs],
-            "first_answer_s": [r["first_answer_s"] for r in runs],
-            "latency_p50_ms": bl.percentile(lat, 50) * 1000,
-            "latency_p95_ms": bl.percentile(lat, 95) * 1000,
-            "latency_p50_per_probe_ms": [bl.percentile(r["latencies_s"], 50) * 1000
-                                         for r in runs],
-            "qps": [r["batch_n"] / r["batch_s"] for r in runs], "vectors": runs[0]["vectors"],
-            "answers": runs[0]["answers"]}
-
-
-def cold_start(index: Path, questions: list[str], runs: int, server_url: str | None = None
-               ) -> list[float]:
-    out = []
-    where = ["--server", server_url] if server_url else ["--index", str(index)]
-    for i in range(runs):
-        wall, proc = bl.run_cli(["ask", questions[i], *where])
-        if proc.returncode != 0 or not proc.stdout.strip():
-            raise RuntimeError(f"assistant ask failed: {proc.stderr[-2000:]}")
-        out.append(wall)
-    return out
-
-
-def ivf_figures(index: Path, questions: list[str]) -> dict[str, Any]:
-    """Recall@10 of the IVF index the build would make over these vectors, against exact
-    search, for embedded questions; and the search time of each."""
-
-    from assistant.embed import Embedder, OnnxEncoder, Tokenizer
-    from assistant.index.store import open_index
-    from assistant.index.vectors.faiss import FAISS_FILE, FaissVectors, build_faiss, ivf_recall
-    from assistant.settings import Settings
-
-    idx = open_index(index)
-    try:
-        ids, vecs = idx.local.all_chunk_vectors(idx.manifest.model.dimension)
-        manifest_vectors = idx.manifest.vectors
-        onnx = idx.onnx_file
-        gen = idx.generation_dir
-    finally:
-        idx.close()
-    emb = Embedder(Tokenizer(onnx.parent / "tokenizer.json"), OnnxEncoder(onnx))
-    qv = emb.embed(bl.generated_questions(7, 200) + questions)
-    t = time.perf_counter()
-    ivf = build_faiss(ids, vecs, vecs.shape[1], ann_threshold=0)
-    build_s = time.perf_counter() - t
-    flat = build_faiss(ids, vecs, vecs.shape[1], ann_threshold=len(ids) + 1)
-    import faiss
-
-    faiss.omp_set_num_threads(1)  # as the query path searches
-    out: dict[str, Any] = {
-        "threshold": Settings().ann_threshold, "built_kind": manifest_vectors.kind,
-        "nlist": ivf.info.nlist, "nprobe": ivf.info.nprobe, "build_s": build_s,
-        "recall_at_10": ivf_recall(ivf, vecs, ids, qv, 10),
-        "ivf_search_ms": _search_ms(ivf, qv), "flat_search_ms": _search_ms(flat, qv)}
-    if manifest_vectors.kind == "ivf":
-        live = FaissVectors.open(gen / FAISS_FILE, manifest_vectors)
-        out["live_recall_at_10"] = ivf_recall(live, vecs, ids, qv, 10)
-    return out
-
-
-def _search_ms(store: Any, queries: Any) -> float:
-    times = []
-    for q in queries:
-        t = time.perf_counter()
-        store.search(q, 40)
-        times.append(time.perf_counter() - t)
-    return bl.median(times) * 1000
-
-
-def resume(corpus: Path, index: Path, total: int) -> dict[str, Any]:
-    """Start a full build, SIGKILL it once about 40% of the chunks sit committed in staging,
-    run it again, and read what the second run reused and embedded."""
-    shutil.rmtree(index, ignore_errors=True)
-    exe = bl.ROOT / ".venv" / "bin" / "assistant"
-    t = time.perf_counter()
-    proc = subprocess.Popen([str(exe), "index", "--corpus", str(corpus), "--index", str(index),
-                             "--json"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=bl.bench_env())
-    from assistant.index.sqlite import staged_chunk_count
-
-    staged = 0
-    db = index / "staging" / "meta.sqlite"
-    while proc.poll() is None:
-        time.sleep(0.5)
-        staged = staged_chunk_count(db)
-        if staged >= 0.4 * total:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            break
-    killed_after = time.perf_counter() - t
-    killed = proc.returncode == -signal.SIGKILL
-    staged = staged_chunk_count(db)
-    wall, summary = bl.our_build(corpus, index)
-    return {"killed": killed, "killed_after_s": killed_after, "chunks_committed_at_kill": staged,
-            "second_run_chunks_reused": summary["chunks_reused"],
-            "second_run_chunks_embedded": summary["chunks_embedded"],
-            "second_run_s": summary["seconds"], "second_run_wall_s": wall,
-            "chunk_count": summary["chunk_count"],
-            "resumed": killed and summary["chunks_reused"] >= staged > 0
-            and summary["chunks_embedded"] + summary["chunks_reused"] == summary["chunk_count"]}
-
-
-def server(corpus: Path, index: Path, questions: list[str], probes: int, work: Path,
-           seeded: bool = False, edit: str = "") -> dict[str, Any]:
-    """The PostgreSQL index on the same corpus as FAISS, measured the same way: a build from
-    nothing (its own staging folder: embedding included), warm latency in fresh processes,
-    cold `assistant ask`, 4 concurrent clients against each, an incremental rebuild of each
-    after one edit, and how many answers equal FAISS's."""
-    from pgserver.postgres_server import get_server
-
-    from assistant.build.server import staging_dir
-
-    pg = get_server(work / "pg", cleanup_mode="delete")
-    try:
-        pg.psql("CREATE EXTENSION IF NOT EXISTS vector;")
-        url = str(pg.get_uri())
-        shutil.rmtree(staging_dir(url), ignore_errors=True)
-        if seeded:
-            shutil.copytree(index, staging_dir(url), symlinks=True)
-        wall, proc = bl.run_cli(["index", "--corpus", str(corpus), "--server", url,
-                                 *([] if seeded else ["--full"]), "--json"], timeout=86400)
-        if proc.returncode != 0:
-            return {"error": proc.stderr[-500:]}
-        summary = json.loads(proc.stdout)
-        sent = summary["chunk_count"] if seeded else summary["chunks_embedded"]
-        out: dict[str, Any] = {"build_s": summary["seconds"], "wall_s": wall, "seeded": seeded,
-                               "chunks_per_s": sent / summary["seconds"]}
-        step(f"  {'published' if seeded else 'built'} {sent} chunks in "
-             f"{summary['seconds']:.1f} s")
-        out["faiss_query"] = probe(index, questions, probes, work)
-        out["query"] = probe(index, questions, probes, work, server_url=url)
-        out["same_answers"] = sum(a == b for a, b in zip(out["faiss_query"]["answers"],
-                                                         out["query"]["answers"], strict=True))
-        out["questions"] = len(questions)
-        step(f"  p50 {out['query']['latency_p50_ms']:.1f} ms (FAISS "
-             f"{out['faiss_query']['latency_p50_ms']:.1f}); same answer "
-             f"{out['same_answers']}/{len(questions)}")
-        out["ask_cold_start_s"] = cold_start(index, questions, 3, server_url=url)
-        out["clients4"] = bl.concurrent_clients(index, url, questions)
-        out["faiss_clients4"] = bl.concurrent_clients(index, None, questions)
-        bl.edit_document(bl.doc_path(corpus, 2), f"server-edit{edit}")
-        _, local = bl.our_build(corpus, index)
-        _, proc = bl.run_cli(["index", "--corpus", str(corpus), "--server", url, "--json"])
-        if proc.returncode == 0:
-            out["rebuild_one_edit_s"] = json.loads(proc.stdout)["seconds"]
-            out["faiss_rebuild_one_edit_s"] = local["seconds"]
-        return out
-    finally:
-        shutil.rmtree(staging_dir(str(pg.get_uri())), ignore_errors=True)
-        pg.cleanup()
-
-
-def report(res: dict[str, Any]) -> None:
-    size = res["size"]
-    print(f"\n== scale benchmark: --size {size}: {res.get('chunks', '?')} chunks in "
-          f"{res.get('documents', '?')} documents ==")
-    if res.get("reused_index"):
-        print("(--reuse-index: an earlier run's index; its build was not measured here)")
-    t = bl.Table("figure", "ours", "txtai", "naive", "vs txtai", "vs naive", "target",
-                 "noise / note")
-    ob = res.get("ours_build")
-    if ob:
-        tx = res.get("txtai_build", {}).get("chunks_per_s", float("nan"))
-        nv = res.get("naive_build", {}).get("chunks_per_s", float("nan"))
-        r = bl.ratio(ob["chunks_per_s"], tx)
-        t.add("build chunks/s", ob["chunks_per_s"], tx, nv, f"{r:.2f}x",
-              f"{bl.ratio(ob['chunks_per_s'], nv):.2f}x", f">=1.2x txtai {bl.verdict(r, 1.2)}",
-              f"peers on {res.get('txtai_build', {}).get('count', '-')} texts; 1 run each")
-    q = res.get("ours_query")
-    if q:
-        op = bl.median(q["open_s"])
-        t.add("open index s", op, "", "", "", "", f"<=1 {bl.verdict(op, 1, False)}",
-              bl.spread(q["open_s"]))
-        t.add("load query model s", bl.median(q["answerer_s"]), "", "", "", "", "", "")
-        p50 = q["latency_p50_ms"]
-        t.add("answer latency p50 ms (warm)", p50, "", "", "", "",
-              f"<=50 {bl.verdict(p50, 50, False)}",
-              "per probe " + ", ".join(f"{x:.1f}" for x in q["latency_p50_per_probe_ms"]))
-        t.add("answer latency p95 ms (warm)", q["latency_p95_ms"], "", "", "", "", "", "")
-    if "ask_peak_rss_mb" in res:
-        rss = max(res["ask_peak_rss_mb"])
-        t.add("peak RSS of `assistant ask` MB", rss, "", "", "", "",
-              f"<=1536 {bl.verdict(rss, 1536, False)}", "max of runs")
-    if "ask_cold_start_s" in res:
-        c = bl.median(res["ask_cold_start_s"])
-        t.add("cold start `assistant ask` s", c, "", "", "", "", f"<=2 {bl.verdict(c, 2, False)}",
-              bl.spread(res["ask_cold_start_s"]))
-    if "incremental" in res:
-        secs = [x["seconds"] for x in res["incremental"]]
-        t.add("incremental rebuild, 1 doc edited, s", bl.median(secs), "", "", "", "",
-              f"<=5 {bl.verdict(bl.median(secs), 5, False)}",
-              f"{bl.spread(secs)}; re-embedded "
-              f"{[x['chunks_embedded'] for x in res['incremental']]} chunks")
-    iv = res.get("ivf")
-    if iv:
-        t.add("IVF recall@10 vs exact", iv["recall_at_10"], "", "", "", "",
-              f">=0.95 {bl.verdict(iv['recall_at_10'], 0.95)}",
-              f"nlist {iv['nlist']} nprobe {iv['nprobe']}; live index: {iv['built_kind']} "
-              f"(threshold {iv['threshold']})")
-        if "live_recall_at_10" in iv:
-            t.add("live IVF index recall@10 (after the edits)", iv["live_recall_at_10"], "", "",
-                  "", "", f">=0.95 {bl.verdict(iv['live_recall_at_10'], 0.95)}",
-                  "the index the build published and updated incrementally")
-        t.add("search ms: IVF / flat (k=40)", f"{iv['ivf_search_ms']:.2f} / "
-              f"{iv['flat_search_ms']:.2f}", "", "", "", "", "", "")
-    rs = res.get("resume")
-    if rs:
-        t.add("resume after kill -9", "yes" if rs["resumed"] else "NO", "", "", "", "",
-              "reuses", f"killed after {rs['killed_after_s']:.0f} s with "
-              f"{rs['chunks_committed_at_kill']} chunks committed; 2nd run reused "
-              f"{rs['second_run_chunks_reused']}, embedded {rs['second_run_chunks_embedded']}")
-    sv = res.get("server")
-    if sv and "error" not in sv:
-        fq, sq = sv["faiss_query"], sv["query"]
-        ratio = sq["latency_p50_ms"] / fq["latency_p50_ms"]
-        t.add("server: publish chunks/s (seeded)" if sv.get("seeded") else
-              "server: build chunks/s", sv["chunks_per_s"], "", "", "", "", "",
-              "from a copy of the FAISS index: no embedding" if sv.get("seeded") else
-              f"faiss {ob['chunks_per_s']:.1f}" if ob else "")
-        target = (f"<=2x faiss {bl.verdict(ratio, 2, False)}" if size <= 10000 else
-                  f"<=50 {bl.verdict(sq['latency_p50_ms'], 50, False)}")
-        t.add("server: answer p50 ms (warm)", sq["latency_p50_ms"], "", "", "", "", target,
-              f"faiss {fq['latency_p50_ms']:.1f} in the same step: {ratio:.2f}x; "
-              f"{sq['vectors']['kind']} search")
-        t.add("server: answer p95 ms (warm)", sq["latency_p95_ms"], "", "", "", "", "",
-              f"faiss {fq['latency_p95_ms']:.1f}")
-        t.add("server: same answer as faiss", f"{sv['same_answers']}/{sv['questions']}", "",
-              "", "", "", "", "exact below server_ann_threshold, HNSW above")
-        t.add("server: cold start `ask` s", bl.median(sv["ask_cold_start_s"]), "", "", "", "",
-              "", bl.spread(sv["ask_cold_start_s"]))
-        t.add("server: 4 clients answers/s", sv["clients4"]["answers_per_s"], "", "", "", "",
-              "", f"faiss {sv['faiss_clients4']['answers_per_s']:.1f}")
-        if "rebuild_one_edit_s" in sv:
-            t.add("server: rebuild, 1 doc edited, s", sv["rebuild_one_edit_s"], "", "", "", "",
-                  "", f"faiss {sv['faiss_rebuild_one_edit_s']:.2f}")
-    elif sv:
-        t.add("server", "failed", "", "", "", "", "", sv["error"][:80])
-    print(t.render())
-    print(f"\nload average: start {res['load_average_start'][0]:.1f}, end "
-          f"{res.get('load_average_end', [float('nan')])[0]:.1f} (2 cores; > 2: other work "
-          "competed)")
+    bl.BENCHMARKS_PAGE.write_text(page, encoding="utf-8")
+    click.echo(f"wrote {bl.BENCHMARKS_PAGE}")
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -1,7 +1,7 @@
 """Answer speed on the bundled briefing: warm latency, batch throughput, cold start — vs txtai.
 
-    scripts/setup-bench                        # once: txtai in .bench-venv
-    .venv/bin/python scripts/bench_answer.py   # ~2 minutes
+    scripts/setup-bench                         # once: txtai in .bench-venv
+    .venv/bin/python scripts/bench.py answer    # minutes
 
 Ours (targets from Issue 3):
 * warm latency p50 / p95 of ``Answerer.ask`` (embed, retrieve, rank, cite) over the dev
@@ -15,37 +15,43 @@ Ours (targets from Issue 3):
 txtai, in .bench-venv, on the same chunk texts with the same model (hybrid: dense + BM25,
 content stored): search latency (retrieval only: txtai has no answer stage), batchsearch
 throughput, and cold start (process start, import, load the index, first query).
-Writes bench-results-answer.json.
+Writes docs/bench/answer.json.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
 
+from assistant import metrics
+
 TXTAI_CONFIG = {"content": True, "hybrid": True}
+CORPUS = bl.ROOT / "corpus"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--corpus", type=Path, default=bl.ROOT / "corpus")
-    ap.add_argument("--probes", type=int, default=3, help="fresh processes measuring warm latency")
-    ap.add_argument("--rounds", type=int, default=5, help="rounds over the questions per probe")
-    ap.add_argument("--cold-runs", type=int, default=5)
-    ap.add_argument("--batch-lines", type=int, default=300)
-    ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--out", type=Path, default=bl.ROOT / "bench-results-answer.json")
-    args = ap.parse_args()
+@dataclass(frozen=True)
+class Options:
+    """``scripts/bench.py answer``'s options (its ``--help`` says what each does)."""
+
+    corpus: Path = CORPUS
+    probes: int = 3
+    rounds: int = 5
+    cold_runs: int = 5
+    batch_lines: int = 300
+    workdir: Path | None = None
+    out: Path | None = None
+
+
+def main(args: Options) -> None:
     os.environ.update(bl.bench_env())
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-answer-"))
     index = work / "index"
@@ -62,9 +68,10 @@ def main() -> None:
               for _ in range(args.probes)]
     lat = [x for p in probes for x in p["latencies_s"]]
     res["ours"] = {
-        "latency_p50_ms": bl.percentile(lat, 50) * 1000,
-        "latency_p95_ms": bl.percentile(lat, 95) * 1000,
-        "latency_p50_per_probe_ms": [bl.percentile(p["latencies_s"], 50) * 1000 for p in probes],
+        "latency_p50_ms": metrics.percentile(lat, 50) * 1000,
+        "latency_p95_ms": metrics.percentile(lat, 95) * 1000,
+        "latency_p50_per_probe_ms": [metrics.percentile(p["latencies_s"], 50) * 1000
+                                     for p in probes],
         "in_process_qps": [p["batch_n"] / p["batch_s"] for p in probes],
         "open_s": [p["open_s"] for p in probes], "answerer_s": [p["answerer_s"] for p in probes],
         "import_s": [p["import_s"] for p in probes],
@@ -103,59 +110,52 @@ def main() -> None:
         tl = [x for r in runs for x in r["latencies_s"]]
         res["txtai"] = {
             "index_s": built["index_s"],
-            "latency_p50_ms": bl.percentile(tl, 50) * 1000,
-            "latency_p95_ms": bl.percentile(tl, 95) * 1000,
+            "latency_p50_ms": metrics.percentile(tl, 50) * 1000,
+            "latency_p95_ms": metrics.percentile(tl, 95) * 1000,
             "batch_qps": [r["batch_n"] / r["batch_s"] for r in runs],
             "sequential_qps": [len(questions) * args.rounds / sum(r["latencies_s"]) for r in runs],
             "cold_start_s": [r["cold_start_s"] for r in runs],
             "load_s": [r["load_s"] for r in runs],
         }
     res["load_average_end"] = os.getloadavg()
-    report(res)
-    bl.write_json(args.out, res)
+    bl.save_results("answer", res, report(res), args.out,
+                    note=f"Load average {res['load_average_start'][0]:.1f} at the start, "
+                         f"{res['load_average_end'][0]:.1f} at the end.")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(res: dict[str, Any]) -> None:
+def report(res: dict[str, Any]) -> list[bl.Table]:
     o = res["ours"]
     x = res.get("txtai")
-    print(f"\n== answers on the briefing ({res['chunks']} chunks, {res['questions']} questions; "
-          "ours = full answer, txtai = hybrid search only) ==")
-    t = bl.Table("figure", "ours", "txtai", "ratio (>1: ours better)", "target", "noise (ours)")
+    t = bl.Table("figure", "ours", "txtai", "ratio (>1: ours better)", "target", "noise (ours)",
+                 title=f"answers on the briefing ({res['chunks']} chunks, {res['questions']} "
+                       "questions; ours = full answer, txtai = hybrid search only)")
 
     def peer(key: str, agg: bool = False) -> float:
         if x is None:
             return float("nan")
-        return bl.median(x[key]) if agg else float(x[key])
+        return metrics.median(x[key]) if agg else float(x[key])
 
     p50, p95 = o["latency_p50_ms"], o["latency_p95_ms"]
     t.add("warm latency p50 ms", p50, peer("latency_p50_ms"),
-          f"{bl.ratio(p50, peer('latency_p50_ms'), False):.2f}x",
+          bl.times_better(p50, peer('latency_p50_ms'), False),
           f"<=30 {bl.verdict(p50, 30, False)}",
           "per probe: " + ", ".join(f"{v:.1f}" for v in o["latency_p50_per_probe_ms"]))
     t.add("warm latency p95 ms", p95, peer("latency_p95_ms"),
-          f"{bl.ratio(p95, peer('latency_p95_ms'), False):.2f}x", "", "")
-    qps = bl.median(o["in_process_qps"])
+          bl.times_better(p95, peer('latency_p95_ms'), False), "", "")
+    qps = metrics.median(o["in_process_qps"])
     t.add("questions/s, in process", qps, peer("batch_qps", True),
-          f"{bl.ratio(qps, peer('batch_qps', True)):.2f}x", f">=30 {bl.verdict(qps, 30)}",
+          bl.times_better(qps, peer('batch_qps', True)), f">=30 {bl.verdict(qps, 30)}",
           bl.spread(o["in_process_qps"]))
-    cq = bl.median(o["batch_cli_qps"])
+    cq = metrics.median(o["batch_cli_qps"])
     t.add("questions/s, `assistant batch` incl. start", cq, "", "",
           f">=30 {bl.verdict(cq, 30)}", bl.spread(o["batch_cli_qps"]))
-    cold = bl.median(o["cold_start_s"])
+    cold = metrics.median(o["cold_start_s"])
     t.add("cold start s (process start to answer)", cold, peer("cold_start_s", True),
-          f"{bl.ratio(cold, peer('cold_start_s', True), False):.2f}x",
+          bl.times_better(cold, peer('cold_start_s', True), False),
           f"<=2 {bl.verdict(cold, 2, False)}", bl.spread(o["cold_start_s"]))
-    t.add("  of which: imports s", bl.median(o["import_s"]), "", "", "", "")
-    t.add("  open index s", bl.median(o["open_s"]), peer("load_s", True), "", "", "")
-    t.add("  load query model s", bl.median(o["answerer_s"]), "", "", "", "")
-    print(t.render())
-    print(f"\nload average: start {res['load_average_start'][0]:.1f}, "
-          f"end {res['load_average_end'][0]:.1f} (2 cores; > 2 means other work competed)")
-
-
-if __name__ == "__main__":
-    t0 = time.perf_counter()
-    main()
-    print(f"total {time.perf_counter() - t0:.0f} s")
+    t.add("  of which: imports s", metrics.median(o["import_s"]), "", "", "", "")
+    t.add("  open index s", metrics.median(o["open_s"]), peer("load_s", True), "", "", "")
+    t.add("  load query model s", metrics.median(o["answerer_s"]), "", "", "", "")
+    return [t]

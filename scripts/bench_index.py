@@ -1,7 +1,7 @@
 """Build throughput of `assistant index` against txtai, on the same chunk texts, same model.
 
-    scripts/setup-bench                       # once: txtai etc. in .bench-venv
-    .venv/bin/python scripts/bench_index.py   # ~10 minutes on 2 cores
+    scripts/setup-bench                        # once: txtai etc. in .bench-venv
+    .venv/bin/python scripts/bench.py index    # minutes
 
 1. Generates a deterministic briefing-like corpus (>= 2,000 chunks; scripts/benchlib.py).
 2. Warm-up: a throwaway build, so the one-time ONNX export (reported separately, if it
@@ -16,23 +16,24 @@
    threads, batch size and its multi-process pool (which Issue 5 asks to compare).
 
 Prints every figure with its ratio to txtai from the same run, and writes
-bench-results-index.json. Medians of the repeats; the spread says how noisy it was.
+docs/bench/index.json. Medians of the repeats; the spread says how noisy it was.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
 import tempfile
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
+
+from assistant import metrics
 
 NO_BUDGET = 1 << 30
 ORT_CONFIGS = ([(w, i, b, NO_BUDGET) for w, i in ((1, 2), (2, 1), (1, 1))
@@ -50,16 +51,19 @@ ST_MODES: list[dict[str, int]] = [
 """sentence-transformers: torch threads vs the multi-process pool (1 torch thread each)."""
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--chunks", type=int, default=2200, help="corpus size in chunks (>= 2000)")
-    ap.add_argument("--repeats", type=int, default=3, help="alternated build pairs")
-    ap.add_argument("--mode-texts", type=int, default=384,
-                    help="texts for the runtime comparison (0 skips it)")
-    ap.add_argument("--mode-repeats", type=int, default=2)
-    ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--out", type=Path, default=bl.ROOT / "bench-results-index.json")
-    args = ap.parse_args()
+@dataclass(frozen=True)
+class Options:
+    """``scripts/bench.py index``'s options (its ``--help`` says what each does)."""
+
+    chunks: int = 2200
+    repeats: int = 3
+    mode_texts: int = 384
+    mode_repeats: int = 2
+    workdir: Path | None = None
+    out: Path | None = None
+
+
+def main(args: Options) -> None:
     os.environ.update(bl.bench_env())
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-index-"))
     results: dict[str, Any] = {"load_average_start": os.getloadavg(), "cpus": os.cpu_count()}
@@ -130,8 +134,9 @@ def main() -> None:
             except RuntimeError as exc:
                 print(f"sentence-transformers modes failed: {exc}", file=sys.stderr)
     results["load_average_end"] = os.getloadavg()
-    report(results)
-    bl.write_json(args.out, results)
+    bl.save_results("index", results, report(results), args.out,
+                    note=f"Load average {results['load_average_start'][0]:.1f} at the start, "
+                         f"{results['load_average_end'][0]:.1f} at the end.")
     if not args.workdir:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -144,48 +149,43 @@ def _mean_tokens(index: Path, texts: list[str]) -> float:
     return sum(counts) / max(1, len(counts))
 
 
-def report(results: dict[str, Any]) -> None:
+def report(results: dict[str, Any]) -> list[bl.Table]:
     ours = [r["chunks_per_s"] for r in results["ours"]]
     theirs = [r["chunks_per_s"] for r in results["txtai"]]
-    print(f"\n== build throughput: {results['chunks']} chunks, "
-          f"{results['mean_tokens_per_chunk']:.0f} word pieces each on average ==")
-    t = bl.Table("figure", "ours", "txtai", "ratio", "target", "noise (ours / txtai)")
-    r = bl.ratio(bl.median(ours), bl.median(theirs))
+    t = bl.Table("figure", "ours", "txtai", "ratio", "target", "noise (ours / txtai)",
+                 title=f"build throughput: {results['chunks']} chunks, "
+                       f"{results['mean_tokens_per_chunk']:.0f} word pieces each on average")
+    tables = [t]
+    r = bl.ratio(metrics.median(ours), metrics.median(theirs))
     pair = [o / x for o, x in zip(ours, theirs, strict=False)]
     results["ratio_median"] = r
     results["ratio_per_pair"] = pair
-    t.add("chunks/s (median)", bl.median(ours), bl.median(theirs), f"{r:.2f}x",
+    t.add("chunks/s (median)", metrics.median(ours), metrics.median(theirs),
+          bl.times_better(metrics.median(ours), metrics.median(theirs)),
           f">=1.2x {bl.verdict(r, 1.2)}", f"{bl.spread(ours)} / {bl.spread(theirs)}")
     if pair:
         t.add("ratio per alternated pair", "", "", ", ".join(f"{p:.2f}x" for p in pair))
     if results["txtai"]:
         t.add("model import + load s (not timed)", "-",
-              bl.median([x["import_s"] + x["load_s"] for x in results["txtai"]]))
-    t.add("process wall s", bl.median([x["wall_s"] for x in results["ours"]]),
-          bl.median([x["wall_s"] for x in results["txtai"]]))
-    print(t.render())
+              metrics.median([x["import_s"] + x["load_s"] for x in results["txtai"]]))
+    t.add("process wall s", metrics.median([x["wall_s"] for x in results["ours"]]),
+          metrics.median([x["wall_s"] for x in results["txtai"]]))
     if "ort_modes" in results:
-        print("\n== our runtime (onnxruntime): chunks/s by workers x intra-op threads, batch "
-              "(texts; padded tokens) ==")
-        mt = bl.Table("workers", "intra-op", "batch", "tokens/batch", "chunks/s", "runs")
+        mt = bl.Table("workers", "intra-op", "batch", "tokens/batch", "chunks/s", "runs",
+                      title="our runtime (onnxruntime): chunks/s by workers x intra-op "
+                            "threads, batch (texts; padded tokens)")
+        tables.append(mt)
         for m in sorted(results["ort_modes"], key=lambda m: -m["chunks_per_s"]):
             budget = m.get("batch_tokens", NO_BUDGET)
             mt.add(m["workers"], m["intra_threads"], m["batch_size"],
                    "-" if budget >= NO_BUDGET else budget, m["chunks_per_s"],
                    ", ".join(f"{x:.1f}" for x in m["runs"]))
-        print(mt.render())
     if "st_modes" in results:
-        print("\n== sentence-transformers (torch): chunks/s by threads, batch, processes ==")
-        st = bl.Table("torch threads", "processes", "batch", "chunks/s", "runs (s)")
+        st = bl.Table("torch threads", "processes", "batch", "chunks/s", "runs (s)",
+                      title="sentence-transformers (torch): chunks/s by threads, batch, "
+                            "processes")
+        tables.append(st)
         for m in sorted(results["st_modes"], key=lambda m: -m["chunks_per_s"]):
             st.add(m["threads"], m.get("processes", 1), m["batch_size"], m["chunks_per_s"],
                    ", ".join(f"{x:.1f}" for x in m["seconds"]))
-        print(st.render())
-    print(f"\nload average: start {results['load_average_start'][0]:.1f}, "
-          f"end {results['load_average_end'][0]:.1f} (2 cores; > 2 means other work competed)")
-
-
-if __name__ == "__main__":
-    t0 = time.perf_counter()
-    main()
-    print(f"total {time.perf_counter() - t0:.0f} s")
+    return tables

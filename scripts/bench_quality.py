@@ -1,34 +1,57 @@
-"""Answer quality against the peers, in one run, on the same corpora and questions.
+"""Answer quality against the peers, in one run, per corpus and per question kind.
 
-    python scripts/bench_quality.py [--sets qa-dev briefing pydoc] [--no-peers]
+    scripts/setup-bench                                   # once: the peers in .bench-venv
+    .venv/bin/python scripts/bench.py quality             # every corpus scripts/fit.py fits
+    .venv/bin/python scripts/bench.py quality --sets briefings-dev
 
-For the assistant: held-out figures, cross-validated by article/document exactly as
-``scripts/fit.py`` fits (every question answered by a model that never saw its article),
-and the warm answer latency of the shipped model. For the peers (``.bench-venv``, made by
-``scripts/setup-bench``): txtai hybrid search, plain MiniLM dense top sentence and BM25
-(bm25s), over the same sentences, their abstention thresholds chosen by the same folds
-(``scripts/bench_peers_quality.py``). Prints one table per set, then the ratios of our
-top-1 against each peer's, and the JSON of everything on the last line.
+The corpora are scripts/fit.py's (``qualitylib.gold_sets``): qa-dev, the bundled briefing,
+the Python reference, and the folders of briefings briefings-dev, energy, finance and health
+(read from ``../shared`` at run time, never copied).
+
+For the assistant: held-out figures, cross-validated by document exactly as scripts/fit.py
+fits (every question answered by a model fitted on folds that hold neither its document
+nor, for the bundled briefing, its corpus), and the warm answer latency of the shipped
+model. For the peers (``.bench-venv``, made by ``scripts/setup-bench``; their half is
+``scripts/bench_peers_quality.py``): txtai hybrid search, plain MiniLM dense top sentence and
+BM25 (bm25s), over the same sentences and the same scored questions. A peer abstains when
+its top score is below a threshold chosen by the assistant's folds and rule: for a question
+in fold f, the highest threshold that refuses at most ``fit.MAX_ANSWERABLE_ABSTAINED`` of
+the answerable questions of every corpus separately, among the questions of the other folds
+(``assistant.metrics.threshold_for_every_group``). Peers ask every question as it stands:
+they have no conversation.
+
+Prints a table per corpus and kind (top-1, hit@3, answerable questions refused, out-of-scope
+questions refused: the assistant beside each peer), then one per corpus with every system's
+figures over all its questions, its warm latency, and the ratio of our top-1 to each peer's.
+Writes docs/bench/quality.json.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
+import math
+import os
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_peers_quality as peers
+import benchlib as bl
 import fit
-from qualitylib import Sample, gold_sets, load_samples
+from qualitylib import WORK, Sample, gold_sets, load_samples
 
-COLUMNS = ["top1", "hit3", "rank_top1", "rank_hit3", "answerable_abstained",
-           "unanswerable_abstained", "latency_p50_ms"]
+from assistant import metrics
+
+KindTable = dict[str, dict[str, dict[str, float]]]
+"""corpus -> kind (``all`` first) -> figure -> value, as ``fit.table`` gives."""
+PER_KIND = (("top1", "top-1"), ("hit3", "hit@3"), ("answerable_abstained", "answerable refused"),
+            ("unanswerable_abstained", "out-of-scope refused"))
+"""The figures of the per-kind tables, each with a column per system."""
+PEER_BLANK = ("ece", "best_guess")
+"""Figures that mean nothing for a peer: its score is no probability, it has no best guess."""
 
 
 def our_latency(samples: list[Sample], name: str, n: int = 200) -> float:
@@ -36,7 +59,7 @@ def our_latency(samples: list[Sample], name: str, n: int = 200) -> float:
     questions, asked as they stand."""
     chosen = [s for s in samples if s.set == name][:n]
     if not chosen or chosen[0].answerer is None:
-        return float("nan")
+        return math.nan
     answerer = chosen[0].answerer  # opened with the shipped model
     for s in chosen[:5]:
         answerer.ask(s.question)
@@ -45,42 +68,126 @@ def our_latency(samples: list[Sample], name: str, n: int = 200) -> float:
         t = time.perf_counter()
         answerer.ask(s.question)
         times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+    return metrics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", nargs="*", default=[g.name for g in gold_sets()])
-    parser.add_argument("--no-peers", action="store_true")
-    args = parser.parse_args()
-    samples = load_samples(args.sets)
-    cols = list(range(len(fit.FEATURES)))
-    by_kind = fit.table(fit.cross_validate(samples, cols, fit.DIVERSITY))
-    fit.print_table(by_kind, "assistant, held out, per set and kind")
-    ours = {name: dict(kinds["all"]) for name, kinds in by_kind.items()}
-    for name in ours:
-        ours[name]["latency_p50_ms"] = our_latency(samples, name)
-    report: dict[str, Any] = {"assistant": ours}
-    if not args.no_peers:
-        report.update(peers.run_in_bench_venv(sets=args.sets))
-        for by_set in report.values():  # the peers name it by what it measures
-            for row in by_set.values():
-                row.setdefault("unanswerable_abstained", row.get("abstention_recall"))
-    for name in args.sets:
-        print(f"\n{name} (held out; peers' thresholds by the same folds)")
-        print("system".ljust(11) + "".join(c[:12].rjust(13) for c in COLUMNS))
-        for system, by_set in report.items():
-            row = by_set.get(name, {})
-            cells = [(f"{row[c]:.3f}" if isinstance(row.get(c), float) else "—") for c in COLUMNS]
-            print(system.ljust(11) + "".join(x.rjust(13) for x in cells))
-        for system, by_set in report.items():
-            if system == "assistant" or name not in by_set:
+def scored(samples: list[Sample]) -> list[Sample]:
+    """The questions every system is scored on: the assistant's held-out ones."""
+    return [s for s in samples if s.scored and s.fold >= 0]
+
+
+def peer_job(samples: list[Sample], names: list[str], systems: list[str]) -> dict[str, Any]:
+    by_set: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for s in scored(samples):
+        by_set[s.set].append({"qid": s.qid, "question": s.question, "expect": s.expect,
+                              "expect_all": s.expect_all})
+    sets = {gs.name: gs for gs in gold_sets(names)}
+    return {"peers": systems,
+            "sets": {name: {"index": str(sets[name].index), "sentences": str(sets[name].sentences),
+                            "questions": qs} for name, qs in by_set.items()}}
+
+
+def peer_results(samples: list[Sample], answers: dict[str, list[dict[str, Any]]]
+                 ) -> list[dict[str, Any]]:
+    """One peer's answers as scripts/fit.py's result rows, each question abstaining below the
+    threshold chosen on the other folds (see the module's docstring)."""
+    by_key = {(s.set, s.qid): s for s in scored(samples)}
+    rows = [(by_key[(name, str(a["qid"]))], a) for name, got in answers.items() for a in got]
+    thresholds = {}
+    for fold in {s.fold for s, _ in rows}:
+        train: dict[str, list[float]] = defaultdict(list)
+        for s, a in rows:
+            if s.fold != fold and s.answerable:
+                train[s.set].append(float(a["score"]))
+        thresholds[fold] = metrics.threshold_for_every_group(train, fit.MAX_ANSWERABLE_ABSTAINED)
+    out = []
+    for s, a in rows:
+        abstained = float(a["score"]) < thresholds[s.fold]
+        answered = not abstained
+        out.append({"set": s.set, "qid": s.qid, "kind": s.kind or "all", "subtype": s.subtype,
+                    "answerable": s.answerable, "p": float(a["score"]),
+                    "outcome": "not_covered" if abstained else "answer",
+                    "abstained": abstained, "fold": s.fold, "seconds": float(a["seconds"]),
+                    "top1": s.answerable and answered and bool(a["rank_top1"]),
+                    "hit3": s.answerable and answered and bool(a["rank_hit3"]),
+                    "rank_top1": s.answerable and bool(a["rank_top1"]),
+                    "rank_hit3": s.answerable and bool(a["rank_hit3"]),
+                    "list_complete": answered and bool(a["rank_list"])})
+    return out
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{100 * value:.1f}"
+
+
+def kind_tables(systems: dict[str, KindTable]) -> list[bl.Table]:
+    """Per corpus: a row per kind, for each figure a column per system (percentages)."""
+    names = list(systems)
+    ours = systems["assistant"]
+    out = []
+    for corpus, kinds in ours.items():
+        header = ["kind", "questions"] + [f"{label}: {system}" for _, label in PER_KIND
+                                          for system in names]
+        t = bl.Table(*header, title=f"{corpus}: held out, per kind (%; peers' thresholds by "
+                                    "the same folds)")
+        for kind, row in kinds.items():
+            cells: list[object] = [kind.replace("_", " "), f"{row['n']:.0f}"]
+            for key, _ in PER_KIND:
+                cells += [_pct(systems[s].get(corpus, {}).get(kind, {}).get(key)) for s in names]
+            t.add(*cells)
+        out.append(t)
+    return out
+
+
+def summary_table(systems: dict[str, KindTable], latency: dict[str, dict[str, float]]) -> bl.Table:
+    """Per corpus and system, over all its questions, with our top-1 against each peer's."""
+    t = bl.Table("corpus", "system", "top-1 %", "hit@3 %", "answerable refused %",
+                 "out-of-scope refused %", "AUROC right/wrong", "calibration error", "p50 ms",
+                 "top-1 ours / theirs",
+                 title="per corpus, all questions, held out (ratio above 1: ours better)")
+    ours = systems["assistant"]
+    for corpus in ours:
+        for system, table in systems.items():
+            row = table.get(corpus, {}).get("all")
+            if row is None:
                 continue
-            theirs = by_set[name].get("top1") or float("nan")
-            print(f"  top-1 ours / {system}: {ours[name]['top1'] / theirs:.2f}x "
-                  f"({100 * (ours[name]['top1'] - theirs):+.1f} points)")
-    print(json.dumps(report))
+            t.add(corpus, system, _pct(row["top1"]), _pct(row["hit3"]),
+                  _pct(row["answerable_abstained"]), _pct(row["unanswerable_abstained"]),
+                  row["auroc_correct"], row["ece"], latency[system].get(corpus, math.nan),
+                  "" if system == "assistant"
+                  else bl.times_better(ours[corpus]["all"]["top1"], row["top1"]))
+    return t
 
 
-if __name__ == "__main__":
-    main()
+def main(sets: list[str] | None = None, with_peers: bool = True, out: Path | None = None
+         ) -> None:
+    names = sets or [g.name for g in gold_sets()]
+    samples = load_samples(names)
+    cols = list(range(len(fit.FEATURES)))
+    systems: dict[str, KindTable] = {
+        "assistant": fit.table(fit.cross_validate(samples, cols, fit.DIVERSITY))}
+    latency: dict[str, dict[str, float]] = {
+        "assistant": {name: our_latency(samples, name) for name in systems["assistant"]}}
+    if with_peers:
+        answers = peers.run_in_bench_venv(peer_job(samples, names, list(peers.PEERS)), WORK)
+        for system, by_set in answers.items():
+            results = peer_results(samples, by_set)
+            table = fit.table(results)
+            for kinds in table.values():
+                for row in kinds.values():
+                    row.update({k: math.nan for k in PEER_BLANK})
+            systems[system] = table
+            latency[system] = {name: 1000 * metrics.median(r["seconds"] for r in results
+                                                           if r["set"] == name)
+                               for name in table}
+    tables = [*kind_tables(systems), summary_table(systems, latency)]
+    everything = [g.name for g in gold_sets()]
+    note = ("The assistant's held-out figures come from models fitted, fold by fold, on the "
+            f"corpora of this run ({', '.join(names)})"
+            + ("." if sorted(names) == sorted(everything) else
+               f", not on all that scripts/fit.py fits ({', '.join(everything)}).")
+            + f" Load average at the end: {os.getloadavg()[0]:.1f} (latency is warm, per "
+            "question, on the same machine in the same run).")
+    bl.save_results("quality", {"systems": systems, "latency_p50_ms": latency,
+                                "max_answerable_abstained": fit.MAX_ANSWERABLE_ABSTAINED},
+                    tables, out, note=note)

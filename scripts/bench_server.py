@@ -1,23 +1,23 @@
 """The PostgreSQL index beside the local FAISS one, measured in the same run.
 
-    .venv/bin/python scripts/bench_server.py --size 1000     # a few minutes on 2 cores
-    .venv/bin/python scripts/bench_server.py --size 10000    # ~15 minutes
+    .venv/bin/python scripts/bench.py server --size 1000     # minutes
+    .venv/bin/python scripts/bench.py server --size 10000
 
 Starts a pgserver (PostgreSQL with pgvector) in a temporary folder (Unix socket only),
 generates the benchmark corpus (scripts/benchlib.py), builds it into a local index and into
 the server (each from nothing: the server build embeds in its own staging folder, then
 publishes), and measures for both: build throughput, warm answer latency p50/p95 (one
 process, questions in the corpus's vocabulary), cold `assistant ask`, and answers per second
-from 4 concurrent client processes. Writes bench-server-SIZE.json.
+from 4 concurrent client processes, each with the ratio of the server's figure to FAISS's
+(FAISS is the peer here). Writes docs/bench/server-SIZE.json.
 
-This is the quick pairing, in one process per figure; ``scripts/bench.py --server`` measures
+This is the quick pairing, in one process per figure; ``scripts/bench.py scale --server`` measures
 the server beside FAISS inside the scale benchmark (fresh processes for latency, answers
 compared with FAISS's, ``--server-seeded`` for 100,000 chunks).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -30,12 +30,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
 
+from assistant import metrics
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description="PostgreSQL index beside local FAISS.")
-    ap.add_argument("--size", type=int, default=1000, help="corpus size in chunks (approx.)")
-    ap.add_argument("--questions", type=int, default=60)
-    args = ap.parse_args()
+FIGURES = (("chunks", "chunks", True), ("build chunks/s", "chunks_per_s", True),
+           ("warm answer p50 ms", "p50_ms", False), ("warm answer p95 ms", "p95_ms", False),
+           ("cold `assistant ask` s", "cold_ask_s", False),
+           ("4 clients answers/s", "clients4_answers_per_s", True),
+           ("rebuild after 1 edit s", "rebuild_one_edit_s", False))
+"""(label, key, higher is better) of each figure in the table."""
+
+
+def main(size: int = 1000, questions_n: int = 60, out: Path | None = None) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from pgserver.postgres_server import get_server
 
@@ -49,9 +54,9 @@ def main() -> None:
     server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
     url = str(server.get_uri())
     corpus = work / "corpus"
-    bl.write_corpus(corpus, bl.documents_for(args.size))
-    questions = bl.generated_questions(1, args.questions)
-    res: dict[str, Any] = {"size": args.size}
+    bl.write_corpus(corpus, bl.documents_for(size))
+    questions = bl.generated_questions(1, questions_n)
+    res: dict[str, Any] = {"size": size}
     try:
         targets = {"faiss": Settings(corpus_dir=corpus, index_dir=work / "index"),
                    "postgres": Settings(corpus_dir=corpus, index_dir=work / "unused",
@@ -71,8 +76,8 @@ def main() -> None:
                     lat.append(time.perf_counter() - t)
             finally:
                 session.close()
-            fig["p50_ms"] = bl.percentile(lat, 50) * 1000
-            fig["p95_ms"] = bl.percentile(lat, 95) * 1000
+            fig["p50_ms"] = metrics.percentile(lat, 50) * 1000
+            fig["p95_ms"] = metrics.percentile(lat, 95) * 1000
             where = ["--server", url] if settings.server else ["--index", str(work / "index")]
             fig["cold_ask_s"] = sorted(bl.run_cli(["ask", questions[i], *where])[0]
                                        for i in range(3))[1]
@@ -91,12 +96,14 @@ def main() -> None:
 
         shutil.rmtree(staging_dir(url), ignore_errors=True)
         server.cleanup()
-    out = Path(f"bench-server-{args.size}.json")
-    bl.write_json(out, res)
-    for key in ("chunks", "chunks_per_s", "p50_ms", "p95_ms", "cold_ask_s",
-                "clients4_answers_per_s", "rebuild_one_edit_s"):
-        print(f"{key:24} faiss {res['faiss'][key]:10.2f}   postgres {res['postgres'][key]:10.2f}")
+    bl.save_results(f"server-{size}", res, [report(res)], out)
 
 
-if __name__ == "__main__":
-    main()
+def report(res: dict[str, Any]) -> bl.Table:
+    t = bl.Table("figure", "postgres", "faiss", "postgres vs faiss (>1: server better)",
+                 title=f"PostgreSQL index beside local FAISS, --size {res['size']}")
+    for label, key, higher in FIGURES:
+        pg, local = res["postgres"][key], res["faiss"][key]
+        t.add(label, pg, local,
+              "" if key == "chunks" else bl.times_better(pg, local, higher))
+    return t

@@ -1,6 +1,6 @@
 """The chat's first frame: from process start to the first full frame, warm.
 
-    .venv/bin/python scripts/bench_tui.py [--repeats 7]
+    .venv/bin/python scripts/bench.py tui [--repeats 7]
 
 1. Builds an index of the bundled corpus (``corpus/``) in a temporary folder, so the chat
    opens an up-to-date index as ``scripts/chat`` does on a second run (its load worker
@@ -11,7 +11,8 @@
    sequence a terminal would receive): the time from just before the process is spawned,
    interpreter start-up included. The process exits at once (``os._exit``).
 3. Prints each run, the median (p50) and the slowest; also how long importing the app
-   module took inside the process. The issue's budget is 0.5 s (warm).
+   module took inside the process. The issue's budget is 0.5 s (warm). No peer: writes
+   docs/bench/tui.json.
 
 The app module must not import numpy, FAISS, onnxruntime or torch: the check is repeated
 here (the test ``test_the_ui_starts_without_the_engine`` guards it too).
@@ -19,18 +20,21 @@ here (the test ``test_the_ui_starts_without_the_engine`` guards it too).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib as bl
+
+from assistant import metrics
+
+ROOT = bl.ROOT
 BUDGET_S = 0.5
 HEAVY = ("numpy", "faiss", "onnxruntime", "torch", "sentence_transformers")
 
@@ -76,11 +80,7 @@ def first_frame(corpus: Path, index: Path, work: Path) -> dict[str, float | list
     return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
-
+def main(repeats: int = 7, out: Path | None = None) -> None:
     from assistant.build import build_index
     from assistant.settings import Settings
 
@@ -96,7 +96,7 @@ def main() -> None:
         first_frame(corpus, index, work)  # warm-up: caches, .pyc files
         frames: list[float] = []
         imports: list[float] = []
-        for n in range(1, args.repeats + 1):
+        for n in range(1, repeats + 1):
             r = first_frame(corpus, index, work)
             heavy = r["heavy_at_import"]
             if heavy:
@@ -106,11 +106,12 @@ def main() -> None:
             imports.append(imported)
             print(f"run {n}: first frame {frame * 1000:.0f} ms (app import {imported * 1000:.0f}"
                   " ms)")
-        p50 = statistics.median(frames)
-        print(f"first frame, warm: p50 {p50 * 1000:.0f} ms, slowest {max(frames) * 1000:.0f} ms "
-              f"over {len(frames)} runs (app import p50 {statistics.median(imports) * 1000:.0f}"
-              f" ms); budget {BUDGET_S * 1000:.0f} ms: {'within' if p50 <= BUDGET_S else 'OVER'}")
-
-
-if __name__ == "__main__":
-    main()
+    p50 = metrics.median(frames)
+    table = bl.Table("figure", "value", "budget", title="the chat's first frame, warm "
+                 f"(process start to the question box, {len(frames)} runs)")
+    table.add("first frame p50 ms", p50 * 1000,
+          f"<={BUDGET_S * 1000:.0f} {bl.verdict(p50, BUDGET_S, False)}")
+    table.add("first frame slowest ms", max(frames) * 1000, "")
+    table.add("app import p50 ms", metrics.median(imports) * 1000, "")
+    bl.save_results("tui", {"frames_s": frames, "imports_s": imports, "budget_s": BUDGET_S},
+                    [table], out)

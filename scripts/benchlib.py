@@ -2,25 +2,27 @@
 
 This file has two halves that run in two environments:
 
-* in the project's ``.venv`` (imported by ``bench_index.py``, ``bench_answer.py`` and
-  ``bench.py``): the corpus generator, chunk texts read back from our index, the peer
-  launcher, and timing / ratio printing;
+* in the project's ``.venv`` (imported by the benchmarks behind ``scripts/bench.py``): the
+  corpus generator, chunk texts read back from our index, the peer launcher, the tables
+  of figures with their ratios, the results' JSON (``docs/bench/<benchmark>.json``) and
+  the page made from it (``docs/benchmarks.md``);
 * in ``.bench-venv`` (made by ``scripts/setup-bench``), where txtai and a plain
   sentence-transformers + FAISS baseline are installed and the assistant is not:
   ``.bench-venv/bin/python scripts/benchlib.py JOB.json`` runs one peer job and prints its
   result as JSON on the last line of stdout. Peers run in their own process so that their
   imports (torch, transformers) never touch our process's memory or timings.
 
-Hence only the standard library is imported at the top; the assistant and the peers'
-libraries are imported inside the functions that need them.
+Hence only the standard library and the measurement kit (``assistant/metrics.py``, standard
+library and numpy, read from the checkout) are imported at the top; the rest of the assistant
+and the peers' libraries are imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -29,6 +31,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # in .bench-venv the assistant is not installed: the checkout's
+    sys.path.insert(0, str(ROOT))
+
+from assistant.metrics import median  # noqa: E402
+
+BENCH_DIR = ROOT / "docs" / "bench"
+"""Each benchmark's last results, ``<benchmark>.json``; ``docs/benchmarks.md`` is made from them."""
+BENCHMARKS_PAGE = ROOT / "docs" / "benchmarks.md"
 BENCH_VENV = ROOT / ".bench-venv"
 BENCH_PYTHON = BENCH_VENV / "bin" / "python"
 PROCESS_START = time.time()
@@ -427,7 +437,7 @@ def _peer_st_modes(job: dict[str, Any]) -> dict[str, Any]:
         if pool is not None:
             model.stop_multi_process_pool(pool)
         out.append({**mode, "seconds": runs, "start_s": start_s,
-                    "chunks_per_s": len(texts) / statistics.median(runs)})
+                    "chunks_per_s": len(texts) / median(runs)})
     return {"modes": out, "count": len(texts)}
 
 
@@ -540,19 +550,6 @@ def _peer_main(job_file: str) -> None:
 
 # --- figures -----------------------------------------------------------------------------------
 
-def median(xs: Sequence[float]) -> float:
-    return float(statistics.median(xs)) if xs else float("nan")
-
-
-def percentile(xs: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not xs:
-        return float("nan")
-    s = sorted(xs)
-    k = max(0, min(len(s) - 1, round(p / 100 * len(s) + 0.5) - 1))
-    return float(s[k])
-
-
 def spread(xs: Sequence[float]) -> str:
     """How noisy repeated runs were: min–max around the median, as a percentage."""
     if len(xs) < 2:
@@ -574,10 +571,19 @@ def verdict(value: float, target: float, higher_is_better: bool = True) -> str:
     return "MET" if ok else "MISSED"
 
 
-class Table:
-    """A plain-text table of figures printed at the end of a benchmark."""
+def times_better(ours: float, theirs: float, higher_is_better: bool = True) -> str:
+    """``ratio`` as a table cell: "1.23x", or "-" when either figure is missing."""
+    r = ratio(ours, theirs, higher_is_better)
+    return "-" if r != r else f"{r:.2f}x"
 
-    def __init__(self, *header: str) -> None:
+
+class Table:
+    """A table of figures, printed at the end of a benchmark as plain text and kept in its
+    JSON, from which ``docs/benchmarks.md`` shows it as Markdown (cells already formatted,
+    so the page shows what the terminal showed)."""
+
+    def __init__(self, *header: str, title: str = "") -> None:
+        self.title = title
         self.rows: list[tuple[str, ...]] = [header]
 
     def add(self, *cells: object) -> None:
@@ -586,12 +592,15 @@ class Table:
     def render(self) -> str:
         widths = [max(len(r[i]) if i < len(r) else 0 for r in self.rows)
                   for i in range(len(self.rows[0]))]
-        lines = []
+        lines = [self.title] if self.title else []
         for n, r in enumerate(self.rows):
             lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
             if n == 0:
                 lines.append("  ".join("-" * w for w in widths))
         return "\n".join(lines)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"title": self.title, "rows": [list(r) for r in self.rows]}
 
 
 def _cell(c: object) -> str:
@@ -600,6 +609,73 @@ def _cell(c: object) -> str:
             return "-"
         return f"{c:.3g}" if abs(c) < 1000 else f"{c:,.0f}"
     return str(c)
+
+
+def markdown_table(table: dict[str, Any]) -> str:
+    """A table kept in a benchmark's JSON (``Table.as_json``) as Markdown."""
+    header, *rows = table["rows"]
+    width = len(header)
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [*cells, *[""] * (width - len(cells))][:width]
+        return "| " + " | ".join(c.replace("|", "\\|") for c in padded) + " |"
+
+    out = [f"**{table['title']}**", ""] if table.get("title") else []
+    return "\n".join([*out, line(header), "|" + " --- |" * width, *(line(r) for r in rows)])
+
+
+def save_results(benchmark: str, results: dict[str, Any], tables: Sequence[Table],
+                 out: Path | None = None, note: str = "") -> Path:
+    """Print the tables and write the run as ``docs/bench/<benchmark>.json`` (or ``out``):
+    the command, when, the machine's load, the tables as printed and every raw figure."""
+    for t in tables:
+        print("\n" + t.render())
+    path = out or BENCH_DIR / f"{benchmark}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"benchmark": benchmark,
+            "command": " ".join(["scripts/bench.py", *sys.argv[1:]]),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(PROCESS_START)),
+            "cpus": os.cpu_count(), "note": note,
+            "tables": [t.as_json() for t in tables], "results": _finite(results)}
+    write_json(path, data)
+    return path
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity as None: the JSON stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+BENCHMARK_ORDER = ("answer", "index", "scale", "quality", "server", "tui", "web")
+
+
+def benchmarks_page(bench_dir: Path | None = None) -> str:
+    """``docs/benchmarks.md``: every benchmark's tables from its last JSON, nothing else."""
+    runs = [json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted((bench_dir or BENCH_DIR).glob("*.json"))]
+    rank = {name: i for i, name in enumerate(BENCHMARK_ORDER)}
+    runs.sort(key=lambda r: (rank.get(str(r["benchmark"]).split("-")[0], len(rank)),
+                             str(r["benchmark"])))
+    lines = ["# Benchmarks", "",
+             "Generated by `scripts/bench.py docs` from `docs/bench/*.json`, the last run of each "
+             "benchmark (`scripts/bench.py <benchmark>` writes its file); do not edit. Ratios "
+             "are against the peers measured in the same run (above 1: ours is better), on "
+             "the machine the run names.", ""]
+    if not runs:
+        lines += ["No benchmark has been run yet.", ""]
+    for r in runs:
+        lines += [f"## {r['benchmark']}", "",
+                  f"`{r['command']}`, {r['date']}, {r['cpus']} CPUs."
+                  + (f" {r['note']}" if r.get("note") else ""), ""]
+        for t in r["tables"]:
+            lines += [markdown_table(t), ""]
+    return "\n".join(lines)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import itertools
 import json
 import pickle
 import sys
@@ -55,11 +54,12 @@ from qualitylib import (
     SHARED,
     WORK,
     Sample,
-    auroc,
-    contains,
     load_samples,
 )
 
+from assistant import metrics
+from assistant.metrics import auroc, contains
+from assistant.metrics import share as _mean
 from assistant.qa import lang
 from assistant.qa.abstain import ABSTAIN_FEATURES, Abstainer, features_hash
 from assistant.qa.features import feature_names
@@ -322,12 +322,8 @@ def choose_threshold(probs: np.ndarray, samples: Sequence[Sample]) -> float:
     for p, s in zip(probs, samples, strict=True):
         if s.answerable:
             by_set[s.set].append(float(p))
-    cuts = []
-    for ps in by_set.values():
-        p = np.sort(ps)
-        k = int(np.floor(MAX_ANSWERABLE_ABSTAINED * len(p)))
-        cuts.append(float(p[k]) if k < len(p) else float(p[-1]))
-    return min(cuts) if cuts else 0.5
+    return (metrics.threshold_for_every_group(by_set, MAX_ANSWERABLE_ABSTAINED) if by_set
+            else 0.5)
 
 
 def evaluate(s: Sample, scores: np.ndarray, abstainer: AbstainerModel,
@@ -413,22 +409,13 @@ def cross_validate(samples: Sequence[Sample], cols: Sequence[int], diversity: fl
     return results
 
 
-def _mean(values: Sequence[bool | float]) -> float:
-    return float(np.mean(values)) if len(values) else float("nan")
-
-
 def calibration_error(rs: Sequence[dict[str, Any]], bins: int = 10) -> float:
     """Expected calibration error of the confidence shown with answers and best guesses
     (right = the quote holds a gold phrase): the mean gap between confidence and accuracy
     over equal-width bins, weighted by their share of the answers."""
     shown = [r for r in rs if r["outcome"] != "not_covered"]
-    if not shown:
-        return float("nan")
-    p = np.array([float(r["p"]) for r in shown])
-    right = np.array([bool(r["top1"]) for r in shown])
-    which = np.minimum((p * bins).astype(int), bins - 1)
-    return float(sum(abs(p[which == b].mean() - right[which == b].mean()) * (which == b).sum()
-                     for b in range(bins) if (which == b).any()) / len(shown))
+    return metrics.expected_calibration_error([float(r["p"]) for r in shown],
+                                              [bool(r["top1"]) for r in shown], bins)
 
 
 def reliability(rs: Sequence[dict[str, Any]], edges: Sequence[float] = (0.0, 0.2, 0.4, 0.6,
@@ -436,13 +423,8 @@ def reliability(rs: Sequence[dict[str, Any]], edges: Sequence[float] = (0.0, 0.2
                 ) -> list[tuple[str, int, float, float]]:
     """(confidence band, answers shown, mean confidence, share right) per band."""
     shown = [r for r in rs if r["outcome"] != "not_covered"]
-    out = []
-    for lo, hi in itertools.pairwise(edges):
-        band = [r for r in shown if lo <= float(r["p"]) < hi]
-        if band:
-            out.append((f"{lo:.1f}-{min(hi, 1.0):.1f}", len(band),
-                        _mean([float(r["p"]) for r in band]), _mean([r["top1"] for r in band])))
-    return out
+    return [(b.band, b.count, b.confidence, b.accuracy) for b in metrics.reliability_bins(
+        [float(r["p"]) for r in shown], [bool(r["top1"]) for r in shown], edges)]
 
 
 def summary(rs: Sequence[dict[str, Any]]) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Shared by ``scripts/fit.py`` and ``scripts/bench_quality.py``: the gold sets, their
+"""Shared by ``scripts/fit.py`` and ``scripts/bench.py quality``: the gold sets, their
 indexes, the cross-validation folds by article/document, and held-out measurement.
 
 The gold sets:
@@ -40,6 +40,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from assistant.build import build_index
 from assistant.index.store import open_index
+from assistant.metrics import contains
 from assistant.qa import lang
 from assistant.qa.abstain import features_hash
 from assistant.qa.analysis import QuestionAnalysis
@@ -185,11 +186,6 @@ class Sample:
     """False for a conversation turn asked only to lead up to a follow-up."""
 
 
-def contains(text: str | None, phrases: list[str]) -> bool:
-    low = (text or "").lower()
-    return any(p.lower() in low for p in phrases)
-
-
 def _hash_fold(key: str) -> int:
     return int(hashlib.sha256(key.encode()).hexdigest(), 16) % N_FOLDS
 
@@ -298,19 +294,3 @@ def load_samples(names: Iterable[str] | None = None, sets: list[GoldSet] | None 
         print(f"{gs.name}: {len(got)} questions", file=sys.stderr)
     return samples
 
-
-def auroc(scores: list[float], positive: list[bool]) -> float:
-    """Area under the ROC curve: the chance a positive outscores a negative (ties: half)."""
-    pos = np.array([s for s, p in zip(scores, positive, strict=True) if p])
-    neg = np.array([s for s, p in zip(scores, positive, strict=True) if not p])
-    if not len(pos) or not len(neg):
-        return float("nan")
-    ranks = np.concatenate([pos, neg]).argsort().argsort().astype(float)
-    # average ranks for ties
-    allv = np.concatenate([pos, neg])
-    for v in np.unique(allv):
-        idx = np.where(allv == v)[0]
-        if len(idx) > 1:
-            ranks[idx] = ranks[idx].mean()
-    r_pos = ranks[: len(pos)].sum()
-    return float((r_pos - len(pos) * (len(pos) - 1) / 2) / (len(pos) * len(neg)))

@@ -3,7 +3,7 @@
 ``FaissVectors`` is the embedded default: exact inner-product search (``IndexFlatIP``)
 up to ``ann_threshold`` chunks, and above it an IVF index whose ``nprobe`` is tuned at
 build time to reach recall@10 >= 0.98 against exact search for question-like queries
-made from the index's own vectors (measured by scripts/bench.py at 100,000 chunks: 0.98
+made from the index's own vectors (measured by scripts/bench.py scale at 100,000 chunks: 0.98
 on those gives ~0.97 for real questions). Both are keyed by chunk id (the flat index
 inside an ``IndexIDMap2``, the IVF storing ids itself), so an incremental build removes
 and adds ids instead of rebuilding.
@@ -119,7 +119,7 @@ class FaissVectors:
         if self._mapped_from is not None:
             # Unchanged since it was opened: copy the file. FAISS writes a memory-mapped IVF
             # as a reference to its mapped lists (not the lists), and the next build that
-            # read that reference crashed (found by scripts/bench.py: a document saved again
+            # read that reference crashed (found by scripts/bench.py scale: a document saved again
             # with the same text makes a new generation with no vector changes).
             shutil.copyfile(self._mapped_from, path)
             return
@@ -142,7 +142,7 @@ def _native_ivf(index: faiss.Index) -> faiss.Index:
     """An IVF index that stores the chunk ids itself. Indexes written before this held the
     IVF inside an IndexIDMap2, whose remove_ids compacts its id map while the IVF keeps its
     internal numbers, so after a removal every later id was shifted (found by
-    scripts/bench.py: recall 0.0004 after one incremental build). Such an index is
+    scripts/bench.py scale: recall 0.0004 after one incremental build). Such an index is
     converted before it is modified; one already modified cannot be repaired."""
     import faiss
 

@@ -1,13 +1,14 @@
 """How well main-content extractors find the article on the saved pages of
 tests/data/web-pages (20 site shapes, each with the article text a reader expects).
 
-    .venv/bin/python scripts/bench_web_pages.py            # our reader and what is installed
+    .venv/bin/python scripts/bench.py web                  # our reader and what is installed
     .venv/bin/pip install readability-lxml resiliparse     # to compare those too (not shipped)
 
 Per extractor: word precision and recall against the expected text (multisets of words), F1,
 the expected lines found whole, the pages where site furniture leaked in (menus, cookie and
 newsletter banners, share bars, related and most-read lists, comments, ads, footers), and the
-time per page. Prints a Markdown table (docs/web-pages.md keeps the last one).
+time per page, and the ratio of our F1 to each's (the other extractors are the peers).
+Writes docs/bench/web.json (docs/benchmarks.md shows it).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib as bl
+
+ROOT = bl.ROOT
 PAGES = ROOT / "tests" / "data" / "web-pages"
 FURNITURE = ["Markets desk", "Houston weather", "We use cookies", "Share on LinkedIn",
              "morning briefing", "Related stories", "Most read", "Refinance your mortgage",
@@ -90,7 +94,7 @@ CANDIDATES: dict[str, Callable[[str], str]] = {
 }
 
 
-def main() -> None:
+def main(out: Path | None = None) -> None:
     pages = sorted(PAGES.glob("page-*.html"))
     rows = []
     for name, fn in CANDIDATES.items():
@@ -121,13 +125,14 @@ def main() -> None:
         p, r = tp / max(1, tp + fp), tp / max(1, tp + fn_)
         f1 = 2 * p * r / max(1e-9, p + r)
         rows.append((name, p, r, f1, whole / max(1, lines), leaks, 1000 * seconds / len(pages)))
-    print(f"{len(pages)} pages\n")
-    print("| extractor | word precision | word recall | F1 | lines found whole | pages with "
-          "furniture | ms a page |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    table = bl.Table("extractor", "word precision", "word recall", "F1", "lines found whole",
+                     "pages with furniture", "ms a page", "F1 ours / theirs",
+                     title=f"main content of {len(pages)} saved pages")
+    ours_f1 = rows[0][3] if rows else float("nan")
     for name, p, r, f1, share, leaked, ms in rows:
-        print(f"| {name} | {p:.3f} | {r:.3f} | {f1:.3f} | {share:.1%} | {leaked} | {ms:.1f} |")
-
-
-if __name__ == "__main__":
-    main()
+        table.add(name, f"{p:.3f}", f"{r:.3f}", f"{f1:.3f}", f"{share:.1%}", leaked, f"{ms:.1f}",
+                  "" if name == rows[0][0] else bl.times_better(ours_f1, f1))
+    bl.save_results("web", {"pages": len(pages), "extractors": [
+        {"name": n, "precision": p, "recall": r, "f1": f1, "lines_whole": share,
+         "pages_with_furniture": leaked, "ms_per_page": ms}
+        for n, p, r, f1, share, leaked, ms in rows]}, [table], out)
