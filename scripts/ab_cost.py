@@ -10,9 +10,11 @@ Then, ``--pairs`` times, each commit in turn (the order reversed every other pas
 
 * answering: a fresh process of that commit opens the bundled briefing's index as
   ``assistant ask`` does (``Session``), answers the dev questions once to warm up, then
-  ``--rounds`` rounds over them; the figure is the median of its rounds' medians;
+  ``--rounds`` rounds over them; the figure is the median of its rounds' medians, in wall
+  time and in the process's CPU time (less moved by other work on the machine);
 * building: ``assistant index --full`` on a generated corpus (scripts/benchlib.py), wall and
-  CPU seconds of the process.
+  CPU seconds of the process; then ``assistant index`` on the built index (up to date:
+  the check alone), wall seconds.
 
 The ratios against the first commit are taken per pass (neighbours in time share the load)
 and reported as their median with the range over passes. Writes ``--out`` as JSON.
@@ -49,12 +51,13 @@ for q in questions:
     session.ask(q)
 medians = []
 for _ in range(job["rounds"]):
-    took = []
+    took, spent = [], []
     for q in questions:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         session.ask(q)
         took.append(time.perf_counter() - t)
-    medians.append(statistics.median(took))
+        spent.append(time.process_time() - c)
+    medians.append((statistics.median(took), statistics.median(spent)))
 print(json.dumps(medians))
 """
 
@@ -95,17 +98,19 @@ class Side:
                                f"{proc.returncode}: {stderr[-2000:]}")
         return wall, usage.ru_utime + usage.ru_stime
 
-    def build(self, corpus: Path, index: Path) -> tuple[float, float]:
-        return self.assistant("index", "--full", "--corpus", str(corpus), "--index", str(index))
+    def build(self, corpus: Path, index: Path, full: bool = True) -> tuple[float, float]:
+        return self.assistant("index", *(["--full"] if full else []), "--corpus", str(corpus),
+                              "--index", str(index))
 
-    def answer_rounds(self, questions: list[str], rounds: int) -> list[float]:
+    def answer_rounds(self, questions: list[str], rounds: int) -> list[tuple[float, float]]:
+        """Each round's median answer time, wall and CPU (of all the process's threads)."""
         job = json.dumps({"index": str(self.briefing_index), "questions": questions,
                           "rounds": rounds})
         proc = subprocess.run([str(self.python), "-c", PROBE, job], cwd=self.tree,
                               env=bl.bench_env(), capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"{self.name}: answer probe failed: {proc.stderr[-2000:]}")
-        medians: list[float] = json.loads(proc.stdout)
+        medians: list[tuple[float, float]] = json.loads(proc.stdout)
         return medians
 
 
@@ -142,37 +147,46 @@ def main() -> None:
         side.build(corpus, side.bench_index)
 
     answer: dict[str, list[float]] = {s.commit: [] for s in sides}
+    answer_cpu: dict[str, list[float]] = {s.commit: [] for s in sides}
     wall: dict[str, list[float]] = {s.commit: [] for s in sides}
     cpu: dict[str, list[float]] = {s.commit: [] for s in sides}
+    noop: dict[str, list[float]] = {s.commit: [] for s in sides}
     for k in range(args.pairs):
         for side in sides if k % 2 == 0 else sides[::-1]:
-            answer[side.commit].append(statistics.median(
-                side.answer_rounds(questions, args.rounds)))
+            rounds = side.answer_rounds(questions, args.rounds)
+            answer[side.commit].append(statistics.median(w for w, _ in rounds))
+            answer_cpu[side.commit].append(statistics.median(c for _, c in rounds))
             took, spent = side.build(corpus, side.bench_index)
             wall[side.commit].append(took)
             cpu[side.commit].append(spent)
+            noop[side.commit].append(side.build(corpus, side.bench_index, full=False)[0])
             print(f"pass {k + 1}: {side.name} ({side.commit}) answer "
-                  f"{answer[side.commit][-1] * 1000:.1f} ms, build {took:.1f} s wall, "
-                  f"{spent:.1f} s CPU", flush=True)
+                  f"{answer[side.commit][-1] * 1000:.1f} ms wall, "
+                  f"{answer_cpu[side.commit][-1] * 1000:.1f} ms CPU; build {took:.1f} s wall, "
+                  f"{spent:.1f} s CPU; up to date {noop[side.commit][-1]:.2f} s", flush=True)
 
     base = sides[0].commit
     result: dict[str, Any] = {"commits": {s.name: s.commit for s in sides},
                               "documents": args.documents, "questions": len(questions),
                               "rounds": args.rounds, "passes": args.pairs,
-                              "answer_s": answer, "build_wall_s": wall, "build_cpu_s": cpu,
+                              "answer_s": answer, "answer_cpu_s": answer_cpu,
+                              "build_wall_s": wall, "build_cpu_s": cpu, "up_to_date_s": noop,
                               "ratios": {}}
     print(f"\n{len(questions)} questions × {args.rounds} rounds per probe; "
           f"index --full of {args.documents} documents; {args.pairs} alternating passes")
     for side in sides:
         c = side.commit
-        print(f"{side.name:>10} ({c}): answer {statistics.median(answer[c]) * 1000:.1f} ms, "
+        print(f"{side.name:>10} ({c}): answer {statistics.median(answer[c]) * 1000:.1f} ms "
+              f"wall, {statistics.median(answer_cpu[c]) * 1000:.1f} ms CPU; "
               f"build {statistics.median(wall[c]):.1f} s wall, "
-              f"{statistics.median(cpu[c]):.1f} s CPU")
+              f"{statistics.median(cpu[c]):.1f} s CPU; `index` when up to date "
+              f"{statistics.median(noop[c]):.2f} s")
     for side in sides[1:]:
         c = side.commit
         ratios = {what: [x / y for x, y in zip(series[c], series[base], strict=True)]
-                  for what, series in (("answer", answer), ("build_wall", wall),
-                                       ("build_cpu", cpu))}
+                  for what, series in (("answer", answer), ("answer_cpu", answer_cpu),
+                                       ("build_wall", wall), ("build_cpu", cpu),
+                                       ("up_to_date", noop))}
         result["ratios"][side.name] = {w: {"median": statistics.median(r), "min": min(r),
                                            "max": max(r)} for w, r in ratios.items()}
         print(f"{side.name} / {sides[0].name}: " + "; ".join(
