@@ -471,3 +471,36 @@ def test_a_frozen_server_gives_a_clear_error_within_the_timeout(
         assert session.ask(VENDOR_QUESTION).answer.answer is not None
     finally:
         session.close()
+
+
+HOSTILE_TITLE = "Grazing \x1b]0;pwned-title\x07 \x1b]52;c;ZWNobyBwd25lZA==\x07 \x9b31m \u202eevil"
+RAW_CONTROL = ("\x1b", "\x07", "\x9b", "\u202e")
+
+
+@pytest.mark.slow
+def test_info_server_shows_a_hostile_title_visibly_to_every_analyst(server_url: str,
+                                                                   tmp_path: Path) -> None:
+    """A document title holding terminal escapes (window title, OSC 52 clipboard), a C1
+    control and the right-to-left override, read from the team server by ``info --server``
+    (the trial: every analyst's terminal obeyed them) and ``ask --server``: shown visibly,
+    escaped in JSON, never raw."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "meadow\u202etxt.md").write_text(
+        f"# {HOSTILE_TITLE}\n\nCattle graze in the northern meadow for nine hours a day.\n",
+        encoding="utf-8")
+    build_index(Settings(corpus_dir=corpus, server=server_url))
+    shown = {}
+    for args in (["info"], ["info", "--json"],
+                 ["ask", "How many hours a day do cattle graze in the meadow?"]):
+        done = subprocess.run([sys.executable, "-m", "assistant", *args, "--server", server_url],
+                              capture_output=True, text=True, timeout=300, env=_env(),
+                              cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        shown[" ".join(args[:2])] = done.stdout + done.stderr
+    assert "␛]0;pwned-title␇" in shown["info"] and "\\u202e" in shown["info"]
+    titles = [d["title"] for d in json.loads(shown["info --json"])["documents"]]
+    assert any("\x1b]0;pwned-title\x07" in t for t in titles)  # the exact text, escaped
+    for where, text in shown.items():
+        raw = [f"U+{ord(c):04X}" for c in RAW_CONTROL if c in text]
+        assert not raw, f"raw {raw} in {where}: {text[:300]!r}"
