@@ -163,6 +163,31 @@ def web(out: Path | None) -> None:
 
 
 @cli.command()
+@click.argument("commits", nargs=-1)
+@click.option("--pairs", type=click.IntRange(1), default=5, show_default=True,
+              help="Alternating passes over all commits.")
+@click.option("--rounds", type=click.IntRange(1), default=8, show_default=True,
+              help="Answer rounds per probe process.")
+@click.option("--documents", type=click.IntRange(1), default=60, show_default=True,
+              help="Generated documents built by `index --full`.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("/tmp/bench-ab"), show_default=True,
+              help="The commits' worktrees and venvs, kept between runs.")
+@OUT
+def ab(commits: tuple[str, ...], pairs: int, rounds: int, documents: int, workdir: Path,
+       out: Path | None) -> None:
+    """What a change costs: answering and building of two or more commits, alternating in
+    one run (default: before the security work, right after it, and HEAD)."""
+    import bench_ab
+
+    chosen = list(commits) or bench_ab.DEFAULT_COMMITS
+    if len(chosen) < 2:
+        raise click.UsageError("name at least two commits")
+    bench_ab.main(bench_ab.Options(commits=chosen, pairs=pairs, rounds=rounds,
+                                   documents=documents, workdir=workdir, out=out))
+
+
+@cli.command()
 @click.option("--check", is_flag=True,
               help="Write nothing; exit 1 when docs/benchmarks.md differs from the JSON.")
 def docs(check: bool) -> None:

@@ -1,8 +1,8 @@
 """What a change costs: warm answer latency and full build time of two or more commits,
 measured in one run, alternating, so the load of a shared machine falls on every side.
 
-    .venv/bin/python scripts/ab_cost.py                      # 16f33f1 e956451 HEAD
-    .venv/bin/python scripts/ab_cost.py A B --pairs 6 --rounds 12
+    .venv/bin/python scripts/bench.py ab                      # 16f33f1 e956451 HEAD
+    .venv/bin/python scripts/bench.py ab A B --pairs 6 --rounds 12
 
 Each commit is checked out into its own worktree under ``--workdir`` (kept between runs) and
 set up with its own ``scripts/setup`` (its own .venv: the commits may differ in dependencies).
@@ -17,23 +17,25 @@ Then, ``--pairs`` times, each commit in turn (the order reversed every other pas
   the check alone), wall seconds.
 
 The ratios against the first commit are taken per pass (neighbours in time share the load)
-and reported as their median with the range over passes. Writes ``--out`` as JSON.
+and reported as their median with the range over passes. Writes ``--out`` as JSON (default
+``build/bench/ab.json``: a comparison of commits, not a figure of this one for the page).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchlib as bl
+
+from assistant import metrics
 
 DEFAULT_COMMITS = ["16f33f1", "e956451", "HEAD"]
 """Before the security merges, right after them, and this checkout."""
@@ -120,22 +122,22 @@ def dev_questions() -> list[str]:
 
 
 def summary(ratios: list[float]) -> str:
-    return (f"{statistics.median(ratios):.3f} (range {min(ratios):.3f}–{max(ratios):.3f}, "
+    return (f"{metrics.median(ratios):.3f} (range {min(ratios):.3f}–{max(ratios):.3f}, "
             f"{len(ratios)} passes)")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("commits", nargs="*", default=DEFAULT_COMMITS,
-                    help="the first is the baseline the others are compared with")
-    ap.add_argument("--pairs", type=int, default=5, help="passes over all commits")
-    ap.add_argument("--rounds", type=int, default=8, help="answer rounds per probe process")
-    ap.add_argument("--documents", type=int, default=60, help="generated bench documents")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/faults-ab"))
-    ap.add_argument("--out", type=Path, default=bl.ROOT / "bench-results-ab.json")
-    args = ap.parse_args()
-    if len(args.commits) < 2:
-        ap.error("name at least two commits")
+@dataclass
+class Options:
+    commits: list[str]
+    """The first is the baseline the others are compared with."""
+    pairs: int = 5
+    rounds: int = 8
+    documents: int = 60
+    workdir: Path = Path("/tmp/bench-ab")
+    out: Path | None = None
+
+
+def main(args: Options) -> None:
     sides = [Side(name, args.workdir) for name in args.commits]
     for side in sides:
         side.prepare()
@@ -154,8 +156,8 @@ def main() -> None:
     for k in range(args.pairs):
         for side in sides if k % 2 == 0 else sides[::-1]:
             rounds = side.answer_rounds(questions, args.rounds)
-            answer[side.commit].append(statistics.median(w for w, _ in rounds))
-            answer_cpu[side.commit].append(statistics.median(c for _, c in rounds))
+            answer[side.commit].append(metrics.median([w for w, _ in rounds]))
+            answer_cpu[side.commit].append(metrics.median([c for _, c in rounds]))
             took, spent = side.build(corpus, side.bench_index)
             wall[side.commit].append(took)
             cpu[side.commit].append(spent)
@@ -176,23 +178,21 @@ def main() -> None:
           f"index --full of {args.documents} documents; {args.pairs} alternating passes")
     for side in sides:
         c = side.commit
-        print(f"{side.name:>10} ({c}): answer {statistics.median(answer[c]) * 1000:.1f} ms "
-              f"wall, {statistics.median(answer_cpu[c]) * 1000:.1f} ms CPU; "
-              f"build {statistics.median(wall[c]):.1f} s wall, "
-              f"{statistics.median(cpu[c]):.1f} s CPU; `index` when up to date "
-              f"{statistics.median(noop[c]):.2f} s")
+        print(f"{side.name:>10} ({c}): answer {metrics.median(answer[c]) * 1000:.1f} ms "
+              f"wall, {metrics.median(answer_cpu[c]) * 1000:.1f} ms CPU; "
+              f"build {metrics.median(wall[c]):.1f} s wall, "
+              f"{metrics.median(cpu[c]):.1f} s CPU; `index` when up to date "
+              f"{metrics.median(noop[c]):.2f} s")
     for side in sides[1:]:
         c = side.commit
         ratios = {what: [x / y for x, y in zip(series[c], series[base], strict=True)]
                   for what, series in (("answer", answer), ("answer_cpu", answer_cpu),
                                        ("build_wall", wall), ("build_cpu", cpu),
                                        ("up_to_date", noop))}
-        result["ratios"][side.name] = {w: {"median": statistics.median(r), "min": min(r),
+        result["ratios"][side.name] = {w: {"median": metrics.median(r), "min": min(r),
                                            "max": max(r)} for w, r in ratios.items()}
         print(f"{side.name} / {sides[0].name}: " + "; ".join(
             f"{w} {summary(r)}" for w, r in ratios.items()))
-    bl.write_json(args.out, result)
-
-
-if __name__ == "__main__":
-    main()
+    out = args.out or bl.ROOT / "build" / "bench" / "ab.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bl.write_json(out, result)
