@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench  # noqa: E402
 import benchlib as bl  # noqa: E402
 
-SUBCOMMANDS = {"answer", "index", "scale", "quality", "server", "tui", "web", "docs"}
+SUBCOMMANDS = {"ab", "answer", "index", "scale", "quality", "server", "tui", "web", "docs"}
 
 
 def test_the_page_is_what_the_json_gives() -> None:
