@@ -198,11 +198,15 @@ class Retriever:
         lexical_hits = (pending.result() if pending is not None
                         else self._lexical(query, stats, limit * 3))
         lexical = [sid for sid, _ in lexical_hits]
-        lex_rank = {sid: r for r, sid in enumerate(lexical)}
         lex_score = dict(lexical_hits)
         rows = self.meta.sentences(list(chunk_score), lexical)
         if not rows:
             return []
+        # Equal BM25 scores are ranked by place in the corpus, not by sentence id: ids
+        # depend on the build's history, so an index updated in place ranks as a clean one.
+        place = {r.sentence_id: (r.doc_id, r.start) for r in rows}
+        lex_rank = {sid: r for r, (sid, _) in enumerate(sorted(
+            lexical_hits, key=lambda h: (-h[1], place.get(h[0], ("\uffff", 0)))))}
         chunk_vecs = self.meta.chunk_vectors({r.chunk_id for r in rows} - set(chunk_score))
         qterms = list(query.terms)
         weights = np.array([query.terms[t] * stats.idf.get(t, 0.0) for t in qterms])

@@ -28,8 +28,11 @@ from helpers.hostile import ROOT, assert_ok, cli, cli_env
 
 KILL_AFTER = """
 import importlib, sys
-_module = importlib.import_module({module!r})
-_real = getattr(_module, {name!r})
+_owner = importlib.import_module({module!r})
+*_path, _attr = {name!r}.split(".")
+for _part in _path:  # a method: "MetaWriter.drop_documents"
+    _owner = getattr(_owner, _part)
+_real = getattr(_owner, _attr)
 _calls = [0]
 def _stop_here(*args, **kwargs):
     out = _real(*args, **kwargs)
@@ -40,7 +43,7 @@ def _stop_here(*args, **kwargs):
         import time
         time.sleep(600)
     return out
-setattr(_module, {name!r}, _stop_here)
+setattr(_owner, _attr, _stop_here)
 import assistant.build.embedding as _embedding
 _embedding.BATCH_CHUNKS = 16  # more commits to stop between (the finishing build keeps 64)
 """
@@ -57,8 +60,8 @@ MOMENTS: list[tuple[str, str, str, int]] = [
     ("embedding", "assistant.build.embedding", "embed_and_store", 2),
     ("embedding", "assistant.build.embedding", "embed_and_store", 4),
     ("embedding", "assistant.build.embedding", "add_term_vectors", 2),  # before its COMMIT
-    ("embedding", "assistant.build.local", "drop_documents", 2),
-    ("embedding", "assistant.build.local", "refresh_term_df", 1),
+    ("embedding", "assistant.index.sqlite.writer", "MetaWriter.drop_documents", 2),
+    ("embedding", "assistant.index.sqlite.writer", "MetaWriter.refresh_term_df", 1),
     ("publishing", "assistant.build.publish", "update_vectors", 1),
     ("publishing", "assistant.build.publish", "digest_folder", 1),
     ("publishing", "assistant.build.publish", "write_manifest", 1),
