@@ -274,9 +274,10 @@ def load_samples(names: Iterable[str] | None = None, sets: list[GoldSet] | None 
     """The sets' samples, collected once and cached under build/quality/ (keyed by the code
     and data they depend on)."""
     samples: list[Sample] = []
+    model = provisional_model()  # read once, shared by every set's answerer
     for gs in sets if sets is not None else gold_sets(names):
         settings = ensure_index(gs)
-        answerer = Answerer(open_index(gs.index), settings, model=provisional_model())
+        answerer = Answerer(open_index(gs.index), settings, model=model)
         path = WORK / f"samples-{gs.name}-{_cache_key(gs)}.pkl"
         if cache and path.is_file():
             got: list[Sample] = pickle.loads(path.read_bytes())
