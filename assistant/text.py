@@ -96,6 +96,15 @@ def identifier_present(ident: str, text_identifiers: set[str]) -> bool:
     return ident + "s" in text_identifiers
 
 
+_ASKS = re.compile(r"\?[\s\"'’”)\]]*$")
+
+
+def asks(text: str) -> bool:
+    """The text is a question: it ends with a question mark (before closing quotes or
+    brackets)."""
+    return _ASKS.search(text) is not None
+
+
 _LINK = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+|\bwww\.\S+", re.I)
 
 

@@ -9,7 +9,6 @@ Adding a feature is adding a name to ``FEATURES`` and a column here, then refitt
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -21,9 +20,6 @@ from assistant.qa.candidates import SOFT_MIN, Candidate
 from assistant.qa.lang import Language
 
 Matrix = npt.NDArray[np.float64]
-
-_ASKS = re.compile(r"\?[\s\"'’”)\]]*$")
-"""A sentence ending with a question mark (before closing quotes or brackets)."""
 
 FEATURES: tuple[str, ...] = (
     "dense",            # cosine of the question with the sentence
@@ -121,7 +117,7 @@ class FeatureExtractor:
             novel = {t for t in tx.content_terms(c.text, a.language.stopwords) if t not in own}
             row[INDEX["novelty"]] = math.log1p(len(novel))
             row[INDEX["section_start"]] = float(c.first_in_section)
-            row[INDEX["asks"]] = float(_ASKS.search(c.text) is not None)
+            row[INDEX["asks"]] = float(tx.asks(c.text))
         best_bm25 = max(c.bm25 for c in cands)
         if best_bm25 > 0:
             x[:, INDEX["bm25_score"]] = [c.bm25 / best_bm25 for c in cands]

@@ -2,7 +2,9 @@
 
 The best sentence, joined with its neighbour when the runner-up is that neighbour and
 scores almost as well (the answer is split across both); with the next sentence when it
-cannot stand alone (it ends on a colon, or is a fragment); with the next one when a reason
+cannot stand alone (it ends on a colon, or is a fragment); with the reply that follows it
+when it is itself a question (an analyst's question line in call notes, a question a memo
+asks and then answers: a question never answers one); with the next one when a reason
 is asked for and it is the next sentence that gives one; with the sentence before it when
 it opens with a pronoun, so the reader knows what "it" is; cut to its best clauses when
 over ``MAX_ANSWER_CHARS``. Every span is cut from the stored text by offsets, never retyped.
@@ -53,6 +55,22 @@ class QuoteBuilder:
                 break
             end, sentences = nxt[1], sentences + 1
             text = self._text(best.doc_id, start, end)
+        while sentences < MAX_ANSWER_SENTENCES and tx.asks(text):
+            _, nxt = self.retriever.neighbours(best.doc_id, start, end)
+            # within one quote's length: a question line in notes is short, while a long
+            # sentence ending on "?" often reports a question (`Thesis 86 asks: "Why…?"`)
+            # and what follows it is not its reply
+            if (nxt is None or nxt[1] - start > MAX_ANSWER_CHARS
+                    or not self._replies(best.doc_id, end, nxt[0])):
+                break
+            end, sentences = nxt[1], sentences + 1
+            if len(nxt[2]) < 40 and sentences < MAX_ANSWER_SENTENCES:
+                # a reply of a word or two ("No.") goes on to say why
+                _, more = self.retriever.neighbours(best.doc_id, start, end)
+                if (more is not None and more[1] - start <= MAX_ANSWER_CHARS
+                        and self._adjacent(best.doc_id, end, more[0])):
+                    end, sentences = more[1], sentences + 1
+            text = self._text(best.doc_id, start, end)
         reason = next((k for k in a.kinds if k.name == "reason"), None)
         if reason is not None and sentences < MAX_ANSWER_SENTENCES \
                 and not reason.held_by(text, a.folded):
@@ -88,6 +106,21 @@ class QuoteBuilder:
         units, _ = self.retriever.meta.document_map(doc_id)  # read only for a line break
         k = bisect.bisect_right(units, gap_start - 1, key=lambda u: u.start) - 1
         return not units or (k >= 0 and units[k].end >= gap_end)
+
+    def _replies(self, doc_id: str, gap_start: int, gap_end: int) -> bool:
+        """The sentence after ``text[gap_start:gap_end]`` replies to the question before
+        it: nothing but space between them, or, on the reply's own line, only the speaker
+        who gives it (``MARA LIND: ...``); a heading or a separator line between them starts
+        something else."""
+        gap = self._text(doc_id, gap_start, gap_end)
+        if _ADJACENT_GAP.fullmatch(gap):
+            return True
+        between = gap.split("\n")[:-1]
+        if not between or any(line.strip() for line in between):
+            return False
+        units, _ = self.retriever.meta.document_map(doc_id)
+        k = bisect.bisect_right(units, gap_end, key=lambda u: u.start) - 1
+        return k >= 0 and units[k].start == gap_end and bool(units[k].label)
 
 
 def _best_clause(text: str, a: QuestionAnalysis) -> tuple[int, int]:

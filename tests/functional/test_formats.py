@@ -24,6 +24,7 @@ from assistant.formats import CELL_SEPARATOR
 from assistant.formats.html import read_html
 from assistant.formats.markdown import read_markdown
 from assistant.formats.pdf import drop_page_furniture, read_pdf
+from assistant.formats.plain import read_plain
 from assistant.locations import DocumentMap
 from assistant.models import SourceDocument, Unit
 
@@ -427,3 +428,23 @@ def test_a_quote_never_joins_two_lines_of_a_list_but_joins_a_wrapped_paragraph()
     text = doc.text[:turn.start] + wrapped + doc.text[turn.start + len(wrapped):]
     assert _quote_of_two(text, doc.units, (turn.start, cut - 1), (cut, turn.end),
                          "How much did output rise?") == text[turn.start:turn.end]
+
+
+def test_a_question_line_is_quoted_with_the_reply_that_follows_it() -> None:
+    """Issue 26: the analyst's question line ("ANALYST: Why does it cost more…?") was quoted
+    as the answer to the same question; a question is quoted with its reply, and a reply of
+    one word with the sentence that says why."""
+    doc = extract(FORMATS / "call-notes.txt")
+    question = next(u for u in doc.units if doc.text[u.start:u.end].startswith("Will the"))
+    assert _quote_of_two(doc.text, doc.units, (question.start, question.end),
+                         (question.start, question.end), "Will the hedging policy change?") == \
+        ("Will the hedging policy change?\n\nSam Poe (CFO): No. The company keeps hedging 80% "
+         "of next year's output.")
+
+
+def test_a_question_is_not_joined_to_what_follows_a_separator() -> None:
+    r = read_plain("NOTES\n\nANALYST: Any more questions?\n\n---\n\n"
+                  "Our view: the guidance looks conservative.\n")
+    asked = next(u for u in r.units if r.text[u.start:u.end].startswith("Any more"))
+    assert _quote_of_two(r.text, r.units, (asked.start, asked.end), (asked.start, asked.end),
+                         "Are there any more questions?") == "Any more questions?"
