@@ -133,3 +133,17 @@ def test_ask_on_a_stale_index_answers_and_says_so(workspace: tuple[Path, Path]) 
     assert "25%" in Answer.model_validate_json(r.stdout).answer.text  # type: ignore[union-attr]
     assert "the index is stale (1 document(s) changed" in r.stderr
     assert r.stderr.endswith("run `assistant index` to update it\n")
+
+
+def test_a_question_asked_like_an_analysts_line_gets_the_reply(tmp_path: Path) -> None:
+    """Issue 26: asked as the analyst asked it on the call, the answer quoted the analyst's
+    own question line; it is quoted with the reply that follows it."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "call-notes.txt").write_bytes((DATA / "formats" / "call-notes.txt").read_bytes())
+    index = str(tmp_path / "index")
+    assert run("index", "--corpus", str(corpus), "--index", index).returncode == 0
+    r = run("ask", "Will the hedging policy change?", "--json", "--index", index)
+    assert r.returncode == 0, r.stderr
+    a = Answer.model_validate_json(r.stdout)
+    assert a.answer is not None and "keeps hedging 80% of next year's output" in a.answer.text
