@@ -161,6 +161,21 @@ def expected_calibration_error(confidence: Sequence[float], right: Sequence[bool
                for m in members if m) / len(confidence)
 
 
+def calibration_noise(confidence: Sequence[float], bins: int = 10, draws: int = 400,
+                      seed: int = 0) -> tuple[float, float]:
+    """The expected calibration error a perfectly calibrated model would show on these
+    confidences by chance alone: each answer drawn right with its own confidence as the
+    chance, ``draws`` times. (mean, 90th percentile); NaN for no answers. On a few hundred
+    answers it is several points, so an ECE below it cannot be asked of such a sample."""
+    if not confidence:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    conf = np.asarray(confidence, dtype=np.float64)
+    errors = [expected_calibration_error(list(conf), list(rng.random(len(conf)) < conf), bins)
+              for _ in range(draws)]
+    return float(np.mean(errors)), percentile(errors, 90)
+
+
 def percentile(values: Iterable[float], q: float) -> float:
     """The ``q``-th percentile (``q`` in 0..100) by linear interpolation between the closest
     ranks: sorted ``s``, position ``(len(s) - 1) * q / 100``, the values on either side

@@ -442,6 +442,8 @@ def summary(rs: Sequence[dict[str, Any]]) -> dict[str, float]:
         "list_complete": _mean([r["list_complete"] for r in lists]),
         "auroc_correct": auroc([float(r["p"]) for r in rs], [bool(r["top1"]) for r in rs]),
         "ece": calibration_error(rs),
+        "ece_noise": metrics.calibration_noise(
+            [float(r["p"]) for r in rs if r["outcome"] != "not_covered"])[1],
     }
 
 
@@ -463,7 +465,8 @@ def table(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, fl
 
 
 COLUMNS = ["n", "top1", "hit3", "rank_top1", "rank_hit3", "answerable_abstained",
-           "unanswerable_abstained", "best_guess", "list_complete", "auroc_correct", "ece"]
+           "unanswerable_abstained", "best_guess", "list_complete", "auroc_correct", "ece",
+           "ece_noise"]
 
 
 def print_table(t: dict[str, dict[str, dict[str, float]]], title: str) -> None:
@@ -497,7 +500,7 @@ HEADS = {"n": "questions", "top1": "top-1", "hit3": "hit@3", "rank_top1": "ranki
          "rank_hit3": "ranking hit@3", "answerable_abstained": "answerable refused",
          "unanswerable_abstained": "out-of-scope refused", "best_guess": "shown as best guess",
          "list_complete": "list complete", "auroc_correct": "AUROC right/wrong",
-         "ece": "calibration error"}
+         "ece": "calibration error", "ece_noise": "calibration error by chance"}
 
 
 def _cell(column: str, value: float | None) -> str:
@@ -534,7 +537,11 @@ def write_docs(held: dict[str, dict[str, dict[str, float]]],
              "holds a gold answer; hit@3: the quote or the next two citations do; ranking "
              "columns ignore abstention; list complete: every item of a list question is in "
              "the answer or its citations; calibration error: the expected calibration error "
-             "of the confidence shown (ten bins).", "",
+             "of the confidence shown (ten bins); calibration error by chance: the 90th "
+             "percentile of the calibration error a perfectly calibrated model would show on "
+             "the same confidences by chance (each answer drawn right with its confidence as "
+             "the chance): a calibration error under it is indistinguishable from perfect on "
+             "that many questions.", "",
              "| corpus / kind | " + " | ".join(HEADS[c] for c in COLUMNS) + " |",
              "| --- |" + " ---: |" * len(COLUMNS)]
     for name, kinds in held.items():

@@ -130,3 +130,14 @@ def test_the_kit_imports_without_the_assistants_dependencies() -> None:
     out = subprocess.run([sys.executable, "-c", code, str(ROOT)], capture_output=True,
                          text=True, check=True).stdout.split()
     assert set(out) == {"assistant", "numpy"}, out
+
+
+def test_calibration_noise_shrinks_with_the_sample_and_is_the_ece_of_a_calibrated_model() -> None:
+    """A calibrated model's ECE on 50 answers is ~0.1 by chance; on 5,000, ~0.01 (the
+    per-corpus ECE target of issue 25 is read against it)."""
+    small = metrics.calibration_noise([0.3, 0.5, 0.7, 0.9, 0.1] * 10)
+    large = metrics.calibration_noise([0.3, 0.5, 0.7, 0.9, 0.1] * 1000, draws=50)
+    assert 0.05 < small[0] < 0.2 and small[0] < small[1]
+    assert large[0] < 0.02
+    assert metrics.calibration_noise([1.0, 0.0] * 20) == (0.0, 0.0)
+    assert all(math.isnan(v) for v in metrics.calibration_noise([]))
