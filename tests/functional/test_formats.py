@@ -272,6 +272,7 @@ _MARKUP_EDGE = re.compile(r"^(?:\*|_|#|`|\||>|\[|=|-{2,})|(?:\*|_|`|\||\]|\)\]|=
 _SEPARATOR_ROW = re.compile(r"\|\s*:?-{3,}")
 
 
+@pytest.mark.slow  # indexes a whole folder of briefings each: several seconds apiece
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda f: f.parent.name)
 def test_briefings_index_quotes_read_like_the_documents(tmp_path: Path, folder: Path) -> None:
     from assistant.build import build_index

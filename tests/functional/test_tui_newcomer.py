@@ -347,6 +347,7 @@ class SlowBackend(CoreBackend):
         return outcome
 
 
+@pytest.mark.slow  # waits out a deliberately slow index, answer and source: about 25 s
 def test_no_key_waits_for_a_slow_index_or_model(briefing_index: Path, tmp_path: Path) -> None:
     """Must hold (issue 27): while the index loads, while a question is answered and while
     a source is read, every key is handled at once (each press well under the session's
