@@ -193,6 +193,22 @@ def main(args: Options) -> None:
                                            "max": max(r)} for w, r in ratios.items()}
         print(f"{side.name} / {sides[0].name}: " + "; ".join(
             f"{w} {summary(r)}" for w, r in ratios.items()))
-    out = args.out or bl.ROOT / "build" / "bench" / "ab.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    bl.write_json(out, result)
+    commits = bl.Table("commit", "answer ms (wall)", "answer ms (CPU)", "build s (wall)",
+                       "build s (CPU)", "`index` up to date s",
+                       title=f"medians of {args.pairs} alternating passes: {len(questions)} "
+                             f"questions x {args.rounds} rounds per probe, `index --full` of "
+                             f"{args.documents} generated documents")
+    for side in sides:
+        c = side.commit
+        commits.add(f"{side.name} ({c})", metrics.median(answer[c]) * 1000,
+                    metrics.median(answer_cpu[c]) * 1000, metrics.median(wall[c]),
+                    metrics.median(cpu[c]), metrics.median(noop[c]))
+    against = bl.Table("commit", "answer (wall)", "answer (CPU)", "build (wall)", "build (CPU)",
+                       "`index` up to date",
+                       title=f"each commit over {sides[0].name} ({base}): the median of the "
+                             "passes' ratios (range); above 1 costs more")
+    for side in sides[1:]:
+        against.add(side.name, *(f"{r['median']:.3f} ({r['min']:.3f}–{r['max']:.3f})"
+                                 for r in result["ratios"][side.name].values()))
+    bl.save_results("ab", result, [commits, against], args.out,
+                    note=f"Load average {os.getloadavg()[0]:.1f} at the end.")

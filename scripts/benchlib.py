@@ -652,13 +652,16 @@ def _finite(value: Any) -> Any:
     return value
 
 
-BENCHMARK_ORDER = ("answer", "index", "scale", "quality", "server", "tui", "web")
+BENCHMARK_ORDER = ("answer", "index", "scale", "quality", "server", "tui", "web", "ab")
 
 
 def benchmarks_page(bench_dir: Path | None = None) -> str:
     """``docs/benchmarks.md``: every benchmark's tables from its last JSON, nothing else."""
     runs = [json.loads(p.read_text(encoding="utf-8"))
             for p in sorted((bench_dir or BENCH_DIR).glob("*.json"))]
+    # a file some other tool wrote there is not a run: a run names its benchmark and tables
+    runs = [r for r in runs if isinstance(r, dict) and {"benchmark", "command", "date",
+                                                        "tables"} <= r.keys()]
     rank = {name: i for i, name in enumerate(BENCHMARK_ORDER)}
     runs.sort(key=lambda r: (rank.get(str(r["benchmark"]).split("-")[0], len(rank)),
                              str(r["benchmark"])))

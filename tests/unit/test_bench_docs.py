@@ -54,6 +54,15 @@ def test_a_run_is_saved_as_json_and_shown_on_the_page(tmp_path: Path,
     assert "| questions/s | 80 | - | - |" in page
 
 
+def test_a_file_that_is_not_a_run_is_left_off_the_page(tmp_path: Path) -> None:
+    """The A/B of commits once wrote its bare figures there, and `bench.py docs` stopped on a
+    KeyError; a run names its benchmark, command, date and tables."""
+    (tmp_path / "ab.json").write_text(json.dumps({"commits": {}, "ratios": {}}))
+    bl.save_results("index", {}, [bl.Table("figure", "ours")], tmp_path / "index.json")
+    page = bl.benchmarks_page(tmp_path)
+    assert "## index" in page and "## ab" not in page
+
+
 def test_docs_check_fails_when_the_page_drifts(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     page = tmp_path / "benchmarks.md"
