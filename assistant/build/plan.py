@@ -90,6 +90,9 @@ def stale_reasons(settings: Settings, manifest: IndexManifest | None,
     reasons: list[str] = []
     if manifest.chunk_params != chunk_params(settings):
         reasons.append("chunk parameters changed")
+    model = configured_model_sha(settings)
+    if model is not None and model != manifest.model.weights_sha256:
+        reasons.append("the embedding model changed")
     seen = {f.doc_id for f in files} | unreadable_documents(manifest.documents, skipped)
     for f in files:
         rec = manifest.documents.get(f.doc_id)
@@ -100,6 +103,20 @@ def stale_reasons(settings: Settings, manifest: IndexManifest | None,
             reasons.append(f"document changed: {f.doc_id}")
     reasons.extend(f"document removed: {d}" for d in manifest.documents if d not in seen)
     return reasons
+
+
+def configured_model_sha(settings: Settings) -> str | None:
+    """The configured model's weights hash (cached by the file's size and mtime, so no
+    hashing after the first time); None when the model cannot be read, which the build
+    reports. An index of another model answers with evidence the answer model was not
+    fitted on: it is stale (after an upgrade that changed the encoder, too)."""
+    from assistant.model_export import identify, shared_cache_dir
+
+    try:
+        return identify(settings.resolved_model_path(),
+                        shared_cache_dir() / "models").weights_sha256
+    except AssistantError:
+        return None
 
 
 def unreadable_documents(documents: dict[str, DocumentRecord] | list[str],

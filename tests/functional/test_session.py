@@ -210,3 +210,33 @@ def test_the_chat_start_preloads_and_checks_once_unless_it_builds_first(
         assert reply.answer.answer is not None and "March" in reply.answer.answer.text
     finally:
         stale.session.close()
+
+
+def test_an_index_of_another_encoder_is_rebuilt_at_the_chat_start(
+        workspace: tuple[Path, Path]) -> None:
+    """An index embedded by the former encoder (after an upgrade that changed it) is stale:
+    the answer model was fitted on the shipped encoder's evidence, so the chat's start
+    rebuilds it instead of answering from it, and the new generation is of the shipped
+    encoder."""
+    import json
+
+    import assistant.session as sessions
+    from assistant.build.plan import configured_model_sha
+
+    corpus, index = workspace
+    settings = Settings(corpus_dir=corpus, index_dir=index)
+    build_index(settings)
+    manifest = next(index.glob("gen-*/manifest.json"))
+    data = json.loads(manifest.read_text())
+    data["model"]["weights_sha256"] = "0" * 64  # as an index of the former encoder reads
+    manifest.write_text(json.dumps(data))
+    status, _ = sessions.read_status(settings)
+    assert status is not None and status.stale
+    assert "the embedding model changed" in status.stale_reasons
+    loaded = sessions.load(settings, lambda stage, done, total: None)
+    assert loaded.session is not None and loaded.summary is not None, loaded.error
+    try:
+        assert loaded.session.index.manifest.model.weights_sha256 == configured_model_sha(settings)
+        assert loaded.status is not None and not loaded.status.stale
+    finally:
+        loaded.session.close()
