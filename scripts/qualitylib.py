@@ -57,6 +57,7 @@ BRIEFING_SETS = {"briefings-dev": SHARED / "briefings-dev",
                  **{n: SHARED / "briefings-train" / n for n in ("energy", "finance", "health")}}
 """Folders of briefings with analysts' questions, each with its own ``splits.json``."""
 WORK = ROOT / "build" / "quality"
+ENCODERS = ROOT / "build" / "encoders"
 N_FOLDS = 5
 BRIEFING_FOLD = 5
 """The briefing is one document: it is held out as a fold of its own."""
@@ -135,14 +136,40 @@ def evaluate_held_out() -> dict[str, dict[str, float]]:
     return out
 
 
-def ensure_index(gs: GoldSet) -> Settings:
-    """Build (or bring up to date) the set's index under build/quality/."""
+def held_out_encoder(name: str) -> Path | None:
+    """The encoder a set's samples are collected with: the shipped one, except for a set it
+    was tuned on, which gets an encoder tuned the same way on the other sets only (made by
+    ``scripts/encoder_probe.py`` the first time, under build/encoders/). So the ranker and
+    abstainer never learn from an encoder's scores on questions it was trained on, and every
+    figure is of an encoder that never saw the corpus, as a user's folder is."""
+    from assistant.encoder import provenance
+
+    prov = provenance()
+    trained = [str(t) for t in prov["trained_on"]]  # type: ignore[attr-defined]
+    if name not in trained:
+        return None
+    folder = ENCODERS / f"without-{name}"
+    if not (folder / "provenance.json").is_file():
+        others = [t for t in trained if t != name]
+        print(f"{name}: tuning an encoder on {', '.join(others)} only (a few minutes)…",
+              file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "encoder_probe.py"),
+                        "--train", *others, "--eval", "--save", str(folder),
+                        *(f"--{k}={prov[k]}" for k in ("epochs", "lr", "batch", "seed"))],
+                       check=True)
+    return folder
+
+
+def ensure_index(gs: GoldSet, encoder: bool = True) -> Settings:
+    """Build (or bring up to date) the set's index under build/quality/, with the encoder
+    of ``held_out_encoder`` (``encoder=False``: the shipped one)."""
     if gs.name.startswith("pydoc") and not any(gs.corpus.glob("*.txt")):
         subprocess.run([sys.executable, str(ROOT / "scripts" / "make_pydoc_corpus.py"),
                         str(gs.corpus)], check=True, stdout=subprocess.DEVNULL)
     if not gs.corpus.is_dir():
         raise SystemExit(f"{gs.name}: the corpus {gs.corpus} is missing")
-    settings = Settings(corpus_dir=gs.corpus, index_dir=gs.index)
+    settings = Settings(corpus_dir=gs.corpus, index_dir=gs.index,
+                        model_path=held_out_encoder(gs.name) if encoder else None)
     try:
         build_index(settings)
     except Exception:
@@ -246,10 +273,11 @@ def qa_dev_folds() -> dict[str, int]:
             for qid in f["answerable_ids"] + f["unanswerable_ids"]}
 
 
-def _cache_key(gs: GoldSet) -> str:
+def _cache_key(gs: GoldSet, settings: Settings) -> str:
     """What the collected features depend on: the code of the stages before scoring, the
-    language data, the questions and the corpus."""
+    language data, the questions, the corpus and the encoder."""
     h = hashlib.sha256()
+    h.update((settings.resolved_model_path() / "model.safetensors").read_bytes())
     qa = ROOT / "assistant" / "qa"
     stages = ["analysis.py", "candidates.py", "conversation.py", "features.py", "lang.py"]
     for p in [*(qa / n for n in stages), *sorted((qa / "lang").glob("*.toml")),
@@ -278,7 +306,7 @@ def load_samples(names: Iterable[str] | None = None, sets: list[GoldSet] | None 
     for gs in sets if sets is not None else gold_sets(names):
         settings = ensure_index(gs)
         answerer = Answerer(open_index(gs.index), settings, model=model)
-        path = WORK / f"samples-{gs.name}-{_cache_key(gs)}.pkl"
+        path = WORK / f"samples-{gs.name}-{_cache_key(gs, settings)}.pkl"
         if cache and path.is_file():
             got: list[Sample] = pickle.loads(path.read_bytes())
         else:

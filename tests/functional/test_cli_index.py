@@ -113,8 +113,8 @@ def test_an_index_of_another_model_is_rebuilt_and_the_output_says_why(
     r = run("index", *where(corpus, index))
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("Full rebuild: the embedding model changed "
-                               "(sentence-transformers/all-MiniLM-L6-v2 ffffffffffff → "
-                               "sentence-transformers/all-MiniLM-L6-v2 53aa51172d14).")
+                               "(MiniLM-L6-tuned ffffffffffff → "
+                               "MiniLM-L6-tuned ebb7db6dd206).")
     assert "7 chunks embedded" in r.stdout
 
 
@@ -169,7 +169,7 @@ def test_info_says_what_the_index_holds(built: tuple[Path, Path, str]) -> None:
     out = r.stdout
     assert f"Index:     {index} (generation 1)" in out
     assert "Built at:  20" in out
-    assert "Model:     sentence-transformers/all-MiniLM-L6-v2 (53aa51172d14)" in out
+    assert "Model:     MiniLM-L6-tuned (ebb7db6dd206)" in out
     assert "Contents:  1 document, 7 chunks, 19 sentences" in out
     assert ("  - nvidia-h200-china.txt: Letting Nvidia sell H200s to China is closing the door "
             "after the horse has bolted (7 chunks)") in out
