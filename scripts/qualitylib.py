@@ -155,7 +155,8 @@ def held_out_encoder(name: str) -> Path | None:
               file=sys.stderr, flush=True)
         subprocess.run([sys.executable, str(ROOT / "scripts" / "encoder_probe.py"),
                         "--train", *others, "--eval", "--save", str(folder),
-                        *(f"--{k}={prov[k]}" for k in ("epochs", "lr", "batch", "seed"))],
+                        *(f"--{k}={prov[k]}" for k in ("epochs", "lr", "batch", "seed",
+                                                        "negatives") if k in prov)],
                        check=True)
     return folder
 
