@@ -14,7 +14,8 @@ from assistant import encoder
 from assistant.errors import ModelError
 
 
-def test_the_tuned_encoder_is_written_once_and_holds_the_shipped_weights(tmp_path: Path) -> None:
+def test_the_tuned_encoder_is_written_once_and_holds_the_shipped_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = encoder.tuned_model_path(tmp_path)
     assert folder.parent == tmp_path / "encoders"
     for name in ("model.safetensors", "tokenizer.json", "config.json", "modules.json",
@@ -33,6 +34,12 @@ def test_the_tuned_encoder_is_written_once_and_holds_the_shipped_weights(tmp_pat
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
     assert encoder.tuned_model_path(tmp_path) == folder
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp  # not written again
+
+    def never(target: Path, sha: str) -> None:
+        raise AssertionError("the weights were read and converted again")
+
+    monkeypatch.setattr(encoder, "_materialise", never)  # every later use: a stat, no work
+    assert encoder.tuned_model_path(tmp_path) == folder
 
 
 def test_an_interrupted_first_use_is_written_again(tmp_path: Path) -> None:
