@@ -29,11 +29,14 @@ from assistant.models import Answer, Citation
 from assistant.qa import lang
 from assistant.qa.abstain import (
     ABSTAIN_FEATURES,
+    RIVALLED,
     Abstainer,
     abstention_features,
     check_model,
     missing_pins,
+    pin_kind,
     pinned_down,
+    rivals,
 )
 from assistant.qa.analysis import QuestionAnalysis, analyse
 from assistant.qa.candidates import Candidate, Retriever
@@ -254,10 +257,19 @@ class Answerer:
         if len(words) >= LONG_QUESTION_WORDS:
             return (f"{self.not_covered} The question is long ({len(words)} words): ask "
                     "about one thing at a time.")
+        missing = {p for p in missing_pins(a, best, pinned_down(a)) if len(p) > 1}
+        if evidence[RIVALLED] > 0:
+            asked = [w for w in dict.fromkeys(w.strip(".,;:?!()\"'“”‘’") for w in words)
+                     if tx.fold(w) in missing and pin_kind(tx.fold(w)) != "name"]
+            kinds = {pin_kind(tx.fold(w)) for w in asked}
+            given = [shown for folded, shown in rivals(a, best).items()
+                     if pin_kind(folded) in kinds][:3]
+            if asked and given:
+                return f"{self.not_covered} (The closest passage gives " \
+                       f"{_and(given)}, not {_and(asked)}.)"
         unmatched = evidence[ABSTAIN_FEATURES.index("unmatched")]
         if unmatched >= 0.5:
             return self.not_covered
-        missing = set(missing_pins(a, best, pinned_down(a)))
         if missing:
             stripped = dict.fromkeys(w.strip(".,;:?!()\"'“”‘’") for w in words)
             named = [w for w in stripped if w and tx.fold(w).rstrip("s") in
@@ -316,6 +328,11 @@ def _collapse_duplicates(ranked: list[Candidate]) -> list[Candidate]:
         if len(kept) >= MAX_RANKED:
             break
     return kept
+
+
+def _and(words: list[str]) -> str:
+    """"2023", "2023 and 2015", "2023, 2015 and 2019"."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _ms(t: float) -> float:

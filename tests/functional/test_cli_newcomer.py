@@ -161,6 +161,9 @@ def test_ask_each_shows_the_best_passage_of_every_document_that_covers_it(
     assert text.startswith(f"2 documents cover this: {question}")
     assert "== chip-policy.html — Chip Policy Explained" in text
     assert "Vendors adapted quickly." in text and "grid-outlook.txt" not in text
-    assert text.index("chip-policy.html") < text.index("nvidia-h200-china.txt")  # likelier
+    # the likeliest first, in the text as in the JSON
+    likeliest = [a["confidence"] for a in got["answers"]]
+    assert likeliest == sorted(likeliest, reverse=True), likeliest
+    assert text.index(f"== {docs[0]}") < text.index(f"== {docs[1]}")
     assert each(question, "--only", "chip*").stdout.startswith("1 document covers this")
     assert each("How do I bake sourdough bread?").stdout.startswith("No document covers this")

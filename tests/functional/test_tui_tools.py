@@ -422,10 +422,13 @@ def test_what_each_document_says(tmp_path: Path, briefing_index: Path) -> None:
             await commands["What does each document say?"].callback()
             await settle(pilot)
             cards = list(app.query(AnswerCard))[1:]
-            assert [c.answer.answer.doc_id for c in cards if c.answer.answer] == [
-                "chip-policy.html", BRIEFING_DOC]
+            docs = [c.answer.answer.doc_id for c in cards if c.answer.answer]
+            assert sorted(docs) == sorted(["chip-policy.html", BRIEFING_DOC])
+            likeliest = [c.answer.confidence for c in cards]
+            assert likeliest == sorted(likeliest, reverse=True), likeliest
             assert all(len(c.answer.citations) == 1 for c in cards)
-            assert "Vendors adapted quickly." in flat(text_of(cards[0]).replace("▌", ""))
+            policy = cards[docs.index("chip-policy.html")]
+            assert "Vendors adapted quickly." in flat(text_of(policy).replace("▌", ""))
             assert "what each document says" in text_of(app.query(QuestionCard).last())
             assert box.value == ""
             box.value = "How do I bake sourdough bread?"

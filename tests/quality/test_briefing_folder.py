@@ -73,10 +73,13 @@ def test_answers_by_kind_stay_above_their_floors(
     assert top1(answerable) >= FLOORS["all"]
     for kind in ("fact", "paraphrase", "why_how", "list", "followup"):
         assert top1(by_kind[kind]) >= FLOORS[kind], kind
-    off = [a for r, a in answers if r.get("subtype") == "off_topic"]
-    assert sum(a.outcome == "not_covered" for a in off) / len(off) >= FLOORS["off_topic"]
+    for subtype in ("off_topic", "tempting_wrong"):
+        # "tempting": the folder gives the figure for another year, country or company
+        out = [a for r, a in answers if r.get("subtype") == subtype]
+        assert sum(a.outcome == "not_covered" for a in out) / len(out) >= FLOORS[subtype], \
+            subtype
 
 
 FLOORS = {"all": 0.72, "fact": 0.82, "paraphrase": 0.58, "why_how": 0.60, "list": 0.66,
-          "followup": 0.70, "off_topic": 0.70}
+          "followup": 0.70, "off_topic": 0.70, "tempting_wrong": 0.20}
 """A few points under the held-out figures (docs/answer-quality.md, briefings-dev)."""

@@ -20,10 +20,6 @@ SHARE = "25%"
 KNOWN_MISS = pytest.mark.xfail(strict=True, reason="quotes the sentence on Huawei and Baidu's "
                                "rack-scale systems, not the list of vendors (issue 25)")
 
-RACK_MISS = pytest.mark.xfail(strict=True, reason="quotes the list of vendors 'improving "
-                              "accelerators and large rack systems' since the encoder was tuned "
-                              "on briefing questions (issue 25)")
-
 EXAMPLES: list[tuple[str, str, list[Any]]] = [
     ("Which Chinese vendors are mentioned?", VENDORS, [
         "Which Chinese chip makers does the briefing name?",
@@ -32,10 +28,9 @@ EXAMPLES: list[tuple[str, str, list[Any]]] = [
         pytest.param("Name the Chinese firms that make AI accelerators.", marks=KNOWN_MISS),
     ]),
     ("Which of the vendors deploy rack-scale systems?", RACK_SCALE, [
-        pytest.param("Who is rolling out rack-scale systems?", marks=RACK_MISS),
+        "Who is rolling out rack-scale systems?",
         "Which companies have rack-scale AI systems in deployment?",
-        pytest.param("Which Chinese firms are putting rack-scale systems into service?",
-                     marks=RACK_MISS),
+        "Which Chinese firms are putting rack-scale systems into service?",
     ]),
     ("What share of H200 revenue goes to the US?", SHARE, [
         "What share of revenue does the US take from H200 sales?",
