@@ -283,32 +283,30 @@ def _answerer_over(tmp_path: Path, text: str) -> Any:
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / "power.txt").write_text(text, encoding="utf-8")
+    (corpus / "library.txt").write_text(text, encoding="utf-8")
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
     build_index(settings)
     return Answerer(open_index(settings.index_dir), settings)
 
 
-POWER = ("Data centres and the grid\n\nData centres used 21% of Ireland's metered electricity "
-         "in 2023, up from 5% in 2015. The grid operator has paused new connections around "
-         "Dublin until 2028. Most new capacity is planned in the west of the country.\n")
+LIBRARY = ("Lending at the city library\n\nThe city library lent 48,000 e-books in 2023, up "
+           "from 9,000 in 2015. Its reading rooms close at eight on weekdays. Most new "
+           "members join in the autumn.\n")
 
 
 def test_a_figure_for_another_year_is_not_an_answer_and_the_refusal_says_so(
         tmp_path: Path) -> None:
-    """Asked about 2021, the document gives 2023's share: quoting it would answer another
+    """Asked about 2021, the document gives 2023's figure: quoting it would answer another
     question, so the answer is "not covered", naming the year it does give. Asked about
     2023, the same sentence is the answer."""
-    answerer = _answerer_over(tmp_path, POWER)
+    answerer = _answerer_over(tmp_path, LIBRARY)
     try:
-        other = answerer.ask("What share of Ireland's electricity did data centres use in "
-                             "2021?").answer
+        other = answerer.ask("How many e-books did the city library lend in 2021?").answer
         assert other.outcome == "not_covered", other.message
         assert "(The closest passage gives 2023 and 2015, not 2021.)" in other.message
-        same = answerer.ask("What share of Ireland's electricity did data centres use in "
-                            "2023?").answer
+        same = answerer.ask("How many e-books did the city library lend in 2023?").answer
         assert same.answer is not None and same.outcome != "not_covered"
-        assert "21% of Ireland's metered electricity" in same.answer.text
+        assert "lent 48,000 e-books" in same.answer.text
     finally:
         answerer.index.close()
 
@@ -318,12 +316,11 @@ def test_a_year_the_documents_name_elsewhere_is_not_refused_by_the_year_rule(
     """When another passage names the year asked about, the documents may well answer it:
     the rule that refuses another year's figure stands aside, and no refusal claims the
     documents lack that year."""
-    answerer = _answerer_over(tmp_path, POWER.replace(
-        "Most new capacity", "In 2021 the regulator began a review of data-centre demand. "
-        "Most new capacity"))
+    answerer = _answerer_over(tmp_path, LIBRARY.replace(
+        "Most new members", "In 2021 the council began a review of the library's opening "
+        "hours. Most new members"))
     try:
-        a = answerer.ask("What share of Ireland's electricity did data centres use in "
-                         "2021?").answer
+        a = answerer.ask("How many e-books did the city library lend in 2021?").answer
         assert "not 2021" not in a.message
     finally:
         answerer.index.close()
