@@ -104,7 +104,7 @@ def abstention_features(a: QuestionAnalysis, ranked: Sequence[Candidate],
     if pinned:
         missing = missing_pins(a, best, pinned)
         f[12] = len(missing) / len(pinned)
-        f[15] = len(rivalled(a, ranked, missing)) / len(pinned)
+        f[RIVALLED] = len(rivalled(a, ranked, missing)) / len(pinned)
     chunk = [c.chunk_dense for c in ranked[:20]]
     f[13] = max(chunk) - float(np.median(chunk))
     f[14] = float(np.mean([c.dense for c in ranked[:5]]))
@@ -115,14 +115,13 @@ def pinned_down(a: QuestionAnalysis) -> list[str]:
     """What the question pins down (folded): its identifiers ("H20", "2023", "25%") and the
     names it capitalises after its first word ("Japan", "Samsung"). Each word is split
     into its terms as written ("Act's" gives "act" and "s"): a cleaner split that dropped
-    the possessive "s" and compounds' lower-case halves refused 3 to 6 points fewer
-    out-of-scope questions on every folder, held out (docs/answer-engine-history.md)."""
+    the possessive "s" and compounds' lower-case halves refused fewer out-of-scope
+    questions on every folder, held out (docs/answer-engine-history.md)."""
     names = [t for w in a.question.split()[1:] if w[:1].isupper() for t in tx.terms(w)]
     return list(dict.fromkeys([*a.query.identifiers, *names]))
 
 
 _EDGES = ".,;:?!()[]\"'“”‘’"
-
 
 
 def missing_pins(a: QuestionAnalysis, best: Candidate, pinned: Sequence[str]) -> list[str]:
