@@ -258,8 +258,9 @@ class Answerer:
             return (f"{self.not_covered} The question is long ({len(words)} words): ask "
                     "about one thing at a time.")
         missing = {p for p in missing_pins(a, best, pinned_down(a)) if len(p) > 1}
+        stripped = dict.fromkeys(w.strip(".,;:?!()\"'“”‘’") for w in words)
         if evidence[RIVALLED] > 0:
-            asked = [w for w in dict.fromkeys(w.strip(".,;:?!()\"'“”‘’") for w in words)
+            asked = [w for w in stripped
                      if tx.fold(w) in missing and pin_kind(tx.fold(w)) != "name"]
             kinds = {pin_kind(tx.fold(w)) for w in asked}
             given = [shown for folded, shown in rivals(a, best).items()
@@ -271,7 +272,6 @@ class Answerer:
         if unmatched >= 0.5:
             return self.not_covered
         if missing:
-            stripped = dict.fromkeys(w.strip(".,;:?!()\"'“”‘’") for w in words)
             named = [w for w in stripped if w and tx.fold(w).rstrip("s") in
                      {m.rstrip("s") for m in missing}] or sorted(missing)
             return f"{self.not_covered} (The closest passage does not mention " \

@@ -251,22 +251,13 @@ def test_an_abstention_gives_a_reason_only_when_it_fits(answerer: Any) -> None:
 def test_a_quote_opening_with_a_pronoun_brings_the_sentence_it_refers_to(tmp_path: Path) -> None:
     """"It skips the rest of the iteration." alone does not say what "it" is: the quote starts
     at the sentence before it, which does."""
-    from assistant.build import build_index
-    from assistant.index.store import open_index
-    from assistant.qa.pipeline import Answerer
-    from assistant.settings import Settings
-
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    (corpus / "loops.txt").write_text(
+    answerer = _answerer_over(tmp_path, "loops.txt", (
         "Loop statements\n\nThe frob statement may only occur inside a loop. It skips the rest "
         "of the current iteration and starts the next one. Loops end when their condition "
-        "fails.\n", encoding="utf-8")
-    settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
-    build_index(settings)
-    idx = open_index(settings.index_dir)
+        "fails.\n"))
+    idx = answerer.index
     try:
-        a = Answerer(idx, settings).ask("What skips the rest of the current iteration?").answer
+        a = answerer.ask("What skips the rest of the current iteration?").answer
         assert a.answer is not None, a.citations[:2]
         assert a.answer.text == ("The frob statement may only occur inside a loop. It skips the "
                                  "rest of the current iteration and starts the next one.")
@@ -275,7 +266,8 @@ def test_a_quote_opening_with_a_pronoun_brings_the_sentence_it_refers_to(tmp_pat
         idx.close()
 
 
-def _answerer_over(tmp_path: Path, text: str) -> Any:
+def _answerer_over(tmp_path: Path, name: str, text: str) -> Any:
+    """An answerer over a one-document folder (the real encoder and model)."""
     from assistant.build import build_index
     from assistant.index.store import open_index
     from assistant.qa.pipeline import Answerer
@@ -283,7 +275,7 @@ def _answerer_over(tmp_path: Path, text: str) -> Any:
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
-    (corpus / "library.txt").write_text(text, encoding="utf-8")
+    (corpus / name).write_text(text, encoding="utf-8")
     settings = Settings(corpus_dir=corpus, index_dir=tmp_path / "index")
     build_index(settings)
     return Answerer(open_index(settings.index_dir), settings)
@@ -299,7 +291,7 @@ def test_a_figure_for_another_year_is_not_an_answer_and_the_refusal_says_so(
     """Asked about 2021, the document gives 2023's figure: quoting it would answer another
     question, so the answer is "not covered", naming the year it does give. Asked about
     2023, the same sentence is the answer."""
-    answerer = _answerer_over(tmp_path, LIBRARY)
+    answerer = _answerer_over(tmp_path, "library.txt", LIBRARY)
     try:
         other = answerer.ask("How many e-books did the city library lend in 2021?").answer
         assert other.outcome == "not_covered", other.message
@@ -316,7 +308,7 @@ def test_a_year_the_documents_name_elsewhere_is_not_refused_by_the_year_rule(
     """When another passage names the year asked about, the documents may well answer it:
     the rule that refuses another year's figure stands aside, and no refusal claims the
     documents lack that year."""
-    answerer = _answerer_over(tmp_path, LIBRARY.replace(
+    answerer = _answerer_over(tmp_path, "library.txt", LIBRARY.replace(
         "Most new members", "In 2021 the council began a review of the library's opening "
         "hours. Most new members"))
     try:
